@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the real components the tests and the demo run against, idempotently:
+#   - tansu 0.6.0 (Kafka-compatible broker) from crates.io, skipped when that version is on PATH;
+#   - etcd-server + etcd-client from Debian, skipped when `etcd` is on PATH;
+#   - curl (the etcd-logconf script and the demo use it).
+# Safe to run again and again; prints what it skips.
+set -euo pipefail
+
+TANSU_VERSION=0.6.0
+
+need_apt=()
+command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server etcd-client)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "install-deps: apt-get install ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # Debian's package may start a system etcd on 2379; the project starts its own.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+    pkill -x etcd >/dev/null 2>&1 || true
+else
+    echo "install-deps: etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}') already installed"
+fi
+
+if command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    echo "install-deps: tansu $TANSU_VERSION already installed"
+else
+    echo "install-deps: cargo install tansu $TANSU_VERSION (about 10-12 minutes on 2 cores)"
+    cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore,libsql
+fi

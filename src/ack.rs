@@ -1,0 +1,182 @@
+//! Acknowledgement tracking for one file: which byte offset is safe to checkpoint.
+//!
+//! Exists because Kafka acknowledges lines asynchronously and not necessarily in order, while a
+//! checkpoint may only move past a line when that line *and every line before it* is acknowledged.
+//! Each line handed to the producer is registered with the offset just past it; an ack marks it;
+//! the acknowledged offset is the end of the longest fully acknowledged prefix. Memory is one
+//! entry per line in flight, which the producer's queue bound keeps bounded.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug)]
+struct Inner {
+    /// Sequence number of `pending[0]`.
+    first_seq: u64,
+    /// (end offset, acknowledged) per line in flight, in send order.
+    pending: VecDeque<(u64, bool)>,
+    /// End of the acknowledged prefix.
+    acked: u64,
+    /// End of the last line registered (sent, or being sent).
+    sent: u64,
+    /// The tail that owned this tracker stopped; it is kept only until its lines are acknowledged.
+    closed: bool,
+}
+
+/// Thread-safe: registered by the tail's thread, acknowledged by the producer's delivery thread,
+/// read by the checkpointer.
+#[derive(Debug)]
+pub struct AckTracker {
+    inner: Mutex<Inner>,
+}
+
+impl AckTracker {
+    /// A tracker for a file whose bytes before `offset` are already acknowledged.
+    pub fn new(offset: u64) -> AckTracker {
+        AckTracker {
+            inner: Mutex::new(Inner {
+                first_seq: 0,
+                pending: VecDeque::new(),
+                acked: offset,
+                sent: offset,
+                closed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere never leaves Inner half-updated (every method is a few plain
+        // assignments), so a poisoned lock is safe to use.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a line ending at `end` (exclusive); returns its sequence number.
+    pub fn register(&self, end: u64) -> u64 {
+        let mut g = self.lock();
+        let seq = g.first_seq + g.pending.len() as u64;
+        g.pending.push_back((end, false));
+        g.sent = end;
+        seq
+    }
+
+    /// Takes back the most recent registration (the line was not handed to the producer after all).
+    pub fn cancel(&self, seq: u64) {
+        let mut g = self.lock();
+        if g.first_seq + g.pending.len() as u64 == seq + 1 {
+            g.pending.pop_back();
+            g.sent = g.pending.back().map(|p| p.0).unwrap_or(g.acked);
+        }
+    }
+
+    /// Marks line `seq` acknowledged (or given up on); advances the acknowledged prefix.
+    pub fn ack(&self, seq: u64) {
+        let mut g = self.lock();
+        let Some(idx) = seq.checked_sub(g.first_seq) else {
+            return;
+        };
+        if let Some(entry) = g.pending.get_mut(idx as usize) {
+            entry.1 = true;
+        }
+        while let Some(&(end, true)) = g.pending.front() {
+            g.acked = end;
+            g.pending.pop_front();
+            g.first_seq += 1;
+        }
+    }
+
+    /// The offset up to which every line is acknowledged: what a checkpoint may record.
+    pub fn acked(&self) -> u64 {
+        self.lock().acked
+    }
+
+    /// The offset just past the last line handed to the producer: where a restarted tail resumes.
+    pub fn sent(&self) -> u64 {
+        self.lock().sent
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    pub fn close(&self) {
+        self.lock().closed = true;
+    }
+
+    pub fn reopen(&self) {
+        self.lock().closed = false;
+    }
+
+    /// Closed and nothing left in flight: the checkpointer can forget the live tracker.
+    pub fn finished(&self) -> bool {
+        let g = self.lock();
+        g.closed && g.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order() {
+        let t = AckTracker::new(10);
+        let a = t.register(20);
+        let b = t.register(35);
+        assert_eq!((t.acked(), t.sent()), (10, 35));
+        t.ack(a);
+        assert_eq!(t.acked(), 20);
+        t.ack(b);
+        assert_eq!(t.acked(), 35);
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn out_of_order_waits_for_the_gap() {
+        let t = AckTracker::new(0);
+        let s: Vec<u64> = [5, 9, 14, 20].iter().map(|&e| t.register(e)).collect();
+        t.ack(s[2]);
+        t.ack(s[1]);
+        assert_eq!(t.acked(), 0, "line 0 is not acknowledged yet");
+        t.ack(s[0]);
+        assert_eq!(t.acked(), 14);
+        t.ack(s[3]);
+        assert_eq!(t.acked(), 20);
+    }
+
+    #[test]
+    fn duplicate_and_stale_acks_are_harmless() {
+        let t = AckTracker::new(0);
+        let a = t.register(5);
+        t.ack(a);
+        t.ack(a);
+        t.ack(999);
+        let b = t.register(9);
+        t.ack(b);
+        assert_eq!(t.acked(), 9);
+    }
+
+    #[test]
+    fn cancel_takes_back_the_last_line() {
+        let t = AckTracker::new(0);
+        let a = t.register(5);
+        let b = t.register(9);
+        t.cancel(b);
+        assert_eq!(t.sent(), 5);
+        t.ack(a);
+        assert_eq!(t.acked(), 5);
+        let c = t.register(12);
+        assert_eq!(c, b, "the cancelled sequence number is reused");
+        t.ack(c);
+        assert_eq!(t.acked(), 12);
+    }
+
+    #[test]
+    fn finished_when_closed_and_drained() {
+        let t = AckTracker::new(0);
+        let a = t.register(3);
+        t.close();
+        assert!(!t.finished());
+        t.ack(a);
+        assert!(t.finished());
+    }
+}

@@ -1,0 +1,554 @@
+//! The checkpointer: for each (file, topic), the offset up to which Kafka acknowledged every line.
+//!
+//! Exists so that a restart, a crash or a kill -9 resends at most what was in flight and loses
+//! nothing. Live tails register an `AckTracker` per open file; `save` folds their acknowledged
+//! offsets into the store and writes it atomically (temp file, fsync, rename, fsync of the
+//! directory), keeping the previous generation as `checkpoints.json.prev`. A torn or corrupt store
+//! is detected by its checksum and reported; the previous generation is used when it is sound
+//! (older offsets mean a few lines sent twice, never lost); when neither is, the agent refuses to
+//! start rather than silently start over.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ack::AckTracker;
+use crate::fingerprint::{fnv1a, FileId, Fingerprint};
+
+pub const STORE_FILE: &str = "checkpoints.json";
+const STORE_VERSION: u32 = 1;
+/// Entries of files no tail has had open for this long are forgotten.
+pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// One file's saved position for one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The configured path the file was read under (the tail's path, even after a rename).
+    pub path: String,
+    pub topic: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub fp_len: u64,
+    pub fp_hash: u64,
+    /// Every byte before this offset was acknowledged by Kafka.
+    pub offset: u64,
+    /// Unix seconds of the last change.
+    pub updated: u64,
+}
+
+impl Entry {
+    pub fn id(&self) -> FileId {
+        FileId {
+            dev: self.dev,
+            ino: self.ino,
+        }
+    }
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            len: self.fp_len,
+            hash: self.fp_hash,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoreFile {
+    version: u32,
+    /// FNV-1a of the JSON of `entries`, in hex: catches torn and bit-rotted files.
+    checksum: String,
+    entries: Vec<Entry>,
+}
+
+/// What is known about a file a tail is about to read.
+pub enum Known {
+    /// A tracker from this process (a tail that restarted or was stopped and started again).
+    Live(Arc<AckTracker>),
+    /// A position saved on disk.
+    Saved(u64),
+    /// Never seen (or its inode now holds another file).
+    Unknown,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    Corrupt { file: PathBuf, reason: String },
+    Io { file: PathBuf, error: io::Error },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Corrupt { file, reason } => write!(
+                f,
+                "checkpoint store {} is corrupt ({reason}) and no sound previous generation exists; \
+                 move it away to start over (files are then read from start_position, so lines may be \
+                 sent again or skipped)",
+                file.display()
+            ),
+            StoreError::Io { file, error } => write!(f, "checkpoint store {}: {error}", file.display()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+type Key = (String, FileId);
+
+struct Live {
+    tracker: Arc<AckTracker>,
+    path: String,
+    fp: Fingerprint,
+}
+
+struct State {
+    saved: BTreeMap<Key, Entry>,
+    live: HashMap<Key, Live>,
+    written: Vec<Entry>,
+}
+
+pub struct Checkpoints {
+    file: PathBuf,
+    state: Mutex<State>,
+    /// Held for a whole save, so two savers (the thread, and shutdown) never share the temp file.
+    writing: Mutex<()>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Checkpoints {
+    /// Opens (creating `data_dir` if needed) and loads the store.
+    pub fn open(data_dir: &Path) -> Result<Checkpoints, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| StoreError::Io {
+            file: data_dir.to_path_buf(),
+            error,
+        })?;
+        let file = data_dir.join(STORE_FILE);
+        let entries = load(&file)?;
+        let now = now_secs();
+        // Loaded entries count as seen now, so that a long downtime does not expire them.
+        let saved = entries
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                e.updated = now;
+                ((e.topic.clone(), e.id()), e)
+            })
+            .collect();
+        Ok(Checkpoints {
+            file,
+            state: Mutex::new(State {
+                saved,
+                live: HashMap::new(),
+                written: entries,
+            }),
+            writing: Mutex::new(()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// What is known of the file `file` (identity `id`) for `topic`. A saved entry whose
+    /// fingerprint no longer matches (inode reuse) is dropped and reported as unknown.
+    pub fn resolve(&self, topic: &str, id: FileId, file: &File) -> Known {
+        let key = (topic.to_string(), id);
+        let mut st = self.lock();
+        if let Some(live) = st.live.get(&key) {
+            if live.fp.matches(file) {
+                return Known::Live(live.tracker.clone());
+            }
+            st.live.remove(&key);
+        }
+        match st.saved.get(&key) {
+            Some(e) if e.fingerprint().matches(file) => Known::Saved(e.offset),
+            Some(e) => {
+                log::info!(
+                    "{}: inode {} now holds another file (its first bytes changed); reading it from the start",
+                    e.path,
+                    id.ino
+                );
+                st.saved.remove(&key);
+                Known::Unknown
+            }
+            None => Known::Unknown,
+        }
+    }
+
+    /// Saved entries of other files read under `path` for `topic`: rotated-away files.
+    pub fn history(&self, path: &str, topic: &str, except: Option<FileId>) -> Vec<Entry> {
+        let st = self.lock();
+        let mut out: Vec<Entry> = st
+            .saved
+            .values()
+            .filter(|e| e.path == path && e.topic == topic && Some(e.id()) != except)
+            .filter(|e| !st.live.contains_key(&(e.topic.clone(), e.id())))
+            .cloned()
+            .collect();
+        out.sort_by_key(|e| e.updated);
+        out
+    }
+
+    /// Whether a saved entry or a live tracker exists for `path` and `topic`.
+    pub fn knows_path(&self, path: &str, topic: &str) -> bool {
+        let st = self.lock();
+        st.saved
+            .values()
+            .any(|e| e.path == path && e.topic == topic)
+            || st.live.values().any(|l| l.path == path)
+    }
+
+    /// Registers the tracker of a file a tail has open.
+    pub fn track(
+        &self,
+        topic: &str,
+        id: FileId,
+        path: &str,
+        fp: Fingerprint,
+        tracker: Arc<AckTracker>,
+    ) {
+        tracker.reopen();
+        self.lock().live.insert(
+            (topic.to_string(), id),
+            Live {
+                tracker,
+                path: path.to_string(),
+                fp,
+            },
+        );
+    }
+
+    /// Records a longer fingerprint of a file whose first bytes were not all written yet.
+    pub fn update_fingerprint(&self, topic: &str, id: FileId, fp: Fingerprint) {
+        if let Some(l) = self.lock().live.get_mut(&(topic.to_string(), id)) {
+            l.fp = fp;
+        }
+    }
+
+    /// Folds live trackers into the saved entries and writes the store if anything changed.
+    pub fn save(&self) -> Result<bool, StoreError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_secs();
+        let entries = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let mut finished = Vec::new();
+            for (key, live) in &st.live {
+                let offset = live.tracker.acked();
+                let entry = st.saved.entry(key.clone()).or_insert_with(|| Entry {
+                    path: live.path.clone(),
+                    topic: key.0.clone(),
+                    dev: key.1.dev,
+                    ino: key.1.ino,
+                    fp_len: 0,
+                    fp_hash: 0,
+                    offset,
+                    updated: now,
+                });
+                if entry.offset != offset || entry.fp_len != live.fp.len || entry.path != live.path
+                {
+                    entry.offset = offset;
+                    entry.fp_len = live.fp.len;
+                    entry.fp_hash = live.fp.hash;
+                    entry.path = live.path.clone();
+                    entry.updated = now;
+                }
+                if live.tracker.finished() {
+                    entry.updated = now;
+                    finished.push(key.clone());
+                }
+            }
+            for key in finished {
+                st.live.remove(&key);
+            }
+            let live = &st.live;
+            st.saved.retain(|k, e| {
+                live.contains_key(k) || now.saturating_sub(e.updated) < FORGET_AFTER.as_secs()
+            });
+            let entries: Vec<Entry> = st.saved.values().cloned().collect();
+            if same_positions(&entries, &st.written) {
+                return Ok(false);
+            }
+            st.written = entries.clone();
+            entries
+        };
+        write_atomically(&self.file, &entries).map_err(|error| StoreError::Io {
+            file: self.file.clone(),
+            error,
+        })?;
+        Ok(true)
+    }
+
+    /// The saved entries (for tests and `status`).
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().saved.values().cloned().collect()
+    }
+}
+
+/// Equal but for the `updated` stamps, which alone are not worth a write.
+fn same_positions(a: &[Entry], b: &[Entry]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            Entry {
+                updated: 0,
+                ..x.clone()
+            } == Entry {
+                updated: 0,
+                ..y.clone()
+            }
+        })
+}
+
+fn checksum(entries: &[Entry]) -> String {
+    let json = serde_json::to_vec(entries).expect("entries serialize");
+    format!("{:016x}", fnv1a(&json))
+}
+
+fn parse_store(bytes: &[u8]) -> Result<Vec<Entry>, String> {
+    let store: StoreFile =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON of the store: {e}"))?;
+    if store.version != STORE_VERSION {
+        return Err(format!("version {} is not {STORE_VERSION}", store.version));
+    }
+    let want = checksum(&store.entries);
+    if want != store.checksum {
+        return Err(format!(
+            "checksum {} does not match the entries ({want})",
+            store.checksum
+        ));
+    }
+    Ok(store.entries)
+}
+
+fn prev_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".prev");
+    PathBuf::from(s)
+}
+
+/// Loads the store: the current generation, else the previous one, else nothing (first start).
+fn load(file: &Path) -> Result<Vec<Entry>, StoreError> {
+    let prev = prev_path(file);
+    let read = |p: &Path| -> Result<Option<Vec<u8>>, StoreError> {
+        match std::fs::read(p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(StoreError::Io {
+                file: p.to_path_buf(),
+                error,
+            }),
+        }
+    };
+    let current_problem = match read(file)? {
+        Some(bytes) => match parse_store(&bytes) {
+            Ok(entries) => return Ok(entries),
+            Err(reason) => Some(reason),
+        },
+        None => None,
+    };
+    match (read(&prev)?, current_problem) {
+        (Some(bytes), problem) => match parse_store(&bytes) {
+            Ok(entries) => {
+                match problem {
+                    Some(reason) => log::error!(
+                        "checkpoint store {} is corrupt ({reason}); using the previous generation {} \
+                         (some lines may be sent again)",
+                        file.display(),
+                        prev.display()
+                    ),
+                    None => log::warn!(
+                        "checkpoint store {} is missing; using the previous generation {}",
+                        file.display(),
+                        prev.display()
+                    ),
+                }
+                Ok(entries)
+            }
+            Err(prev_reason) => Err(StoreError::Corrupt {
+                file: file.to_path_buf(),
+                reason: match problem {
+                    Some(r) => format!("{r}; previous generation: {prev_reason}"),
+                    None => format!("missing; previous generation: {prev_reason}"),
+                },
+            }),
+        },
+        (None, Some(reason)) => Err(StoreError::Corrupt {
+            file: file.to_path_buf(),
+            reason,
+        }),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+fn write_atomically(file: &Path, entries: &[Entry]) -> io::Result<()> {
+    let store = StoreFile {
+        version: STORE_VERSION,
+        checksum: checksum(entries),
+        entries: entries.to_vec(),
+    };
+    let mut json = serde_json::to_vec_pretty(&store).expect("store serializes");
+    json.push(b'\n');
+    let mut tmp = file.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+    }
+    match std::fs::rename(file, prev_path(file)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::rename(&tmp, file)?;
+    if let Some(dir) = file.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The checkpointer thread's loop: save every `every` until `stop` is disconnected.
+pub fn run_checkpointer(
+    cp: &Checkpoints,
+    every: std::time::Duration,
+    stop: &crossbeam_channel::Receiver<()>,
+) {
+    let mut last_error: Option<String> = None;
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+        match cp.save() {
+            Ok(_) => last_error = None,
+            Err(e) => {
+                let text = e.to_string();
+                if last_error.as_ref() != Some(&text) {
+                    log::error!("cannot save checkpoints: {text}; retrying");
+                    last_error = Some(text);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked(
+        cp: &Checkpoints,
+        dir: &Path,
+        name: &str,
+        body: &[u8],
+    ) -> (Arc<AckTracker>, FileId, File) {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        let f = File::open(&p).unwrap();
+        let id = FileId::of(&f.metadata().unwrap());
+        let t = Arc::new(AckTracker::new(0));
+        cp.track(
+            "t",
+            id,
+            p.to_str().unwrap(),
+            Fingerprint::of_file(&f).unwrap(),
+            t.clone(),
+        );
+        (t, id, f)
+    }
+
+    #[test]
+    fn saves_acked_offsets_and_reloads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, f) = tracked(&cp, dir.path(), "a.log", b"one\ntwo\n");
+        let s1 = t.register(4);
+        let _s2 = t.register(8);
+        t.ack(s1);
+        assert!(cp.save().unwrap());
+        assert!(!cp.save().unwrap(), "nothing changed, nothing written");
+        let again = Checkpoints::open(dir.path()).unwrap();
+        match again.resolve("t", id, &f) {
+            Known::Saved(off) => assert_eq!(off, 4, "only the acknowledged prefix is saved"),
+            _ => panic!("expected a saved entry"),
+        }
+        assert!(matches!(again.resolve("other", id, &f), Known::Unknown));
+    }
+
+    #[test]
+    fn corrupt_store_falls_back_to_previous_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, f) = tracked(&cp, dir.path(), "a.log", b"one\ntwo\n");
+        let s = t.register(4);
+        t.ack(s);
+        cp.save().unwrap();
+        let s = t.register(8);
+        t.ack(s);
+        cp.save().unwrap();
+        // Tear the current generation.
+        let file = dir.path().join(STORE_FILE);
+        let text = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &text[..text.len() / 2]).unwrap();
+        let again = Checkpoints::open(dir.path()).unwrap();
+        assert!(matches!(again.resolve("t", id, &f), Known::Saved(4)));
+    }
+
+    #[test]
+    fn corrupt_store_without_a_sound_previous_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STORE_FILE),
+            b"{\"version\":1,\"checksum\":\"0\",\"entries\":[]}",
+        )
+        .unwrap();
+        let err = Checkpoints::open(dir.path()).err().expect("refused");
+        let msg = err.to_string();
+        assert!(msg.contains("corrupt") && msg.contains("checksum"), "{msg}");
+        std::fs::write(dir.path().join(STORE_FILE), b"\x00\x01garbage").unwrap();
+        assert!(Checkpoints::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn inode_reuse_is_detected_by_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, _f) = tracked(&cp, dir.path(), "a.log", b"first file\n");
+        let s = t.register(11);
+        t.ack(s);
+        t.close();
+        cp.save().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        // Same inode, other content: simulate by rewriting the file in place.
+        std::fs::write(dir.path().join("a.log"), b"second file, longer\n").unwrap();
+        let f = File::open(dir.path().join("a.log")).unwrap();
+        assert_eq!(FileId::of(&f.metadata().unwrap()), id);
+        assert!(matches!(cp.resolve("t", id, &f), Known::Unknown));
+    }
+
+    #[test]
+    fn history_lists_rotated_files_of_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, _f) = tracked(&cp, dir.path(), "a.log", b"x\n");
+        t.close();
+        cp.save().unwrap();
+        let path = dir.path().join("a.log");
+        let h = cp.history(path.to_str().unwrap(), "t", None);
+        assert_eq!(h.len(), 1);
+        assert!(cp.history(path.to_str().unwrap(), "t", Some(id)).is_empty());
+        assert!(cp.knows_path(path.to_str().unwrap(), "t"));
+    }
+}

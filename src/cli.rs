@@ -1,0 +1,96 @@
+//! The command line: `logcatch [-c FILE] [--check] | --version | --help`.
+//!
+//! Exists so argument handling is plain data with unit tests, and `main` only dispatches.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+logcatch - tails log files and ships every line to Kafka
+
+USAGE:
+    logcatch [-c|--config FILE]            run the agent (default config: ./config.yaml)
+    logcatch [-c|--config FILE] --check    validate the config and exit
+    logcatch --version | --help
+
+EXIT CODES:
+    0  ran and stopped cleanly (SIGINT/SIGTERM), or --check found the config good
+    1  the config file is missing or invalid (every problem is printed with its field)
+    2  bad command line
+    3  the state in data_dir cannot be used (for example a corrupt checkpoint store)
+    4  the Kafka producer rejected its settings (kafkaconfig)
+";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Run { config: PathBuf },
+    Check { config: PathBuf },
+    Version,
+    Help,
+}
+
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut config = PathBuf::from("config.yaml");
+    let mut check = false;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--check" => check = true,
+            "-c" | "--config" => {
+                config = it
+                    .next()
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| format!("{a} needs a file name"))?
+                    .into();
+            }
+            other => {
+                if let Some(v) = other.strip_prefix("--config=") {
+                    config = v.into();
+                } else {
+                    return Err(format!("unknown argument {other:?}"));
+                }
+            }
+        }
+    }
+    Ok(if check {
+        Command::Check { config }
+    } else {
+        Command::Run { config }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, String> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(
+            p(&[]).unwrap(),
+            Command::Run {
+                config: "config.yaml".into()
+            }
+        );
+        assert_eq!(
+            p(&["-c", "/x.yaml"]).unwrap(),
+            Command::Run {
+                config: "/x.yaml".into()
+            }
+        );
+        assert_eq!(
+            p(&["--config=/y.yaml", "--check"]).unwrap(),
+            Command::Check {
+                config: "/y.yaml".into()
+            }
+        );
+        assert_eq!(p(&["--version"]).unwrap(), Command::Version);
+        assert_eq!(p(&["-h"]).unwrap(), Command::Help);
+        assert!(p(&["-c"]).is_err());
+        assert!(p(&["--frobnicate"]).is_err());
+    }
+}

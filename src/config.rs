@@ -1,0 +1,797 @@
+//! The configuration model: `config.yaml` parsed, validated and resolved into plain data.
+//!
+//! Exists so that every other module works on checked values (absolute paths, parsed durations,
+//! valid topic names) and so that a bad file is rejected as a whole, with every problem named by
+//! its field, before anything acts on it. The keys of the origin system (`catsyslog`,
+//! `collectlogs`, `kafkaconfig.kafkaaddr`, `etcdconfig`, `etcdkeys`) keep their meaning.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::desired::TailSpec;
+
+/// Where a file that has no saved position starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPosition {
+    Beginning,
+    End,
+}
+
+/// What becomes the Kafka message key of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKey {
+    /// The file's configured path: one file's lines stay in one partition, in order.
+    Path,
+    /// The topic name (what the origin system sent).
+    Topic,
+    /// No key.
+    None,
+}
+
+/// The validated, resolved configuration the agent runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this was read from (absolute).
+    pub file: PathBuf,
+    pub log: LogSettings,
+    /// The tails config.yaml itself asks for, deduplicated, in file order.
+    pub sources: Vec<TailSpec>,
+    pub kafka: KafkaSettings,
+    pub etcd: EtcdSettings,
+    pub data_dir: PathBuf,
+    pub start_position: StartPosition,
+    pub max_line_bytes: usize,
+    pub rotate_wait: Duration,
+    pub poll_interval: Duration,
+    pub checkpoint_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSettings {
+    pub path: Option<PathBuf>,
+    pub level: log::LevelFilter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list, as librdkafka's `bootstrap.servers`.
+    pub brokers: String,
+    pub message_key: MessageKey,
+    /// librdkafka properties, defaults merged with the user's (the user's win).
+    pub properties: BTreeMap<String, String>,
+    /// How long shutdown waits for in-flight lines to be acknowledged.
+    pub flush_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    pub keys: Vec<String>,
+    /// Directory prefixes or globs that paths coming from etcd must fall under.
+    pub allowed_paths: Vec<String>,
+}
+
+/// Every problem found in a config file, each naming its field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file.display())?;
+        if self.problems.len() == 1 {
+            return write!(f, "{}", self.problems[0]);
+        }
+        write!(f, "{} problems:", self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written. `deny_unknown_fields` everywhere: a typo must not silently disable a source.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    catsyslog: Option<RawSysLog>,
+    #[serde(default)]
+    collectlogs: Vec<RawCollectLog>,
+    kafkaconfig: Option<RawKafka>,
+    #[serde(default)]
+    etcdconfig: Vec<String>,
+    #[serde(default)]
+    etcdkeys: Vec<String>,
+    etcd_allowed_paths: Option<Vec<String>>,
+    data_dir: Option<String>,
+    start_position: Option<StartPosition>,
+    max_line_bytes: Option<RawSize>,
+    rotate_wait: Option<String>,
+    poll_interval: Option<String>,
+    checkpoint_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSysLog {
+    logpath: Option<String>,
+    loglevel: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCollectLog {
+    logpath: Option<String>,
+    logtopic: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    kafkaaddr: Option<String>,
+    acks: Option<RawScalar>,
+    compression: Option<String>,
+    linger: Option<String>,
+    batch_size: Option<RawSize>,
+    message_key: Option<MessageKey>,
+    queue_max_messages: Option<u64>,
+    queue_max_bytes: Option<RawSize>,
+    flush_timeout: Option<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, RawScalar>,
+}
+
+/// A size written as a number of bytes or as a string with a unit (`64KiB`, `1MiB`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// A YAML scalar that librdkafka wants as a string (`acks: 1`, `linger.ms: 5`, `x: true`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawScalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl RawScalar {
+    fn to_property(&self) -> String {
+        match self {
+            RawScalar::Bool(b) => b.to_string(),
+            RawScalar::Int(i) => i.to_string(),
+            RawScalar::Float(x) => x.to_string(),
+            RawScalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// Default cap on one line: longer lines are split into pieces of at most this many bytes.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Default bound of the producer's queue, in messages and in bytes (see README, "Memory").
+pub const DEFAULT_QUEUE_MAX_MESSAGES: u64 = 100_000;
+pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Config {
+    /// Reads and validates `path`. Relative paths inside it resolve against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = absolute(
+            path,
+            &std::env::current_dir().unwrap_or_else(|_| "/".into()),
+        );
+        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError {
+            file: file.clone(),
+            problems: vec![format!("cannot read the file: {e}")],
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Parses `text` as the contents of `file` (used for relative-path resolution and messages).
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let fail = |problems: Vec<String>| ConfigError {
+            file: file.to_path_buf(),
+            problems,
+        };
+        if text.trim().is_empty() {
+            return Err(fail(vec!["the file is empty".into()]));
+        }
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| fail(vec![e.to_string()]))?;
+        let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let mut problems = Vec::new();
+        let cfg = resolve(raw, file, &base, &mut problems);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(fail(problems))
+        }
+    }
+}
+
+fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>) -> Config {
+    let log = {
+        let sys = raw.catsyslog.unwrap_or(RawSysLog {
+            logpath: None,
+            loglevel: None,
+        });
+        let level = match sys
+            .loglevel
+            .as_deref()
+            .unwrap_or("info")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "off" => log::LevelFilter::Off,
+            "error" => log::LevelFilter::Error,
+            "warn" | "warning" => log::LevelFilter::Warn,
+            "info" => log::LevelFilter::Info,
+            "debug" => log::LevelFilter::Debug,
+            "trace" => log::LevelFilter::Trace,
+            other => {
+                problems.push(format!(
+                    "catsyslog.loglevel: {other:?} is not one of off, error, warn, info, debug, trace"
+                ));
+                log::LevelFilter::Info
+            }
+        };
+        let path = match sys.logpath.as_deref() {
+            Some("") => {
+                problems.push(
+                    "catsyslog.logpath: empty (leave the key out to log to stderr only)".into(),
+                );
+                None
+            }
+            Some(p) => Some(absolute(Path::new(p), base)),
+            None => None,
+        };
+        LogSettings { path, level }
+    };
+
+    let mut sources: Vec<TailSpec> = Vec::new();
+    for (i, entry) in raw.collectlogs.iter().enumerate() {
+        let path = match entry.logpath.as_deref() {
+            None | Some("") => {
+                problems.push(format!("collectlogs[{i}].logpath: missing or empty"));
+                continue;
+            }
+            Some(p) => p,
+        };
+        if let Err(e) = check_path_text(path) {
+            problems.push(format!("collectlogs[{i}].logpath: {e}"));
+            continue;
+        }
+        let topic = match entry.logtopic.as_deref() {
+            None | Some("") => {
+                problems.push(format!("collectlogs[{i}].logtopic: missing or empty"));
+                continue;
+            }
+            Some(t) => t,
+        };
+        if let Err(e) = check_topic(topic) {
+            problems.push(format!("collectlogs[{i}].logtopic: {e}"));
+            continue;
+        }
+        let spec = TailSpec::new(absolute(Path::new(path), base), topic);
+        if !sources.contains(&spec) {
+            sources.push(spec);
+        }
+    }
+
+    let kafka = resolve_kafka(raw.kafkaconfig, problems);
+
+    let mut etcd = EtcdSettings {
+        endpoints: raw.etcdconfig.clone(),
+        keys: Vec::new(),
+        allowed_paths: raw
+            .etcd_allowed_paths
+            .clone()
+            .unwrap_or_else(|| vec!["/var/log".into()]),
+    };
+    for (i, e) in raw.etcdconfig.iter().enumerate() {
+        if e.trim().is_empty() {
+            problems.push(format!("etcdconfig[{i}]: empty endpoint"));
+        }
+    }
+    for (i, k) in raw.etcdkeys.iter().enumerate() {
+        if k.is_empty() {
+            problems.push(format!("etcdkeys[{i}]: empty key"));
+        } else if !etcd.keys.contains(k) {
+            etcd.keys.push(k.clone());
+        }
+    }
+    if !etcd.keys.is_empty() && etcd.endpoints.is_empty() {
+        problems.push("etcdconfig: etcdkeys are set but no etcd endpoint is listed".into());
+    }
+    for (i, p) in etcd.allowed_paths.iter().enumerate() {
+        if !p.starts_with('/') {
+            problems.push(format!(
+                "etcd_allowed_paths[{i}]: {p:?} must be an absolute path"
+            ));
+        }
+    }
+
+    let data_dir = absolute(Path::new(raw.data_dir.as_deref().unwrap_or("./data")), base);
+    let max_line_bytes = match raw.max_line_bytes {
+        None => DEFAULT_MAX_LINE_BYTES,
+        Some(s) => match parse_size_raw(&s) {
+            Ok(n) if (16..=64 * 1024 * 1024).contains(&n) => n as usize,
+            Ok(n) => {
+                problems.push(format!("max_line_bytes: {n} is outside 16 bytes .. 64MiB"));
+                DEFAULT_MAX_LINE_BYTES
+            }
+            Err(e) => {
+                problems.push(format!("max_line_bytes: {e}"));
+                DEFAULT_MAX_LINE_BYTES
+            }
+        },
+    };
+    let rotate_wait = duration_field("rotate_wait", raw.rotate_wait.as_deref(), "5s", problems);
+    let poll_interval = duration_field(
+        "poll_interval",
+        raw.poll_interval.as_deref(),
+        "250ms",
+        problems,
+    );
+    let checkpoint_interval = duration_field(
+        "checkpoint_interval",
+        raw.checkpoint_interval.as_deref(),
+        "1s",
+        problems,
+    );
+    if poll_interval.is_zero() {
+        problems.push("poll_interval: must be more than 0".into());
+    }
+
+    Config {
+        file: file.to_path_buf(),
+        log,
+        sources,
+        kafka,
+        etcd,
+        data_dir,
+        start_position: raw.start_position.unwrap_or(StartPosition::End),
+        max_line_bytes,
+        rotate_wait,
+        poll_interval,
+        checkpoint_interval,
+    }
+}
+
+fn resolve_kafka(raw: Option<RawKafka>, problems: &mut Vec<String>) -> KafkaSettings {
+    let Some(raw) = raw else {
+        problems.push("kafkaconfig: missing (kafkaconfig.kafkaaddr names the brokers)".into());
+        return KafkaSettings {
+            brokers: String::new(),
+            message_key: MessageKey::Path,
+            properties: BTreeMap::new(),
+            flush_timeout: Duration::from_secs(10),
+        };
+    };
+    let brokers = match raw.kafkaaddr.as_deref().map(str::trim) {
+        None | Some("") => {
+            problems.push("kafkaconfig.kafkaaddr: missing or empty".into());
+            String::new()
+        }
+        Some(list) => {
+            let parts: Vec<&str> = list.split(',').map(str::trim).collect();
+            for p in &parts {
+                if p.is_empty() || !p.contains(':') {
+                    problems.push(format!("kafkaconfig.kafkaaddr: {p:?} is not host:port"));
+                }
+            }
+            parts.join(",")
+        }
+    };
+    let mut props: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        props.insert(k.to_string(), v);
+    };
+    // Defaults: every replica acknowledges, idempotent (no duplicates from librdkafka's own
+    // retries, order kept per partition), and no local message timeout: a line waits for the
+    // broker for as long as it takes instead of being failed after 5 minutes.
+    set("bootstrap.servers", brokers.clone());
+    set("acks", "all".into());
+    set("enable.idempotence", "true".into());
+    set("message.timeout.ms", "0".into());
+    set("linger.ms", "5".into());
+    set("compression.type", "none".into());
+    set(
+        "queue.buffering.max.messages",
+        DEFAULT_QUEUE_MAX_MESSAGES.to_string(),
+    );
+    set(
+        "queue.buffering.max.kbytes",
+        (DEFAULT_QUEUE_MAX_BYTES / 1024).to_string(),
+    );
+    set(
+        "message.max.bytes",
+        (DEFAULT_MAX_LINE_BYTES + 64 * 1024).to_string(),
+    );
+    set("allow.auto.create.topics", "false".into());
+    if let Some(a) = &raw.acks {
+        let v = a.to_property();
+        match v.as_str() {
+            "all" | "-1" | "0" | "1" => set("acks", v),
+            _ => problems.push(format!("kafkaconfig.acks: {v:?} is not one of all, 1, 0")),
+        }
+    }
+    if let Some(c) = &raw.compression {
+        match c.as_str() {
+            "none" | "gzip" => set("compression.type", c.clone()),
+            _ => problems.push(format!(
+                "kafkaconfig.compression: {c:?} is not one of none, gzip (the build includes zlib only)"
+            )),
+        }
+    }
+    if let Some(l) = &raw.linger {
+        match parse_duration(l) {
+            Ok(d) => set("linger.ms", d.as_millis().to_string()),
+            Err(e) => problems.push(format!("kafkaconfig.linger: {e}")),
+        }
+    }
+    if let Some(b) = &raw.batch_size {
+        match parse_size_raw(b) {
+            Ok(n) => set("batch.size", n.to_string()),
+            Err(e) => problems.push(format!("kafkaconfig.batch_size: {e}")),
+        }
+    }
+    if let Some(n) = raw.queue_max_messages {
+        if n == 0 {
+            problems.push("kafkaconfig.queue_max_messages: must be more than 0".into());
+        }
+        set("queue.buffering.max.messages", n.to_string());
+    }
+    if let Some(b) = &raw.queue_max_bytes {
+        match parse_size_raw(b) {
+            Ok(n) if n >= 1024 => set("queue.buffering.max.kbytes", (n / 1024).to_string()),
+            Ok(_) => problems.push("kafkaconfig.queue_max_bytes: must be at least 1KiB".into()),
+            Err(e) => problems.push(format!("kafkaconfig.queue_max_bytes: {e}")),
+        }
+    }
+    let flush_timeout = duration_field(
+        "kafkaconfig.flush_timeout",
+        raw.flush_timeout.as_deref(),
+        "10s",
+        problems,
+    );
+    for (k, v) in &raw.properties {
+        if k == "bootstrap.servers" {
+            problems.push(
+                "kafkaconfig.properties.bootstrap.servers: set kafkaconfig.kafkaaddr instead"
+                    .into(),
+            );
+            continue;
+        }
+        set(k, v.to_property());
+    }
+    KafkaSettings {
+        brokers,
+        message_key: raw.message_key.unwrap_or(MessageKey::Path),
+        properties: props,
+        flush_timeout,
+    }
+}
+
+fn duration_field(
+    name: &str,
+    value: Option<&str>,
+    default: &str,
+    problems: &mut Vec<String>,
+) -> Duration {
+    match parse_duration(value.unwrap_or(default)) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("{name}: {e}"));
+            parse_duration(default).expect("default durations parse")
+        }
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`, `24h`, `2d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s, 5m, 24h"))?;
+    let ms = match unit.trim() {
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration such as 500ms, 10s, 5m, 24h"
+            ))
+        }
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+/// Parses `4096`, `64KiB`, `1MiB`, `1GiB` (also `KB`/`MB`/`GB`, as powers of 1000).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 4096, 64KiB, 1MiB"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("{text:?} is not a size such as 4096, 64KiB, 1MiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn parse_size_raw(raw: &RawSize) -> Result<u64, String> {
+    match raw {
+        RawSize::Bytes(n) => Ok(*n),
+        RawSize::Text(t) => parse_size(t),
+    }
+}
+
+/// Kafka's rule for topic names.
+pub fn check_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("empty topic".into());
+    }
+    if topic.len() > 249 {
+        return Err(format!(
+            "topic is {} characters long; Kafka allows 249",
+            topic.len()
+        ));
+    }
+    if topic == "." || topic == ".." {
+        return Err(format!("{topic:?} is not a valid topic name"));
+    }
+    if let Some(c) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{topic:?} has {c:?}; topic names allow only a-z A-Z 0-9 . _ -"
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects path text no file can have.
+pub fn check_path_text(path: &str) -> Result<(), String> {
+    if path.contains('\0') {
+        return Err(format!(
+            "{:?} contains a NUL byte",
+            path.replace('\0', "\\0")
+        ));
+    }
+    if path.ends_with('/') {
+        return Err(format!("{path:?} names a directory; name a file"));
+    }
+    Ok(())
+}
+
+/// `path` made absolute against `base`, with `.` and `..` folded lexically (no symlinks resolved).
+pub fn absolute(path: &Path, base: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(s) => out.push(s),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/logcatch/config.yaml"))
+    }
+
+    const MINIMAL: &str = "kafkaconfig: {kafkaaddr: \"127.0.0.1:9092\"}\n";
+
+    #[test]
+    fn origin_keys_parse() {
+        let cfg = parse(
+            r#"
+catsyslog: {logpath: ./logs/logcatch.log, loglevel: debug}
+collectlogs:
+  - {logpath: /var/log/app/app.log, logtopic: app}
+  - {logpath: rel/b.log, logtopic: b_topic}
+kafkaconfig: {kafkaaddr: "127.0.0.1:9092, 127.0.0.1:9093"}
+etcdkeys: ["collectlogkey1"]
+etcdconfig: ["localhost:2379", "localhost:3379"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.log.path.as_deref(),
+            Some(Path::new("/etc/logcatch/logs/logcatch.log"))
+        );
+        assert_eq!(cfg.log.level, log::LevelFilter::Debug);
+        assert_eq!(
+            cfg.sources,
+            vec![
+                TailSpec::new("/var/log/app/app.log".into(), "app"),
+                TailSpec::new("/etc/logcatch/rel/b.log".into(), "b_topic")
+            ]
+        );
+        assert_eq!(cfg.kafka.brokers, "127.0.0.1:9092,127.0.0.1:9093");
+        assert_eq!(cfg.kafka.properties["acks"], "all");
+        assert_eq!(cfg.kafka.properties["enable.idempotence"], "true");
+        assert_eq!(cfg.etcd.keys, vec!["collectlogkey1"]);
+        assert_eq!(cfg.etcd.allowed_paths, vec!["/var/log"]);
+        assert_eq!(cfg.data_dir, Path::new("/etc/logcatch/data"));
+        assert_eq!(cfg.start_position, StartPosition::End);
+        assert_eq!(cfg.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse(
+            "kafkaconfig: {kafkaaddr: \"h:1\"}\ncollectlogs:\n  - {logpath: /a, logtopik: x}\n",
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("logtopik"), "{msg}");
+        assert!(msg.contains("collectlogs[0]"), "{msg}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let err = parse(
+            r#"
+catsyslog: {loglevel: loud}
+collectlogs:
+  - {logpath: /a.log, logtopic: "bad topic"}
+  - {logtopic: t}
+kafkaconfig: {kafkaaddr: "nohost", compression: zstd, linger: soon}
+max_line_bytes: 2
+rotate_wait: 5 parsecs
+etcdkeys: [k]
+"#,
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        for field in [
+            "catsyslog.loglevel",
+            "collectlogs[0].logtopic",
+            "collectlogs[1].logpath",
+            "kafkaconfig.kafkaaddr",
+            "kafkaconfig.compression",
+            "kafkaconfig.linger",
+            "max_line_bytes",
+            "rotate_wait",
+            "etcdconfig",
+        ] {
+            assert!(all.contains(field), "{field} missing from:\n{all}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for text in [
+            "",
+            "   \n",
+            "[1,2",
+            "collectlogs: 5",
+            ":::",
+            "\0\0",
+            "kafkaconfig: []",
+            "- a\n- b",
+        ] {
+            assert!(parse(text).is_err(), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn kafka_properties_and_settings() {
+        let cfg = parse(
+            r#"
+kafkaconfig:
+  kafkaaddr: "h:1"
+  acks: 1
+  compression: gzip
+  linger: 20ms
+  message_key: topic
+  queue_max_bytes: 8MiB
+  properties: {client.id: agent7, socket.keepalive.enable: true}
+"#,
+        )
+        .unwrap();
+        let p = &cfg.kafka.properties;
+        assert_eq!(p["acks"], "1");
+        assert_eq!(p["compression.type"], "gzip");
+        assert_eq!(p["linger.ms"], "20");
+        assert_eq!(p["queue.buffering.max.kbytes"], "8192");
+        assert_eq!(p["client.id"], "agent7");
+        assert_eq!(p["socket.keepalive.enable"], "true");
+        assert_eq!(cfg.kafka.message_key, MessageKey::Topic);
+    }
+
+    #[test]
+    fn duplicate_entries_collapse() {
+        let cfg = parse(&format!(
+            "{MINIMAL}collectlogs:\n  - {{logpath: /a, logtopic: t}}\n  - {{logpath: /x/../a, logtopic: t}}\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.sources.len(), 1);
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        assert_eq!(parse_size("64KiB").unwrap(), 65536);
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("1 furlong").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn topics() {
+        assert!(check_topic("app.log_1-x").is_ok());
+        assert!(check_topic("a b").is_err());
+        assert!(check_topic("..").is_err());
+        assert!(check_topic(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn nul_in_path_is_rejected() {
+        let err = parse(&format!(
+            "{MINIMAL}collectlogs:\n  - {{logpath: \"/a\\0b\", logtopic: t}}\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn absolute_folds_dots() {
+        assert_eq!(
+            absolute(Path::new("../x/./y"), Path::new("/a/b")),
+            Path::new("/a/x/y")
+        );
+        assert_eq!(
+            absolute(Path::new("/../../z"), Path::new("/a")),
+            Path::new("/z")
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! File identity: which file a path points at, across renames and inode reuse.
+//!
+//! Exists because names lie: rotation renames files, and a deleted file's inode number is soon
+//! given to a new one. A file is identified by (device, inode), and that identity is confirmed by a
+//! fingerprint of its first bytes (up to `FP_BYTES`): a recorded file whose inode now holds
+//! different first bytes is a new file (inode reuse), and is read from its start.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How many leading bytes the fingerprint covers, at most.
+pub const FP_BYTES: u64 = 256;
+
+/// Device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// A hash of a file's first `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Fingerprint {
+    pub len: u64,
+    pub hash: u64,
+}
+
+impl Fingerprint {
+    /// Fingerprints the first `min(size, FP_BYTES)` bytes of an open file.
+    pub fn of_file(file: &File) -> io::Result<Fingerprint> {
+        let size = file.metadata()?.len();
+        Fingerprint::of_prefix(file, size.min(FP_BYTES))
+    }
+
+    /// Fingerprints exactly the first `len` bytes; fails when the file is shorter.
+    pub fn of_prefix(file: &File, len: u64) -> io::Result<Fingerprint> {
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, 0)?;
+        Ok(Fingerprint {
+            len,
+            hash: fnv1a(&buf),
+        })
+    }
+
+    /// Whether `file` still begins with the bytes this fingerprint was taken of.
+    pub fn matches(&self, file: &File) -> bool {
+        match Fingerprint::of_prefix(file, self.len) {
+            Ok(now) => now == *self,
+            Err(_) => false, // shorter than it was: not the same file (or truncated)
+        }
+    }
+
+    /// Whether a longer fingerprint can be taken once the file has `size` bytes.
+    pub fn can_grow(&self, size: u64) -> bool {
+        self.len < FP_BYTES && size > self.len
+    }
+}
+
+/// FNV-1a, 64 bits: small, fast, and enough to tell files (and torn store files) apart.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Files next to `path` whose names begin with `path`'s file name (`app.log.1`,
+/// `app.log-20261123`): where a rename rotation puts the old file. Sorted by name.
+pub fn rotated_siblings(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let name = name.to_string_lossy().to_string();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.len() > name.len() && n.starts_with(&name)
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Finds the file with identity `id` among `path` itself and its rotated siblings.
+pub fn find_by_id(path: &Path, id: FileId) -> Option<(PathBuf, File)> {
+    std::iter::once(path.to_path_buf())
+        .chain(rotated_siblings(path))
+        .find_map(|p| {
+            let f = File::open(&p).ok()?;
+            let meta = f.metadata().ok()?;
+            (FileId::of(&meta) == id).then_some((p, f))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn fingerprint_tells_files_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, b"hello\n").unwrap();
+        let f = File::open(&p).unwrap();
+        let fp = Fingerprint::of_file(&f).unwrap();
+        assert_eq!(fp.len, 6);
+        assert!(fp.matches(&f));
+        // Appending keeps the prefix.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"more\n")
+            .unwrap();
+        assert!(fp.matches(&f));
+        assert!(fp.can_grow(11));
+        // Rewritten content does not match; nor does a shorter file.
+        std::fs::write(&p, b"HELLO\n").unwrap();
+        assert!(!fp.matches(&File::open(&p).unwrap()));
+        std::fs::write(&p, b"he").unwrap();
+        assert!(!fp.matches(&File::open(&p).unwrap()));
+    }
+
+    #[test]
+    fn siblings_and_find_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, b"x").unwrap();
+        let id = FileId::of(&std::fs::metadata(&p).unwrap());
+        std::fs::rename(&p, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&p, b"y").unwrap();
+        std::fs::write(dir.path().join("other.log"), b"z").unwrap();
+        std::fs::write(dir.path().join("app.log-20261123"), b"w").unwrap();
+        let sibs = rotated_siblings(&p);
+        assert_eq!(sibs.len(), 2);
+        let (found, _) = find_by_id(&p, id).unwrap();
+        assert_eq!(found, dir.path().join("app.log.1"));
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
+        assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
+    }
+}

@@ -1,0 +1,23 @@
+//! logcatch: tails log files and ships every line to Kafka.
+//!
+//! Threads and what links them (see README, "How it works"):
+//! - `config_watch`: the config thread, notices config.yaml changes;
+//! - `server`: the file server, owns the desired set of tails and starts/stops them;
+//! - `tail`: one thread per (file, topic);
+//! - `checkpoint`: the checkpointer thread, saves acknowledged offsets;
+//! - `supervisor`: restarts any of the above that panics;
+//! - `sink`: the shared Kafka producer (its own polling thread, from rdkafka).
+
+pub mod ack;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod config_watch;
+pub mod desired;
+pub mod failpoint;
+pub mod fingerprint;
+pub mod logging;
+pub mod server;
+pub mod sink;
+pub mod supervisor;
+pub mod tail;

@@ -1,0 +1,175 @@
+//! The `logcatch` binary: parses the command line and wires the threads. No logic lives here.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded};
+
+use logcatch::checkpoint::{run_checkpointer, Checkpoints};
+use logcatch::cli::{self, Command};
+use logcatch::config::Config;
+use logcatch::config_watch::run_config_watcher;
+use logcatch::logging;
+use logcatch::server::{run_server, Event, NoEtcd, ServerState};
+use logcatch::sink::Sink;
+use logcatch::supervisor::Supervisor;
+use logcatch::tail::{TailCtx, TailSettings};
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logcatch: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("logcatch {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match Config::load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} files from collectlogs, {} etcd keys)",
+                    c.file.display(),
+                    c.sources.len(),
+                    c.etcd.keys.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config } => run_agent(&config),
+    }
+}
+
+fn run_agent(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = logging::init(&config.log) {
+        eprintln!("{}: {e}", config.file.display());
+        return ExitCode::from(1);
+    }
+    logging::log_panics();
+    log::info!(
+        "logcatch {} starting with {}",
+        env!("CARGO_PKG_VERSION"),
+        config.file.display()
+    );
+
+    let checkpoints = match Checkpoints::open(&config.data_dir) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(3);
+        }
+    };
+    let sink = match Sink::new(&config.kafka) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(4);
+        }
+    };
+    let ctx = Arc::new(TailCtx {
+        sink: sink.clone(),
+        checkpoints: checkpoints.clone(),
+        settings: TailSettings {
+            max_line_bytes: config.max_line_bytes,
+            rotate_wait: config.rotate_wait,
+            poll_interval: config.poll_interval,
+            start_position: config.start_position,
+            message_key: config.kafka.message_key,
+        },
+    });
+
+    let (supervisor, _supervisor_thread) = Supervisor::start();
+    let (events_tx, events_rx) = unbounded::<Event>();
+    let (_stop_tx, stop_rx) = bounded::<()>(0);
+    let stopping = Arc::new(AtomicBool::new(false));
+
+    let server = Arc::new(Mutex::new(ServerState::new(
+        ctx.clone(),
+        supervisor.clone(),
+        config.clone(),
+        Box::new(NoEtcd),
+    )));
+    supervisor.spawn("server", Arc::new(move || run_server(&server, &events_rx)));
+
+    let (reload_tx, reload_rx) = unbounded();
+    {
+        let (file, last_good, events, stopping) = (
+            config.file.clone(),
+            Arc::new(Mutex::new(config.clone())),
+            events_tx.clone(),
+            stopping.clone(),
+        );
+        supervisor.spawn(
+            "config",
+            Arc::new(move || run_config_watcher(&file, &last_good, &events, &reload_rx, &stopping)),
+        );
+    }
+    {
+        let (cp, every, stop) = (
+            checkpoints.clone(),
+            config.checkpoint_interval,
+            stop_rx.clone(),
+        );
+        supervisor.spawn(
+            "checkpointer",
+            Arc::new(move || run_checkpointer(&cp, every, &stop)),
+        );
+    }
+
+    let (signal_tx, signal_rx) = bounded::<()>(1);
+    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+    if let Err(e) = ctrlc::set_handler(move || {
+        if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
+            // A second signal: stop now, without waiting for Kafka.
+            std::process::exit(130);
+        }
+        let _ = signal_tx.try_send(());
+    }) {
+        log::error!("cannot install the signal handler: {e}");
+    }
+    let _ = reload_tx; // SIGHUP reload is wired by the process module (issue 7).
+
+    let _ = signal_rx.recv();
+    log::info!("signal received: stopping tails, then flushing what is in flight");
+    stopping.store(true, Ordering::SeqCst);
+    let (done_tx, done_rx) = bounded(1);
+    let _ = events_tx.send(Event::Shutdown { done: done_tx });
+    if done_rx.recv_timeout(Duration::from_secs(15)).is_err() {
+        log::warn!("tails did not all stop in time");
+    }
+    let delivered = sink.flush(config.kafka.flush_timeout);
+    if let Err(e) = checkpoints.save() {
+        log::error!("cannot save checkpoints at shutdown: {e}");
+    }
+    supervisor.shutdown();
+    if delivered {
+        log::info!("stopped: every line was delivered and checkpointed");
+    } else {
+        log::warn!(
+            "stopped with {} lines not acknowledged within {:?}; they are read again at the next start",
+            sink.in_flight(),
+            config.kafka.flush_timeout
+        );
+    }
+    ExitCode::SUCCESS
+}
