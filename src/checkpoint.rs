@@ -44,16 +44,10 @@ pub struct Entry {
 
 impl Entry {
     pub fn id(&self) -> FileId {
-        FileId {
-            dev: self.dev,
-            ino: self.ino,
-        }
+        FileId { dev: self.dev, ino: self.ino }
     }
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint {
-            len: self.fp_len,
-            hash: self.fp_hash,
-        }
+        Fingerprint { len: self.fp_len, hash: self.fp_hash }
     }
 }
 
@@ -120,19 +114,13 @@ pub struct Checkpoints {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Checkpoints {
     /// Opens (creating `data_dir` if needed) and loads the store.
     pub fn open(data_dir: &Path) -> Result<Checkpoints, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|error| StoreError::Io {
-            file: data_dir.to_path_buf(),
-            error,
-        })?;
+        std::fs::create_dir_all(data_dir).map_err(|error| StoreError::Io { file: data_dir.to_path_buf(), error })?;
         let file = data_dir.join(STORE_FILE);
         let entries = load(&file)?;
         let now = now_secs();
@@ -147,11 +135,7 @@ impl Checkpoints {
             .collect();
         Ok(Checkpoints {
             file,
-            state: Mutex::new(State {
-                saved,
-                live: HashMap::new(),
-                written: entries,
-            }),
+            state: Mutex::new(State { saved, live: HashMap::new(), written: entries }),
             writing: Mutex::new(()),
         })
     }
@@ -207,30 +191,13 @@ impl Checkpoints {
     /// Whether a saved entry or a live tracker exists for `path` and `topic`.
     pub fn knows_path(&self, path: &str, topic: &str) -> bool {
         let st = self.lock();
-        st.saved
-            .values()
-            .any(|e| e.path == path && e.topic == topic)
-            || st.live.values().any(|l| l.path == path)
+        st.saved.values().any(|e| e.path == path && e.topic == topic) || st.live.values().any(|l| l.path == path)
     }
 
     /// Registers the tracker of a file a tail has open.
-    pub fn track(
-        &self,
-        topic: &str,
-        id: FileId,
-        path: &str,
-        fp: Fingerprint,
-        tracker: Arc<AckTracker>,
-    ) {
+    pub fn track(&self, topic: &str, id: FileId, path: &str, fp: Fingerprint, tracker: Arc<AckTracker>) {
         tracker.reopen();
-        self.lock().live.insert(
-            (topic.to_string(), id),
-            Live {
-                tracker,
-                path: path.to_string(),
-                fp,
-            },
-        );
+        self.lock().live.insert((topic.to_string(), id), Live { tracker, path: path.to_string(), fp });
     }
 
     /// Records a longer fingerprint of a file whose first bytes were not all written yet.
@@ -260,8 +227,7 @@ impl Checkpoints {
                     offset,
                     updated: now,
                 });
-                if entry.offset != offset || entry.fp_len != live.fp.len || entry.path != live.path
-                {
+                if entry.offset != offset || entry.fp_len != live.fp.len || entry.path != live.path {
                     entry.offset = offset;
                     entry.fp_len = live.fp.len;
                     entry.fp_hash = live.fp.hash;
@@ -277,9 +243,7 @@ impl Checkpoints {
                 st.live.remove(&key);
             }
             let live = &st.live;
-            st.saved.retain(|k, e| {
-                live.contains_key(k) || now.saturating_sub(e.updated) < FORGET_AFTER.as_secs()
-            });
+            st.saved.retain(|k, e| live.contains_key(k) || now.saturating_sub(e.updated) < FORGET_AFTER.as_secs());
             let entries: Vec<Entry> = st.saved.values().cloned().collect();
             if same_positions(&entries, &st.written) {
                 return Ok(false);
@@ -287,10 +251,7 @@ impl Checkpoints {
             st.written = entries.clone();
             entries
         };
-        write_atomically(&self.file, &entries).map_err(|error| StoreError::Io {
-            file: self.file.clone(),
-            error,
-        })?;
+        write_atomically(&self.file, &entries).map_err(|error| StoreError::Io { file: self.file.clone(), error })?;
         Ok(true)
     }
 
@@ -303,15 +264,7 @@ impl Checkpoints {
 /// Equal but for the `updated` stamps, which alone are not worth a write.
 fn same_positions(a: &[Entry], b: &[Entry]) -> bool {
     a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            Entry {
-                updated: 0,
-                ..x.clone()
-            } == Entry {
-                updated: 0,
-                ..y.clone()
-            }
-        })
+        && a.iter().zip(b).all(|(x, y)| Entry { updated: 0, ..x.clone() } == Entry { updated: 0, ..y.clone() })
 }
 
 fn checksum(entries: &[Entry]) -> String {
@@ -320,17 +273,13 @@ fn checksum(entries: &[Entry]) -> String {
 }
 
 fn parse_store(bytes: &[u8]) -> Result<Vec<Entry>, String> {
-    let store: StoreFile =
-        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON of the store: {e}"))?;
+    let store: StoreFile = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON of the store: {e}"))?;
     if store.version != STORE_VERSION {
         return Err(format!("version {} is not {STORE_VERSION}", store.version));
     }
     let want = checksum(&store.entries);
     if want != store.checksum {
-        return Err(format!(
-            "checksum {} does not match the entries ({want})",
-            store.checksum
-        ));
+        return Err(format!("checksum {} does not match the entries ({want})", store.checksum));
     }
     Ok(store.entries)
 }
@@ -348,10 +297,7 @@ fn load(file: &Path) -> Result<Vec<Entry>, StoreError> {
         match std::fs::read(p) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(StoreError::Io {
-                file: p.to_path_buf(),
-                error,
-            }),
+            Err(error) => Err(StoreError::Io { file: p.to_path_buf(), error }),
         }
     };
     let current_problem = match read(file)? {
@@ -387,20 +333,13 @@ fn load(file: &Path) -> Result<Vec<Entry>, StoreError> {
                 },
             }),
         },
-        (None, Some(reason)) => Err(StoreError::Corrupt {
-            file: file.to_path_buf(),
-            reason,
-        }),
+        (None, Some(reason)) => Err(StoreError::Corrupt { file: file.to_path_buf(), reason }),
         (None, None) => Ok(Vec::new()),
     }
 }
 
 fn write_atomically(file: &Path, entries: &[Entry]) -> io::Result<()> {
-    let store = StoreFile {
-        version: STORE_VERSION,
-        checksum: checksum(entries),
-        entries: entries.to_vec(),
-    };
+    let store = StoreFile { version: STORE_VERSION, checksum: checksum(entries), entries: entries.to_vec() };
     let mut json = serde_json::to_vec_pretty(&store).expect("store serializes");
     json.push(b'\n');
     let mut tmp = file.as_os_str().to_owned();
@@ -424,11 +363,7 @@ fn write_atomically(file: &Path, entries: &[Entry]) -> io::Result<()> {
 }
 
 /// The checkpointer thread's loop: save every `every` until `stop` is disconnected.
-pub fn run_checkpointer(
-    cp: &Checkpoints,
-    every: std::time::Duration,
-    stop: &crossbeam_channel::Receiver<()>,
-) {
+pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &crossbeam_channel::Receiver<()>) {
     let mut last_error: Option<String> = None;
     while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
         match cp.save() {
@@ -448,24 +383,13 @@ pub fn run_checkpointer(
 mod tests {
     use super::*;
 
-    fn tracked(
-        cp: &Checkpoints,
-        dir: &Path,
-        name: &str,
-        body: &[u8],
-    ) -> (Arc<AckTracker>, FileId, File) {
+    fn tracked(cp: &Checkpoints, dir: &Path, name: &str, body: &[u8]) -> (Arc<AckTracker>, FileId, File) {
         let p = dir.join(name);
         std::fs::write(&p, body).unwrap();
         let f = File::open(&p).unwrap();
         let id = FileId::of(&f.metadata().unwrap());
         let t = Arc::new(AckTracker::new(0));
-        cp.track(
-            "t",
-            id,
-            p.to_str().unwrap(),
-            Fingerprint::of_file(&f).unwrap(),
-            t.clone(),
-        );
+        cp.track("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), t.clone());
         (t, id, f)
     }
 
@@ -509,11 +433,7 @@ mod tests {
     #[test]
     fn corrupt_store_without_a_sound_previous_one_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(STORE_FILE),
-            b"{\"version\":1,\"checksum\":\"0\",\"entries\":[]}",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(STORE_FILE), b"{\"version\":1,\"checksum\":\"0\",\"entries\":[]}").unwrap();
         let err = Checkpoints::open(dir.path()).err().expect("refused");
         let msg = err.to_string();
         assert!(msg.contains("corrupt") && msg.contains("checksum"), "{msg}");

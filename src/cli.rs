@@ -38,11 +38,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "-V" | "--version" => return Ok(Command::Version),
             "--check" => check = true,
             "-c" | "--config" => {
-                config = it
-                    .next()
-                    .filter(|v| !v.is_empty())
-                    .ok_or_else(|| format!("{a} needs a file name"))?
-                    .into();
+                config = it.next().filter(|v| !v.is_empty()).ok_or_else(|| format!("{a} needs a file name"))?.into();
             }
             other => {
                 if let Some(v) = other.strip_prefix("--config=") {
@@ -53,11 +49,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             }
         }
     }
-    Ok(if check {
-        Command::Check { config }
-    } else {
-        Command::Run { config }
-    })
+    Ok(if check { Command::Check { config } } else { Command::Run { config } })
 }
 
 #[cfg(test)]
@@ -70,24 +62,9 @@ mod tests {
 
     #[test]
     fn forms() {
-        assert_eq!(
-            p(&[]).unwrap(),
-            Command::Run {
-                config: "config.yaml".into()
-            }
-        );
-        assert_eq!(
-            p(&["-c", "/x.yaml"]).unwrap(),
-            Command::Run {
-                config: "/x.yaml".into()
-            }
-        );
-        assert_eq!(
-            p(&["--config=/y.yaml", "--check"]).unwrap(),
-            Command::Check {
-                config: "/y.yaml".into()
-            }
-        );
+        assert_eq!(p(&[]).unwrap(), Command::Run { config: "config.yaml".into() });
+        assert_eq!(p(&["-c", "/x.yaml"]).unwrap(), Command::Run { config: "/x.yaml".into() });
+        assert_eq!(p(&["--config=/y.yaml", "--check"]).unwrap(), Command::Check { config: "/y.yaml".into() });
         assert_eq!(p(&["--version"]).unwrap(), Command::Version);
         assert_eq!(p(&["-h"]).unwrap(), Command::Help);
         assert!(p(&["-c"]).is_err());

@@ -72,6 +72,7 @@ pub struct KafkaSettings {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EtcdSettings {
     pub endpoints: Vec<String>,
+    pub credentials: Option<crate::etcd::client::Credentials>,
     pub keys: Vec<String>,
     /// Directory prefixes or globs that paths coming from etcd must fall under.
     pub allowed_paths: Vec<String>,
@@ -115,12 +116,20 @@ struct RawConfig {
     #[serde(default)]
     etcdkeys: Vec<String>,
     etcd_allowed_paths: Option<Vec<String>>,
+    etcd_auth: Option<RawEtcdAuth>,
     data_dir: Option<String>,
     start_position: Option<StartPosition>,
     max_line_bytes: Option<RawSize>,
     rotate_wait: Option<String>,
     poll_interval: Option<String>,
     checkpoint_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEtcdAuth {
+    username: String,
+    password: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,23 +200,15 @@ pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 impl Config {
     /// Reads and validates `path`. Relative paths inside it resolve against its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = absolute(
-            path,
-            &std::env::current_dir().unwrap_or_else(|_| "/".into()),
-        );
-        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError {
-            file: file.clone(),
-            problems: vec![format!("cannot read the file: {e}")],
-        })?;
+        let file = absolute(path, &std::env::current_dir().unwrap_or_else(|_| "/".into()));
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| ConfigError { file: file.clone(), problems: vec![format!("cannot read the file: {e}")] })?;
         Config::parse(&text, &file)
     }
 
     /// Parses `text` as the contents of `file` (used for relative-path resolution and messages).
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let fail = |problems: Vec<String>| ConfigError {
-            file: file.to_path_buf(),
-            problems,
-        };
+        let fail = |problems: Vec<String>| ConfigError { file: file.to_path_buf(), problems };
         if text.trim().is_empty() {
             return Err(fail(vec!["the file is empty".into()]));
         }
@@ -225,17 +226,8 @@ impl Config {
 
 fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>) -> Config {
     let log = {
-        let sys = raw.catsyslog.unwrap_or(RawSysLog {
-            logpath: None,
-            loglevel: None,
-        });
-        let level = match sys
-            .loglevel
-            .as_deref()
-            .unwrap_or("info")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let sys = raw.catsyslog.unwrap_or(RawSysLog { logpath: None, loglevel: None });
+        let level = match sys.loglevel.as_deref().unwrap_or("info").to_ascii_lowercase().as_str() {
             "off" => log::LevelFilter::Off,
             "error" => log::LevelFilter::Error,
             "warn" | "warning" => log::LevelFilter::Warn,
@@ -243,17 +235,14 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
             "debug" => log::LevelFilter::Debug,
             "trace" => log::LevelFilter::Trace,
             other => {
-                problems.push(format!(
-                    "catsyslog.loglevel: {other:?} is not one of off, error, warn, info, debug, trace"
-                ));
+                problems
+                    .push(format!("catsyslog.loglevel: {other:?} is not one of off, error, warn, info, debug, trace"));
                 log::LevelFilter::Info
             }
         };
         let path = match sys.logpath.as_deref() {
             Some("") => {
-                problems.push(
-                    "catsyslog.logpath: empty (leave the key out to log to stderr only)".into(),
-                );
+                problems.push("catsyslog.logpath: empty (leave the key out to log to stderr only)".into());
                 None
             }
             Some(p) => Some(absolute(Path::new(p), base)),
@@ -296,15 +285,15 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
 
     let mut etcd = EtcdSettings {
         endpoints: raw.etcdconfig.clone(),
+        credentials: raw.etcd_auth.map(|a| crate::etcd::client::Credentials { user: a.username, password: a.password }),
         keys: Vec::new(),
-        allowed_paths: raw
-            .etcd_allowed_paths
-            .clone()
-            .unwrap_or_else(|| vec!["/var/log".into()]),
+        allowed_paths: raw.etcd_allowed_paths.clone().unwrap_or_else(|| vec!["/var/log".into()]),
     };
     for (i, e) in raw.etcdconfig.iter().enumerate() {
         if e.trim().is_empty() {
             problems.push(format!("etcdconfig[{i}]: empty endpoint"));
+        } else if e.trim().starts_with("https://") {
+            problems.push(format!("etcdconfig[{i}]: {e:?}: https is not supported by this build; use http://"));
         }
     }
     for (i, k) in raw.etcdkeys.iter().enumerate() {
@@ -319,9 +308,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
     }
     for (i, p) in etcd.allowed_paths.iter().enumerate() {
         if !p.starts_with('/') {
-            problems.push(format!(
-                "etcd_allowed_paths[{i}]: {p:?} must be an absolute path"
-            ));
+            problems.push(format!("etcd_allowed_paths[{i}]: {p:?} must be an absolute path"));
         }
     }
 
@@ -341,18 +328,8 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         },
     };
     let rotate_wait = duration_field("rotate_wait", raw.rotate_wait.as_deref(), "5s", problems);
-    let poll_interval = duration_field(
-        "poll_interval",
-        raw.poll_interval.as_deref(),
-        "250ms",
-        problems,
-    );
-    let checkpoint_interval = duration_field(
-        "checkpoint_interval",
-        raw.checkpoint_interval.as_deref(),
-        "1s",
-        problems,
-    );
+    let poll_interval = duration_field("poll_interval", raw.poll_interval.as_deref(), "250ms", problems);
+    let checkpoint_interval = duration_field("checkpoint_interval", raw.checkpoint_interval.as_deref(), "1s", problems);
     if poll_interval.is_zero() {
         problems.push("poll_interval: must be more than 0".into());
     }
@@ -410,18 +387,9 @@ fn resolve_kafka(raw: Option<RawKafka>, problems: &mut Vec<String>) -> KafkaSett
     set("message.timeout.ms", "0".into());
     set("linger.ms", "5".into());
     set("compression.type", "none".into());
-    set(
-        "queue.buffering.max.messages",
-        DEFAULT_QUEUE_MAX_MESSAGES.to_string(),
-    );
-    set(
-        "queue.buffering.max.kbytes",
-        (DEFAULT_QUEUE_MAX_BYTES / 1024).to_string(),
-    );
-    set(
-        "message.max.bytes",
-        (DEFAULT_MAX_LINE_BYTES + 64 * 1024).to_string(),
-    );
+    set("queue.buffering.max.messages", DEFAULT_QUEUE_MAX_MESSAGES.to_string());
+    set("queue.buffering.max.kbytes", (DEFAULT_QUEUE_MAX_BYTES / 1024).to_string());
+    set("message.max.bytes", (DEFAULT_MAX_LINE_BYTES + 64 * 1024).to_string());
     set("allow.auto.create.topics", "false".into());
     if let Some(a) = &raw.acks {
         let v = a.to_property();
@@ -463,18 +431,10 @@ fn resolve_kafka(raw: Option<RawKafka>, problems: &mut Vec<String>) -> KafkaSett
             Err(e) => problems.push(format!("kafkaconfig.queue_max_bytes: {e}")),
         }
     }
-    let flush_timeout = duration_field(
-        "kafkaconfig.flush_timeout",
-        raw.flush_timeout.as_deref(),
-        "10s",
-        problems,
-    );
+    let flush_timeout = duration_field("kafkaconfig.flush_timeout", raw.flush_timeout.as_deref(), "10s", problems);
     for (k, v) in &raw.properties {
         if k == "bootstrap.servers" {
-            problems.push(
-                "kafkaconfig.properties.bootstrap.servers: set kafkaconfig.kafkaaddr instead"
-                    .into(),
-            );
+            problems.push("kafkaconfig.properties.bootstrap.servers: set kafkaconfig.kafkaaddr instead".into());
             continue;
         }
         set(k, v.to_property());
@@ -487,12 +447,7 @@ fn resolve_kafka(raw: Option<RawKafka>, problems: &mut Vec<String>) -> KafkaSett
     }
 }
 
-fn duration_field(
-    name: &str,
-    value: Option<&str>,
-    default: &str,
-    problems: &mut Vec<String>,
-) -> Duration {
+fn duration_field(name: &str, value: Option<&str>, default: &str, problems: &mut Vec<String>) -> Duration {
     match parse_duration(value.unwrap_or(default)) {
         Ok(d) => d,
         Err(e) => {
@@ -507,20 +462,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s, 5m, 24h"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s, 5m, 24h"))?;
     let ms = match unit.trim() {
         "ms" => n,
         "s" => n.saturating_mul(1000),
         "m" => n.saturating_mul(60_000),
         "h" => n.saturating_mul(3_600_000),
         "d" => n.saturating_mul(86_400_000),
-        _ => {
-            return Err(format!(
-                "{text:?} is not a duration such as 500ms, 10s, 5m, 24h"
-            ))
-        }
+        _ => return Err(format!("{text:?} is not a duration such as 500ms, 10s, 5m, 24h")),
     };
     Ok(Duration::from_millis(ms))
 }
@@ -530,9 +479,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as 4096, 64KiB, 1MiB"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a size such as 4096, 64KiB, 1MiB"))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -543,8 +490,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         _ => return Err(format!("{text:?} is not a size such as 4096, 64KiB, 1MiB")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    n.checked_mul(mult).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 fn parse_size_raw(raw: &RawSize) -> Result<u64, String> {
@@ -560,21 +506,13 @@ pub fn check_topic(topic: &str) -> Result<(), String> {
         return Err("empty topic".into());
     }
     if topic.len() > 249 {
-        return Err(format!(
-            "topic is {} characters long; Kafka allows 249",
-            topic.len()
-        ));
+        return Err(format!("topic is {} characters long; Kafka allows 249", topic.len()));
     }
     if topic == "." || topic == ".." {
         return Err(format!("{topic:?} is not a valid topic name"));
     }
-    if let Some(c) = topic
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "{topic:?} has {c:?}; topic names allow only a-z A-Z 0-9 . _ -"
-        ));
+    if let Some(c) = topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("{topic:?} has {c:?}; topic names allow only a-z A-Z 0-9 . _ -"));
     }
     Ok(())
 }
@@ -582,10 +520,7 @@ pub fn check_topic(topic: &str) -> Result<(), String> {
 /// Rejects path text no file can have.
 pub fn check_path_text(path: &str) -> Result<(), String> {
     if path.contains('\0') {
-        return Err(format!(
-            "{:?} contains a NUL byte",
-            path.replace('\0', "\\0")
-        ));
+        return Err(format!("{:?} contains a NUL byte", path.replace('\0', "\\0")));
     }
     if path.ends_with('/') {
         return Err(format!("{path:?} names a directory; name a file"));
@@ -595,11 +530,7 @@ pub fn check_path_text(path: &str) -> Result<(), String> {
 
 /// `path` made absolute against `base`, with `.` and `..` folded lexically (no symlinks resolved).
 pub fn absolute(path: &Path, base: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    };
+    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
     let mut out = PathBuf::from("/");
     for c in joined.components() {
         match c {
@@ -637,10 +568,7 @@ etcdconfig: ["localhost:2379", "localhost:3379"]
 "#,
         )
         .unwrap();
-        assert_eq!(
-            cfg.log.path.as_deref(),
-            Some(Path::new("/etc/logcatch/logs/logcatch.log"))
-        );
+        assert_eq!(cfg.log.path.as_deref(), Some(Path::new("/etc/logcatch/logs/logcatch.log")));
         assert_eq!(cfg.log.level, log::LevelFilter::Debug);
         assert_eq!(
             cfg.sources,
@@ -661,10 +589,8 @@ etcdconfig: ["localhost:2379", "localhost:3379"]
 
     #[test]
     fn unknown_key_is_named() {
-        let err = parse(
-            "kafkaconfig: {kafkaaddr: \"h:1\"}\ncollectlogs:\n  - {logpath: /a, logtopik: x}\n",
-        )
-        .unwrap_err();
+        let err =
+            parse("kafkaconfig: {kafkaaddr: \"h:1\"}\ncollectlogs:\n  - {logpath: /a, logtopik: x}\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("logtopik"), "{msg}");
         assert!(msg.contains("collectlogs[0]"), "{msg}");
@@ -703,16 +629,7 @@ etcdkeys: [k]
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for text in [
-            "",
-            "   \n",
-            "[1,2",
-            "collectlogs: 5",
-            ":::",
-            "\0\0",
-            "kafkaconfig: []",
-            "- a\n- b",
-        ] {
+        for text in ["", "   \n", "[1,2", "collectlogs: 5", ":::", "\0\0", "kafkaconfig: []", "- a\n- b"] {
             assert!(parse(text).is_err(), "{text:?} was accepted");
         }
     }
@@ -776,22 +693,13 @@ kafkaconfig:
 
     #[test]
     fn nul_in_path_is_rejected() {
-        let err = parse(&format!(
-            "{MINIMAL}collectlogs:\n  - {{logpath: \"/a\\0b\", logtopic: t}}\n"
-        ))
-        .unwrap_err();
+        let err = parse(&format!("{MINIMAL}collectlogs:\n  - {{logpath: \"/a\\0b\", logtopic: t}}\n")).unwrap_err();
         assert!(err.to_string().contains("NUL"), "{err}");
     }
 
     #[test]
     fn absolute_folds_dots() {
-        assert_eq!(
-            absolute(Path::new("../x/./y"), Path::new("/a/b")),
-            Path::new("/a/x/y")
-        );
-        assert_eq!(
-            absolute(Path::new("/../../z"), Path::new("/a")),
-            Path::new("/z")
-        );
+        assert_eq!(absolute(Path::new("../x/./y"), Path::new("/a/b")), Path::new("/a/x/y"));
+        assert_eq!(absolute(Path::new("/../../z"), Path::new("/a")), Path::new("/z"));
     }
 }

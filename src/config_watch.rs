@@ -43,27 +43,19 @@ pub fn run_config_watcher(
     stop: &AtomicBool,
 ) {
     let (tx, rx) = unbounded::<notify::Result<notify::Event>>();
-    let dir = file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let _watcher = match notify::recommended_watcher(move |res| {
         let _ = tx.send(res);
     }) {
         Ok(mut w) => match w.watch(&dir, RecursiveMode::NonRecursive) {
             Ok(()) => Some(w),
             Err(e) => {
-                log::warn!(
-                    "cannot watch {}: {e}; checking config.yaml every second instead",
-                    dir.display()
-                );
+                log::warn!("cannot watch {}: {e}; checking config.yaml every second instead", dir.display());
                 None
             }
         },
         Err(e) => {
-            log::warn!(
-                "cannot start a file watcher: {e}; checking config.yaml every second instead"
-            );
+            log::warn!("cannot start a file watcher: {e}; checking config.yaml every second instead");
             None
         }
     };

@@ -16,10 +16,7 @@ pub struct TailSpec {
 
 impl TailSpec {
     pub fn new(path: PathBuf, topic: &str) -> TailSpec {
-        TailSpec {
-            path,
-            topic: topic.to_string(),
-        }
+        TailSpec { path, topic: topic.to_string() }
     }
 }
 
@@ -62,10 +59,7 @@ impl Change {
 
 /// The set of tails that `new` wants and `old` does not (start), and the reverse (stop).
 pub fn diff(old: &BTreeSet<TailSpec>, new: &BTreeSet<TailSpec>) -> Change {
-    Change {
-        start: new.difference(old).cloned().collect(),
-        stop: old.difference(new).cloned().collect(),
-    }
+    Change { start: new.difference(old).cloned().collect(), stop: old.difference(new).cloned().collect() }
 }
 
 /// Every source's wanted set; the union is what runs.
@@ -94,11 +88,7 @@ impl Desired {
 
     /// The sources that want `spec` (for log lines).
     pub fn wanted_by(&self, spec: &TailSpec) -> Vec<&SourceId> {
-        self.by_source
-            .iter()
-            .filter(|(_, s)| s.contains(spec))
-            .map(|(id, _)| id)
-            .collect()
+        self.by_source.iter().filter(|(_, s)| s.contains(spec)).map(|(id, _)| id).collect()
     }
 
     /// What `source` wants now.
@@ -140,10 +130,7 @@ mod tests {
         let mut d = Desired::default();
         let k1 = SourceId::EtcdKey("k1".into());
         let k2 = SourceId::EtcdKey("k2".into());
-        assert_eq!(
-            d.set(SourceId::ConfigFile, set(&[t("/a", "x")])).start,
-            vec![t("/a", "x")]
-        );
+        assert_eq!(d.set(SourceId::ConfigFile, set(&[t("/a", "x")])).start, vec![t("/a", "x")]);
         // Another source wanting the same tail starts nothing.
         assert!(d.set(k1.clone(), set(&[t("/a", "x"), t("/b", "y")])).start == vec![t("/b", "y")]);
         assert!(d.set(k2.clone(), set(&[t("/a", "x")])).is_empty());

@@ -23,11 +23,7 @@ mod imp {
 
     fn points() -> &'static Mutex<Vec<Point>> {
         static POINTS: OnceLock<Mutex<Vec<Point>>> = OnceLock::new();
-        POINTS.get_or_init(|| {
-            Mutex::new(parse(
-                &std::env::var("LOGCATCH_FAILPOINTS").unwrap_or_default(),
-            ))
-        })
+        POINTS.get_or_init(|| Mutex::new(parse(&std::env::var("LOGCATCH_FAILPOINTS").unwrap_or_default())))
     }
 
     fn parse(spec: &str) -> Vec<Point> {
@@ -50,10 +46,7 @@ mod imp {
         let fire = {
             let mut pts = points().lock().unwrap_or_else(|p| p.into_inner());
             let mut fire = false;
-            for p in pts
-                .iter_mut()
-                .filter(|p| !p.fired && p.name == name && detail.contains(&p.needle))
-            {
+            for p in pts.iter_mut().filter(|p| !p.fired && p.name == name && detail.contains(&p.needle)) {
                 p.seen += 1;
                 if p.seen >= p.at {
                     p.fired = true;

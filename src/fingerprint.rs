@@ -24,10 +24,7 @@ pub struct FileId {
 
 impl FileId {
     pub fn of(meta: &std::fs::Metadata) -> FileId {
-        FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
+        FileId { dev: meta.dev(), ino: meta.ino() }
     }
 }
 
@@ -49,10 +46,7 @@ impl Fingerprint {
     pub fn of_prefix(file: &File, len: u64) -> io::Result<Fingerprint> {
         let mut buf = vec![0u8; len as usize];
         file.read_exact_at(&mut buf, 0)?;
-        Ok(Fingerprint {
-            len,
-            hash: fnv1a(&buf),
-        })
+        Ok(Fingerprint { len, hash: fnv1a(&buf) })
     }
 
     /// Whether `file` still begins with the bytes this fingerprint was taken of.
@@ -103,13 +97,11 @@ pub fn rotated_siblings(path: &Path) -> Vec<PathBuf> {
 
 /// Finds the file with identity `id` among `path` itself and its rotated siblings.
 pub fn find_by_id(path: &Path, id: FileId) -> Option<(PathBuf, File)> {
-    std::iter::once(path.to_path_buf())
-        .chain(rotated_siblings(path))
-        .find_map(|p| {
-            let f = File::open(&p).ok()?;
-            let meta = f.metadata().ok()?;
-            (FileId::of(&meta) == id).then_some((p, f))
-        })
+    std::iter::once(path.to_path_buf()).chain(rotated_siblings(path)).find_map(|p| {
+        let f = File::open(&p).ok()?;
+        let meta = f.metadata().ok()?;
+        (FileId::of(&meta) == id).then_some((p, f))
+    })
 }
 
 #[cfg(test)]
@@ -127,12 +119,7 @@ mod tests {
         assert_eq!(fp.len, 6);
         assert!(fp.matches(&f));
         // Appending keeps the prefix.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(b"more\n")
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"more\n").unwrap();
         assert!(fp.matches(&f));
         assert!(fp.can_grow(11));
         // Rewritten content does not match; nor does a shorter file.

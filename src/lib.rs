@@ -4,6 +4,7 @@
 //! - `config_watch`: the config thread, notices config.yaml changes;
 //! - `server`: the file server, owns the desired set of tails and starts/stops them;
 //! - `tail`: one thread per (file, topic);
+//! - `etcd`: one watcher thread per etcd key;
 //! - `checkpoint`: the checkpointer thread, saves acknowledged offsets;
 //! - `supervisor`: restarts any of the above that panics;
 //! - `sink`: the shared Kafka producer (its own polling thread, from rdkafka).
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod config_watch;
 pub mod desired;
+pub mod etcd;
 pub mod failpoint;
 pub mod fingerprint;
 pub mod logging;

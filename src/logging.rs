@@ -16,11 +16,8 @@ pub fn init(settings: &LogSettings) -> Result<(), String> {
         .set_target_level(LevelFilter::Off)
         .set_location_level(LevelFilter::Off)
         .build();
-    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![WriteLogger::new(
-        LevelFilter::Trace,
-        cfg.clone(),
-        std::io::stderr(),
-    )];
+    let mut loggers: Vec<Box<dyn SharedLogger>> =
+        vec![WriteLogger::new(LevelFilter::Trace, cfg.clone(), std::io::stderr())];
     if let Some(path) = &settings.path {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -42,10 +39,7 @@ pub fn init(settings: &LogSettings) -> Result<(), String> {
 pub fn log_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let thread = std::thread::current()
-            .name()
-            .unwrap_or("unnamed")
-            .to_string();
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
         log::error!("thread {thread} panicked: {info}");
         default(info);
     }));

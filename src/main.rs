@@ -11,8 +11,9 @@ use logcatch::checkpoint::{run_checkpointer, Checkpoints};
 use logcatch::cli::{self, Command};
 use logcatch::config::Config;
 use logcatch::config_watch::run_config_watcher;
+use logcatch::etcd::EtcdWatchers;
 use logcatch::logging;
-use logcatch::server::{run_server, Event, NoEtcd, ServerState};
+use logcatch::server::{run_server, Event, ServerState};
 use logcatch::sink::Sink;
 use logcatch::supervisor::Supervisor;
 use logcatch::tail::{TailCtx, TailSettings};
@@ -66,11 +67,7 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
         return ExitCode::from(1);
     }
     logging::log_panics();
-    log::info!(
-        "logcatch {} starting with {}",
-        env!("CARGO_PKG_VERSION"),
-        config.file.display()
-    );
+    log::info!("logcatch {} starting with {}", env!("CARGO_PKG_VERSION"), config.file.display());
 
     let checkpoints = match Checkpoints::open(&config.data_dir) {
         Ok(c) => Arc::new(c),
@@ -103,37 +100,20 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
     let (_stop_tx, stop_rx) = bounded::<()>(0);
     let stopping = Arc::new(AtomicBool::new(false));
 
-    let server = Arc::new(Mutex::new(ServerState::new(
-        ctx.clone(),
-        supervisor.clone(),
-        config.clone(),
-        Box::new(NoEtcd),
-    )));
+    let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone()));
+    let server = Arc::new(Mutex::new(ServerState::new(ctx.clone(), supervisor.clone(), config.clone(), etcd)));
     supervisor.spawn("server", Arc::new(move || run_server(&server, &events_rx)));
 
     let (reload_tx, reload_rx) = unbounded();
     {
-        let (file, last_good, events, stopping) = (
-            config.file.clone(),
-            Arc::new(Mutex::new(config.clone())),
-            events_tx.clone(),
-            stopping.clone(),
-        );
-        supervisor.spawn(
-            "config",
-            Arc::new(move || run_config_watcher(&file, &last_good, &events, &reload_rx, &stopping)),
-        );
+        let (file, last_good, events, stopping) =
+            (config.file.clone(), Arc::new(Mutex::new(config.clone())), events_tx.clone(), stopping.clone());
+        supervisor
+            .spawn("config", Arc::new(move || run_config_watcher(&file, &last_good, &events, &reload_rx, &stopping)));
     }
     {
-        let (cp, every, stop) = (
-            checkpoints.clone(),
-            config.checkpoint_interval,
-            stop_rx.clone(),
-        );
-        supervisor.spawn(
-            "checkpointer",
-            Arc::new(move || run_checkpointer(&cp, every, &stop)),
-        );
+        let (cp, every, stop) = (checkpoints.clone(), config.checkpoint_interval, stop_rx.clone());
+        supervisor.spawn("checkpointer", Arc::new(move || run_checkpointer(&cp, every, &stop)));
     }
 
     let (signal_tx, signal_rx) = bounded::<()>(1);

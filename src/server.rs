@@ -21,27 +21,32 @@ use crate::tail::{Tail, TailCtx};
 pub enum Event {
     /// config.yaml changed and the new file is valid.
     Config(Box<Config>),
-    /// An etcd key holds (a valid value naming) these tails, as of `revision`.
-    EtcdValue {
-        key: String,
-        revision: i64,
-        tails: BTreeSet<TailSpec>,
-    },
-    /// An etcd key was deleted (or is no longer watched): all of its tails stop.
-    EtcdDeleted { key: String, revision: i64 },
+    /// An etcd key holds (a valid value naming) these tails, as of `revision`; `watcher`
+    /// identifies the reporting watcher (reports of retired watchers are ignored).
+    EtcdValue { key: String, watcher: u64, revision: i64, tails: BTreeSet<TailSpec> },
+    /// An etcd key was deleted: all of its tails stop.
+    EtcdDeleted { key: String, watcher: u64, revision: i64 },
     /// Stop every tail, then report on `done`.
     Shutdown { done: Sender<()> },
 }
 
 /// Hooks the server calls when config.yaml's etcd settings change (the etcd module's watchers).
 pub trait EtcdControl: Send {
-    fn reconfigure(&mut self, config: &Config);
+    /// Starts and stops watchers for `config`; returns the keys no longer watched.
+    fn reconfigure(&mut self, config: &Config) -> Vec<String>;
+    /// Whether `watcher` is the live watcher of `key` (reports of retired ones are ignored).
+    fn is_current(&self, key: &str, watcher: u64) -> bool;
 }
 
 /// No etcd: nothing to reconfigure.
 pub struct NoEtcd;
 impl EtcdControl for NoEtcd {
-    fn reconfigure(&mut self, _config: &Config) {}
+    fn reconfigure(&mut self, _config: &Config) -> Vec<String> {
+        Vec::new()
+    }
+    fn is_current(&self, _key: &str, _watcher: u64) -> bool {
+        false
+    }
 }
 
 /// How long shutdown waits for tail threads to finish the line they are sending.
@@ -60,12 +65,7 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(
-        ctx: Arc<TailCtx>,
-        supervisor: Supervisor,
-        config: Config,
-        etcd: Box<dyn EtcdControl>,
-    ) -> ServerState {
+    pub fn new(ctx: Arc<TailCtx>, supervisor: Supervisor, config: Config, etcd: Box<dyn EtcdControl>) -> ServerState {
         ServerState {
             ctx,
             supervisor,
@@ -87,26 +87,20 @@ impl ServerState {
     fn handle(&mut self, event: Event) -> Option<Sender<()>> {
         match event {
             Event::Config(new) => self.apply_config(*new),
-            Event::EtcdValue {
-                key,
-                revision,
-                tails,
-            } => {
+            Event::EtcdValue { key, watcher, revision, tails } => {
+                if !self.etcd.is_current(&key, watcher) {
+                    return None;
+                }
                 let change = self.desired.set(SourceId::EtcdKey(key.clone()), tails);
-                log::info!(
-                    "etcd key {key:?} at revision {revision}: {}",
-                    describe(&change)
-                );
+                log::info!("etcd key {key:?} at revision {revision}: {}", describe(&change));
                 self.apply(change);
             }
-            Event::EtcdDeleted { key, revision } => {
-                let change = self
-                    .desired
-                    .set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
-                log::info!(
-                    "etcd key {key:?} gone at revision {revision}: {}",
-                    describe(&change)
-                );
+            Event::EtcdDeleted { key, watcher, revision } => {
+                if !self.etcd.is_current(&key, watcher) {
+                    return None;
+                }
+                let change = self.desired.set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
+                log::info!("etcd key {key:?} gone at revision {revision}: {}", describe(&change));
                 self.apply(change);
             }
             Event::Shutdown { done } => return Some(done),
@@ -137,11 +131,18 @@ impl ServerState {
         if old.etcd != new.etcd {
             self.etcd.reconfigure(new);
         }
-        let change = self
-            .desired
-            .set(SourceId::ConfigFile, new.sources.iter().cloned().collect());
+        let change = self.desired.set(SourceId::ConfigFile, new.sources.iter().cloned().collect());
         log::info!("config.yaml reloaded: {}", describe(&change));
         self.apply(change);
+    }
+
+    /// Reconfigures the etcd watchers; the tails of keys no longer watched stop.
+    fn forget_etcd_keys(&mut self, config: &Config) {
+        for key in self.etcd.reconfigure(config) {
+            let change = self.desired.set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
+            log::info!("etcd key {key:?} no longer watched: {}", describe(&change));
+            self.apply(change);
+        }
     }
 
     /// Stops, then starts, what `change` says.
@@ -159,8 +160,7 @@ impl ServerState {
             self.wait_stopped(|t| t.spec == spec, Duration::from_secs(2));
             self.generation += 1;
             let tail = Tail::new(spec.clone(), self.generation, self.ctx.settings.message_key);
-            self.supervisor
-                .spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
+            self.supervisor.spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
             self.tails.insert(spec, tail);
         }
         self.stopping.retain(Tail::is_running);
@@ -183,15 +183,9 @@ impl ServerState {
     /// Stops every tail and waits (bounded) for their threads to end.
     fn stop_all(&mut self) {
         let all: Vec<TailSpec> = self.tails.keys().cloned().collect();
-        self.apply(Change {
-            start: Vec::new(),
-            stop: all,
-        });
+        self.apply(Change { start: Vec::new(), stop: all });
         if !self.wait_stopped(|_| true, STOP_WAIT) {
-            log::warn!(
-                "{} tails did not stop within {STOP_WAIT:?}",
-                self.stopping.len()
-            );
+            log::warn!("{} tails did not stop within {STOP_WAIT:?}", self.stopping.len());
         }
     }
 }
@@ -200,20 +194,11 @@ fn describe(change: &Change) -> String {
     if change.is_empty() {
         return "no tail starts or stops".into();
     }
-    let list = |v: &[TailSpec]| {
-        v.iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |v: &[TailSpec]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
     match (change.start.is_empty(), change.stop.is_empty()) {
         (false, true) => format!("starting {}", list(&change.start)),
         (true, false) => format!("stopping {}", list(&change.stop)),
-        _ => format!(
-            "starting {}; stopping {}",
-            list(&change.start),
-            list(&change.stop)
-        ),
+        _ => format!("starting {}; stopping {}", list(&change.start), list(&change.stop)),
     }
 }
 
@@ -222,10 +207,8 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
     if !st.applied_initial {
         let cfg = st.config.clone();
-        st.etcd.reconfigure(&cfg);
-        let change = st
-            .desired
-            .set(SourceId::ConfigFile, cfg.sources.iter().cloned().collect());
+        st.forget_etcd_keys(&cfg);
+        let change = st.desired.set(SourceId::ConfigFile, cfg.sources.iter().cloned().collect());
         log::info!("config.yaml: {}", describe(&change));
         st.apply(change);
         st.applied_initial = true;

@@ -91,9 +91,7 @@ impl ClientContext for Context {
 fn is_permanent(code: RDKafkaErrorCode) -> bool {
     matches!(
         code,
-        RDKafkaErrorCode::MessageSizeTooLarge
-            | RDKafkaErrorCode::InvalidMessageSize
-            | RDKafkaErrorCode::InvalidMessage
+        RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize | RDKafkaErrorCode::InvalidMessage
     )
 }
 
@@ -153,11 +151,7 @@ impl Sink {
         }
         let stats = Arc::new(SinkStats::default());
         let (retry_tx, retry_rx) = unbounded();
-        let ctx = Context {
-            stats: stats.clone(),
-            retry_tx,
-            last_error: Mutex::new(None),
-        };
+        let ctx = Context { stats: stats.clone(), retry_tx, last_error: Mutex::new(None) };
         let producer: KafkaProducer = cc
             .create_with_context(ctx)
             .map_err(|e| format!("kafkaconfig: the Kafka producer refused its settings: {e}"))?;

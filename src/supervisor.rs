@@ -24,19 +24,11 @@ pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Messages of the supervisor's channel.
 pub enum SupervisorMsg {
     /// Run a new worker under this (unique) name.
-    Spawn {
-        name: String,
-        run: WorkerFn,
-        restarts: Arc<AtomicU64>,
-    },
+    Spawn { name: String, run: WorkerFn, restarts: Arc<AtomicU64> },
     /// Do not restart this worker any more; it is being stopped by its own stop flag.
     Retire { name: String },
     /// A worker's thread ended; `panic` holds the panic message when it panicked.
-    Exited {
-        name: String,
-        generation: u64,
-        panic: Option<String>,
-    },
+    Exited { name: String, generation: u64, panic: Option<String> },
     /// Stop restarting anything and end the supervisor thread.
     Shutdown,
 }
@@ -62,11 +54,7 @@ impl Supervisor {
     /// Runs `run` on its own thread, restarting it when it panics. Returns the restart counter.
     pub fn spawn(&self, name: impl Into<String>, run: WorkerFn) -> Arc<AtomicU64> {
         let restarts = Arc::new(AtomicU64::new(0));
-        let _ = self.tx.send(SupervisorMsg::Spawn {
-            name: name.into(),
-            run,
-            restarts: restarts.clone(),
-        });
+        let _ = self.tx.send(SupervisorMsg::Spawn { name: name.into(), run, restarts: restarts.clone() });
         restarts
     }
 
@@ -87,9 +75,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            next: FIRST_BACKOFF,
-        }
+        Backoff { next: FIRST_BACKOFF }
     }
 }
 
@@ -133,11 +119,7 @@ fn run_supervisor(rx: Receiver<SupervisorMsg>, tx: Sender<SupervisorMsg>) {
             },
         };
         match msg {
-            Some(SupervisorMsg::Spawn {
-                name,
-                run,
-                restarts,
-            }) => {
+            Some(SupervisorMsg::Spawn { name, run, restarts }) => {
                 let mut w = Worker {
                     run,
                     restarts,
@@ -160,11 +142,7 @@ fn run_supervisor(rx: Receiver<SupervisorMsg>, tx: Sender<SupervisorMsg>) {
                     }
                 }
             }
-            Some(SupervisorMsg::Exited {
-                name,
-                generation,
-                panic,
-            }) => {
+            Some(SupervisorMsg::Exited { name, generation, panic }) => {
                 let Some(w) = workers.get_mut(&name) else {
                     continue;
                 };
@@ -212,17 +190,11 @@ fn launch(name: &str, w: &mut Worker, tx: &Sender<SupervisorMsg>) {
     w.started = Instant::now();
     w.running = true;
     let (run, tx2, name2, generation) = (w.run.clone(), tx.clone(), name.to_string(), w.generation);
-    let spawned = thread::Builder::new()
-        .name(thread_name(name))
-        .spawn(move || {
-            let result = catch_unwind(AssertUnwindSafe(|| run()));
-            let panic = result.err().map(|p| panic_message(p.as_ref()));
-            let _ = tx2.send(SupervisorMsg::Exited {
-                name: name2,
-                generation,
-                panic,
-            });
-        });
+    let spawned = thread::Builder::new().name(thread_name(name)).spawn(move || {
+        let result = catch_unwind(AssertUnwindSafe(|| run()));
+        let panic = result.err().map(|p| panic_message(p.as_ref()));
+        let _ = tx2.send(SupervisorMsg::Exited { name: name2, generation, panic });
+    });
     if let Err(e) = spawned {
         // Out of threads or memory: treat like a panic so it is retried with backoff.
         let _ = tx.send(SupervisorMsg::Exited {
@@ -285,9 +257,7 @@ mod tests {
                 let _ = done_tx.send(());
             }),
         );
-        done_rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("worker succeeded after restarts");
+        done_rx.recv_timeout(Duration::from_secs(5)).expect("worker succeeded after restarts");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         assert_eq!(restarts.load(Ordering::SeqCst), 2);
         sup.shutdown();
@@ -313,10 +283,7 @@ mod tests {
 
     #[test]
     fn thread_names_keep_the_end() {
-        assert_eq!(
-            thread_name("tail:/var/log/app.log"),
-            "/var/log/app.log"[1..].to_string()
-        );
+        assert_eq!(thread_name("tail:/var/log/app.log"), "/var/log/app.log"[1..].to_string());
         assert_eq!(thread_name("cfg"), "cfg");
     }
 }

@@ -154,12 +154,8 @@ impl Tail {
 
     /// The body the supervisor runs (again, after a panic).
     pub fn worker(&self, ctx: Arc<TailCtx>) -> crate::supervisor::WorkerFn {
-        let (state, stop, wake, running) = (
-            self.state.clone(),
-            self.stop.clone(),
-            self.wake_rx.clone(),
-            self.running.clone(),
-        );
+        let (state, stop, wake, running) =
+            (self.state.clone(), self.stop.clone(), self.wake_rx.clone(), self.running.clone());
         Arc::new(move || {
             running.store(true, Ordering::SeqCst);
             let _flag = ClearOnDrop(&running);
@@ -246,8 +242,7 @@ impl TailState {
         let id = FileId::of(&file.metadata().expect("fstat of an open file"));
         let fp = Fingerprint::of_file(&file).unwrap_or_default();
         let tracker = tracker.unwrap_or_else(|| Arc::new(AckTracker::new(offset)));
-        ctx.checkpoints
-            .track(&self.spec.topic, id, &self.path_text, fp, tracker.clone());
+        ctx.checkpoints.track(&self.spec.topic, id, &self.path_text, fp, tracker.clone());
         Reader {
             file,
             id,
@@ -263,21 +258,13 @@ impl TailState {
     }
 
     /// Where to read `file` from, given what the checkpointer knows; `unknown` when nothing is.
-    fn resume_point(
-        &self,
-        ctx: &TailCtx,
-        file: &File,
-        unknown: u64,
-    ) -> (u64, Option<Arc<AckTracker>>) {
+    fn resume_point(&self, ctx: &TailCtx, file: &File, unknown: u64) -> (u64, Option<Arc<AckTracker>>) {
         let meta = match file.metadata() {
             Ok(m) => m,
             Err(_) => return (unknown, None),
         };
         let size = meta.len();
-        match ctx
-            .checkpoints
-            .resolve(&self.spec.topic, FileId::of(&meta), file)
-        {
+        match ctx.checkpoints.resolve(&self.spec.topic, FileId::of(&meta), file) {
             Known::Live(t) if t.sent() <= size => (t.sent(), Some(t)),
             Known::Saved(off) if off <= size => (off, None),
             Known::Live(_) | Known::Saved(_) => {
@@ -297,10 +284,7 @@ impl TailState {
         let current = match File::open(&self.spec.path) {
             Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Some(f),
             Ok(_) => {
-                self.problem(format!(
-                    "{}: not a regular file; waiting for one",
-                    self.path_text
-                ));
+                self.problem(format!("{}: not a regular file; waiting for one", self.path_text));
                 None
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -309,17 +293,9 @@ impl TailState {
                 None
             }
         };
-        let current_id = current
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map(|m| FileId::of(&m));
-        let had_history = ctx
-            .checkpoints
-            .knows_path(&self.path_text, &self.spec.topic);
-        for entry in ctx
-            .checkpoints
-            .history(&self.path_text, &self.spec.topic, current_id)
-        {
+        let current_id = current.as_ref().and_then(|f| f.metadata().ok()).map(|m| FileId::of(&m));
+        let had_history = ctx.checkpoints.knows_path(&self.path_text, &self.spec.topic);
+        for entry in ctx.checkpoints.history(&self.path_text, &self.spec.topic, current_id) {
             let Some((found, file)) = find_by_id(&self.spec.path, entry.id()) else {
                 continue;
             };
@@ -365,9 +341,7 @@ impl TailState {
             if n > 0 {
                 progressed = true;
                 r.idle_since = None;
-            } else if r.idle_since.get_or_insert_with(Instant::now).elapsed()
-                >= ctx.settings.rotate_wait
-            {
+            } else if r.idle_since.get_or_insert_with(Instant::now).elapsed() >= ctx.settings.rotate_wait {
                 let r = self.draining.remove(i);
                 self.finish(ctx, r, stop)?;
                 continue;
@@ -416,13 +390,7 @@ impl TailState {
                     let file = old.file.try_clone();
                     self.finish(ctx, old, stop)?;
                     if let Ok(file) = file {
-                        let r = self.reader(
-                            ctx,
-                            file,
-                            self.spec.path.clone(),
-                            0,
-                            Some(Arc::new(AckTracker::new(0))),
-                        );
+                        let r = self.reader(ctx, file, self.spec.path.clone(), 0, Some(Arc::new(AckTracker::new(0))));
                         self.current = Some(r);
                     }
                     return Ok(true);
@@ -430,18 +398,14 @@ impl TailState {
                 if r.fp.can_grow(size) {
                     if let Ok(fp) = Fingerprint::of_file(&r.file) {
                         r.fp = fp;
-                        ctx.checkpoints
-                            .update_fingerprint(&self.spec.topic, r.id, fp);
+                        ctx.checkpoints.update_fingerprint(&self.spec.topic, r.id, fp);
                     }
                 }
                 self.last_problem = None;
                 Ok(false)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                log::info!(
-                    "{}: removed or renamed away; draining it and waiting for a new file",
-                    self.path_text
-                );
+                log::info!("{}: removed or renamed away; draining it and waiting for a new file", self.path_text);
                 self.stats.rotations.fetch_add(1, Ordering::Relaxed);
                 let old = self.current.take().expect("current reader");
                 self.draining.push(old);
@@ -468,10 +432,7 @@ impl TailState {
             return false;
         };
         if !meta.is_file() {
-            self.problem(format!(
-                "{}: not a regular file; waiting for one",
-                self.path_text
-            ));
+            self.problem(format!("{}: not a regular file; waiting for one", self.path_text));
             return false;
         }
         let id = FileId::of(&meta);
@@ -483,11 +444,7 @@ impl TailState {
         self.last_problem = None;
         // A file that appears while we watch is new: all of it is read.
         let (offset, tracker) = self.resume_point(ctx, &file, 0);
-        log::info!(
-            "tail {}: new file (inode {}), reading from offset {offset}",
-            self.spec,
-            meta.ino()
-        );
+        log::info!("tail {}: new file (inode {}), reading from offset {offset}", self.spec, meta.ino());
         let r = self.reader(ctx, file, self.spec.path.clone(), offset, tracker);
         self.current = Some(r);
         true
@@ -495,12 +452,7 @@ impl TailState {
 
     /// Reads up to `BUDGET` bytes of one reader and sends every complete line. Returns the
     /// number of bytes read.
-    fn read_some(
-        &mut self,
-        ctx: &TailCtx,
-        slot: Slot,
-        stop: &AtomicBool,
-    ) -> Result<usize, Stopped> {
+    fn read_some(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<usize, Stopped> {
         let max = ctx.settings.max_line_bytes;
         let mut total = 0;
         loop {
@@ -552,15 +504,10 @@ impl TailState {
                 Slot::Current => self.current.as_mut().expect("current reader"),
                 Slot::Draining(i) => &mut self.draining[i],
             };
-            let newline = r.buf[r.scanned..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| r.scanned + i);
+            let newline = r.buf[r.scanned..].iter().position(|&b| b == b'\n').map(|i| r.scanned + i);
             let (end, consumed, split) = match newline {
                 Some(nl) if nl - r.pos <= max => (nl, nl + 1, false),
-                _ if r.buf.len() - r.pos > max || newline.is_some() => {
-                    (r.pos + max, r.pos + max, true)
-                }
+                _ if r.buf.len() - r.pos > max || newline.is_some() => (r.pos + max, r.pos + max, true),
                 _ => {
                     r.scanned = r.buf.len();
                     return Ok(());
@@ -571,19 +518,9 @@ impl TailState {
                 line = &line[..line.len() - 1];
             }
             let end_offset = r.offset_of(consumed);
-            send(
-                ctx,
-                &self.spec.topic,
-                self.key.as_deref(),
-                &r.tracker,
-                line,
-                end_offset,
-                stop,
-            )?;
+            send(ctx, &self.spec.topic, self.key.as_deref(), &r.tracker, line, end_offset, stop)?;
             self.stats.lines.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .bytes
-                .fetch_add(line.len() as u64, Ordering::Relaxed);
+            self.stats.bytes.fetch_add(line.len() as u64, Ordering::Relaxed);
             if split {
                 self.stats.split.fetch_add(1, Ordering::Relaxed);
             }
@@ -598,39 +535,23 @@ impl TailState {
     fn finish(&mut self, ctx: &TailCtx, mut r: Reader, stop: &AtomicBool) -> Result<(), Stopped> {
         if r.pos < r.buf.len() {
             let end_offset = r.read_offset;
-            if let Err(s) = send(
-                ctx,
-                &self.spec.topic,
-                self.key.as_deref(),
-                &r.tracker,
-                &r.buf[r.pos..],
-                end_offset,
-                stop,
-            ) {
+            if let Err(s) =
+                send(ctx, &self.spec.topic, self.key.as_deref(), &r.tracker, &r.buf[r.pos..], end_offset, stop)
+            {
                 self.draining.push(r);
                 return Err(s);
             }
             self.stats.lines.fetch_add(1, Ordering::Relaxed);
             r.pos = r.buf.len();
         }
-        log::info!(
-            "{}: finished reading {} at offset {}",
-            self.path_text,
-            r.opened_as.display(),
-            r.read_offset
-        );
+        log::info!("{}: finished reading {} at offset {}", self.path_text, r.opened_as.display(), r.read_offset);
         r.tracker.close();
         Ok(())
     }
 
     /// The tail is stopping: its files are closed, their trackers handed to the checkpointer.
     fn release(&mut self, _ctx: &TailCtx) {
-        for r in self
-            .current
-            .take()
-            .into_iter()
-            .chain(self.draining.drain(..))
-        {
+        for r in self.current.take().into_iter().chain(self.draining.drain(..)) {
             r.tracker.close();
         }
         self.started = false;
@@ -655,15 +576,8 @@ fn send(
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
     let seq = tracker.register(end_offset);
-    let mut pending = Pending {
-        tracker,
-        seq,
-        armed: true,
-    };
-    let delivery = Box::new(Delivery {
-        tracker: tracker.clone(),
-        seq,
-    });
+    let mut pending = Pending { tracker, seq, armed: true };
+    let delivery = Box::new(Delivery { tracker: tracker.clone(), seq });
     ctx.sink.send(topic, key, line, delivery, stop)?;
     pending.armed = false;
     Ok(())

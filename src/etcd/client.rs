@@ -1,0 +1,268 @@
+//! A small synchronous etcd v3 client over the JSON gateway (HTTP, ureq).
+//!
+//! Exists because the agent needs four calls (range, put, delete, watch) and no async runtime.
+//! Endpoints are tried in turn: on a connection error (or a dead watch stream) the client moves to
+//! the next one, logging each switch once; when all fail the caller backs off. Optional
+//! username/password: a token from `/v3/auth/authenticate`, fetched again when rejected.
+
+use std::io::Read;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::gateway::{b64, decode_watch_line, unb64, LineSplitter, RangeResponse, WatchMsg};
+
+/// How long a quiet watch stream is kept before it is re-opened from the last revision (this
+/// also bounds how long a silently dead connection goes unnoticed).
+pub const WATCH_IDLE: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+/// A key's value as of a revision.
+#[derive(Debug, PartialEq)]
+pub struct Range {
+    /// The store's revision when it was read.
+    pub revision: i64,
+    /// None when the key does not exist.
+    pub value: Option<Vec<u8>>,
+}
+
+pub struct EtcdClient {
+    endpoints: Vec<String>,
+    current: usize,
+    agent: ureq::Agent,
+    watch_agent: ureq::Agent,
+    creds: Option<Credentials>,
+    token: Option<String>,
+    /// Whether the last call reached an endpoint (to log outages and recoveries once).
+    healthy: bool,
+}
+
+/// `host:port` becomes `http://host:port`; URLs are kept; trailing slashes dropped.
+pub fn normalize_endpoint(e: &str) -> String {
+    let e = e.trim().trim_end_matches('/');
+    if e.starts_with("http://") || e.starts_with("https://") {
+        e.to_string()
+    } else {
+        format!("http://{e}")
+    }
+}
+
+fn agent(read_timeout: Option<Duration>, global: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(global)
+        .timeout_per_read(read_timeout)
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// An open watch: yields messages as they arrive on the stream.
+pub struct WatchStream {
+    reader: ureq::BodyReader<'static>,
+    splitter: LineSplitter,
+    queue: std::collections::VecDeque<WatchMsg>,
+    pub endpoint: String,
+}
+
+impl WatchStream {
+    /// The next message; Err when the stream broke, timed out idle, or sent garbage.
+    pub fn next(&mut self) -> Result<WatchMsg, String> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(m) = self.queue.pop_front() {
+                return Ok(m);
+            }
+            let n = self.reader.read(&mut buf).map_err(|e| format!("watch stream from {}: {e}", self.endpoint))?;
+            if n == 0 {
+                let cut = if self.splitter.pending() > 0 { " (cut mid-message)" } else { "" };
+                return Err(format!("watch stream from {} ended{cut}", self.endpoint));
+            }
+            for line in self.splitter.push(&buf[..n])? {
+                self.queue.extend(decode_watch_line(&line)?);
+            }
+        }
+    }
+}
+
+impl EtcdClient {
+    pub fn new(endpoints: &[String], creds: Option<Credentials>) -> EtcdClient {
+        EtcdClient {
+            endpoints: endpoints.iter().map(|e| normalize_endpoint(e)).collect(),
+            current: 0,
+            agent: agent(None, Some(CALL_TIMEOUT)),
+            watch_agent: agent(Some(WATCH_IDLE), None),
+            creds,
+            token: None,
+            healthy: true,
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoints[self.current]
+    }
+
+    /// POSTs `body` to `path`, trying each endpoint once, starting at the current one.
+    fn call(&mut self, path: &str, body: &serde_json::Value, watch: bool) -> Result<ureq::Body, String> {
+        let mut errors = Vec::new();
+        for _ in 0..self.endpoints.len() {
+            let url = format!("{}{path}", self.endpoint());
+            match self.post_once(&url, body, watch) {
+                Ok(b) => {
+                    if !self.healthy {
+                        log::info!("etcd: connected to {}", self.endpoint());
+                        self.healthy = true;
+                    }
+                    return Ok(b);
+                }
+                Err(Failure::Endpoint(e)) => {
+                    let from = self.endpoint().to_string();
+                    self.current = (self.current + 1) % self.endpoints.len();
+                    if self.healthy && self.endpoints.len() > 1 {
+                        log::warn!("etcd: {from} failed ({e}); switching to {}", self.endpoint());
+                    }
+                    errors.push(format!("{from}: {e}"));
+                }
+                Err(Failure::Request(e)) => return Err(e),
+            }
+        }
+        if self.healthy {
+            log::warn!("etcd: no endpoint answers ({}); retrying with backoff", errors.join("; "));
+            self.healthy = false;
+        }
+        Err(format!("no etcd endpoint answers: {}", errors.join("; ")))
+    }
+
+    fn post_once(&mut self, url: &str, body: &serde_json::Value, watch: bool) -> Result<ureq::Body, Failure> {
+        for attempt in 0..2 {
+            if self.creds.is_some() && self.token.is_none() {
+                self.authenticate(url)?;
+            }
+            let agent = if watch { &self.watch_agent } else { &self.agent };
+            let mut req = agent.post(url);
+            if let Some(t) = &self.token {
+                req = req.header("Authorization", t);
+            }
+            let resp = req.send_json(body).map_err(|e| Failure::Endpoint(e.to_string()))?;
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            match status {
+                200 => return Ok(body),
+                401 if attempt == 0 && self.creds.is_some() => {
+                    self.token = None; // expired: authenticate again
+                }
+                500..=599 => {
+                    let text = body.read_to_string().unwrap_or_default();
+                    return Err(Failure::Endpoint(format!("HTTP {status}: {}", text.trim())));
+                }
+                _ => {
+                    let text = body.read_to_string().unwrap_or_default();
+                    return Err(Failure::Request(format!("etcd answered HTTP {status}: {}", text.trim())));
+                }
+            }
+        }
+        Err(Failure::Request("etcd rejected the credentials".into()))
+    }
+
+    fn authenticate(&mut self, url: &str) -> Result<(), Failure> {
+        let creds = self.creds.clone().expect("credentials");
+        let base = url.split("/v3/").next().unwrap_or(url);
+        let resp = self
+            .agent
+            .post(&format!("{base}/v3/auth/authenticate"))
+            .send_json(json!({"name": creds.user, "password": creds.password}))
+            .map_err(|e| Failure::Endpoint(e.to_string()))?;
+        if resp.status().as_u16() != 200 {
+            return Err(Failure::Request(format!(
+                "etcd refused user {:?} (HTTP {})",
+                creds.user,
+                resp.status().as_u16()
+            )));
+        }
+        let v: serde_json::Value = resp
+            .into_body()
+            .read_json()
+            .map_err(|e| Failure::Endpoint(format!("unreadable authenticate answer: {e}")))?;
+        self.token = v.get("token").and_then(|t| t.as_str()).map(str::to_string);
+        Ok(())
+    }
+
+    fn json_call(&mut self, path: &str, body: serde_json::Value) -> Result<Vec<u8>, String> {
+        let mut b = self.call(path, &body, false)?;
+        let mut out = Vec::new();
+        b.as_reader().take(64 * 1024 * 1024).read_to_end(&mut out).map_err(|e| format!("etcd {path}: {e}"))?;
+        Ok(out)
+    }
+
+    /// Reads a key.
+    pub fn range(&mut self, key: &str) -> Result<Range, String> {
+        let bytes = self.json_call("/v3/kv/range", json!({"key": b64(key.as_bytes())}))?;
+        let r: RangeResponse =
+            serde_json::from_slice(&bytes).map_err(|e| format!("unreadable range answer from etcd: {e}"))?;
+        let value = match r.kvs.first() {
+            Some(kv) => Some(unb64(&kv.value)?),
+            None => None,
+        };
+        Ok(Range { revision: r.header.revision, value })
+    }
+
+    pub fn put(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.json_call("/v3/kv/put", json!({"key": b64(key.as_bytes()), "value": b64(value)})).map(|_| ())
+    }
+
+    pub fn delete(&mut self, key: &str) -> Result<(), String> {
+        self.json_call("/v3/kv/deleterange", json!({"key": b64(key.as_bytes())})).map(|_| ())
+    }
+
+    /// Opens a watch of `key` from `start_revision`.
+    pub fn watch(&mut self, key: &str, start_revision: i64) -> Result<WatchStream, String> {
+        let body =
+            json!({"create_request": {"key": b64(key.as_bytes()), "start_revision": start_revision.to_string()}});
+        let b = self.call("/v3/watch", &body, true)?;
+        Ok(WatchStream {
+            reader: b.into_with_config().limit(u64::MAX).reader(),
+            splitter: LineSplitter::default(),
+            queue: Default::default(),
+            endpoint: self.endpoint().to_string(),
+        })
+    }
+
+    /// The stream from the current endpoint died: start the next watch at the next endpoint.
+    pub fn rotate(&mut self) {
+        self.current = (self.current + 1) % self.endpoints.len();
+    }
+}
+
+enum Failure {
+    /// The endpoint is down or broken: try another.
+    Endpoint(String),
+    /// The request itself is wrong: another endpoint will say the same.
+    Request(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_normalize() {
+        assert_eq!(normalize_endpoint("localhost:2379"), "http://localhost:2379");
+        assert_eq!(normalize_endpoint("http://a:1/"), "http://a:1");
+        assert_eq!(normalize_endpoint("https://a:1"), "https://a:1");
+    }
+
+    #[test]
+    fn unreachable_endpoints_are_an_error_naming_them() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut c = EtcdClient::new(&[format!("127.0.0.1:{port}")], None);
+        let err = c.range("k").unwrap_err();
+        assert!(err.contains(&port.to_string()), "{err}");
+    }
+}

@@ -1,0 +1,100 @@
+//! etcd as a source of files to tail: one watcher thread per key in `etcdkeys`.
+//!
+//! Exists to own the watchers: `EtcdWatchers` starts one (under the supervisor) for each key
+//! config.yaml lists, stops the ones it no longer lists, and restarts all of them when the
+//! endpoints, credentials or allowlist change. Each watcher reports to the file server, which
+//! ignores reports from watchers it has retired.
+
+pub mod client;
+pub mod gateway;
+pub mod value;
+pub mod watcher;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{bounded, Sender};
+
+use crate::config::{Config, EtcdSettings};
+use crate::server::{EtcdControl, Event};
+use crate::supervisor::Supervisor;
+use watcher::{run_watcher, WatchState};
+
+struct Running {
+    watcher: u64,
+    name: String,
+    stop: Arc<AtomicBool>,
+    wake: Sender<()>,
+}
+
+pub struct EtcdWatchers {
+    supervisor: Supervisor,
+    events: Sender<Event>,
+    settings: EtcdSettings,
+    running: BTreeMap<String, Running>,
+    next_id: u64,
+}
+
+impl EtcdWatchers {
+    pub fn new(supervisor: Supervisor, events: Sender<Event>) -> EtcdWatchers {
+        EtcdWatchers { supervisor, events, settings: EtcdSettings::default(), running: BTreeMap::new(), next_id: 0 }
+    }
+
+    fn stop(&mut self, key: &str) {
+        if let Some(r) = self.running.remove(key) {
+            r.stop.store(true, Ordering::SeqCst);
+            let _ = r.wake.try_send(());
+            self.supervisor.retire(r.name);
+        }
+    }
+
+    fn start(&mut self, key: &str) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let s = &self.settings;
+        let creds = s.credentials.clone();
+        let state = Arc::new(Mutex::new(WatchState::new(
+            key.to_string(),
+            id,
+            s.endpoints.clone(),
+            creds,
+            s.allowed_paths.clone(),
+        )));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake, wake_rx) = bounded(1);
+        let name = format!("etcd#{id}:{key}");
+        let (events, stop2) = (self.events.clone(), stop.clone());
+        self.supervisor.spawn(name.clone(), Arc::new(move || run_watcher(&state, &events, &stop2, &wake_rx)));
+        self.running.insert(key.to_string(), Running { watcher: id, name, stop, wake });
+    }
+}
+
+impl EtcdControl for EtcdWatchers {
+    fn reconfigure(&mut self, config: &Config) -> Vec<String> {
+        let new = &config.etcd;
+        let restart_all = new.endpoints != self.settings.endpoints
+            || new.allowed_paths != self.settings.allowed_paths
+            || new.credentials != self.settings.credentials;
+        let gone: Vec<String> = self.running.keys().filter(|k| !new.keys.contains(k)).cloned().collect();
+        for k in &gone {
+            log::info!("etcd key {k:?} is no longer in etcdkeys: its tails stop");
+            self.stop(k);
+        }
+        self.settings = new.clone();
+        for k in &new.keys {
+            if restart_all && self.running.contains_key(k) {
+                self.stop(k);
+            }
+            if !self.running.contains_key(k) {
+                log::info!("watching etcd key {k:?} on {}", new.endpoints.join(", "));
+                self.start(k);
+            }
+        }
+        gone
+    }
+
+    fn is_current(&self, key: &str, watcher: u64) -> bool {
+        self.running.get(key).is_some_and(|r| r.watcher == watcher)
+    }
+}

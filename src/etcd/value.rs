@@ -1,0 +1,197 @@
+//! The value of an etcd key: a JSON array `[{"path": "...", "topic": "..."}]`, checked.
+//!
+//! Exists so that nothing half-understood is acted on. A value that is not such an array (or has
+//! an entry with an empty or invalid path or topic) is rejected whole: the key's tails keep
+//! running as they were. Paths must also fall under `etcd_allowed_paths` after `..` and symlinks
+//! are resolved, so that etcd cannot be used to read any file on the host; a refused entry is
+//! reported and the rest of the value still applies.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::{check_path_text, check_topic};
+use crate::desired::TailSpec;
+
+/// Values larger than this are rejected before parsing.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
+/// Entries in one value, at most.
+pub const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    path: String,
+    topic: String,
+}
+
+/// A value that was understood: the tails to run, and the entries refused by the allowlist.
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub tails: BTreeSet<TailSpec>,
+    pub refused: Vec<String>,
+}
+
+/// Parses and checks a value. `Err` names what is wrong; the caller keeps the key's old tails.
+pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(format!("value is {} bytes, more than the {MAX_VALUE_BYTES} accepted", value.len()));
+    }
+    let text = std::str::from_utf8(value).map_err(|e| format!("value is not UTF-8: {e}"))?;
+    let entries: Vec<RawEntry> = serde_json::from_str(text)
+        .map_err(|e| format!("value is not a JSON array of {{\"path\": \"...\", \"topic\": \"...\"}} objects: {e}"))?;
+    if entries.len() > MAX_ENTRIES {
+        return Err(format!("value has {} entries, more than the {MAX_ENTRIES} accepted", entries.len()));
+    }
+    let mut out = Parsed::default();
+    for (i, e) in entries.iter().enumerate() {
+        if e.path.is_empty() {
+            return Err(format!("entry {i}: empty path"));
+        }
+        check_path_text(&e.path).map_err(|m| format!("entry {i}: path {m}"))?;
+        if !e.path.starts_with('/') {
+            return Err(format!("entry {i}: path {:?} is not absolute", e.path));
+        }
+        check_topic(&e.topic).map_err(|m| format!("entry {i}: topic {m}"))?;
+        let path = PathBuf::from(&e.path);
+        match allowed_path(&path, allowed) {
+            Ok(()) => {
+                out.tails.insert(TailSpec::new(path, &e.topic));
+            }
+            Err(why) => out.refused.push(format!("{}: {why}", e.path)),
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves `..` lexically and symlinks as far as the path exists, then checks the result
+/// against the allowlist (directory prefixes; `*` and `?` allowed within one component).
+pub fn allowed_path(path: &Path, allowed: &[String]) -> Result<(), String> {
+    let resolved = resolve(path);
+    if allowed.iter().any(|a| under(&resolved, Path::new(a))) {
+        return Ok(());
+    }
+    let shown = if resolved != path { format!(" (resolves to {})", resolved.display()) } else { String::new() };
+    Err(format!("outside etcd_allowed_paths{shown}; refused"))
+}
+
+/// `..` folded, and the longest existing prefix replaced by its canonical (symlink-free) form.
+fn resolve(path: &Path) -> PathBuf {
+    let lexical = crate::config::absolute(path, Path::new("/"));
+    let mut existing = lexical.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canon) = std::fs::canonicalize(&existing) {
+            let mut out = canon;
+            for c in rest.iter().rev() {
+                out.push(c);
+            }
+            return out;
+        }
+        match (existing.file_name().map(|s| s.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return lexical,
+        }
+    }
+}
+
+/// Whether `path` lies under `prefix`, comparing whole components (`/var/logs` is not under
+/// `/var/log`); a prefix component may use `*` and `?` wildcards.
+fn under(path: &Path, prefix: &Path) -> bool {
+    let mut p = path.components().filter(|c| !matches!(c, Component::CurDir));
+    for want in prefix.components().filter(|c| !matches!(c, Component::CurDir)) {
+        match p.next() {
+            Some(got)
+                if component_matches(
+                    want.as_os_str().to_string_lossy().as_ref(),
+                    &got.as_os_str().to_string_lossy(),
+                ) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn component_matches(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    go(&p, &t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allow(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn origin_format() {
+        let p = parse(
+            br#"[{"path":"/var/log/a.log","topic":"ta"},{"path":"/var/log/b.log","topic":"tb"}]"#,
+            &allow(&["/var/log"]),
+        )
+        .unwrap();
+        assert_eq!(p.tails.len(), 2);
+        assert!(p.refused.is_empty());
+        assert!(parse(b"[]", &allow(&["/var/log"])).unwrap().tails.is_empty());
+    }
+
+    #[test]
+    fn rejected_values_name_the_problem() {
+        let a = allow(&["/"]);
+        for (v, needle) in [
+            (&b"not json"[..], "not a JSON array"),
+            (b"{\"path\":\"/a\",\"topic\":\"t\"}", "not a JSON array"),
+            (b"[{\"path\":\"\",\"topic\":\"t\"}]", "empty path"),
+            (b"[{\"path\":\"/a\",\"topic\":\"\"}]", "topic"),
+            (b"[{\"path\":\"/a\",\"topic\":\"bad topic\"}]", "topic"),
+            (b"[{\"path\":\"rel/a\",\"topic\":\"t\"}]", "not absolute"),
+            (b"[{\"path\":\"/a\\u0000b\",\"topic\":\"t\"}]", "NUL"),
+            (b"[{\"path\":\"/a\",\"topic\":\"t\",\"extra\":1}]", "extra"),
+            (b"\xff\xfe", "UTF-8"),
+        ] {
+            let err = parse(v, &a).unwrap_err();
+            assert!(err.contains(needle), "{:?}: {err}", String::from_utf8_lossy(v));
+        }
+    }
+
+    #[test]
+    fn deep_and_huge_values_are_errors_not_crashes() {
+        let deep = "[".repeat(100_000);
+        assert!(parse(deep.as_bytes(), &allow(&["/"])).is_err());
+        let huge = vec![b' '; MAX_VALUE_BYTES + 1];
+        assert!(parse(&huge, &allow(&["/"])).unwrap_err().contains("bytes"));
+    }
+
+    #[test]
+    fn allowlist_by_component_with_dotdot_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let logs = root.join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        std::fs::create_dir(root.join("secret")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret"), logs.join("link")).unwrap();
+        let a = allow(&[logs.to_str().unwrap()]);
+        assert!(allowed_path(&logs.join("app.log"), &a).is_ok());
+        assert!(allowed_path(&logs.join("sub/not-yet.log"), &a).is_ok());
+        assert!(allowed_path(&logs.join("../secret/x.log"), &a).is_err());
+        assert!(allowed_path(&logs.join("link/x.log"), &a).unwrap_err().contains("resolves to"));
+        assert!(allowed_path(&root.join("logs2/a.log"), &a).is_err());
+        let glob = allow(&[root.join("l*s").to_str().unwrap()]);
+        assert!(allowed_path(&logs.join("a.log"), &glob).is_ok());
+    }
+}

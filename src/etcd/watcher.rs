@@ -1,0 +1,164 @@
+//! One watcher thread per etcd key (the origin's goroutine "A").
+//!
+//! Exists to follow one key for as long as config.yaml lists it: read it, report its tails, then
+//! watch it from the next revision, reporting every change in order. Its revision lives outside
+//! the thread (`WatchState`), so after a panic, a dead stream or a lost member it resumes from the
+//! last revision it applied and misses nothing; if that revision was compacted away it reads the
+//! key afresh. A value it cannot understand is logged with the key and revision and reported as
+//! nothing: the key's tails keep running unchanged.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::client::{Credentials, EtcdClient};
+use super::gateway::WatchMsg;
+use super::value;
+use crate::failpoint;
+use crate::server::Event;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What a watcher knows; survives restarts of its thread.
+pub struct WatchState {
+    pub key: String,
+    /// Identifies this watcher to the server, which ignores reports from retired ones.
+    pub watcher: u64,
+    endpoints: Vec<String>,
+    creds: Option<Credentials>,
+    allowed: Vec<String>,
+    /// The last revision applied (0: the key has not been read yet).
+    pub revision: i64,
+}
+
+impl WatchState {
+    pub fn new(
+        key: String,
+        watcher: u64,
+        endpoints: Vec<String>,
+        creds: Option<Credentials>,
+        allowed: Vec<String>,
+    ) -> Self {
+        WatchState { key, watcher, endpoints, creds, allowed, revision: 0 }
+    }
+
+    /// Reports a value (or a delete, for `None`) at `revision` to the server.
+    fn apply(&mut self, events: &Sender<Event>, revision: i64, value: Option<&[u8]>) {
+        let key = self.key.clone();
+        let event = match value {
+            None => Some(Event::EtcdDeleted { key: key.clone(), watcher: self.watcher, revision }),
+            Some(bytes) => match value::parse(bytes, &self.allowed) {
+                Ok(parsed) => {
+                    for r in &parsed.refused {
+                        log::error!("etcd key {key:?} at revision {revision}: {r}");
+                    }
+                    Some(Event::EtcdValue { key: key.clone(), watcher: self.watcher, revision, tails: parsed.tails })
+                }
+                Err(e) => {
+                    log::error!("etcd key {key:?} at revision {revision}: {e}; the key's tails keep running unchanged");
+                    None
+                }
+            },
+        };
+        if let Some(ev) = event {
+            let _ = events.send(ev);
+        }
+        self.revision = revision;
+        failpoint::hit("etcd.applied", &key);
+    }
+}
+
+/// Sleeps `d` unless `stop` is raised (or its channel closed) first; true when stopping.
+fn pause(d: Duration, stop: &AtomicBool, wake: &Receiver<()>) -> bool {
+    let _ = wake.recv_timeout(d);
+    stop.load(Ordering::SeqCst)
+}
+
+/// The watcher thread's loop.
+pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &AtomicBool, wake: &Receiver<()>) {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut client = EtcdClient::new(&st.endpoints, st.creds.clone());
+    let mut backoff = FIRST_BACKOFF;
+    while !stop.load(Ordering::SeqCst) {
+        // 1. Read the key, the first time and after a compaction.
+        if st.revision == 0 {
+            match client.range(&st.key) {
+                Ok(r) => {
+                    if r.value.is_none() {
+                        log::info!("etcd key {:?} does not exist (revision {}); waiting for it", st.key, r.revision);
+                    }
+                    st.apply(events, r.revision, r.value.as_deref());
+                }
+                Err(e) => {
+                    log::debug!("etcd key {:?}: {e}", st.key);
+                    if pause(backoff, stop, wake) {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            }
+        }
+        // 2. Watch from the next revision.
+        let mut stream = match client.watch(&st.key, st.revision + 1) {
+            Ok(s) => s,
+            Err(e) => {
+                log::debug!("etcd key {:?}: {e}", st.key);
+                if pause(backoff, stop, wake) {
+                    break;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        // 3. Apply changes as they come, until the stream ends.
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match stream.next() {
+                Ok(WatchMsg::Created { .. }) => {
+                    backoff = FIRST_BACKOFF;
+                    log::debug!(
+                        "etcd key {:?}: watching from revision {} on {}",
+                        st.key,
+                        st.revision + 1,
+                        stream.endpoint
+                    );
+                }
+                Ok(WatchMsg::Change { revision, value }) => {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    st.apply(events, revision, value.as_deref());
+                }
+                Ok(WatchMsg::Progress { .. }) => {}
+                Ok(WatchMsg::Compacted { compact_revision }) => {
+                    log::warn!(
+                        "etcd key {:?}: revision {} was compacted (now {compact_revision}); reading the key afresh",
+                        st.key,
+                        st.revision + 1
+                    );
+                    st.revision = 0;
+                    break;
+                }
+                Ok(WatchMsg::Ended { reason }) => {
+                    log::warn!("etcd key {:?}: {reason}; watching again", st.key);
+                    client.rotate();
+                    break;
+                }
+                Err(e) => {
+                    log::debug!("etcd key {:?}: {e}; watching again from revision {}", st.key, st.revision + 1);
+                    if e.contains("timed out") || e.contains("Timeout") {
+                        break; // a quiet key: reopen on the same endpoint
+                    }
+                    client.rotate();
+                    break;
+                }
+            }
+        }
+    }
+}

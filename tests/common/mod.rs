@@ -1,0 +1,277 @@
+//! Shared pieces of the integration tests: a real tansu broker, the real logcatch binary, and a
+//! consumer that reads back exactly what reached a topic. Every process started here is killed by
+//! PID when its guard drops; every test gets its own ports and temp dir.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes; panics with `what` on timeout.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// Kills a child by PID when dropped.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(-1)
+    }
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+    /// Waits for the process to exit; its exit code (None when killed by a signal).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                panic!("{} did not exit within {limit:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tansu broker on its own port.
+pub struct Broker {
+    pub port: u16,
+    pub proc: Proc,
+    storage: String,
+    log: PathBuf,
+}
+
+impl Broker {
+    /// In-memory storage.
+    pub fn start(dir: &Path) -> Broker {
+        Broker::start_with(dir, "memory://tansu/".into(), free_port())
+    }
+
+    /// On-disk storage (survives a restart of the broker).
+    pub fn start_on_disk(dir: &Path) -> Broker {
+        let db = dir.join("tansu.db");
+        Broker::start_with(dir, format!("sqlite://{}", db.display()), free_port())
+    }
+
+    fn start_with(dir: &Path, storage: String, port: u16) -> Broker {
+        let log = dir.join(format!("tansu-{port}.log"));
+        let proc = spawn_tansu(&storage, port, &log);
+        let b = Broker { port, proc, storage, log };
+        b.wait_ready();
+        b
+    }
+
+    fn wait_ready(&self) {
+        let port = self.port;
+        wait_until(Duration::from_secs(30), "the tansu broker to listen", || port_open(port));
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        self.proc = spawn_tansu(&self.storage, self.port, &self.log);
+        self.wait_ready();
+    }
+
+    pub fn create_topic(&self, name: &str) {
+        let out = Command::new("tansu")
+            .args(["topic", "create", name, "--broker", &format!("tcp://{}", self.addr()), "--partitions", "1"])
+            .output()
+            .expect("run tansu topic create");
+        assert!(out.status.success(), "tansu topic create {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Every message in partition 0 of `topic`, read until `want` arrived (then a little longer
+    /// to catch extras) or `limit` passed.
+    pub fn read(&self, topic: &str, want: usize, limit: Duration) -> Vec<Msg> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.addr())
+            .set("group.id", "logcatch-tests")
+            .set("enable.auto.commit", "false")
+            .set("log_level", "3")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + limit;
+        let mut extra_until: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if now > deadline || extra_until.is_some_and(|t| now > t) {
+                break;
+            }
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                out.push(Msg { key: m.key().map(|k| k.to_vec()), value: m.payload().unwrap_or_default().to_vec() });
+            }
+            if out.len() >= want && extra_until.is_none() {
+                extra_until = Some(Instant::now() + Duration::from_millis(500));
+            }
+        }
+        out
+    }
+
+    /// The values in `topic` as strings, waiting for `want` of them.
+    pub fn lines(&self, topic: &str, want: usize, limit: Duration) -> Vec<String> {
+        self.read(topic, want, limit).into_iter().map(|m| String::from_utf8_lossy(&m.value).into_owned()).collect()
+    }
+}
+
+fn spawn_tansu(storage: &str, port: u16, log: &Path) -> Proc {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new("tansu")
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", storage])
+        .stdout(Stdio::null())
+        .stderr(logf)
+        .spawn()
+        .expect("start tansu (run scripts/install-deps.sh)");
+    Proc { child: Some(child), name: format!("tansu:{port}") }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Msg {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+}
+
+/// The logcatch binary under test.
+pub struct Agent {
+    pub proc: Proc,
+    pub log: PathBuf,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_logcatch")
+}
+
+impl Agent {
+    pub fn start(config: &Path) -> Agent {
+        Agent::start_env(config, &[])
+    }
+
+    pub fn start_env(config: &Path, env: &[(&str, &str)]) -> Agent {
+        let log = config.with_extension("stderr.log");
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("-c").arg(config).stdout(Stdio::null()).stderr(logf);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start logcatch");
+        Agent { proc: Proc { child: Some(child), name: "logcatch".into() }, log }
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(Duration::from_secs(30))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the agent's log contains `needle` (bounded).
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        wait_until(limit, &format!("{needle:?} in the agent's log"), || self.log_text().contains(needle));
+    }
+}
+
+/// Appends lines (each gets a newline).
+pub fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut buf = Vec::new();
+    for l in lines {
+        buf.extend_from_slice(l.as_bytes());
+        buf.push(b'\n');
+    }
+    f.write_all(&buf).unwrap();
+}
+
+pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}-{i:06}")).collect()
+}
+
+/// A config.yaml in `dir` shipping `files` (path, topic) to `broker`, with extra YAML appended.
+pub fn write_config(dir: &Path, broker: &str, files: &[(&Path, &str)], extra: &str) -> PathBuf {
+    let mut y = format!(
+        "catsyslog: {{logpath: {}/agent.log, loglevel: debug}}\nkafkaconfig: {{kafkaaddr: \"{broker}\"}}\ndata_dir: {}/data\npoll_interval: 50ms\nrotate_wait: 1s\n",
+        dir.display(),
+        dir.display()
+    );
+    if files.is_empty() {
+        y.push_str("collectlogs: []\n");
+    } else {
+        y.push_str("collectlogs:\n");
+        for (p, t) in files {
+            y.push_str(&format!("  - {{logpath: \"{}\", logtopic: {t}}}\n", p.display()));
+        }
+    }
+    y.push_str(extra);
+    let path = dir.join("config.yaml");
+    // Write then rename, as an editor would, so the agent never reads half a file.
+    let tmp = dir.join(".config.yaml.tmp");
+    std::fs::write(&tmp, y).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}

@@ -1,0 +1,267 @@
+//! Core agent behaviour against a real tansu broker and the real binary (issue 2): the exact
+//! lines, in order, none missing, none doubled.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn setup() -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    (dir, broker)
+}
+
+#[test]
+fn several_files_to_several_topics_from_the_beginning() {
+    let (dir, broker) = setup();
+    broker.create_topic("ta");
+    broker.create_topic("tb");
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    append(&a, &numbered("a", 0..300));
+    append(&b, &numbered("b", 0..200));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "ta"), (&b, "tb")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    append(&a, &numbered("a", 300..400));
+    let got = broker.read("ta", 400, T);
+    assert_eq!(
+        got.iter().map(|m| String::from_utf8_lossy(&m.value).into_owned()).collect::<Vec<_>>(),
+        numbered("a", 0..400)
+    );
+    assert!(got.iter().all(|m| m.key.as_deref() == Some(a.to_str().unwrap().as_bytes())), "key is the file's path");
+    assert_eq!(broker.lines("tb", 200, T), numbered("b", 0..200));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn start_position_end_skips_what_was_there() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    append(&a, &numbered("old", 0..50));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: end\n");
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("started at offset", T);
+    append(&a, &numbered("new", 0..20));
+    assert_eq!(broker.lines("t", 20, T), numbered("new", 0..20));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn file_created_after_start_and_partial_last_line() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("later.log");
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "");
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("waiting for the file to appear", T);
+    std::fs::write(&a, b"first\npart").unwrap();
+    assert_eq!(broker.lines("t", 1, T), vec!["first"], "the unfinished line is held back");
+    append(&a, &["ial".to_string(), "third".to_string()]);
+    assert_eq!(broker.lines("t", 3, T), vec!["first", "partial", "third"]);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn rename_rotation_ships_late_writes_to_the_old_file() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("app.log");
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    append(&a, &numbered("old", 0..100));
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 100, T).len(), 100);
+    // The writer keeps its handle on the old file across the rename, as a real one does.
+    let mut old = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+    std::fs::rename(&a, dir.path().join("app.log.1")).unwrap();
+    append(&a, &numbered("new", 0..50));
+    agent.wait_log("rotated", T);
+    use std::io::Write;
+    for l in numbered("old", 100..150) {
+        writeln!(old, "{l}").unwrap();
+    }
+    drop(old);
+    append(&a, &numbered("new", 50..100));
+    let got = broker.lines("t", 250, T);
+    assert_eq!(got.len(), 250, "every line once: {got:?}");
+    let olds: Vec<String> = got.iter().filter(|l| l.starts_with("old")).cloned().collect();
+    let news: Vec<String> = got.iter().filter(|l| l.starts_with("new")).cloned().collect();
+    assert_eq!(olds, numbered("old", 0..150), "the old file in order, late writes included");
+    assert_eq!(news, numbered("new", 0..100), "the new file in order");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn copytruncate_restarts_from_zero() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("app.log");
+    append(&a, &numbered("before", 0..100));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 100, T).len(), 100);
+    std::fs::copy(&a, dir.path().join("app.log.1")).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&a).unwrap().set_len(0).unwrap();
+    agent.wait_log("truncated", T);
+    append(&a, &numbered("after", 0..30));
+    let got = broker.lines("t", 130, T);
+    let mut want = numbered("before", 0..100);
+    want.extend(numbered("after", 0..30));
+    assert_eq!(got, want);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn delete_and_recreate_is_picked_up() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("app.log");
+    append(&a, &numbered("one", 0..10));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T).len(), 10);
+    std::fs::remove_file(&a).unwrap();
+    agent.wait_log("removed or renamed away", T);
+    append(&a, &numbered("two", 0..10));
+    let mut want = numbered("one", 0..10);
+    want.extend(numbered("two", 0..10));
+    assert_eq!(broker.lines("t", 20, T), want);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn over_long_lines_are_split_and_bytes_shipped_unchanged() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("app.log");
+    let mut body = vec![b'x'; 2500];
+    body.push(b'\n');
+    body.extend_from_slice(b"\xff\xfe binary \x00 bytes\r\n");
+    body.extend_from_slice(b"last\n");
+    std::fs::write(&a, &body).unwrap();
+    let cfg =
+        write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\nmax_line_bytes: 1KiB\n");
+    let mut agent = Agent::start(&cfg);
+    let got = broker.read("t", 5, T);
+    let values: Vec<&[u8]> = got.iter().map(|m| m.value.as_slice()).collect();
+    assert_eq!(
+        values,
+        vec![&[b'x'; 1024][..], &[b'x'; 1024][..], &[b'x'; 452][..], &b"\xff\xfe binary \x00 bytes"[..], &b"last"[..]]
+    );
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn hot_reload_adds_removes_and_changes_entries() {
+    let (dir, broker) = setup();
+    for t in ["ta", "tb", "tc"] {
+        broker.create_topic(t);
+    }
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let extra = "start_position: beginning\n";
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "ta")], extra);
+    let mut agent = Agent::start(&cfg);
+    append(&a, &numbered("a", 0..10));
+    assert_eq!(broker.lines("ta", 10, T), numbered("a", 0..10));
+
+    // Add b.
+    append(&b, &numbered("b", 0..10));
+    write_config(dir.path(), &broker.addr(), &[(&a, "ta"), (&b, "tb")], extra);
+    assert_eq!(broker.lines("tb", 10, T), numbered("b", 0..10));
+
+    // Change a's topic: the tail restarts, new lines go to tc.
+    write_config(dir.path(), &broker.addr(), &[(&a, "tc"), (&b, "tb")], extra);
+    agent.wait_log(&format!("tail {} -> ta stopped", a.display()), T);
+    append(&a, &numbered("a", 10..20));
+    let tc = broker.lines("tc", 20, T);
+    assert!(tc.ends_with(&numbered("a", 10..20)), "{tc:?}");
+
+    // Remove b: lines written afterwards are not shipped.
+    write_config(dir.path(), &broker.addr(), &[(&a, "tc")], extra);
+    agent.wait_log(&format!("tail {} -> tb stopped", b.display()), T);
+    append(&b, &numbered("b", 10..20));
+    append(&a, &numbered("a", 20..30));
+    let tc = broker.lines("tc", tc.len() + 10, T);
+    assert!(tc.ends_with(&numbered("a", 20..30)));
+    assert_eq!(broker.lines("tb", 10, Duration::from_secs(2)), numbered("b", 0..10));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn broken_config_keeps_the_last_good_one_running() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    append(&a, &numbered("x", 0..5));
+    assert_eq!(broker.lines("t", 5, T).len(), 5);
+    std::fs::write(&cfg, "collectlogs: [{logpath: /x, logtopik: oops}\n  ::: not yaml").unwrap();
+    agent.wait_log("config.yaml rejected", T);
+    // A typo'd key is named too.
+    std::fs::write(
+        &cfg,
+        format!("kafkaconfig: {{kafkaaddr: \"{}\"}}\ncollectlogs: [{{logpath: /x, logtopik: oops}}]\n", broker.addr()),
+    )
+    .unwrap();
+    agent.wait_log("logtopik", T);
+    append(&a, &numbered("x", 5..10));
+    assert_eq!(broker.lines("t", 10, T), numbered("x", 0..10));
+    assert!(agent.proc.is_running());
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_panicking_tail_is_restarted_without_loss_or_duplicates() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("crashy.log");
+    append(&a, &numbered("l", 0..200));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start_env(&cfg, &[("LOGCATCH_FAILPOINTS", "tail.sent=crashy.log@50")]);
+    agent.wait_log("restarting worker tail", T);
+    append(&a, &numbered("l", 200..300));
+    assert_eq!(broker.lines("t", 300, T), numbered("l", 0..300));
+    assert!(agent.log_text().contains("panicked"));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn sigterm_delivers_what_is_in_flight_and_resumes_exactly() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    let n = 50_000;
+    append(&a, &numbered("l", 0..n));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("started at offset", T);
+    assert_eq!(agent.terminate(), Some(0), "clean exit on SIGTERM");
+    let log = agent.log_text();
+    assert!(log.contains("every line was delivered"), "{log}");
+    // What was sent before the stop is all there; a restart ships the rest, nothing twice.
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", n, Duration::from_secs(60)), numbered("l", 0..n));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn check_flag_reports_problems_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(dir.path(), "127.0.0.1:1", &[(Path::new("/tmp/x.log"), "t")], "");
+    let out = std::process::Command::new(bin()).args(["--check", "-c"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "kafkaconfig: {kafkaaddr: \"h:1\"}\ncollectlogs: [{logpath: /a, logtopic: \"no spaces\"}]\nstart_position: middle\n").unwrap();
+    let out = std::process::Command::new(bin()).args(["--check", "-c"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("start_position"), "{err}");
+    let out = std::process::Command::new(bin()).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
