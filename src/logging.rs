@@ -15,6 +15,9 @@ pub fn init(settings: &LogSettings) -> Result<(), String> {
         .set_thread_level(LevelFilter::Off)
         .set_target_level(LevelFilter::Off)
         .set_location_level(LevelFilter::Off)
+        // The HTTP client's per-request debug lines drown the agent's own.
+        .add_filter_ignore_str("ureq")
+        .add_filter_ignore_str("rustls")
         .build();
     let mut loggers: Vec<Box<dyn SharedLogger>> =
         vec![WriteLogger::new(LevelFilter::Trace, cfg.clone(), std::io::stderr())];

@@ -33,6 +33,7 @@ pub enum Event {
 /// Hooks the server calls when config.yaml's etcd settings change (the etcd module's watchers).
 pub trait EtcdControl: Send {
     /// Starts and stops watchers for `config`; returns the keys no longer watched.
+    #[must_use]
     fn reconfigure(&mut self, config: &Config) -> Vec<String>;
     /// Whether `watcher` is the live watcher of `key` (reports of retired ones are ignored).
     fn is_current(&self, key: &str, watcher: u64) -> bool;
@@ -128,10 +129,12 @@ impl ServerState {
             log::set_max_level(new.log.level);
             log::info!("config.yaml: log level is now {}", new.log.level);
         }
+        let sources = new.sources.iter().cloned().collect();
         if old.etcd != new.etcd {
-            self.etcd.reconfigure(new);
+            let cfg = new.clone();
+            self.forget_etcd_keys(&cfg);
         }
-        let change = self.desired.set(SourceId::ConfigFile, new.sources.iter().cloned().collect());
+        let change = self.desired.set(SourceId::ConfigFile, sources);
         log::info!("config.yaml reloaded: {}", describe(&change));
         self.apply(change);
     }

@@ -237,6 +237,20 @@ impl Agent {
     }
 }
 
+impl Drop for Agent {
+    /// A failing test shows the end of the agent's log.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("---- last lines of the agent's log ({}):", self.log.display());
+            for l in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
 /// Appends lines (each gets a newline).
 pub fn append(path: &Path, lines: &[String]) {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
@@ -274,4 +288,153 @@ pub fn write_config(dir: &Path, broker: &str, files: &[(&Path, &str)], extra: &s
     std::fs::write(&tmp, y).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
     path
+}
+
+/// One etcd member (or one of a cluster) on its own ports.
+pub struct EtcdMember {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub proc: Proc,
+    data: PathBuf,
+    cluster: String,
+    log: PathBuf,
+}
+
+impl EtcdMember {
+    fn spawn(&mut self, state: &str) {
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let c = format!("http://127.0.0.1:{}", self.client_port);
+        let p = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new("etcd")
+            .args(["--name", &self.name, "--data-dir"])
+            .arg(&self.data)
+            .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+            .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+            .args(["--initial-cluster", &self.cluster, "--initial-cluster-state", state])
+            .args(["--initial-cluster-token", "logcatch-test"])
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start etcd (run scripts/install-deps.sh)");
+        self.proc = Proc { child: Some(child), name: self.name.clone() };
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Starts the member again with its data (rejoins its cluster).
+    pub fn restart(&mut self) {
+        self.spawn("existing");
+        let ep = self.endpoint();
+        wait_until(Duration::from_secs(30), "etcd member to answer", || etcd_ready(&ep));
+    }
+}
+
+fn etcd_ready(endpoint: &str) -> bool {
+    Command::new("curl")
+        .args(["-fs", "-m", "1", "-X", "POST", &format!("http://{endpoint}/v3/kv/range"), "-d", "{\"key\":\"AA==\"}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// An etcd cluster of `n` members (1 or 3).
+pub struct Etcd {
+    pub members: Vec<EtcdMember>,
+}
+
+impl Etcd {
+    pub fn start(dir: &Path, n: usize) -> Etcd {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<EtcdMember> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p))| EtcdMember {
+                name: format!("m{i}"),
+                client_port: *c,
+                peer_port: *p,
+                proc: Proc { child: None, name: String::new() },
+                data: dir.join(format!("etcd-m{i}")),
+                cluster: cluster.clone(),
+                log: dir.join(format!("etcd-m{i}.log")),
+            })
+            .collect();
+        for m in members.iter_mut() {
+            m.spawn("new");
+        }
+        for m in &members {
+            let ep = m.endpoint();
+            wait_until(Duration::from_secs(60), "etcd to answer", || etcd_ready(&ep));
+        }
+        Etcd { members }
+    }
+
+    /// Starts every member again (a lone member cannot answer without quorum), then waits.
+    pub fn restart_all(&mut self) {
+        for m in self.members.iter_mut() {
+            m.proc.kill();
+            m.spawn("existing");
+        }
+        for m in &self.members {
+            let ep = m.endpoint();
+            wait_until(Duration::from_secs(60), "etcd to answer", || etcd_ready(&ep));
+        }
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.endpoint()).collect()
+    }
+
+    /// Runs scripts/etcd-logconf against member `via` (a live one).
+    pub fn logconf(&self, via: usize, args: &[&str]) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf");
+        let out = Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("ETCD_ENDPOINT", self.members[via].endpoint())
+            .output()
+            .expect("run etcd-logconf");
+        assert!(out.status.success(), "etcd-logconf {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn put(&self, key: &str, pairs: &[(&Path, &str)]) {
+        let pairs: Vec<String> = pairs.iter().map(|(p, t)| format!("{}={t}", p.display())).collect();
+        let mut args = vec!["put", key];
+        args.extend(pairs.iter().map(String::as_str));
+        self.logconf(self.live(), &args);
+    }
+
+    pub fn put_raw(&self, key: &str, text: &str) {
+        self.logconf(self.live(), &["raw", key, text]);
+    }
+
+    pub fn delete(&self, key: &str) {
+        self.logconf(self.live(), &["del", key]);
+    }
+
+    fn live(&self) -> usize {
+        self.members.iter().position(|m| m.proc.child.is_some()).expect("a live etcd member")
+    }
+}
+
+/// YAML for etcd settings.
+pub fn etcd_yaml(endpoints: &[String], keys: &[&str], allowed: &Path) -> String {
+    format!(
+        "etcdconfig: [{}]\netcdkeys: [{}]\netcd_allowed_paths: [\"{}\"]\n",
+        endpoints.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", "),
+        keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "),
+        allowed.display()
+    )
 }

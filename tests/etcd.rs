@@ -1,0 +1,236 @@
+//! Sources from etcd (issue 5), against real etcd (one member and a 3-member cluster) and a real
+//! tansu broker: the exact lines in the topics.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+struct Env {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    broker: Broker,
+    etcd: Etcd,
+}
+
+fn setup(members: usize, topics: &[&str]) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let broker = Broker::start(&root);
+    for t in topics {
+        broker.create_topic(t);
+    }
+    let etcd = Etcd::start(&root, members);
+    Env { dir, root, broker, etcd }
+}
+
+impl Env {
+    fn logs(&self) -> PathBuf {
+        let p = self.root.join("logs");
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+    fn config(&self, keys: &[&str]) -> PathBuf {
+        let extra = format!("start_position: beginning\n{}", etcd_yaml(&self.etcd.endpoints(), keys, &self.logs()));
+        write_config(&self.root, &self.broker.addr(), &[], &extra)
+    }
+}
+
+/// Lines written after a tail stopped are not shipped: wait for the stop, write, then see the
+/// topic unchanged over a bounded read.
+fn assert_stopped(env: &Env, agent: &Agent, path: &Path, topic: &str, already: usize) {
+    agent.wait_log(&format!("tail {} -> {topic} stopped", path.display()), T);
+    append(path, &["after-stop".to_string()]);
+    let got = env.broker.lines(topic, already + 1, Duration::from_secs(2));
+    assert_eq!(got.len(), already, "nothing shipped after the stop: {got:?}");
+}
+
+#[test]
+fn entries_added_removed_changed_and_key_deleted() {
+    let env = setup(1, &["ta", "tb", "tc"]);
+    let logs = env.logs();
+    let (a, b, c) = (logs.join("a.log"), logs.join("b.log"), logs.join("c.log"));
+    append(&a, &numbered("a", 0..5));
+    env.etcd.put("k1", &[(&a, "ta")]); // set before start
+    let mut agent = Agent::start(&env.config(&["k1"]));
+    assert_eq!(env.broker.lines("ta", 5, T), numbered("a", 0..5));
+
+    // Added.
+    append(&b, &numbered("b", 0..5));
+    env.etcd.put("k1", &[(&a, "ta"), (&b, "tb")]);
+    assert_eq!(env.broker.lines("tb", 5, T), numbered("b", 0..5));
+
+    // Path changed: b's entry now names c.
+    append(&c, &numbered("c", 0..5));
+    env.etcd.put("k1", &[(&a, "ta"), (&c, "tb")]);
+    let tb = env.broker.lines("tb", 10, T);
+    assert_eq!(&tb[5..], &numbered("c", 0..5)[..]);
+    assert_stopped(&env, &agent, &b, "tb", 10);
+
+    // Removed: a.
+    env.etcd.put("k1", &[(&c, "tb")]);
+    assert_stopped(&env, &agent, &a, "ta", 5);
+
+    // Key deleted: every tail of it stops.
+    env.etcd.delete("k1");
+    assert_stopped(&env, &agent, &c, "tb", 10);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn key_created_after_start_and_invalid_values_keep_old_tails() {
+    let env = setup(1, &["ta", "tb"]);
+    let logs = env.logs();
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    let mut agent = Agent::start(&env.config(&["k2"]));
+    agent.wait_log("does not exist", T);
+    append(&a, &numbered("a", 0..5));
+    env.etcd.put("k2", &[(&a, "ta")]);
+    assert_eq!(env.broker.lines("ta", 5, T), numbered("a", 0..5));
+
+    for bad in [
+        "this is not json",
+        "{\"path\": \"/x\", \"topic\": \"t\"}",
+        "[{\"path\": \"\", \"topic\": \"ta\"}]",
+        "[{\"path\": \"/var/log/x.log\", \"topic\": \"no spaces allowed\"}]",
+    ] {
+        env.etcd.put_raw("k2", bad);
+    }
+    agent.wait_log("no spaces allowed", T);
+    let log = agent.log_text();
+    assert!(log.contains("etcd key \"k2\" at revision") && log.contains("tails keep running unchanged"), "{log}");
+    append(&a, &numbered("a", 5..10));
+    assert_eq!(env.broker.lines("ta", 10, T), numbered("a", 0..10), "old tails keep shipping");
+
+    // A later valid value applies.
+    append(&b, &numbered("b", 0..3));
+    env.etcd.put("k2", &[(&a, "ta"), (&b, "tb")]);
+    assert_eq!(env.broker.lines("tb", 3, T), numbered("b", 0..3));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn etcdkeys_edited_in_config_yaml() {
+    let env = setup(1, &["ta", "tb"]);
+    let logs = env.logs();
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    append(&a, &numbered("a", 0..3));
+    append(&b, &numbered("b", 0..3));
+    env.etcd.put("k1", &[(&a, "ta")]);
+    env.etcd.put("k2", &[(&b, "tb")]);
+    let mut agent = Agent::start(&env.config(&["k1"]));
+    assert_eq!(env.broker.lines("ta", 3, T), numbered("a", 0..3));
+    env.config(&["k1", "k2"]);
+    assert_eq!(env.broker.lines("tb", 3, T), numbered("b", 0..3));
+    env.config(&["k2"]);
+    assert_stopped(&env, &agent, &a, "ta", 3);
+    append(&b, &numbered("b", 3..6));
+    assert_eq!(env.broker.lines("tb", 6, T), numbered("b", 0..6));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn paths_outside_the_allowlist_are_refused() {
+    let env = setup(1, &["t"]);
+    let logs = env.logs();
+    let secret_dir = env.root.join("secret");
+    std::fs::create_dir_all(&secret_dir).unwrap();
+    let secret = secret_dir.join("passwd");
+    append(&secret, &["SECRET".to_string()]);
+    std::os::unix::fs::symlink(&secret_dir, logs.join("link")).unwrap();
+    let ok = logs.join("ok.log");
+    append(&ok, &numbered("ok", 0..3));
+    let via_link = logs.join("link/passwd");
+    let via_dots = PathBuf::from(format!("{}/../secret/passwd", logs.display()));
+    env.etcd.put("k", &[(&ok, "t"), (&secret, "t"), (&via_link, "t"), (&via_dots, "t")]);
+    let mut agent = Agent::start(&env.config(&["k"]));
+    assert_eq!(env.broker.lines("t", 4, Duration::from_secs(5)), numbered("ok", 0..3), "only the allowed file ships");
+    let log = agent.log_text();
+    for p in [&secret, &via_link, &via_dots] {
+        assert!(log.contains(&format!("{}: outside etcd_allowed_paths", p.display())), "{p:?} not reported:\n{log}");
+    }
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn killing_the_connected_member_and_changes_while_disconnected() {
+    let mut env = setup(3, &["ta", "tb", "tc"]);
+    let logs = env.logs();
+    let (a, b, c) = (logs.join("a.log"), logs.join("b.log"), logs.join("c.log"));
+    append(&a, &numbered("a", 0..3));
+    env.etcd.put("k", &[(&a, "ta")]);
+    let mut agent = Agent::start(&env.config(&["k"]));
+    assert_eq!(env.broker.lines("ta", 3, T), numbered("a", 0..3));
+
+    // The agent watches through the first endpoint; kill it. A change made afterwards applies
+    // within 5 s.
+    env.etcd.members[0].kill();
+    append(&b, &numbered("b", 0..3));
+    env.etcd.put("k", &[(&a, "ta"), (&b, "tb")]);
+    assert_eq!(env.broker.lines("tb", 3, Duration::from_secs(5)), numbered("b", 0..3));
+
+    // etcd down for a while, then back, and the key changed at once: the agent, still backing
+    // off, resumes from the last revision it applied and picks the change up.
+    for m in env.etcd.members.iter_mut() {
+        m.kill();
+    }
+    agent.wait_log("no endpoint answers", T);
+    env.etcd.restart_all();
+    append(&c, &numbered("c", 0..3));
+    env.etcd.put("k", &[(&b, "tb"), (&c, "tc")]);
+    assert_eq!(env.broker.lines("tc", 3, T), numbered("c", 0..3));
+    assert_stopped(&env, &agent, &a, "ta", 3);
+
+    // Changes made while the agent cannot reach etcd at all: it knows only member 0, which is
+    // down while the key changes through member 1; when member 0 returns, the change applies.
+    let only_first = format!("start_position: beginning\n{}", etcd_yaml(&env.etcd.endpoints()[..1], &["k"], &logs));
+    write_config(&env.root, &env.broker.addr(), &[], &only_first);
+    agent.wait_log(&format!("watching etcd key \"k\" on {}\n", env.etcd.endpoints()[0]), T);
+    let before = agent.log_text().matches("no endpoint answers").count();
+    env.etcd.members[0].kill();
+    wait_until(T, "the agent to lose etcd", || agent.log_text().matches("no endpoint answers").count() > before);
+    let d = logs.join("d.log");
+    append(&d, &numbered("d", 0..3));
+    env.etcd.logconf(1, &["put", "k", &format!("{}=tc", d.display())]);
+    env.etcd.members[0].restart();
+    let tc = env.broker.lines("tc", 6, T);
+    assert_eq!(&tc[3..], &numbered("d", 0..3)[..]);
+    drop(env.dir);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_panicking_watcher_leaves_its_tails_running() {
+    let env = setup(1, &["ta", "tb"]);
+    let logs = env.logs();
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    env.etcd.put("k", &[(&a, "ta")]);
+    let cfg = env.config(&["k"]);
+    // Panic right after the watcher applies its second value.
+    let mut agent = Agent::start_env(&cfg, &[("LOGCATCH_FAILPOINTS", "etcd.applied=k@2")]);
+    agent.wait_log("tail", T);
+    let writer = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            for i in 0..40 {
+                append(&a, &numbered("a", i * 10..i * 10 + 10));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    env.etcd.put("k", &[(&a, "ta"), (&b, "tb")]);
+    agent.wait_log("restarting worker etcd", T);
+    writer.join().unwrap();
+    assert_eq!(env.broker.lines("ta", 400, T), numbered("a", 0..400), "no gap, no duplicate");
+    // The restarted watcher resumes from its last revision: a later change still applies.
+    append(&b, &numbered("b", 0..3));
+    env.etcd.put("k", &[(&b, "tb")]);
+    assert_eq!(env.broker.lines("tb", 3, T), numbered("b", 0..3));
+    assert_stopped(&env, &agent, &a, "ta", 400);
+    assert_eq!(agent.terminate(), Some(0));
+}
