@@ -65,8 +65,11 @@ pub enum Known {
     Live(Arc<AckTracker>),
     /// A position saved on disk.
     Saved(u64),
-    /// Never seen (or its inode now holds another file).
+    /// Never seen.
     Unknown,
+    /// Seen, but it no longer holds what was read: truncated (copytruncate) or its inode reused.
+    /// `fp` and `offset` describe the content that was read, to find a copy of it.
+    Replaced { fp: Fingerprint, offset: u64 },
 }
 
 #[derive(Debug)]
@@ -148,27 +151,28 @@ impl Checkpoints {
         &self.file
     }
 
-    /// What is known of the file `file` (identity `id`) for `topic`. A saved entry whose
-    /// fingerprint no longer matches (inode reuse) is dropped and reported as unknown.
-    pub fn resolve(&self, topic: &str, id: FileId, file: &File) -> Known {
+    /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`. A file that
+    /// is shorter than its position, or whose first bytes changed, is `Replaced`; its entry is
+    /// dropped.
+    pub fn resolve(&self, topic: &str, id: FileId, file: &File, size: u64) -> Known {
         let key = (topic.to_string(), id);
         let mut st = self.lock();
         if let Some(live) = st.live.get(&key) {
-            if live.fp.matches(file) {
+            let sent = live.tracker.sent();
+            if live.fp.matches(file) && sent <= size {
                 return Known::Live(live.tracker.clone());
             }
+            let fp = live.fp;
             st.live.remove(&key);
+            st.saved.remove(&key);
+            return Known::Replaced { fp, offset: sent };
         }
         match st.saved.get(&key) {
-            Some(e) if e.fingerprint().matches(file) => Known::Saved(e.offset),
+            Some(e) if e.fingerprint().matches(file) && e.offset <= size => Known::Saved(e.offset),
             Some(e) => {
-                log::info!(
-                    "{}: inode {} now holds another file (its first bytes changed); reading it from the start",
-                    e.path,
-                    id.ino
-                );
+                let (fp, offset) = (e.fingerprint(), e.offset);
                 st.saved.remove(&key);
-                Known::Unknown
+                Known::Replaced { fp, offset }
             }
             None => Known::Unknown,
         }
@@ -404,11 +408,11 @@ mod tests {
         assert!(cp.save().unwrap());
         assert!(!cp.save().unwrap(), "nothing changed, nothing written");
         let again = Checkpoints::open(dir.path()).unwrap();
-        match again.resolve("t", id, &f) {
+        match again.resolve("t", id, &f, 8) {
             Known::Saved(off) => assert_eq!(off, 4, "only the acknowledged prefix is saved"),
             _ => panic!("expected a saved entry"),
         }
-        assert!(matches!(again.resolve("other", id, &f), Known::Unknown));
+        assert!(matches!(again.resolve("other", id, &f, 8), Known::Unknown));
     }
 
     #[test]
@@ -427,7 +431,7 @@ mod tests {
         let text = std::fs::read(&file).unwrap();
         std::fs::write(&file, &text[..text.len() / 2]).unwrap();
         let again = Checkpoints::open(dir.path()).unwrap();
-        assert!(matches!(again.resolve("t", id, &f), Known::Saved(4)));
+        assert!(matches!(again.resolve("t", id, &f, 8), Known::Saved(4)));
     }
 
     #[test]
@@ -455,7 +459,7 @@ mod tests {
         std::fs::write(dir.path().join("a.log"), b"second file, longer\n").unwrap();
         let f = File::open(dir.path().join("a.log")).unwrap();
         assert_eq!(FileId::of(&f.metadata().unwrap()), id);
-        assert!(matches!(cp.resolve("t", id, &f), Known::Unknown));
+        assert!(matches!(cp.resolve("t", id, &f, 20), Known::Replaced { offset: 11, .. }));
     }
 
     #[test]

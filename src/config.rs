@@ -283,11 +283,18 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
 
     let kafka = resolve_kafka(raw.kafkaconfig, problems);
 
+    let allowed_paths = raw
+        .etcd_allowed_paths
+        .clone()
+        .unwrap_or_else(|| vec!["/var/log".into()])
+        .iter()
+        .map(|p| absolute(Path::new(p), base).to_string_lossy().into_owned())
+        .collect();
     let mut etcd = EtcdSettings {
         endpoints: raw.etcdconfig.clone(),
         credentials: raw.etcd_auth.map(|a| crate::etcd::client::Credentials { user: a.username, password: a.password }),
         keys: Vec::new(),
-        allowed_paths: raw.etcd_allowed_paths.clone().unwrap_or_else(|| vec!["/var/log".into()]),
+        allowed_paths,
     };
     for (i, e) in raw.etcdconfig.iter().enumerate() {
         if e.trim().is_empty() {
@@ -305,11 +312,6 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
     }
     if !etcd.keys.is_empty() && etcd.endpoints.is_empty() {
         problems.push("etcdconfig: etcdkeys are set but no etcd endpoint is listed".into());
-    }
-    for (i, p) in etcd.allowed_paths.iter().enumerate() {
-        if !p.starts_with('/') {
-            problems.push(format!("etcd_allowed_paths[{i}]: {p:?} must be an absolute path"));
-        }
     }
 
     let data_dir = absolute(Path::new(raw.data_dir.as_deref().unwrap_or("./data")), base);

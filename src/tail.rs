@@ -32,7 +32,7 @@ use crate::checkpoint::{Checkpoints, Known};
 use crate::config::{MessageKey, StartPosition};
 use crate::desired::TailSpec;
 use crate::failpoint;
-use crate::fingerprint::{find_by_id, FileId, Fingerprint};
+use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
 use crate::sink::{Delivery, Sink, Stopped};
 
 /// Bytes read from a file per `pread`.
@@ -258,24 +258,51 @@ impl TailState {
     }
 
     /// Where to read `file` from, given what the checkpointer knows; `unknown` when nothing is.
-    fn resume_point(&self, ctx: &TailCtx, file: &File, unknown: u64) -> (u64, Option<Arc<AckTracker>>) {
-        let meta = match file.metadata() {
-            Ok(m) => m,
-            Err(_) => return (unknown, None),
-        };
-        let size = meta.len();
-        match ctx.checkpoints.resolve(&self.spec.topic, FileId::of(&meta), file) {
-            Known::Live(t) if t.sent() <= size => (t.sent(), Some(t)),
-            Known::Saved(off) if off <= size => (off, None),
-            Known::Live(_) | Known::Saved(_) => {
+    /// A file that was truncated or replaced since it was read is read from 0, after the unread
+    /// end of its old content, if a copy of it lies next to it (copytruncate).
+    fn resume_point(&mut self, ctx: &TailCtx, file: &File, unknown: u64) -> (u64, Option<Arc<AckTracker>>) {
+        let Ok(meta) = file.metadata() else { return (unknown, None) };
+        let id = FileId::of(&meta);
+        match ctx.checkpoints.resolve(&self.spec.topic, id, file, meta.len()) {
+            Known::Live(t) => (t.sent(), Some(t)),
+            Known::Saved(off) => (off, None),
+            Known::Replaced { fp, offset } => {
                 log::info!(
-                    "{}: the file is shorter than its saved position; reading it from the start",
+                    "{}: the file no longer holds what was read up to offset {offset} (truncated or replaced); \
+                     reading it from the start",
                     self.path_text
                 );
+                self.drain_copy(ctx, fp, offset, id);
                 (0, None)
             }
             Known::Unknown => (unknown, None),
         }
+    }
+
+    /// After a truncation: finds the copy of the old content (a sibling that begins with the same
+    /// bytes and is at least `offset` long) and drains it from `offset`. True when found.
+    fn drain_copy(&mut self, ctx: &TailCtx, fp: Fingerprint, offset: u64, not: FileId) -> bool {
+        if fp.len == 0 || offset == 0 {
+            return false;
+        }
+        for path in rotated_siblings(&self.spec.path) {
+            let Ok(file) = File::open(&path) else { continue };
+            let Ok(meta) = file.metadata() else { continue };
+            let id = FileId::of(&meta);
+            if id == not || meta.len() < offset || self.draining.iter().any(|r| r.id == id) || !fp.matches(&file) {
+                continue;
+            }
+            log::info!(
+                "{}: {} holds the old content; reading its last {} bytes first",
+                self.path_text,
+                path.display(),
+                meta.len() - offset
+            );
+            let r = self.reader(ctx, file, path, offset, None);
+            self.draining.push(r);
+            return true;
+        }
+        false
     }
 
     /// First open: resume from checkpoints, first draining files rotated away while we were
@@ -379,16 +406,22 @@ impl TailState {
             }
             Ok(_) => {
                 let size = r.file.metadata().map(|m| m.len()).unwrap_or(r.read_offset);
-                if size < r.read_offset {
+                if size < r.read_offset || !r.fp.matches(&r.file) {
                     log::info!(
-                        "{}: truncated from {} to {size} bytes (copytruncate?); reading again from the start",
+                        "{}: truncated ({} -> {size} bytes; copytruncate?); reading again from the start",
                         self.path_text,
                         r.read_offset
                     );
                     self.stats.truncations.fetch_add(1, Ordering::Relaxed);
                     let old = self.current.take().expect("current reader");
                     let file = old.file.try_clone();
-                    self.finish(ctx, old, stop)?;
+                    // The unsent end of the old content (a partial line) is in the copy, if any.
+                    let unsent = old.offset_of(old.pos);
+                    if self.drain_copy(ctx, old.fp, unsent, old.id) {
+                        old.tracker.close();
+                    } else {
+                        self.finish(ctx, old, stop)?;
+                    }
                     if let Ok(file) = file {
                         let r = self.reader(ctx, file, self.spec.path.clone(), 0, Some(Arc::new(AckTracker::new(0))));
                         self.current = Some(r);
