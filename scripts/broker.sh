@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts or stops a local tansu broker (Kafka-compatible) in the background.
-#   scripts/broker.sh start [PORT]     (default 9092; in-memory storage, or TANSU_STORAGE=sqlite://FILE)
+#   scripts/broker.sh start [PORT]     (default 9092; in-memory storage, or TANSU_STORAGE=sqlite://FILE, FILE relative to the run dir)
 #   scripts/broker.sh stop [PORT]
 #   scripts/broker.sh topic NAME [PORT]   create a topic (tansu does not auto-create them)
 # The PID and log live in ${LOGCATCH_RUN_DIR:-./run}. Starting an already running broker is a no-op.
@@ -21,9 +21,8 @@ start)
     fi
     if port_open "$port"; then echo "broker: port $port is taken by another process" >&2; exit 1; fi
     url="tcp://127.0.0.1:$port"
-    nohup tansu broker --listener-url "$url" --advertised-listener-url "$url" \
-        --storage-engine "${TANSU_STORAGE:-memory://tansu/}" >"$run_dir/tansu-$port.log" 2>&1 &
-    echo $! >"$pidf"
+    (cd "$run_dir" && nohup tansu broker --listener-url "$url" --advertised-listener-url "$url" \
+        --storage-engine "${TANSU_STORAGE:-memory://tansu/}" >"tansu-$port.log" 2>&1 & echo $! >"tansu-$port.pid")
     for _ in $(seq 1 150); do
         if port_open "$port"; then echo "broker: listening on 127.0.0.1:$port (pid $(cat "$pidf"))"; exit 0; fi
         sleep 0.2

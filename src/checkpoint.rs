@@ -104,6 +104,8 @@ struct Live {
 }
 
 struct State {
+    /// Unix seconds when the store was loaded (entries count as seen then, for forgetting).
+    loaded_at: u64,
     saved: BTreeMap<Key, Entry>,
     live: HashMap<Key, Live>,
     written: Vec<Entry>,
@@ -126,19 +128,10 @@ impl Checkpoints {
         std::fs::create_dir_all(data_dir).map_err(|error| StoreError::Io { file: data_dir.to_path_buf(), error })?;
         let file = data_dir.join(STORE_FILE);
         let entries = load(&file)?;
-        let now = now_secs();
-        // Loaded entries count as seen now, so that a long downtime does not expire them.
-        let saved = entries
-            .iter()
-            .cloned()
-            .map(|mut e| {
-                e.updated = now;
-                ((e.topic.clone(), e.id()), e)
-            })
-            .collect();
+        let saved = entries.iter().cloned().map(|e| ((e.topic.clone(), e.id()), e)).collect();
         Ok(Checkpoints {
             file,
-            state: Mutex::new(State { saved, live: HashMap::new(), written: entries }),
+            state: Mutex::new(State { loaded_at: now_secs(), saved, live: HashMap::new(), written: entries }),
             writing: Mutex::new(()),
         })
     }
@@ -190,6 +183,18 @@ impl Checkpoints {
             .collect();
         out.sort_by_key(|e| e.updated);
         out
+    }
+
+    /// Unix seconds of the last recorded progress of any file read under `path` for `topic`.
+    pub fn last_update(&self, path: &str, topic: &str) -> Option<u64> {
+        self.lock().saved.values().filter(|e| e.path == path && e.topic == topic).map(|e| e.updated).max()
+    }
+
+    /// Whether the file `id` was ever read for `topic` (saved or live).
+    pub fn is_known(&self, topic: &str, id: FileId) -> bool {
+        let st = self.lock();
+        let key = (topic.to_string(), id);
+        st.saved.contains_key(&key) || st.live.contains_key(&key)
     }
 
     /// Whether a saved entry or a live tracker exists for `path` and `topic`.
@@ -246,8 +251,11 @@ impl Checkpoints {
             for key in finished {
                 st.live.remove(&key);
             }
-            let live = &st.live;
-            st.saved.retain(|k, e| live.contains_key(k) || now.saturating_sub(e.updated) < FORGET_AFTER.as_secs());
+            // A long downtime does not expire entries: they count as seen when loaded.
+            let (live, loaded_at) = (&st.live, st.loaded_at);
+            st.saved.retain(|k, e| {
+                live.contains_key(k) || now.saturating_sub(e.updated.max(loaded_at)) < FORGET_AFTER.as_secs()
+            });
             let entries: Vec<Entry> = st.saved.values().cloned().collect();
             if same_positions(&entries, &st.written) {
                 return Ok(false);

@@ -84,6 +84,8 @@ struct Reader {
     pos: usize,
     /// `buf[pos..scanned]` is known to hold no newline.
     scanned: usize,
+    /// Unix seconds when it was opened.
+    opened_at: u64,
     /// When the reader last reached its end with nothing new (draining readers close after
     /// `rotate_wait` of this).
     idle_since: Option<Instant>,
@@ -253,6 +255,7 @@ impl TailState {
             buf: Vec::new(),
             pos: 0,
             scanned: 0,
+            opened_at: unix_now(),
             idle_since: None,
         }
     }
@@ -272,7 +275,7 @@ impl TailState {
                      reading it from the start",
                     self.path_text
                 );
-                self.drain_copy(ctx, fp, offset, id);
+                self.drain_copy(ctx, fp, offset, id, None);
                 (0, None)
             }
             Known::Unknown => (unknown, None),
@@ -280,8 +283,17 @@ impl TailState {
     }
 
     /// After a truncation: finds the copy of the old content (a sibling that begins with the same
-    /// bytes and is at least `offset` long) and drains it from `offset`. True when found.
-    fn drain_copy(&mut self, ctx: &TailCtx, fp: Fingerprint, offset: u64, not: FileId) -> bool {
+    /// bytes and is at least `offset` long) and drains it from `offset`. True when found. The copy
+    /// holds the same bytes at the same offsets, so a running reader's `tracker` carries over:
+    /// lines of the old content still in flight are checkpointed against the copy.
+    fn drain_copy(
+        &mut self,
+        ctx: &TailCtx,
+        fp: Fingerprint,
+        offset: u64,
+        not: FileId,
+        tracker: Option<Arc<AckTracker>>,
+    ) -> bool {
         if fp.len == 0 || offset == 0 {
             return false;
         }
@@ -298,11 +310,43 @@ impl TailState {
                 path.display(),
                 meta.len() - offset
             );
-            let r = self.reader(ctx, file, path, offset, None);
+            let r = self.reader(ctx, file, path, offset, tracker);
             self.draining.push(r);
             return true;
         }
         false
+    }
+
+    /// Reads, from their start, rotated files next to the path that were never read and were
+    /// written since `since` (unix seconds): generations that rotated by while the agent was
+    /// down or behind. Known files, compressed ones and older ones are left alone.
+    fn adopt_unseen(&mut self, ctx: &TailCtx, since: u64) {
+        let current = self.current.as_ref().map(|r| r.id);
+        for path in rotated_siblings(&self.spec.path) {
+            if compressed(&path) {
+                continue;
+            }
+            let Ok(file) = File::open(&path) else { continue };
+            let Ok(meta) = file.metadata() else { continue };
+            let id = FileId::of(&meta);
+            let mtime = meta.mtime().max(0) as u64;
+            if !meta.is_file()
+                || Some(id) == current
+                || self.draining.iter().any(|r| r.id == id)
+                || ctx.checkpoints.is_known(&self.spec.topic, id)
+                || mtime + 1 < since
+            {
+                continue;
+            }
+            log::info!(
+                "{}: {} was rotated by unread while logcatch was down or behind; reading all {} bytes",
+                self.path_text,
+                path.display(),
+                meta.len()
+            );
+            let r = self.reader(ctx, file, path, 0, None);
+            self.draining.push(r);
+        }
     }
 
     /// First open: resume from checkpoints, first draining files rotated away while we were
@@ -322,6 +366,7 @@ impl TailState {
         };
         let current_id = current.as_ref().and_then(|f| f.metadata().ok()).map(|m| FileId::of(&m));
         let had_history = ctx.checkpoints.knows_path(&self.path_text, &self.spec.topic);
+        let last_update = ctx.checkpoints.last_update(&self.path_text, &self.spec.topic);
         for entry in ctx.checkpoints.history(&self.path_text, &self.spec.topic, current_id) {
             let Some((found, file)) = find_by_id(&self.spec.path, entry.id()) else {
                 continue;
@@ -353,6 +398,9 @@ impl TailState {
             self.current = Some(r);
         } else {
             log::info!("tail {} waiting for the file to appear", self.spec);
+        }
+        if let Some(since) = last_update {
+            self.adopt_unseen(ctx, since);
         }
     }
 
@@ -400,8 +448,10 @@ impl TailState {
                     ctx.settings.rotate_wait
                 );
                 self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                let since = old.opened_at;
                 self.draining.push(old);
                 self.try_open_current(ctx);
+                self.adopt_unseen(ctx, since);
                 Ok(true)
             }
             Ok(_) => {
@@ -416,12 +466,11 @@ impl TailState {
                     let old = self.current.take().expect("current reader");
                     let file = old.file.try_clone();
                     // The unsent end of the old content (a partial line) is in the copy, if any.
-                    let unsent = old.offset_of(old.pos);
-                    if self.drain_copy(ctx, old.fp, unsent, old.id) {
-                        old.tracker.close();
-                    } else {
+                    let (unsent, since) = (old.offset_of(old.pos), old.opened_at);
+                    if !self.drain_copy(ctx, old.fp, unsent, old.id, Some(old.tracker.clone())) {
                         self.finish(ctx, old, stop)?;
                     }
+                    self.adopt_unseen(ctx, since);
                     if let Ok(file) = file {
                         let r = self.reader(ctx, file, self.spec.path.clone(), 0, Some(Arc::new(AckTracker::new(0))));
                         self.current = Some(r);
@@ -596,6 +645,16 @@ impl TailState {
 enum Slot {
     Current,
     Draining(usize),
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Rotated copies that are compressed are not logs to ship.
+fn compressed(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"].iter().any(|ext| name.ends_with(ext))
 }
 
 /// Registers a line with its file's tracker and hands it to the producer.

@@ -99,8 +99,9 @@ impl Broker {
 
     /// On-disk storage (survives a restart of the broker).
     pub fn start_on_disk(dir: &Path) -> Broker {
-        let db = dir.join("tansu.db");
-        Broker::start_with(dir, format!("sqlite://{}", db.display()), free_port())
+        // tansu 0.6 takes the sqlite path relative to its working directory (an absolute one
+        // is mangled), and runs in `dir`.
+        Broker::start_with(dir, "sqlite://tansu.db".into(), free_port())
     }
 
     fn start_with(dir: &Path, storage: String, port: u16) -> Broker {
@@ -181,6 +182,7 @@ fn spawn_tansu(storage: &str, port: u16, log: &Path) -> Proc {
     let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let child = Command::new("tansu")
         .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", storage])
+        .current_dir(log.parent().unwrap())
         .stdout(Stdio::null())
         .stderr(logf)
         .spawn()

@@ -1,0 +1,583 @@
+//! The benchmark: logcatch next to the raw rdkafka producer, same machine, same broker, same run.
+//!
+//! `scripts/bench.sh [--quick]` runs it (`cargo bench --bench bench`). It starts its own tansu
+//! broker (and etcd, for the reaction scenario), runs each scenario, and prints one table with
+//! the targets of issue 6 marked PASS/FAIL. Times are judged by a consumer that reads the lines
+//! back (tansu's watermarks are wrong). CPU time and peak RSS of both sides come from `wait4` on
+//! the child process, so they are measured the same way.
+//!
+//! Modes (the binary re-runs itself as the baseline producer): `bench produce BROKER TOPIC FILE`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const LINE_BYTES: usize = 120;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.first().map(String::as_str) == Some("produce") {
+        return produce(&args[1], &args[2], Path::new(&args[3]));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut b = Bench::new(quick);
+    let mut rows = Vec::new();
+    rows.extend(b.catch_up());
+    rows.extend(b.live_tail());
+    rows.extend(b.idle_scale());
+    rows.extend(b.reaction());
+    let table = render(&rows, &b);
+    print!("{table}");
+    if let Ok(out) = std::env::var("BENCH_OUT") {
+        std::fs::write(out, &table).unwrap();
+    }
+}
+
+/// The baseline: the same lines, from memory, through one rdkafka producer with logcatch's
+/// producer settings.
+fn produce(broker: &str, topic: &str, file: &Path) {
+    let lines: Vec<Vec<u8>> =
+        std::fs::read(file).unwrap().split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    let p: ThreadedProducer<DefaultProducerContext> = producer_config(broker).create().unwrap();
+    let key = file.to_string_lossy().into_owned();
+    for l in &lines {
+        let mut rec = BaseRecord::to(topic).payload(l).key(key.as_bytes());
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// logcatch's default producer settings (src/config.rs).
+fn producer_config(broker: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", broker)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "0")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "100000")
+        .set("queue.buffering.max.kbytes", "65536");
+    c
+}
+
+struct Row {
+    scenario: &'static str,
+    metric: String,
+    value: String,
+    target: String,
+    pass: Option<bool>,
+}
+
+fn row(scenario: &'static str, metric: &str, value: String, target: &str, pass: Option<bool>) -> Row {
+    Row { scenario, metric: metric.into(), value, target: target.into(), pass }
+}
+
+fn render(rows: &[Row], b: &Bench) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "\nlogcatch benchmark ({}; {} cores; tansu broker on loopback; median of {} runs where noted)\n\n",
+        if b.quick { "quick: shortened scenarios" } else { "full" },
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        b.runs
+    ));
+    s.push_str("| scenario | metric | value | target | result |\n|---|---|---|---|---|\n");
+    for r in rows {
+        let res = match r.pass {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "",
+        };
+        s.push_str(&format!("| {} | {} | {} | {} | {} |\n", r.scenario, r.metric, r.value, r.target, res));
+    }
+    s
+}
+
+// ------------------------------------------------------------------------------------------------
+
+struct Bench {
+    quick: bool,
+    runs: usize,
+    dir: tempfile::TempDir,
+    _broker: Proc,
+    port: u16,
+    _etcd: Proc,
+    etcd_port: u16,
+    topics: usize,
+}
+
+struct Proc(Option<Child>);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// CPU seconds (user+sys) and peak RSS (KiB) of a child, from wait4.
+fn reap(child: &mut Child) -> (f64, u64) {
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime) + t(ru.ru_stime), ru.ru_maxrss as u64)
+}
+
+/// CPU seconds so far and current RSS (KiB) and thread count of a running process.
+fn sample(pid: u32) -> (f64, u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let cpu = (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        / tick;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (cpu, field("VmRSS:"), field("Threads:"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn consumer(broker: &str, topic: &str) -> BaseConsumer {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", "bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .set("log_level", "3")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    c.assign(&tpl).unwrap();
+    c
+}
+
+/// Reads `topic` until `n` messages arrived; calls `each` with each payload.
+fn read_n(broker: &str, topic: &str, n: usize, limit: Duration, mut each: impl FnMut(&[u8])) -> usize {
+    let c = consumer(broker, topic);
+    let end = Instant::now() + limit;
+    let mut got = 0;
+    while got < n && Instant::now() < end {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            got += 1;
+            each(m.payload().unwrap_or_default());
+        }
+    }
+    got
+}
+
+impl Bench {
+    fn new(quick: bool) -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let broker = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu on PATH (scripts/install-deps.sh)");
+        wait_until(Duration::from_secs(30), "tansu", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let etcd_port = free_port();
+        let peer = free_port();
+        let c = format!("http://127.0.0.1:{etcd_port}");
+        let p = format!("http://127.0.0.1:{peer}");
+        let etcd = Command::new("etcd")
+            .args(["--name", "bench", "--data-dir"])
+            .arg(dir.path().join("etcd"))
+            .args(["--listen-client-urls", &c, "--advertise-client-urls", &c, "--listen-peer-urls", &p])
+            .args(["--initial-advertise-peer-urls", &p, "--initial-cluster", &format!("bench={p}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd on PATH (scripts/install-deps.sh)");
+        wait_until(Duration::from_secs(30), "etcd", || std::net::TcpStream::connect(("127.0.0.1", etcd_port)).is_ok());
+        Bench { quick, runs: 3, dir, _broker: Proc(Some(broker)), port, _etcd: Proc(Some(etcd)), etcd_port, topics: 0 }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn topic(&mut self, prefix: &str) -> String {
+        self.topics += 1;
+        let name = format!("{prefix}{}", self.topics);
+        let st = Command::new("tansu")
+            .args(["topic", "create", &name, "--broker", &format!("tcp://{}", self.addr()), "--partitions", "1"])
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "topic create {name}");
+        name
+    }
+
+    fn config(&self, dir: &Path, files: &[(PathBuf, String)], extra: &str) -> PathBuf {
+        let mut y = format!(
+            "catsyslog: {{logpath: {}/agent.log, loglevel: warn}}\nkafkaconfig: {{kafkaaddr: \"{}\"}}\ndata_dir: {}/data\n{extra}",
+            dir.display(),
+            self.addr(),
+            dir.display()
+        );
+        y.push_str("collectlogs:\n");
+        for (p, t) in files {
+            y.push_str(&format!("  - {{logpath: \"{}\", logtopic: {t}}}\n", p.display()));
+        }
+        if files.is_empty() {
+            y.push_str("  []\n");
+        }
+        let path = dir.join("config.yaml");
+        let tmp = dir.join("config.tmp");
+        std::fs::write(&tmp, y).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        path
+    }
+
+    fn spawn_agent(&self, cfg: &Path) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_logcatch"))
+            .arg("-c")
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn run_dir(&self, name: &str) -> PathBuf {
+        let d = self.dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    // --- 1. catch-up --------------------------------------------------------------------------
+
+    fn catch_up(&mut self) -> Vec<Row> {
+        let n: usize = if self.quick { 200_000 } else { 1_000_000 };
+        let file = self.dir.path().join("catchup.log");
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+            for i in 0..n {
+                let head = format!("{i:010} ");
+                w.write_all(head.as_bytes()).unwrap();
+                w.write_all(&vec![b'x'; LINE_BYTES - head.len() - 1]).unwrap();
+                w.write_all(b"\n").unwrap();
+            }
+        }
+        let mut base = (Vec::new(), Vec::new(), Vec::new());
+        let mut lc = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..self.runs {
+            // Baseline: the raw producer, from memory.
+            let topic = self.topic("base");
+            let start = Instant::now();
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args(["produce", &self.addr(), &topic])
+                .arg(&file)
+                .spawn()
+                .unwrap();
+            let got = read_n(&self.addr(), &topic, n, Duration::from_secs(300), |_| {});
+            let secs = start.elapsed().as_secs_f64();
+            let (cpu, rss) = reap(&mut child);
+            assert_eq!(got, n, "baseline delivered every line");
+            base.0.push(secs);
+            base.1.push(cpu);
+            base.2.push(rss as f64);
+            // logcatch: the same lines from the file.
+            let topic = self.topic("lc");
+            let d = self.run_dir(&format!("catchup{run}"));
+            let cfg = self.config(&d, &[(file.clone(), topic.clone())], "start_position: beginning\n");
+            let start = Instant::now();
+            let mut child = self.spawn_agent(&cfg);
+            let got = read_n(&self.addr(), &topic, n, Duration::from_secs(300), |_| {});
+            let secs = start.elapsed().as_secs_f64();
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let (cpu, rss) = reap(&mut child);
+            assert_eq!(got, n, "logcatch delivered every line");
+            lc.0.push(secs);
+            lc.1.push(cpu);
+            lc.2.push(rss as f64);
+            eprintln!("catch-up run {run}: baseline {:.2}s, logcatch {secs:.2}s", base.0[run]);
+        }
+        let (bs, bc, br) = (median(base.0), median(base.1), median(base.2));
+        let (ls, lcpu, lr) = (median(lc.0), median(lc.1), median(lc.2));
+        let mb = (n * LINE_BYTES) as f64 / 1e6;
+        let per_m = |cpu: f64| cpu / (n as f64 / 1e6);
+        let ratio = bs / ls;
+        let cpu_ratio = per_m(lcpu) / per_m(bc);
+        let s = "1. catch-up";
+        vec![
+            row(
+                s,
+                &format!("lines/s ({} lines of {LINE_BYTES} B)", n),
+                format!("logcatch {:.0} / raw {:.0}", n as f64 / ls, n as f64 / bs),
+                "",
+                None,
+            ),
+            row(s, "MB/s", format!("logcatch {:.1} / raw {:.1}", mb / ls, mb / bs), "", None),
+            row(s, "throughput ratio", format!("{ratio:.2}x"), ">= 0.9x", Some(ratio >= 0.9)),
+            row(s, "CPU s per million lines", format!("logcatch {:.2} / raw {:.2}", per_m(lcpu), per_m(bc)), "", None),
+            row(s, "CPU per line ratio", format!("{cpu_ratio:.2}x"), "<= 1.5x", Some(cpu_ratio <= 1.5)),
+            row(s, "peak RSS", format!("logcatch {:.1} MiB / raw {:.1} MiB", lr / 1024.0, br / 1024.0), "", None),
+        ]
+    }
+
+    // --- 2. live tail -------------------------------------------------------------------------
+
+    fn live_tail(&mut self) -> Vec<Row> {
+        let files = 100;
+        let rate = 1000; // lines/s per file
+        let secs = if self.quick { 15 } else { 60 };
+        let topic = self.topic("live");
+        let d = self.run_dir("live");
+        let paths: Vec<PathBuf> = (0..files).map(|i| d.join(format!("f{i}.log"))).collect();
+        for p in &paths {
+            std::fs::write(p, b"").unwrap();
+        }
+        let specs: Vec<(PathBuf, String)> = paths.iter().map(|p| (p.clone(), topic.clone())).collect();
+        let cfg = self.config(&d, &specs, "start_position: beginning\n");
+        let mut child = self.spawn_agent(&cfg);
+        std::thread::sleep(Duration::from_secs(1));
+        let epoch = Instant::now();
+        let total = files * rate * secs;
+        // The reader: latency = read time - write time embedded in the line (microseconds since
+        // `epoch`, both in this process).
+        let broker = self.addr();
+        let t2 = topic.clone();
+        let reader = std::thread::spawn(move || {
+            let mut lat = Vec::with_capacity(total);
+            read_n(&broker, &t2, total, Duration::from_secs(secs as u64 + 120), |p| {
+                let now = epoch.elapsed().as_micros() as u64;
+                let w: u64 = std::str::from_utf8(&p[..16]).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(now);
+                lat.push((now.saturating_sub(w)) as f64 / 1000.0);
+            });
+            lat
+        });
+        let (cpu0, _, _) = sample(child.id());
+        let t0 = Instant::now();
+        let mut handles: Vec<std::fs::File> =
+            paths.iter().map(|p| std::fs::OpenOptions::new().append(true).open(p).unwrap()).collect();
+        let tick = Duration::from_millis(10);
+        let per_tick = rate / 100;
+        let mut peak_rss = 0;
+        for t in 0..(secs * 100) {
+            let due = t0 + tick * t as u32;
+            if let Some(w) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(w);
+            }
+            for h in handles.iter_mut() {
+                let mut buf = Vec::with_capacity(per_tick * LINE_BYTES);
+                for _ in 0..per_tick {
+                    let stamp = format!("{:>16} ", epoch.elapsed().as_micros());
+                    buf.extend_from_slice(stamp.as_bytes());
+                    buf.extend_from_slice(&[b'y'; LINE_BYTES - 18]);
+                    buf.push(b'\n');
+                }
+                h.write_all(&buf).unwrap();
+            }
+            if t % 100 == 0 {
+                peak_rss = peak_rss.max(sample(child.id()).1);
+            }
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let (cpu1, rss, _) = sample(child.id());
+        let mut lat = reader.join().unwrap();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        reap(&mut child);
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (p50, p99, max) = (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or(f64::NAN));
+        let cpu_pct = (cpu1 - cpu0) / wall * 100.0;
+        let s = "2. live tail";
+        vec![
+            row(
+                s,
+                &format!("{files} files x {rate} lines/s for {secs} s"),
+                format!("{} of {total} lines read back", lat.len()),
+                "all",
+                Some(lat.len() == total),
+            ),
+            row(
+                s,
+                "write -> consumer latency p50 / p99 / max",
+                format!("{p50:.1} / {p99:.1} / {max:.1} ms"),
+                "p99 < 100 ms",
+                Some(p99 < 100.0),
+            ),
+            row(s, "logcatch CPU", format!("{cpu_pct:.1} % of a core"), "< 25 %", Some(cpu_pct < 25.0)),
+            row(
+                s,
+                "logcatch RSS (end / peak sampled)",
+                format!("{:.1} / {:.1} MiB", rss as f64 / 1024.0, peak_rss.max(rss) as f64 / 1024.0),
+                "",
+                None,
+            ),
+        ]
+    }
+
+    // --- 3. idle scale ------------------------------------------------------------------------
+
+    fn idle_scale(&mut self) -> Vec<Row> {
+        let files = 1000;
+        let secs = if self.quick { 20 } else { 60 };
+        let topic = self.topic("idle");
+        let d = self.run_dir("idle");
+        let specs: Vec<(PathBuf, String)> = (0..files)
+            .map(|i| {
+                let p = d.join(format!("idle{i}.log"));
+                std::fs::write(&p, b"").unwrap();
+                (p, topic.clone())
+            })
+            .collect();
+        let cfg = self.config(&d, &specs, "");
+        let mut child = self.spawn_agent(&cfg);
+        std::thread::sleep(Duration::from_secs(3)); // let every tail start
+        let (cpu0, _, _) = sample(child.id());
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs));
+        let (cpu1, rss, threads) = sample(child.id());
+        let cpu_pct = (cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        reap(&mut child);
+        let rss_mib = rss as f64 / 1024.0;
+        let s = "3. idle scale";
+        vec![
+            row(
+                s,
+                &format!("{files} files, no writes, {secs} s: CPU"),
+                format!("{cpu_pct:.2} % of a core"),
+                "< 1 %",
+                Some(cpu_pct < 1.0),
+            ),
+            row(s, "RSS", format!("{rss_mib:.1} MiB"), "< 64 MiB", Some(rss_mib < 64.0)),
+            row(s, "threads", format!("{threads}"), "", None),
+        ]
+    }
+
+    // --- 4. reaction --------------------------------------------------------------------------
+
+    fn reaction(&mut self) -> Vec<Row> {
+        let changes = 10;
+        let topic = self.topic("react");
+        let d = self.run_dir("react");
+        let cfg_extra = format!(
+            "start_position: beginning\netcdconfig: [\"127.0.0.1:{}\"]\netcdkeys: [\"bench\"]\netcd_allowed_paths: [\"{}\"]\n",
+            self.etcd_port,
+            d.display()
+        );
+        let cfg = self.config(&d, &[], &cfg_extra);
+        let mut child = self.spawn_agent(&cfg);
+        let c = consumer(&self.addr(), &topic);
+        let wait_for = |c: &BaseConsumer, want: &str| -> f64 {
+            let start = Instant::now();
+            loop {
+                if let Some(Ok(m)) = c.poll(Duration::from_millis(5)) {
+                    if m.payload() == Some(want.as_bytes()) {
+                        return start.elapsed().as_secs_f64() * 1000.0;
+                    }
+                }
+                assert!(start.elapsed() < Duration::from_secs(30), "no reaction to {want}");
+            }
+        };
+        std::thread::sleep(Duration::from_secs(1));
+        let mut etcd_ms = Vec::new();
+        let mut entries = Vec::new();
+        for i in 0..changes {
+            let p = d.join(format!("etcd{i}.log"));
+            std::fs::write(&p, format!("etcd-{i}\n")).unwrap();
+            entries.push(format!("{{\"path\":\"{}\",\"topic\":\"{topic}\"}}", p.display()));
+            let value = format!("[{}]", entries.join(","));
+            let body = format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", b64("bench"), b64(&value));
+            let out = Command::new("curl")
+                .args(["-fs", "-X", "POST", &format!("http://127.0.0.1:{}/v3/kv/put", self.etcd_port), "-d", &body])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            etcd_ms.push(wait_for(&c, &format!("etcd-{i}")));
+        }
+        let mut yaml_ms = Vec::new();
+        let mut files = Vec::new();
+        for i in 0..changes {
+            let p = d.join(format!("yaml{i}.log"));
+            std::fs::write(&p, format!("yaml-{i}\n")).unwrap();
+            files.push((p, topic.clone()));
+            self.config(&d, &files, &cfg_extra);
+            yaml_ms.push(wait_for(&c, &format!("yaml-{i}")));
+        }
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        reap(&mut child);
+        let (e, y) = (median(etcd_ms), median(yaml_ms));
+        let s = "4. reaction";
+        vec![
+            row(
+                s,
+                &format!("etcd put -> first line in topic (median of {changes})"),
+                format!("{e:.0} ms"),
+                "< 1 s",
+                Some(e < 1000.0),
+            ),
+            row(
+                s,
+                &format!("config.yaml edit -> first line (median of {changes})"),
+                format!("{y:.0} ms"),
+                "< 1 s",
+                Some(y < 1000.0),
+            ),
+        ]
+    }
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The benchmark (not a test): logcatch next to the raw rdkafka producer, same broker, same run.
+#   scripts/bench.sh           full scenarios (about 10 minutes); writes the table to BENCHMARKS.md's run file
+#   scripts/bench.sh --quick   shortened scenarios (about 3 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/logcatch/target}"
+bash scripts/install-deps.sh >/dev/null
+mkdir -p run
+BENCH_OUT="$PWD/run/bench-table.md" cargo bench --bench bench -- "$@"
+echo "(table also in run/bench-table.md)"
