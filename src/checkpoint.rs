@@ -108,7 +108,8 @@ struct State {
     loaded_at: u64,
     saved: BTreeMap<Key, Entry>,
     live: HashMap<Key, Live>,
-    written: Vec<Entry>,
+    /// Something changed that the file on disk does not have yet.
+    dirty: bool,
 }
 
 pub struct Checkpoints {
@@ -131,7 +132,7 @@ impl Checkpoints {
         let saved = entries.iter().cloned().map(|e| ((e.topic.clone(), e.id()), e)).collect();
         Ok(Checkpoints {
             file,
-            state: Mutex::new(State { loaded_at: now_secs(), saved, live: HashMap::new(), written: entries }),
+            state: Mutex::new(State { loaded_at: now_secs(), saved, live: HashMap::new(), dirty: false }),
             writing: Mutex::new(()),
         })
     }
@@ -158,6 +159,7 @@ impl Checkpoints {
             let fp = live.fp;
             st.live.remove(&key);
             st.saved.remove(&key);
+            st.dirty = true;
             return Known::Replaced { fp, offset: sent };
         }
         match st.saved.get(&key) {
@@ -165,6 +167,7 @@ impl Checkpoints {
             Some(e) => {
                 let (fp, offset) = (e.fingerprint(), e.offset);
                 st.saved.remove(&key);
+                st.dirty = true;
                 Known::Replaced { fp, offset }
             }
             None => Known::Unknown,
@@ -224,17 +227,21 @@ impl Checkpoints {
             let mut st = self.lock();
             let st = &mut *st;
             let mut finished = Vec::new();
+            let mut dirty = std::mem::take(&mut st.dirty);
             for (key, live) in &st.live {
                 let offset = live.tracker.acked();
-                let entry = st.saved.entry(key.clone()).or_insert_with(|| Entry {
-                    path: live.path.clone(),
-                    topic: key.0.clone(),
-                    dev: key.1.dev,
-                    ino: key.1.ino,
-                    fp_len: 0,
-                    fp_hash: 0,
-                    offset,
-                    updated: now,
+                let entry = st.saved.entry(key.clone()).or_insert_with(|| {
+                    dirty = true;
+                    Entry {
+                        path: live.path.clone(),
+                        topic: key.0.clone(),
+                        dev: key.1.dev,
+                        ino: key.1.ino,
+                        fp_len: live.fp.len,
+                        fp_hash: live.fp.hash,
+                        offset,
+                        updated: now,
+                    }
                 });
                 if entry.offset != offset || entry.fp_len != live.fp.len || entry.path != live.path {
                     entry.offset = offset;
@@ -242,26 +249,27 @@ impl Checkpoints {
                     entry.fp_hash = live.fp.hash;
                     entry.path = live.path.clone();
                     entry.updated = now;
+                    dirty = true;
                 }
                 if live.tracker.finished() {
                     entry.updated = now;
                     finished.push(key.clone());
                 }
             }
+            dirty |= !finished.is_empty();
             for key in finished {
                 st.live.remove(&key);
             }
             // A long downtime does not expire entries: they count as seen when loaded.
-            let (live, loaded_at) = (&st.live, st.loaded_at);
+            let (live, loaded_at, before) = (&st.live, st.loaded_at, st.saved.len());
             st.saved.retain(|k, e| {
                 live.contains_key(k) || now.saturating_sub(e.updated.max(loaded_at)) < FORGET_AFTER.as_secs()
             });
-            let entries: Vec<Entry> = st.saved.values().cloned().collect();
-            if same_positions(&entries, &st.written) {
+            dirty |= st.saved.len() != before;
+            if !dirty {
                 return Ok(false);
             }
-            st.written = entries.clone();
-            entries
+            st.saved.values().cloned().collect::<Vec<Entry>>()
         };
         write_atomically(&self.file, &entries).map_err(|error| StoreError::Io { file: self.file.clone(), error })?;
         Ok(true)
@@ -271,12 +279,6 @@ impl Checkpoints {
     pub fn entries(&self) -> Vec<Entry> {
         self.lock().saved.values().cloned().collect()
     }
-}
-
-/// Equal but for the `updated` stamps, which alone are not worth a write.
-fn same_positions(a: &[Entry], b: &[Entry]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| Entry { updated: 0, ..x.clone() } == Entry { updated: 0, ..y.clone() })
 }
 
 fn checksum(entries: &[Entry]) -> String {

@@ -330,7 +330,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         },
     };
     let rotate_wait = duration_field("rotate_wait", raw.rotate_wait.as_deref(), "5s", problems);
-    let poll_interval = duration_field("poll_interval", raw.poll_interval.as_deref(), "250ms", problems);
+    let poll_interval = duration_field("poll_interval", raw.poll_interval.as_deref(), "1s", problems);
     let checkpoint_interval =
         duration_field("checkpoint_interval", raw.checkpoint_interval.as_deref(), "200ms", problems);
     if poll_interval.is_zero() {

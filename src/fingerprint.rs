@@ -44,9 +44,10 @@ impl Fingerprint {
 
     /// Fingerprints exactly the first `len` bytes; fails when the file is shorter.
     pub fn of_prefix(file: &File, len: u64) -> io::Result<Fingerprint> {
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, 0)?;
-        Ok(Fingerprint { len, hash: fnv1a(&buf) })
+        let mut buf = [0u8; FP_BYTES as usize];
+        let len = len.min(FP_BYTES);
+        file.read_exact_at(&mut buf[..len as usize], 0)?;
+        Ok(Fingerprint { len, hash: fnv1a(&buf[..len as usize]) })
     }
 
     /// Whether `file` still begins with the bytes this fingerprint was taken of.

@@ -3,7 +3,7 @@
 //! Threads and what links them (see README, "How it works"):
 //! - `config_watch`: the config thread, notices config.yaml changes;
 //! - `server`: the file server, owns the desired set of tails and starts/stops them;
-//! - `tail`: one thread per (file, topic);
+//! - `tail`: one thread per (file, topic), woken by `waker` (inotify) or its own poll;
 //! - `etcd`: one watcher thread per etcd key;
 //! - `checkpoint`: the checkpointer thread, saves acknowledged offsets;
 //! - `supervisor`: restarts any of the above that panics;
@@ -23,3 +23,4 @@ pub mod server;
 pub mod sink;
 pub mod supervisor;
 pub mod tail;
+pub mod waker;

@@ -85,6 +85,7 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
     };
     let ctx = Arc::new(TailCtx {
         sink: sink.clone(),
+        waker: logcatch::waker::Waker::start(),
         checkpoints: checkpoints.clone(),
         settings: TailSettings {
             max_line_bytes: config.max_line_bytes,

@@ -152,6 +152,7 @@ impl ServerState {
     fn apply(&mut self, change: Change) {
         for spec in change.stop {
             if let Some(tail) = self.tails.remove(&spec) {
+                self.ctx.waker.unregister(&spec.path, tail.generation);
                 tail.stop();
                 self.supervisor.retire(tail.name.clone());
                 self.stopping.push(tail);
@@ -163,6 +164,7 @@ impl ServerState {
             self.wait_stopped(|t| t.spec == spec, Duration::from_secs(2));
             self.generation += 1;
             let tail = Tail::new(spec.clone(), self.generation, self.ctx.settings.message_key);
+            tail.watch(&self.ctx.waker);
             self.supervisor.spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
             self.tails.insert(spec, tail);
         }

@@ -25,8 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
-
 use crate::ack::AckTracker;
 use crate::checkpoint::{Checkpoints, Known};
 use crate::config::{MessageKey, StartPosition};
@@ -34,6 +32,7 @@ use crate::desired::TailSpec;
 use crate::failpoint;
 use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
 use crate::sink::{Delivery, Sink, Stopped};
+use crate::waker::Doorbell;
 
 /// Bytes read from a file per `pread`.
 const CHUNK: usize = 64 * 1024;
@@ -41,6 +40,9 @@ const CHUNK: usize = 64 * 1024;
 const BUDGET: usize = 4 * 1024 * 1024;
 /// First wait after a poll that found nothing; doubles up to `poll_interval`.
 const FIRST_IDLE: Duration = Duration::from_millis(5);
+/// The longest wait of a tail whose file change notifications work (inotify rings it at once;
+/// the poll is only a safety net).
+const NOTIFIED_IDLE: Duration = Duration::from_secs(10);
 
 /// Settings every tail shares.
 #[derive(Debug, Clone)]
@@ -55,6 +57,7 @@ pub struct TailSettings {
 /// What every tail needs from the rest of the agent.
 pub struct TailCtx {
     pub sink: Arc<Sink>,
+    pub waker: crate::waker::Waker,
     pub checkpoints: Arc<Checkpoints>,
     pub settings: TailSettings,
 }
@@ -86,6 +89,9 @@ struct Reader {
     scanned: usize,
     /// Unix seconds when it was opened.
     opened_at: u64,
+    /// The file's size at the last end-of-file check (its first bytes are compared only when
+    /// it changed).
+    checked_size: u64,
     /// When the reader last reached its end with nothing new (draining readers close after
     /// `rotate_wait` of this).
     idle_since: Option<Instant>,
@@ -115,9 +121,12 @@ pub struct TailState {
 pub struct Tail {
     pub spec: TailSpec,
     pub name: String,
+    /// Unique among the tails of this process.
+    pub generation: u64,
     stop: Arc<AtomicBool>,
-    wake: Sender<()>,
-    wake_rx: Receiver<()>,
+    bell: Arc<Doorbell>,
+    /// Change notifications cover this file (the poll can be rare).
+    notified: Arc<AtomicBool>,
     state: Arc<Mutex<TailState>>,
     running: Arc<AtomicBool>,
     pub stats: Arc<TailStats>,
@@ -141,13 +150,13 @@ impl Tail {
             last_problem: None,
             stats: stats.clone(),
         };
-        let (wake, wake_rx) = bounded(1);
         Tail {
             name: format!("tail#{generation}:{}", spec.path.display()),
+            generation,
             spec,
             stop: Arc::new(AtomicBool::new(false)),
-            wake,
-            wake_rx,
+            bell: Arc::default(),
+            notified: Arc::default(),
             state: Arc::new(Mutex::new(state)),
             running: Arc::new(AtomicBool::new(false)),
             stats,
@@ -156,24 +165,25 @@ impl Tail {
 
     /// The body the supervisor runs (again, after a panic).
     pub fn worker(&self, ctx: Arc<TailCtx>) -> crate::supervisor::WorkerFn {
-        let (state, stop, wake, running) =
-            (self.state.clone(), self.stop.clone(), self.wake_rx.clone(), self.running.clone());
+        let (state, stop, bell, running, notified) =
+            (self.state.clone(), self.stop.clone(), self.bell.clone(), self.running.clone(), self.notified.clone());
         Arc::new(move || {
             running.store(true, Ordering::SeqCst);
             let _flag = ClearOnDrop(&running);
-            run_tail(&ctx, &state, &stop, &wake);
+            run_tail(&ctx, &state, &stop, &bell, &notified);
         })
     }
 
     /// Asks the thread to stop; it finishes the line it is sending and exits.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.wake.try_send(());
+        self.bell.ring();
     }
 
-    /// Wakes the thread to look at its file now (a change was seen).
-    pub fn wake(&self) {
-        let _ = self.wake.try_send(());
+    /// Registers the tail with the change notifications.
+    pub fn watch(&self, waker: &crate::waker::Waker) {
+        let covered = waker.register(&self.spec.path, self.generation, self.bell.clone());
+        self.notified.store(covered, Ordering::SeqCst);
     }
 
     pub fn is_running(&self) -> bool {
@@ -189,7 +199,7 @@ impl Drop for ClearOnDrop<'_> {
 }
 
 /// The tail thread's loop: read what is new, send it, wait a little when there is nothing.
-pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, stop: &AtomicBool, wake: &Receiver<()>) {
+pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, stop: &AtomicBool, bell: &Doorbell, notified: &AtomicBool) {
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
     if !st.started {
         st.open_at_start(ctx);
@@ -200,8 +210,14 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, stop: &AtomicBool, wake
         match st.poll(ctx, stop) {
             Ok(true) => idle = FIRST_IDLE,
             Ok(false) => {
-                let _ = wake.recv_timeout(idle);
-                idle = (idle * 2).min(ctx.settings.poll_interval);
+                bell.wait(idle);
+                // Rotated files being drained have names the waker does not know: poll them.
+                let ceiling = if notified.load(Ordering::Relaxed) && st.draining.is_empty() {
+                    ctx.settings.poll_interval.max(NOTIFIED_IDLE)
+                } else {
+                    ctx.settings.poll_interval
+                };
+                idle = (idle * 2).min(ceiling);
             }
             Err(Stopped) => break,
         }
@@ -256,6 +272,7 @@ impl TailState {
             pos: 0,
             scanned: 0,
             opened_at: unix_now(),
+            checked_size: offset,
             idle_since: None,
         }
     }
@@ -456,7 +473,9 @@ impl TailState {
             }
             Ok(_) => {
                 let size = r.file.metadata().map(|m| m.len()).unwrap_or(r.read_offset);
-                if size < r.read_offset || !r.fp.matches(&r.file) {
+                let changed = size != r.checked_size;
+                r.checked_size = size;
+                if size < r.read_offset || (changed && !r.fp.matches(&r.file)) {
                     log::info!(
                         "{}: truncated ({} -> {size} bytes; copytruncate?); reading again from the start",
                         self.path_text,
@@ -549,8 +568,16 @@ impl TailState {
             if total >= BUDGET {
                 return Ok(total);
             }
+            // Read only what is there: a quiet file costs one fstat, and no buffer.
+            let size = r.file.metadata().map(|m| m.len()).unwrap_or(r.read_offset);
+            if size <= r.read_offset {
+                if r.buf.is_empty() && r.buf.capacity() > 0 {
+                    r.buf = Vec::new();
+                }
+                return Ok(total);
+            }
             let len = r.buf.len();
-            let want = CHUNK.min(max + 1);
+            let want = (size - r.read_offset).min(CHUNK.min(max + 1) as u64) as usize;
             r.buf.resize(len + want, 0);
             let n = match r.file.read_at(&mut r.buf[len..], r.read_offset) {
                 Ok(n) => n,

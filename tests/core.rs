@@ -79,7 +79,7 @@ fn rename_rotation_ships_late_writes_to_the_old_file() {
     let mut old = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
     std::fs::rename(&a, dir.path().join("app.log.1")).unwrap();
     append(&a, &numbered("new", 0..50));
-    agent.wait_log("rotated", T);
+    agent.wait_log("draining", T);
     use std::io::Write;
     for l in numbered("old", 100..150) {
         writeln!(old, "{l}").unwrap();
