@@ -26,13 +26,33 @@ fn main() {
     if args.first().map(String::as_str) == Some("produce") {
         return produce(&args[1], &args[2], Path::new(&args[3]));
     }
+    if args.first().map(String::as_str) == Some("produce-live") {
+        return produce_live(
+            &args[1],
+            &args[2],
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+            args[5].parse().unwrap(),
+        );
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let mut b = Bench::new(quick);
+    // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction.
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
+    let want = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let mut rows = Vec::new();
-    rows.extend(b.catch_up());
-    rows.extend(b.live_tail());
-    rows.extend(b.idle_scale());
-    rows.extend(b.reaction());
+    if want("catch-up") {
+        rows.extend(b.catch_up());
+    }
+    if want("live") {
+        rows.extend(b.live_tail());
+    }
+    if want("idle") {
+        rows.extend(b.idle_scale());
+    }
+    if want("reaction") {
+        rows.extend(b.reaction());
+    }
     let table = render(&rows, &b);
     print!("{table}");
     if let Ok(out) = std::env::var("BENCH_OUT") {
@@ -53,6 +73,45 @@ fn produce(broker: &str, topic: &str, file: &Path) {
             match p.send(rec) {
                 Ok(()) => break,
                 Err((_, back)) => {
+                    rec = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// Microseconds since the Unix epoch: the stamp written into live lines, comparable across
+/// processes.
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// One live line: its write time, then padding to LINE_BYTES - 1.
+fn live_line(buf: &mut Vec<u8>) {
+    let stamp = format!("{:>16} ", now_us());
+    buf.extend_from_slice(stamp.as_bytes());
+    buf.extend_from_slice(&[b'y'; LINE_BYTES - 18]);
+}
+
+/// The live baseline: `files` keys at `rate` lines/s each for `secs`, stamped, produced
+/// directly, with logcatch's producer settings.
+fn produce_live(broker: &str, topic: &str, files: usize, rate: usize, secs: u64) {
+    let p: ThreadedProducer<DefaultProducerContext> = producer_config(broker).create().unwrap();
+    let keys: Vec<String> = (0..files).map(|i| format!("/bench/f{i}.log")).collect();
+    let t0 = Instant::now();
+    let per_tick = rate / 100;
+    for t in 0..(secs as u32 * 100) {
+        if let Some(w) = (t0 + Duration::from_millis(10) * t).checked_duration_since(Instant::now()) {
+            std::thread::sleep(w);
+        }
+        for k in &keys {
+            for _ in 0..per_tick {
+                let mut line = Vec::with_capacity(LINE_BYTES);
+                live_line(&mut line);
+                let mut rec = BaseRecord::to(topic).payload(&line).key(k.as_bytes());
+                while let Err((_, back)) = p.send(rec) {
                     rec = back;
                     std::thread::sleep(Duration::from_micros(200));
                 }
@@ -375,10 +434,40 @@ impl Bench {
 
     // --- 2. live tail -------------------------------------------------------------------------
 
+    /// Reads `total` stamped lines of `topic` on a thread; returns the latencies in ms.
+    fn latency_reader(&self, topic: &str, total: usize, secs: u64) -> std::thread::JoinHandle<Vec<f64>> {
+        let (broker, topic) = (self.addr(), topic.to_string());
+        std::thread::spawn(move || {
+            let mut lat = Vec::with_capacity(total);
+            read_n(&broker, &topic, total, Duration::from_secs(secs + 120), |p| {
+                let now = now_us();
+                let w: u64 = std::str::from_utf8(&p[..16]).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(now);
+                lat.push(now.saturating_sub(w) as f64 / 1000.0);
+            });
+            lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            lat
+        })
+    }
+
     fn live_tail(&mut self) -> Vec<Row> {
         let files = 100;
         let rate = 1000; // lines/s per file
-        let secs = if self.quick { 15 } else { 60 };
+        let secs: u64 = if self.quick { 15 } else { 60 };
+        let total = files * rate * secs as usize;
+
+        // Baseline: the raw producer sends the same stamped lines at the same rate.
+        let topic = self.topic("rawlive");
+        let reader = self.latency_reader(&topic, total, secs);
+        let t0 = Instant::now();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["produce-live", &self.addr(), &topic, &files.to_string(), &rate.to_string(), &secs.to_string()])
+            .spawn()
+            .unwrap();
+        let (raw_cpu, _) = reap(&mut child);
+        let raw_cpu_pct = raw_cpu / t0.elapsed().as_secs_f64() * 100.0;
+        let raw_lat = reader.join().unwrap();
+
+        // logcatch: 100 files appended by this process.
         let topic = self.topic("live");
         let d = self.run_dir("live");
         let paths: Vec<PathBuf> = (0..files).map(|i| d.join(format!("f{i}.log"))).collect();
@@ -389,39 +478,21 @@ impl Bench {
         let cfg = self.config(&d, &specs, "start_position: beginning\n");
         let mut child = self.spawn_agent(&cfg);
         std::thread::sleep(Duration::from_secs(1));
-        let epoch = Instant::now();
-        let total = files * rate * secs;
-        // The reader: latency = read time - write time embedded in the line (microseconds since
-        // `epoch`, both in this process).
-        let broker = self.addr();
-        let t2 = topic.clone();
-        let reader = std::thread::spawn(move || {
-            let mut lat = Vec::with_capacity(total);
-            read_n(&broker, &t2, total, Duration::from_secs(secs as u64 + 120), |p| {
-                let now = epoch.elapsed().as_micros() as u64;
-                let w: u64 = std::str::from_utf8(&p[..16]).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(now);
-                lat.push((now.saturating_sub(w)) as f64 / 1000.0);
-            });
-            lat
-        });
+        let reader = self.latency_reader(&topic, total, secs);
         let (cpu0, _, _) = sample(child.id());
         let t0 = Instant::now();
         let mut handles: Vec<std::fs::File> =
             paths.iter().map(|p| std::fs::OpenOptions::new().append(true).open(p).unwrap()).collect();
-        let tick = Duration::from_millis(10);
         let per_tick = rate / 100;
         let mut peak_rss = 0;
-        for t in 0..(secs * 100) {
-            let due = t0 + tick * t as u32;
-            if let Some(w) = due.checked_duration_since(Instant::now()) {
+        for t in 0..(secs as u32 * 100) {
+            if let Some(w) = (t0 + Duration::from_millis(10) * t).checked_duration_since(Instant::now()) {
                 std::thread::sleep(w);
             }
             for h in handles.iter_mut() {
                 let mut buf = Vec::with_capacity(per_tick * LINE_BYTES);
                 for _ in 0..per_tick {
-                    let stamp = format!("{:>16} ", epoch.elapsed().as_micros());
-                    buf.extend_from_slice(stamp.as_bytes());
-                    buf.extend_from_slice(&[b'y'; LINE_BYTES - 18]);
+                    live_line(&mut buf);
                     buf.push(b'\n');
                 }
                 h.write_all(&buf).unwrap();
@@ -432,11 +503,11 @@ impl Bench {
         }
         let wall = t0.elapsed().as_secs_f64();
         let (cpu1, rss, _) = sample(child.id());
-        let mut lat = reader.join().unwrap();
+        let lat = reader.join().unwrap();
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         reap(&mut child);
-        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let (p50, p99, max) = (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or(f64::NAN));
+        let q = |l: &[f64]| (percentile(l, 0.5), percentile(l, 0.99), l.last().copied().unwrap_or(f64::NAN));
+        let ((p50, p99, max), (r50, r99, rmax)) = (q(&lat), q(&raw_lat));
         let cpu_pct = (cpu1 - cpu0) / wall * 100.0;
         let s = "2. live tail";
         vec![
@@ -450,11 +521,17 @@ impl Bench {
             row(
                 s,
                 "write -> consumer latency p50 / p99 / max",
-                format!("{p50:.1} / {p99:.1} / {max:.1} ms"),
+                format!("logcatch {p50:.1} / {p99:.1} / {max:.1} ms; raw producer {r50:.1} / {r99:.1} / {rmax:.1} ms"),
                 "p99 < 100 ms",
                 Some(p99 < 100.0),
             ),
-            row(s, "logcatch CPU", format!("{cpu_pct:.1} % of a core"), "< 25 %", Some(cpu_pct < 25.0)),
+            row(
+                s,
+                "CPU",
+                format!("logcatch {cpu_pct:.1} % of a core; raw producer {raw_cpu_pct:.1} %"),
+                "< 25 %",
+                Some(cpu_pct < 25.0),
+            ),
             row(
                 s,
                 "logcatch RSS (end / peak sampled)",

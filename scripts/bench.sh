@@ -2,6 +2,7 @@
 # The benchmark (not a test): logcatch next to the raw rdkafka producer, same broker, same run.
 #   scripts/bench.sh           full scenarios (about 10 minutes); writes the table to BENCHMARKS.md's run file
 #   scripts/bench.sh --quick   shortened scenarios (about 3 minutes)
+#   scripts/bench.sh --only live,idle   some scenarios (catch-up, live, idle, reaction)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
