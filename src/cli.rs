@@ -10,7 +10,13 @@ logcatch - tails log files and ships every line to Kafka
 USAGE:
     logcatch [-c|--config FILE]            run the agent (default config: ./config.yaml)
     logcatch [-c|--config FILE] --check    validate the config and exit
+    logcatch status [-c|--config FILE]     report from the metrics file; exit 0 running, 2 stopped
+                                           or dead, 3 stuck (for cron)
     logcatch --version | --help
+
+SIGNALS:
+    SIGINT, SIGTERM  stop: tails stop, in-flight lines are flushed (bounded), checkpoints saved
+    SIGHUP           reload config.yaml now
 
 EXIT CODES:
     0  ran and stopped cleanly (SIGINT/SIGTERM), or --check found the config good
@@ -18,12 +24,14 @@ EXIT CODES:
     2  bad command line
     3  the state in data_dir cannot be used (for example a corrupt checkpoint store)
     4  the Kafka producer rejected its settings (kafkaconfig)
+    5  another logcatch runs on the same data_dir (or pid_file names a running one)
 ";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Run { config: PathBuf },
     Check { config: PathBuf },
+    Status { config: PathBuf },
     Version,
     Help,
 }
@@ -31,7 +39,12 @@ pub enum Command {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut config = PathBuf::from("config.yaml");
     let mut check = false;
-    let mut it = args.into_iter();
+    let mut status = false;
+    let mut it = args.into_iter().peekable();
+    if it.peek().map(String::as_str) == Some("status") {
+        it.next();
+        status = true;
+    }
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
@@ -49,7 +62,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             }
         }
     }
-    Ok(if check { Command::Check { config } } else { Command::Run { config } })
+    Ok(match (status, check) {
+        (true, _) => Command::Status { config },
+        (false, true) => Command::Check { config },
+        (false, false) => Command::Run { config },
+    })
 }
 
 #[cfg(test)]
@@ -66,6 +83,7 @@ mod tests {
         assert_eq!(p(&["-c", "/x.yaml"]).unwrap(), Command::Run { config: "/x.yaml".into() });
         assert_eq!(p(&["--config=/y.yaml", "--check"]).unwrap(), Command::Check { config: "/y.yaml".into() });
         assert_eq!(p(&["--version"]).unwrap(), Command::Version);
+        assert_eq!(p(&["status", "-c", "/z.yaml"]).unwrap(), Command::Status { config: "/z.yaml".into() });
         assert_eq!(p(&["-h"]).unwrap(), Command::Help);
         assert!(p(&["-c"]).is_err());
         assert!(p(&["--frobnicate"]).is_err());

@@ -50,6 +50,16 @@ pub struct Config {
     pub rotate_wait: Duration,
     pub poll_interval: Duration,
     pub checkpoint_interval: Duration,
+    pub metrics: MetricsSettings,
+    /// Optional pid file (a second instance on the same data_dir is refused in any case).
+    pub pid_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsSettings {
+    /// Prometheus text file, rewritten every `interval` (for node_exporter's textfile collector).
+    pub path: Option<PathBuf>,
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +133,15 @@ struct RawConfig {
     rotate_wait: Option<String>,
     poll_interval: Option<String>,
     checkpoint_interval: Option<String>,
+    metrics: Option<RawMetrics>,
+    pid_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    path: Option<String>,
+    interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,6 +355,30 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
     if poll_interval.is_zero() {
         problems.push("poll_interval: must be more than 0".into());
     }
+    let metrics = {
+        let raw = raw.metrics.unwrap_or(RawMetrics { path: None, interval: None });
+        let interval = duration_field("metrics.interval", raw.interval.as_deref(), "10s", problems);
+        if interval < Duration::from_millis(100) {
+            problems.push("metrics.interval: must be at least 100ms".into());
+        }
+        let path = match raw.path.as_deref() {
+            Some("") => {
+                problems.push("metrics.path: empty (leave the key out for no metrics file)".into());
+                None
+            }
+            Some(p) => Some(absolute(Path::new(p), base)),
+            None => None,
+        };
+        MetricsSettings { path, interval }
+    };
+    let pid_file = match raw.pid_file.as_deref() {
+        Some("") => {
+            problems.push("pid_file: empty (leave the key out for none)".into());
+            None
+        }
+        Some(p) => Some(absolute(Path::new(p), base)),
+        None => None,
+    };
 
     Config {
         file: file.to_path_buf(),
@@ -349,6 +392,8 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         rotate_wait,
         poll_interval,
         checkpoint_interval,
+        metrics,
+        pid_file,
     }
 }
 

@@ -1,22 +1,27 @@
 //! The `logcatch` binary: parses the command line and wires the threads. No logic lives here.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use logcatch::checkpoint::{run_checkpointer, Checkpoints};
 use logcatch::cli::{self, Command};
 use logcatch::config::Config;
-use logcatch::config_watch::run_config_watcher;
+use logcatch::config_watch::{run_config_watcher, ConfigMsg};
 use logcatch::etcd::EtcdWatchers;
 use logcatch::logging;
+use logcatch::metrics::{run_metrics, Metrics};
 use logcatch::server::{run_server, Event, ServerState};
 use logcatch::sink::Sink;
 use logcatch::supervisor::Supervisor;
 use logcatch::tail::{TailCtx, TailSettings};
+use logcatch::waker::Waker;
+use logcatch::{process, status};
 
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args().skip(1)) {
@@ -50,6 +55,11 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Status { config } => {
+            let (text, code) = status::status(&config);
+            print!("{text}");
+            ExitCode::from(code)
+        }
         Command::Run { config } => run_agent(&config),
     }
 }
@@ -67,6 +77,21 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
         return ExitCode::from(1);
     }
     logging::log_panics();
+    // Signals are caught from here on; SIGHUP before the config thread runs is kept for it.
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _instance = match process::claim(&config.data_dir, config.pid_file.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(5);
+        }
+    };
     log::info!("logcatch {} starting with {}", env!("CARGO_PKG_VERSION"), config.file.display());
 
     let checkpoints = match Checkpoints::open(&config.data_dir) {
@@ -83,9 +108,15 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(4);
         }
     };
+    let metrics = Arc::new(Metrics::default());
+    {
+        let s = sink.clone();
+        metrics.set_sink(sink.stats.clone(), Box::new(move || i64::from(s.in_flight())));
+    }
     let ctx = Arc::new(TailCtx {
         sink: sink.clone(),
-        waker: logcatch::waker::Waker::start(),
+        metrics: metrics.clone(),
+        waker: Waker::start(),
         checkpoints: checkpoints.clone(),
         settings: TailSettings {
             max_line_bytes: config.max_line_bytes,
@@ -98,10 +129,11 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
 
     let (supervisor, _supervisor_thread) = Supervisor::start();
     let (events_tx, events_rx) = unbounded::<Event>();
-    let (_stop_tx, stop_rx) = bounded::<()>(0);
+    // Dropped at shutdown: the checkpointer and metrics threads see it disconnect.
+    let (stop_tx, stop_rx) = bounded::<()>(0);
     let stopping = Arc::new(AtomicBool::new(false));
 
-    let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone()));
+    let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone(), metrics.clone()));
     let server = Arc::new(Mutex::new(ServerState::new(ctx.clone(), supervisor.clone(), config.clone(), etcd)));
     supervisor.spawn("server", Arc::new(move || run_server(&server, &events_rx)));
 
@@ -116,21 +148,31 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
         let (cp, every, stop) = (checkpoints.clone(), config.checkpoint_interval, stop_rx.clone());
         supervisor.spawn("checkpointer", Arc::new(move || run_checkpointer(&cp, every, &stop)));
     }
+    let metrics_thread = {
+        let (m, path, every, stop) = (metrics.clone(), config.metrics.path.clone(), config.metrics.interval, stop_rx);
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || run_metrics(&m, path.as_deref(), every, &stop))
+            .expect("spawn the metrics thread")
+    };
 
-    let (signal_tx, signal_rx) = bounded::<()>(1);
-    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-    if let Err(e) = ctrlc::set_handler(move || {
-        if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
-            // A second signal: stop now, without waiting for Kafka.
-            std::process::exit(130);
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            log::info!("SIGHUP: reloading {}", config.file.display());
+            let _ = reload_tx.send(ConfigMsg::Reload);
+        } else {
+            break;
         }
-        let _ = signal_tx.try_send(());
-    }) {
-        log::error!("cannot install the signal handler: {e}");
     }
-    let _ = reload_tx; // SIGHUP reload is wired by the process module (issue 7).
+    // A second SIGINT/SIGTERM while shutting down: stop now, without waiting for Kafka.
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if signal != SIGHUP {
+                std::process::exit(130);
+            }
+        }
+    });
 
-    let _ = signal_rx.recv();
     log::info!("signal received: stopping tails, then flushing what is in flight");
     stopping.store(true, Ordering::SeqCst);
     let (done_tx, done_rx) = bounded(1);
@@ -142,6 +184,8 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
     if let Err(e) = checkpoints.save() {
         log::error!("cannot save checkpoints at shutdown: {e}");
     }
+    drop(stop_tx);
+    let _ = metrics_thread.join();
     supervisor.shutdown();
     if delivered {
         log::info!("stopped: every line was delivered and checkpointed");

@@ -153,6 +153,7 @@ impl ServerState {
         for spec in change.stop {
             if let Some(tail) = self.tails.remove(&spec) {
                 self.ctx.waker.unregister(&spec.path, tail.generation);
+                self.ctx.metrics.remove_source(&spec);
                 tail.stop();
                 self.supervisor.retire(tail.name.clone());
                 self.stopping.push(tail);
@@ -165,7 +166,8 @@ impl ServerState {
             self.generation += 1;
             let tail = Tail::new(spec.clone(), self.generation, self.ctx.settings.message_key);
             tail.watch(&self.ctx.waker);
-            self.supervisor.spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
+            let restarts = self.supervisor.spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
+            self.ctx.metrics.add_source(&spec, tail.stats.clone(), restarts);
             self.tails.insert(spec, tail);
         }
         self.stopping.retain(Tail::is_running);

@@ -44,6 +44,8 @@ pub struct SinkStats {
     pub retried: AtomicU64,
     pub dropped: AtomicU64,
     pub delivery_errors: AtomicU64,
+    /// Set when librdkafka reports every broker down; cleared by the next delivery.
+    pub brokers_down: AtomicBool,
 }
 
 /// A message whose delivery failed and that will be sent again.
@@ -83,6 +85,9 @@ impl Context {
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.stats.brokers_down.store(true, Ordering::Relaxed);
+        }
         self.log_limited(format!("kafka: {error}: {reason}"));
     }
 }
@@ -102,6 +107,7 @@ impl ProducerContext for Context {
         match result {
             Ok(_) => {
                 self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                self.stats.brokers_down.store(false, Ordering::Relaxed);
                 delivery.tracker.ack(delivery.seq);
             }
             Err((err, msg)) => {

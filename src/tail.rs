@@ -61,6 +61,7 @@ pub struct TailSettings {
 /// What every tail needs from the rest of the agent.
 pub struct TailCtx {
     pub sink: Arc<Sink>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub waker: crate::waker::Waker,
     pub checkpoints: Arc<Checkpoints>,
     pub settings: TailSettings,
@@ -74,6 +75,11 @@ pub struct TailStats {
     pub split: AtomicU64,
     pub rotations: AtomicU64,
     pub truncations: AtomicU64,
+    /// Size of the current file and the offset read in it (lag = size - offset).
+    pub size: AtomicU64,
+    pub offset: AtomicU64,
+    /// The last problem (cannot open, read error), until it goes away.
+    pub last_error: Mutex<Option<String>>,
 }
 
 /// One open file being read.
@@ -257,7 +263,14 @@ impl TailState {
     fn problem(&mut self, text: String) {
         if self.last_problem.as_ref() != Some(&text) {
             log::warn!("{text}");
+            *self.stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
             self.last_problem = Some(text);
+        }
+    }
+
+    fn clear_problem(&mut self) {
+        if self.last_problem.take().is_some() {
+            *self.stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
     }
 
@@ -515,7 +528,7 @@ impl TailState {
                         ctx.checkpoints.update_fingerprint(&self.spec.topic, r.id, fp);
                     }
                 }
-                self.last_problem = None;
+                self.clear_problem();
                 Ok(false)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -555,7 +568,7 @@ impl TailState {
             self.current = Some(self.draining.remove(i));
             return true;
         }
-        self.last_problem = None;
+        self.clear_problem();
         // A file that appears while we watch is new: all of it is read.
         let (offset, tracker) = self.resume_point(ctx, &file, 0);
         log::info!("tail {}: new file (inode {}), reading from offset {offset}", self.spec, meta.ino());
@@ -568,6 +581,8 @@ impl TailState {
     /// number of bytes read.
     fn read_some(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<usize, Stopped> {
         let max = ctx.settings.max_line_bytes;
+        let stats = self.stats.clone();
+        let current = matches!(slot, Slot::Current);
         let mut total = 0;
         loop {
             // Send what is buffered first (there may be lines left from a stopped send).
@@ -583,6 +598,10 @@ impl TailState {
             }
             // Read only what is there: a quiet file costs one fstat, and no buffer.
             let size = r.file.metadata().map(|m| m.len()).unwrap_or(r.read_offset);
+            if current {
+                stats.size.store(size, Ordering::Relaxed);
+                stats.offset.store(r.read_offset, Ordering::Relaxed);
+            }
             if size <= r.read_offset {
                 if r.buf.is_empty() && r.buf.capacity() > 0 {
                     r.buf = Vec::new();

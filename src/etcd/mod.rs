@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{bounded, Sender};
 
 use crate::config::{Config, EtcdSettings};
+use crate::metrics::{EtcdStats, Metrics};
 use crate::server::{EtcdControl, Event};
 use crate::supervisor::Supervisor;
 use watcher::{run_watcher, WatchState};
@@ -30,6 +31,7 @@ struct Running {
 
 pub struct EtcdWatchers {
     supervisor: Supervisor,
+    metrics: Arc<Metrics>,
     events: Sender<Event>,
     settings: EtcdSettings,
     running: BTreeMap<String, Running>,
@@ -37,12 +39,20 @@ pub struct EtcdWatchers {
 }
 
 impl EtcdWatchers {
-    pub fn new(supervisor: Supervisor, events: Sender<Event>) -> EtcdWatchers {
-        EtcdWatchers { supervisor, events, settings: EtcdSettings::default(), running: BTreeMap::new(), next_id: 0 }
+    pub fn new(supervisor: Supervisor, events: Sender<Event>, metrics: Arc<Metrics>) -> EtcdWatchers {
+        EtcdWatchers {
+            supervisor,
+            metrics,
+            events,
+            settings: EtcdSettings::default(),
+            running: BTreeMap::new(),
+            next_id: 0,
+        }
     }
 
     fn stop(&mut self, key: &str) {
         if let Some(r) = self.running.remove(key) {
+            self.metrics.remove_etcd_key(key);
             r.stop.store(true, Ordering::SeqCst);
             let _ = r.wake.try_send(());
             self.supervisor.retire(r.name);
@@ -53,14 +63,17 @@ impl EtcdWatchers {
         self.next_id += 1;
         let id = self.next_id;
         let s = &self.settings;
-        let creds = s.credentials.clone();
-        let state = Arc::new(Mutex::new(WatchState::new(
+        let stats = Arc::new(EtcdStats::default());
+        self.metrics.add_etcd_key(key, stats.clone());
+        let state = WatchState::new(
             key.to_string(),
             id,
             s.endpoints.clone(),
-            creds,
+            s.credentials.clone(),
             s.allowed_paths.clone(),
-        )));
+            stats,
+        );
+        let state = Arc::new(Mutex::new(state));
         let stop = Arc::new(AtomicBool::new(false));
         let (wake, wake_rx) = bounded(1);
         let name = format!("etcd#{id}:{key}");

@@ -8,7 +8,7 @@
 //! nothing: the key's tails keep running unchanged.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -17,6 +17,7 @@ use super::client::{Credentials, EtcdClient};
 use super::gateway::WatchMsg;
 use super::value;
 use crate::failpoint;
+use crate::metrics::EtcdStats;
 use crate::server::Event;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -32,6 +33,7 @@ pub struct WatchState {
     allowed: Vec<String>,
     /// The last revision applied (0: the key has not been read yet).
     pub revision: i64,
+    stats: Arc<EtcdStats>,
 }
 
 impl WatchState {
@@ -41,8 +43,9 @@ impl WatchState {
         endpoints: Vec<String>,
         creds: Option<Credentials>,
         allowed: Vec<String>,
+        stats: Arc<EtcdStats>,
     ) -> Self {
-        WatchState { key, watcher, endpoints, creds, allowed, revision: 0 }
+        WatchState { key, watcher, endpoints, creds, allowed, revision: 0, stats }
     }
 
     /// Reports a value (or a delete, for `None`) at `revision` to the server.
@@ -59,6 +62,7 @@ impl WatchState {
                 }
                 Err(e) => {
                     log::error!("etcd key {key:?} at revision {revision}: {e}; the key's tails keep running unchanged");
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     None
                 }
             },
@@ -67,6 +71,7 @@ impl WatchState {
             let _ = events.send(ev);
         }
         self.revision = revision;
+        self.stats.revision.store(revision, Ordering::Relaxed);
         failpoint::hit("etcd.applied", &key);
     }
 }
@@ -82,6 +87,7 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let mut client = EtcdClient::new(&st.endpoints, st.creds.clone());
     let mut backoff = FIRST_BACKOFF;
+    let mut opened_once = false;
     while !stop.load(Ordering::SeqCst) {
         // 1. Read the key, the first time and after a compaction.
         if st.revision == 0 {
@@ -103,6 +109,10 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
             }
         }
         // 2. Watch from the next revision.
+        if opened_once {
+            st.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        opened_once = true;
         let mut stream = match client.watch(&st.key, st.revision + 1) {
             Ok(s) => s,
             Err(e) => {

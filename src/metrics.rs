@@ -1,0 +1,457 @@
+//! Metrics without a server: counters written in Prometheus text format to a file, and one
+//! summary line in the agent's log, every `metrics.interval`.
+//!
+//! Exists for hosts with node_exporter's textfile collector and cron, not Prometheus sidecars.
+//! Components register their counters here (tails by (path, topic), watchers by etcd key, the
+//! producer once); the metrics thread renders them atomically (temp file, rename). The same file
+//! is what `logcatch status` reads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::desired::TailSpec;
+use crate::sink::SinkStats;
+use crate::tail::TailStats;
+
+/// Counters of one etcd key's watcher.
+#[derive(Default, Debug)]
+pub struct EtcdStats {
+    pub revision: AtomicI64,
+    pub reconnects: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+struct Source {
+    stats: Arc<TailStats>,
+    restarts: Arc<AtomicU64>,
+}
+
+/// The registry of everything that is counted.
+pub struct Metrics {
+    sources: Mutex<BTreeMap<TailSpec, Source>>,
+    etcd: Mutex<BTreeMap<String, Arc<EtcdStats>>>,
+    sink: Mutex<Option<Arc<SinkStats>>>,
+    queue: Mutex<Option<Box<dyn Fn() -> i64 + Send>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { sources: Mutex::default(), etcd: Mutex::default(), sink: Mutex::new(None), queue: Mutex::new(None) }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Metrics {
+    pub fn add_source(&self, spec: &TailSpec, stats: Arc<TailStats>, restarts: Arc<AtomicU64>) {
+        lock(&self.sources).insert(spec.clone(), Source { stats, restarts });
+    }
+    pub fn remove_source(&self, spec: &TailSpec) {
+        lock(&self.sources).remove(spec);
+    }
+    pub fn add_etcd_key(&self, key: &str, stats: Arc<EtcdStats>) {
+        lock(&self.etcd).insert(key.to_string(), stats);
+    }
+    pub fn remove_etcd_key(&self, key: &str) {
+        lock(&self.etcd).remove(key);
+    }
+    pub fn set_sink(&self, stats: Arc<SinkStats>, queue: Box<dyn Fn() -> i64 + Send>) {
+        *lock(&self.sink) = Some(stats);
+        *lock(&self.queue) = Some(queue);
+    }
+
+    /// A snapshot of every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        let sources = lock(&self.sources)
+            .iter()
+            .map(|(spec, s)| {
+                let st = &s.stats;
+                let (size, offset) = (st.size.load(Ordering::Relaxed), st.offset.load(Ordering::Relaxed));
+                SourceSnap {
+                    path: spec.path.to_string_lossy().into_owned(),
+                    topic: spec.topic.clone(),
+                    lines: st.lines.load(Ordering::Relaxed),
+                    bytes: st.bytes.load(Ordering::Relaxed),
+                    split: st.split.load(Ordering::Relaxed),
+                    rotations: st.rotations.load(Ordering::Relaxed),
+                    truncations: st.truncations.load(Ordering::Relaxed),
+                    restarts: s.restarts.load(Ordering::Relaxed),
+                    lag: size.saturating_sub(offset),
+                    error: lock(&st.last_error).clone(),
+                    stalled_secs: 0,
+                }
+            })
+            .collect();
+        let etcd = lock(&self.etcd)
+            .iter()
+            .map(|(k, e)| {
+                (
+                    k.clone(),
+                    e.revision.load(Ordering::Relaxed),
+                    e.reconnects.load(Ordering::Relaxed),
+                    e.rejected.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        let sink = lock(&self.sink).as_ref().map(|s| SinkSnap {
+            sent: s.sent.load(Ordering::Relaxed),
+            acked: s.acked.load(Ordering::Relaxed),
+            retried: s.retried.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            delivery_errors: s.delivery_errors.load(Ordering::Relaxed),
+            broker_up: !s.brokers_down.load(Ordering::Relaxed),
+            queue: lock(&self.queue).as_ref().map(|q| q()).unwrap_or(0),
+        });
+        Snapshot { sources, etcd, sink }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSnap {
+    pub path: String,
+    pub topic: String,
+    pub lines: u64,
+    pub bytes: u64,
+    pub split: u64,
+    pub rotations: u64,
+    pub truncations: u64,
+    pub restarts: u64,
+    pub lag: u64,
+    pub error: Option<String>,
+    /// How long the source has had unread bytes without shipping a line.
+    pub stalled_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkSnap {
+    pub sent: u64,
+    pub acked: u64,
+    pub retried: u64,
+    pub dropped: u64,
+    pub delivery_errors: u64,
+    pub broker_up: bool,
+    pub queue: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub sources: Vec<SourceSnap>,
+    pub etcd: Vec<(String, i64, u64, u64)>,
+    pub sink: Option<SinkSnap>,
+}
+
+/// A label value escaped for the Prometheus text format.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Renders a snapshot in the Prometheus text exposition format.
+pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> String {
+    let mut o = String::new();
+    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(&mut o, "logcatch_up", "gauge", "1 while the agent runs, 0 once it stopped cleanly.");
+    let _ = writeln!(o, "logcatch_up {}", u8::from(up));
+    family(&mut o, "logcatch_metrics_timestamp_seconds", "gauge", "When this file was written (Unix time).");
+    let _ = writeln!(o, "logcatch_metrics_timestamp_seconds {now_unix:.3}");
+    family(&mut o, "logcatch_metrics_interval_seconds", "gauge", "How often this file is written.");
+    let _ = writeln!(o, "logcatch_metrics_interval_seconds {}", interval.as_secs_f64());
+    type Field = fn(&SourceSnap) -> u64;
+    let per_source: [(&str, &str, &str, Field); 9] = [
+        ("logcatch_source_lines_total", "counter", "Lines handed to the producer.", |x| x.lines),
+        ("logcatch_source_bytes_total", "counter", "Bytes of those lines.", |x| x.bytes),
+        ("logcatch_source_split_lines_total", "counter", "Pieces of lines longer than max_line_bytes.", |x| x.split),
+        ("logcatch_source_rotations_total", "counter", "Rotations seen (rename, delete).", |x| x.rotations),
+        ("logcatch_source_truncations_total", "counter", "Truncations seen (copytruncate).", |x| x.truncations),
+        ("logcatch_source_restarts_total", "counter", "Restarts of the tail's thread after a panic.", |x| x.restarts),
+        ("logcatch_source_lag_bytes", "gauge", "Bytes of the file not read yet.", |x| x.lag),
+        ("logcatch_source_stalled_seconds", "gauge", "Time with unread bytes and no line shipped.", |x| x.stalled_secs),
+        ("logcatch_source_error", "gauge", "1 with the last problem of the source as a label.", |x| {
+            u64::from(x.error.is_some())
+        }),
+    ];
+    for (name, kind, help, f) in per_source {
+        family(&mut o, name, kind, help);
+        for x in &s.sources {
+            let extra = match (&x.error, name) {
+                (Some(e), "logcatch_source_error") => format!(",error=\"{}\"", esc(e)),
+                (None, "logcatch_source_error") => continue,
+                _ => String::new(),
+            };
+            let _ = writeln!(o, "{name}{{path=\"{}\",topic=\"{}\"{extra}}} {}", esc(&x.path), esc(&x.topic), f(x));
+        }
+    }
+    type EtcdField = fn(&(String, i64, u64, u64)) -> i64;
+    let per_key: [(&str, &str, &str, EtcdField); 3] = [
+        ("logcatch_etcd_revision", "gauge", "Last revision applied.", |k| k.1),
+        ("logcatch_etcd_reconnects_total", "counter", "Watch streams opened again.", |k| k.2 as i64),
+        ("logcatch_etcd_rejected_values_total", "counter", "Values not understood.", |k| k.3 as i64),
+    ];
+    for (name, kind, help, f) in per_key {
+        family(&mut o, name, kind, help);
+        for k in &s.etcd {
+            let _ = writeln!(o, "{name}{{key=\"{}\"}} {}", esc(&k.0), f(k));
+        }
+    }
+    if let Some(p) = &s.sink {
+        let rows: [(&str, &str, &str, i64); 7] = [
+            ("logcatch_producer_queue_messages", "gauge", "Messages in flight.", p.queue),
+            ("logcatch_producer_sent_total", "counter", "Messages handed to the producer.", p.sent as i64),
+            ("logcatch_producer_acked_total", "counter", "Messages acknowledged by Kafka.", p.acked as i64),
+            ("logcatch_producer_retried_total", "counter", "Messages sent again after a failure.", p.retried as i64),
+            ("logcatch_producer_dropped_total", "counter", "Messages Kafka can never accept.", p.dropped as i64),
+            (
+                "logcatch_producer_delivery_errors_total",
+                "counter",
+                "Failed delivery reports.",
+                p.delivery_errors as i64,
+            ),
+            ("logcatch_producer_broker_up", "gauge", "0 while no broker is reachable.", i64::from(p.broker_up)),
+        ];
+        for (name, kind, help, v) in rows {
+            family(&mut o, name, kind, help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+    }
+    o
+}
+
+/// The one-line summary for the agent's log.
+pub fn summary(s: &Snapshot) -> String {
+    let lines: u64 = s.sources.iter().map(|x| x.lines).sum();
+    let lag: u64 = s.sources.iter().map(|x| x.lag).sum();
+    let errors = s.sources.iter().filter(|x| x.error.is_some()).count();
+    let mut out = format!("metrics: {} sources, {lines} lines shipped, {lag} bytes behind", s.sources.len());
+    if errors > 0 {
+        let _ = write!(out, ", {errors} with problems");
+    }
+    if let Some(p) = &s.sink {
+        let _ = write!(
+            out,
+            "; producer queue {}, {} acked, {} delivery errors, broker {}",
+            p.queue,
+            p.acked,
+            p.delivery_errors,
+            if p.broker_up { "up" } else { "DOWN" }
+        );
+    }
+    if !s.etcd.is_empty() {
+        let _ = write!(out, "; {} etcd keys", s.etcd.len());
+    }
+    out
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Writes `text` to `path` atomically.
+pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Tracks, per source, how long it has had unread bytes without shipping a line.
+#[derive(Default)]
+pub struct Stalls {
+    last: BTreeMap<(String, String), (u64, Instant)>,
+}
+
+impl Stalls {
+    pub fn apply(&mut self, s: &mut Snapshot, now: Instant) {
+        let mut seen = BTreeMap::new();
+        for x in s.sources.iter_mut() {
+            let key = (x.path.clone(), x.topic.clone());
+            let since = match self.last.get(&key) {
+                Some(&(lines, since)) if lines == x.lines && x.lag > 0 => since,
+                _ => now,
+            };
+            x.stalled_secs = now.duration_since(since).as_secs();
+            seen.insert(key, (x.lines, since));
+        }
+        self.last = seen;
+    }
+}
+
+/// The metrics thread's loop: every `interval`, write the file (when configured) and log the
+/// summary, until `stop` is disconnected; then write it once more with `logcatch_up 0`.
+pub fn run_metrics(m: &Metrics, path: Option<&Path>, interval: Duration, stop: &crossbeam_channel::Receiver<()>) {
+    let mut stalls = Stalls::default();
+    let mut last_error: Option<String> = None;
+    loop {
+        let stopping = !matches!(stop.recv_timeout(interval), Err(crossbeam_channel::RecvTimeoutError::Timeout));
+        let mut snap = m.snapshot();
+        stalls.apply(&mut snap, Instant::now());
+        if !stopping {
+            log::info!("{}", summary(&snap));
+        }
+        if let Some(p) = path {
+            match write_file(p, &render(&snap, !stopping, now_unix(), interval)) {
+                Ok(()) => last_error = None,
+                Err(e) => {
+                    let text = format!("metrics.path {}: {e}", p.display());
+                    if last_error.as_ref() != Some(&text) {
+                        log::error!("cannot write metrics: {text}");
+                        last_error = Some(text);
+                    }
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// One sample of a metrics file, as `status` reads it back.
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    /// (metric name, labels, value).
+    pub samples: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Parsed {
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.samples.iter().find(|s| s.0 == name).map(|s| s.2)
+    }
+    pub fn by_source(&self, name: &str) -> BTreeMap<(String, String), f64> {
+        self.samples
+            .iter()
+            .filter(|s| s.0 == name)
+            .map(|s| {
+                ((s.1.get("path").cloned().unwrap_or_default(), s.1.get("topic").cloned().unwrap_or_default()), s.2)
+            })
+            .collect()
+    }
+}
+
+/// Parses the Prometheus text format (as this module writes it). Err names the bad line.
+pub fn parse(text: &str) -> Result<Parsed, String> {
+    let mut out = Parsed::default();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || format!("line {}: not a Prometheus sample: {line:?}", n + 1);
+        let (head, value) = line.rsplit_once(' ').ok_or_else(bad)?;
+        let value: f64 = value.parse().map_err(|_| bad())?;
+        let (name, labels) = match head.split_once('{') {
+            None => (head.to_string(), BTreeMap::new()),
+            Some((name, rest)) => {
+                (name.to_string(), parse_labels(rest.strip_suffix('}').ok_or_else(bad)?).ok_or_else(bad)?)
+            }
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            return Err(bad());
+        }
+        out.samples.push((name, labels, value));
+    }
+    Ok(out)
+}
+
+fn parse_labels(s: &str) -> Option<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        let name: String = std::iter::from_fn(|| chars.next_if(|&c| c != '=')).collect();
+        if name.is_empty() {
+            return if chars.peek().is_none() { Some(out) } else { None };
+        }
+        if chars.next() != Some('=') || chars.next() != Some('"') {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '"' => break,
+                '\\' => match chars.next()? {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                c => value.push(c),
+            }
+        }
+        out.insert(name.trim_start_matches(',').to_string(), value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            sources: vec![SourceSnap {
+                path: "/var/log/a \"q\".log".into(),
+                topic: "t".into(),
+                lines: 10,
+                bytes: 100,
+                split: 1,
+                rotations: 2,
+                truncations: 0,
+                restarts: 1,
+                lag: 5,
+                error: Some("cannot open: denied\nsecond line".into()),
+                stalled_secs: 0,
+            }],
+            etcd: vec![("k1".into(), 42, 3, 1)],
+            sink: Some(SinkSnap {
+                sent: 10,
+                acked: 9,
+                retried: 0,
+                dropped: 0,
+                delivery_errors: 0,
+                broker_up: true,
+                queue: 1,
+            }),
+        }
+    }
+
+    #[test]
+    fn render_parses_back() {
+        let text = render(&snap(), true, 1_790_000_000.5, Duration::from_secs(10));
+        let p = parse(&text).unwrap();
+        assert_eq!(p.value("logcatch_up"), Some(1.0));
+        assert_eq!(p.value("logcatch_producer_acked_total"), Some(9.0));
+        let lines = p.by_source("logcatch_source_lines_total");
+        assert_eq!(lines[&("/var/log/a \"q\".log".to_string(), "t".to_string())], 10.0);
+        let err = p.samples.iter().find(|s| s.0 == "logcatch_source_error").unwrap();
+        assert_eq!(err.1["error"], "cannot open: denied\nsecond line");
+        assert!(summary(&snap()).contains("10 lines shipped"));
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        assert!(parse("metric_a 1\nbroken line here\n").unwrap_err().contains("line 2"));
+        assert!(parse("m{a=\"x} 1").is_err());
+        assert!(parse("m{a=\"x\"} one").is_err());
+    }
+
+    #[test]
+    fn stalls_count_time_without_progress() {
+        let mut st = Stalls::default();
+        let t0 = Instant::now();
+        let mut s = snap();
+        st.apply(&mut s, t0);
+        let mut s2 = snap();
+        st.apply(&mut s2, t0 + Duration::from_secs(30));
+        assert_eq!(s2.sources[0].stalled_secs, 30);
+        let mut s3 = snap();
+        s3.sources[0].lines = 11;
+        st.apply(&mut s3, t0 + Duration::from_secs(40));
+        assert_eq!(s3.sources[0].stalled_secs, 0);
+    }
+}

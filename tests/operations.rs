@@ -1,0 +1,105 @@
+//! Running it on legacy hosts (issue 7), against the real broker and etcd: SIGHUP, a second
+//! instance, `logcatch status`, and the metrics file.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn status(cfg: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(bin()).args(["status", "-c"]).arg(cfg).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn sighup_reloads_and_does_not_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("ta");
+    broker.create_topic("tb");
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "ta")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    append(&a, &numbered("a", 0..3));
+    assert_eq!(broker.lines("ta", 3, T), numbered("a", 0..3));
+    agent.proc.signal(libc::SIGHUP);
+    agent.wait_log("SIGHUP: reloading", T);
+    append(&b, &numbered("b", 0..3));
+    write_config(dir.path(), &broker.addr(), &[(&a, "ta"), (&b, "tb")], "start_position: beginning\n");
+    agent.proc.signal(libc::SIGHUP);
+    assert_eq!(broker.lines("tb", 3, T), numbered("b", 0..3));
+    assert!(agent.proc.is_running(), "SIGHUP must not stop the agent");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn a_second_instance_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    let pid_file = dir.path().join("logcatch.pid");
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], &format!("pid_file: {}\n", pid_file.display()));
+    let mut first = Agent::start(&cfg);
+    first.wait_log("starting with", T);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), first.proc.pid().to_string());
+    let out = Command::new(bin()).arg("-c").arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another logcatch") && err.contains(&first.proc.pid().to_string()), "{err}");
+    assert!(first.proc.is_running());
+    assert_eq!(first.terminate(), Some(0));
+    assert!(!pid_file.exists(), "the pid file is removed at a clean stop");
+}
+
+#[test]
+fn metrics_file_counts_what_was_shipped_and_status_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let broker = Broker::start(&root);
+    broker.create_topic("t");
+    broker.create_topic("te");
+    let etcd = Etcd::start(&root, 1);
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (a, e) = (logs.join("a.log"), logs.join("e.log"));
+    append(&e, &numbered("e", 0..7));
+    etcd.put("k", &[(&e, "te")]);
+    let prom = root.join("logcatch.prom");
+    let extra = format!(
+        "start_position: beginning\nmetrics: {{path: {}, interval: 200ms}}\n{}",
+        prom.display(),
+        etcd_yaml(&etcd.endpoints(), &["k"], &logs)
+    );
+    let cfg = write_config(&root, &broker.addr(), &[(&a, "t")], &extra);
+    let mut agent = Agent::start(&cfg);
+    append(&a, &numbered("a", 0..100));
+    assert_eq!(broker.lines("t", 100, T).len(), 100);
+    assert_eq!(broker.lines("te", 7, T).len(), 7);
+
+    // The file parses as Prometheus text and its counters match what reached the topics.
+    let path_a = a.to_string_lossy().into_owned();
+    wait_until(T, "metrics to show 107 acknowledged lines", || {
+        let text = std::fs::read_to_string(&prom).unwrap_or_default();
+        let m = logcatch::metrics::parse(&text).expect("valid Prometheus text");
+        m.value("logcatch_producer_acked_total") == Some(107.0)
+            && m.by_source("logcatch_source_lines_total").get(&(path_a.clone(), "t".to_string())) == Some(&100.0)
+    });
+    let m = logcatch::metrics::parse(&std::fs::read_to_string(&prom).unwrap()).unwrap();
+    assert!(m.value("logcatch_etcd_revision").unwrap_or(0.0) >= 2.0, "etcd key revision reported");
+    assert_eq!(m.value("logcatch_producer_broker_up"), Some(1.0));
+    agent.wait_log("metrics: 2 sources, 107 lines shipped", T);
+
+    let (code, text) = status(&cfg);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("RUNNING") && text.contains(&path_a), "{text}");
+
+    assert_eq!(agent.terminate(), Some(0));
+    let (code, text) = status(&cfg);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("STOPPED"), "{text}");
+}
