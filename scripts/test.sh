@@ -7,4 +7,4 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # Builds are shared between clones of the project, so CI's fresh clone does not rebuild librdkafka.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/logcatch/target}"
 bash scripts/install-deps.sh
-cargo test --features failpoints "$@"
+cargo test --no-fail-fast --features failpoints "$@"

@@ -402,13 +402,21 @@ impl Etcd {
     /// Runs scripts/etcd-logconf against member `via` (a live one).
     pub fn logconf(&self, via: usize, args: &[&str]) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf");
-        let out = Command::new("bash")
-            .arg(script)
-            .args(args)
-            .env("ETCD_ENDPOINT", self.members[via].endpoint())
-            .output()
-            .expect("run etcd-logconf");
-        assert!(out.status.success(), "etcd-logconf {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        // Right after a member dies etcd may answer 503 while it elects a leader: retry (bounded).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("bash")
+                .arg(script)
+                .args(args)
+                .env("ETCD_ENDPOINT", self.members[via].endpoint())
+                .output()
+                .expect("run etcd-logconf");
+            if out.status.success() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "etcd-logconf {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn put(&self, key: &str, pairs: &[(&Path, &str)]) {
