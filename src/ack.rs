@@ -59,13 +59,17 @@ impl AckTracker {
         seq
     }
 
-    /// Takes back the most recent registration (the line was not handed to the producer after all).
-    pub fn cancel(&self, seq: u64) {
+    /// Takes back registration `seq` and every later one (those lines were not handed to the
+    /// producer after all).
+    pub fn cancel_from(&self, seq: u64) {
         let mut g = self.lock();
-        if g.first_seq + g.pending.len() as u64 == seq + 1 {
+        while g.first_seq + g.pending.len() as u64 > seq && !g.pending.is_empty() {
+            if seq < g.first_seq {
+                break; // already acknowledged: not ours to take back
+            }
             g.pending.pop_back();
-            g.sent = g.pending.back().map(|p| p.0).unwrap_or(g.acked);
         }
+        g.sent = g.pending.back().map(|p| p.0).unwrap_or(g.acked);
     }
 
     /// Marks line `seq` acknowledged (or given up on); advances the acknowledged prefix.
@@ -160,7 +164,7 @@ mod tests {
         let t = AckTracker::new(0);
         let a = t.register(5);
         let b = t.register(9);
-        t.cancel(b);
+        t.cancel_from(b);
         assert_eq!(t.sent(), 5);
         t.ack(a);
         assert_eq!(t.acked(), 5);
@@ -168,6 +172,18 @@ mod tests {
         assert_eq!(c, b, "the cancelled sequence number is reused");
         t.ack(c);
         assert_eq!(t.acked(), 12);
+    }
+
+    #[test]
+    fn cancel_from_takes_back_a_batch() {
+        let t = AckTracker::new(0);
+        let a = t.register(5);
+        let b = t.register(9);
+        t.register(12);
+        t.cancel_from(b);
+        assert_eq!((t.sent(), t.in_flight()), (5, 1));
+        t.ack(a);
+        assert_eq!(t.acked(), 5);
     }
 
     #[test]

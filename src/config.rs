@@ -49,6 +49,7 @@ pub struct Config {
     pub max_line_bytes: usize,
     pub rotate_wait: Duration,
     pub poll_interval: Duration,
+    pub batch_wait: Duration,
     pub checkpoint_interval: Duration,
     pub metrics: MetricsSettings,
     /// Optional pid file (a second instance on the same data_dir is refused in any case).
@@ -132,6 +133,7 @@ struct RawConfig {
     max_line_bytes: Option<RawSize>,
     rotate_wait: Option<String>,
     poll_interval: Option<String>,
+    batch_wait: Option<String>,
     checkpoint_interval: Option<String>,
     metrics: Option<RawMetrics>,
     pid_file: Option<String>,
@@ -352,6 +354,10 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
     let poll_interval = duration_field("poll_interval", raw.poll_interval.as_deref(), "1s", problems);
     let checkpoint_interval =
         duration_field("checkpoint_interval", raw.checkpoint_interval.as_deref(), "200ms", problems);
+    let batch_wait = duration_field("batch_wait", raw.batch_wait.as_deref(), "50ms", problems);
+    if batch_wait > Duration::from_secs(1) {
+        problems.push("batch_wait: at most 1s (it adds up to that much latency)".into());
+    }
     if poll_interval.is_zero() {
         problems.push("poll_interval: must be more than 0".into());
     }
@@ -391,6 +397,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         max_line_bytes,
         rotate_wait,
         poll_interval,
+        batch_wait,
         checkpoint_interval,
         metrics,
         pid_file,

@@ -122,12 +122,14 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
             max_line_bytes: config.max_line_bytes,
             rotate_wait: config.rotate_wait,
             poll_interval: config.poll_interval,
+            batch_wait: config.batch_wait,
             start_position: config.start_position,
             message_key: config.kafka.message_key,
         },
     });
 
     let (supervisor, _supervisor_thread) = Supervisor::start();
+    supervisor.spawn("kafka-sender", sink.sender_worker());
     let (events_tx, events_rx) = unbounded::<Event>();
     // Dropped at shutdown: the checkpointer and metrics threads see it disconnect.
     let (stop_tx, stop_rx) = bounded::<()>(0);
@@ -192,7 +194,7 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
     } else {
         log::warn!(
             "stopped with {} lines not acknowledged within {:?}; they are read again at the next start",
-            sink.in_flight(),
+            sink.pending(),
             config.kafka.flush_timeout
         );
     }

@@ -120,6 +120,7 @@ impl ServerState {
             ("max_line_bytes", old.max_line_bytes != new.max_line_bytes),
             ("rotate_wait", old.rotate_wait != new.rotate_wait),
             ("poll_interval", old.poll_interval != new.poll_interval),
+            ("batch_wait", old.batch_wait != new.batch_wait),
         ] {
             if changed {
                 log::warn!("config.yaml: a change of {what} takes effect at the next restart");

@@ -1,8 +1,10 @@
-//! The Kafka sink: one rdkafka producer shared by every tail.
+//! The Kafka sink: one rdkafka producer, fed by one sending thread.
 //!
 //! Exists to turn "a line of a file" into "a message in a topic" with three promises:
-//! - backpressure: when the producer's bounded queue is full, `send` blocks the calling tail
-//!   instead of growing memory;
+//! - backpressure: tails hand over `Batch`es of lines through a bounded channel to the sending
+//!   thread, which alone calls librdkafka (a hundred threads producing at once contend on
+//!   librdkafka's topic lock); when the producer's bounded queue is full the sender waits, the
+//!   channel fills, and `submit` blocks the tails instead of growing memory;
 //! - acknowledgement: each message carries a `Delivery` token; a successful delivery report
 //!   advances that file's `AckTracker`, which is what checkpoints record;
 //! - nothing dropped silently: a message that fails for a reason that can pass (unknown topic,
@@ -12,11 +14,11 @@
 //! rdkafka with default features off: synchronous `ThreadedProducer`, no tokio (see README,
 //! "Why rdkafka").
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, SendTimeoutError, Sender};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -32,9 +34,40 @@ pub struct Delivery {
     pub seq: u64,
 }
 
-/// `send` gave up because the caller's stop flag was raised while the queue was full.
+/// `submit` gave up because the caller's stop flag was raised while the queue was full.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Stopped;
+
+/// Lines of one file read together, on their way to the sending thread. Each line is already
+/// registered with `tracker` under its sequence number.
+pub struct Batch {
+    pub topic: Arc<str>,
+    pub key: Option<Arc<[u8]>>,
+    pub tracker: Arc<AckTracker>,
+    pub data: Vec<u8>,
+    /// (start, end, sequence number) of each line in `data`.
+    pub lines: Vec<(usize, usize, u64)>,
+}
+
+impl Batch {
+    pub fn new(topic: Arc<str>, key: Option<Arc<[u8]>>, tracker: Arc<AckTracker>) -> Batch {
+        Batch { topic, key, tracker, data: Vec::new(), lines: Vec::new() }
+    }
+    pub fn push(&mut self, line: &[u8], seq: u64) {
+        let start = self.data.len();
+        self.data.extend_from_slice(line);
+        self.lines.push((start, self.data.len(), seq));
+    }
+    pub fn full(&self) -> bool {
+        self.data.len() >= BATCH_BYTES || self.lines.len() >= BATCH_LINES
+    }
+}
+
+/// A batch is handed over at this size (or line count) at the latest.
+pub const BATCH_BYTES: usize = 256 * 1024;
+pub const BATCH_LINES: usize = 4096;
+/// Batches waiting for the sending thread, at most (with BATCH_BYTES: 16 MiB).
+pub const BATCHES_QUEUED: usize = 64;
 
 /// Counters of the producer, for logs and metrics.
 #[derive(Default, Debug)]
@@ -146,10 +179,18 @@ pub type KafkaProducer = ThreadedProducer<Context>;
 pub struct Sink {
     producer: Arc<KafkaProducer>,
     pub stats: Arc<SinkStats>,
+    batches: Sender<Batch>,
+    batches_rx: Receiver<Batch>,
+    /// Batches submitted and not yet wholly handed to librdkafka.
+    queued: Arc<AtomicUsize>,
+    /// The batch the sending thread is producing, and how far it got: kept outside the thread
+    /// so a restarted sender goes on where a panicked one stopped.
+    in_hand: Arc<Mutex<Option<(Batch, usize)>>>,
 }
 
 impl Sink {
     /// Creates the producer. Fails on a property librdkafka rejects (named in the error).
+    /// The sending thread is started by the caller, under the supervisor (`sender_worker`).
     pub fn new(settings: &KafkaSettings) -> Result<Sink, String> {
         let mut cc = ClientConfig::new();
         for (k, v) in &settings.properties {
@@ -167,68 +208,112 @@ impl Sink {
             .name("kafka-retry".into())
             .spawn(move || run_retries(&p2, retry_rx))
             .map_err(|e| format!("cannot start the retry thread: {e}"))?;
-        Ok(Sink { producer, stats })
+        let (batches, batches_rx) = bounded(BATCHES_QUEUED);
+        Ok(Sink { producer, stats, batches, batches_rx, queued: Arc::default(), in_hand: Arc::default() })
     }
 
-    /// Hands one message to the producer, blocking while its queue is full. Returns `Stopped`
-    /// (and drops the token) when `stop` is raised while waiting.
-    pub fn send(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        payload: &[u8],
-        delivery: Box<Delivery>,
-        stop: &AtomicBool,
-    ) -> Result<(), Stopped> {
-        let mut record = BaseRecord::with_opaque_to(topic, delivery).payload(payload);
-        if let Some(k) = key {
-            record = record.key(k);
-        }
-        let mut wait = Duration::from_micros(200);
+    /// The sending thread's body, for the supervisor.
+    pub fn sender_worker(&self) -> crate::supervisor::WorkerFn {
+        let (producer, rx, queued, in_hand, stats) = (
+            self.producer.clone(),
+            self.batches_rx.clone(),
+            self.queued.clone(),
+            self.in_hand.clone(),
+            self.stats.clone(),
+        );
+        Arc::new(move || run_sender(&producer, &rx, &queued, &in_hand, &stats))
+    }
+
+    /// Hands a batch to the sending thread, blocking while the channel is full. Gives the
+    /// batch back when `stop` is raised while waiting.
+    pub fn submit(&self, batch: Batch, stop: &AtomicBool) -> Result<(), (Stopped, Batch)> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut batch = batch;
         loop {
-            match self.producer.send(record) {
-                Ok(()) => {
-                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+            match self.batches.send_timeout(batch, Duration::from_millis(50)) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Timeout(b)) | Err(SendTimeoutError::Disconnected(b)) => {
                     if stop.load(Ordering::Relaxed) {
-                        return Err(Stopped);
+                        self.queued.fetch_sub(1, Ordering::SeqCst);
+                        return Err((Stopped, b));
                     }
-                    record = back;
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_millis(20));
-                }
-                Err((e, back)) => {
-                    // Not expected for a valid topic name; keep the line and try again shortly.
-                    log::warn!("kafka: cannot queue a message for topic {topic}: {e}; retrying");
-                    if stop.load(Ordering::Relaxed) {
-                        return Err(Stopped);
-                    }
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(500));
+                    batch = b;
                 }
             }
         }
     }
 
-    /// Messages handed to the producer and not yet reported on.
+    /// Messages handed to librdkafka and not yet reported on.
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()
     }
 
-    /// Waits up to `timeout` for every message to be delivered; true when none is left.
+    /// Lines not yet acknowledged: in flight in librdkafka, plus batches not yet produced.
+    pub fn pending(&self) -> usize {
+        self.in_flight().max(0) as usize + self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` for every submitted line to be delivered; true when none is left.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             let _ = self.producer.flush(Duration::from_millis(100));
-            if self.in_flight() == 0 {
+            if self.pending() == 0 {
                 return true;
             }
             if Instant::now() >= deadline {
                 return false;
             }
         }
+    }
+}
+
+/// The sending thread's loop: takes batches in the order they came and produces their lines,
+/// waiting while librdkafka's queue is full.
+fn run_sender(
+    producer: &KafkaProducer,
+    rx: &Receiver<Batch>,
+    queued: &AtomicUsize,
+    in_hand: &Mutex<Option<(Batch, usize)>>,
+    stats: &SinkStats,
+) {
+    loop {
+        let mut slot = in_hand.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            drop(slot);
+            let Ok(batch) = rx.recv() else { return };
+            slot = in_hand.lock().unwrap_or_else(|p| p.into_inner());
+            *slot = Some((batch, 0));
+        }
+        let (batch, next) = slot.as_mut().expect("a batch in hand");
+        while *next < batch.lines.len() {
+            let (start, end, seq) = batch.lines[*next];
+            let delivery = Box::new(Delivery { tracker: batch.tracker.clone(), seq });
+            let mut record = BaseRecord::with_opaque_to(&*batch.topic, delivery).payload(&batch.data[start..end]);
+            if let Some(k) = &batch.key {
+                record = record.key(&**k);
+            }
+            let mut wait = Duration::from_micros(200);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        std::thread::sleep(wait);
+                        wait = (wait * 2).min(Duration::from_millis(20));
+                    }
+                    Err((e, back)) => {
+                        log::warn!("kafka: cannot queue a message for topic {}: {e}; retrying", batch.topic);
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+            }
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+            *next += 1;
+        }
+        *slot = None;
+        queued.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -31,7 +31,7 @@ use crate::config::{MessageKey, StartPosition};
 use crate::desired::TailSpec;
 use crate::failpoint;
 use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
-use crate::sink::{Delivery, Sink, Stopped};
+use crate::sink::{Batch, Sink, Stopped};
 use crate::waker::Doorbell;
 
 /// Bytes read from a file per `pread`.
@@ -40,10 +40,6 @@ const CHUNK: usize = 64 * 1024;
 const BUDGET: usize = 4 * 1024 * 1024;
 /// First wait after a poll that found nothing; doubles up to `poll_interval`.
 const FIRST_IDLE: Duration = Duration::from_millis(5);
-/// After reading data, a tail lets writes gather this long before it looks again: one read
-/// per burst instead of one wakeup per write (live tail of 100 files: CPU 66% -> see
-/// BENCHMARKS.md), for at most this much added latency.
-const GATHER: Duration = Duration::from_millis(20);
 /// The longest wait of a tail whose file change notifications work (inotify rings it at once;
 /// the poll is only a safety net).
 const NOTIFIED_IDLE: Duration = Duration::from_secs(10);
@@ -54,6 +50,9 @@ pub struct TailSettings {
     pub max_line_bytes: usize,
     pub rotate_wait: Duration,
     pub poll_interval: Duration,
+    /// After reading data, a tail lets writes gather this long before it looks again: one read
+    /// per burst instead of one wakeup per write, for at most this much added latency.
+    pub batch_wait: Duration,
     pub start_position: StartPosition,
     pub message_key: MessageKey,
 }
@@ -117,7 +116,8 @@ impl Reader {
 pub struct TailState {
     spec: TailSpec,
     path_text: String,
-    key: Option<Vec<u8>>,
+    topic: Arc<str>,
+    key: Option<Arc<[u8]>>,
     started: bool,
     current: Option<Reader>,
     /// Rotated-away files still being read to their end.
@@ -144,14 +144,15 @@ pub struct Tail {
 
 impl Tail {
     pub fn new(spec: TailSpec, generation: u64, message_key: MessageKey) -> Tail {
-        let key = match message_key {
-            MessageKey::Path => Some(spec.path.as_os_str().as_bytes().to_vec()),
-            MessageKey::Topic => Some(spec.topic.as_bytes().to_vec()),
+        let key: Option<Arc<[u8]>> = match message_key {
+            MessageKey::Path => Some(spec.path.as_os_str().as_bytes().into()),
+            MessageKey::Topic => Some(spec.topic.as_bytes().into()),
             MessageKey::None => None,
         };
         let stats = Arc::new(TailStats::default());
         let state = TailState {
             path_text: spec.path.to_string_lossy().into_owned(),
+            topic: spec.topic.as_str().into(),
             spec: spec.clone(),
             key,
             started: false,
@@ -226,7 +227,9 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, stop: &AtomicBool, bell
             Ok(false) if read_data => {
                 // Caught up after reading: let the next writes gather, whatever rings meanwhile.
                 read_data = false;
-                std::thread::sleep(GATHER);
+                if !ctx.settings.batch_wait.is_zero() {
+                    std::thread::sleep(ctx.settings.batch_wait);
+                }
             }
             Ok(false) => {
                 bell.wait(idle);
@@ -244,19 +247,28 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, stop: &AtomicBool, bell
     st.release(ctx);
 }
 
-/// A registration with the tracker that is taken back unless the send went through (also when
-/// the send panics), so a checkpoint never waits for a line that was never sent.
-struct Pending<'a> {
-    tracker: &'a AckTracker,
-    seq: u64,
+/// A batch's registrations with the tracker, taken back unless the batch was handed over (also
+/// when the thread panics first), so a checkpoint never waits for a line that was never sent.
+struct Pending {
+    tracker: Arc<AckTracker>,
+    first: u64,
     armed: bool,
 }
-impl Drop for Pending<'_> {
+impl Drop for Pending {
     fn drop(&mut self) {
         if self.armed {
-            self.tracker.cancel(self.seq);
+            self.tracker.cancel_from(self.first);
         }
     }
+}
+
+/// Hands a batch over; on `Stopped` its registrations are taken back.
+fn submit(ctx: &TailCtx, batch: Batch, stop: &AtomicBool) -> Result<(), Stopped> {
+    let Some(&(_, _, first)) = batch.lines.first() else { return Ok(()) };
+    let mut pending = Pending { tracker: batch.tracker.clone(), first, armed: true };
+    ctx.sink.submit(batch, stop).map_err(|(stopped, _)| stopped)?;
+    pending.armed = false;
+    Ok(())
 }
 
 impl TailState {
@@ -637,37 +649,54 @@ impl TailState {
         }
     }
 
-    /// Sends every complete line in the reader's buffer (and pieces of over-long ones).
+    /// Sends every complete line in the reader's buffer (and pieces of over-long ones), in
+    /// batches handed to the sending thread. The reader's position moves only once a batch is
+    /// handed over, so a stop or a panic never skips or repeats a line.
     fn send_lines(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<(), Stopped> {
         let max = ctx.settings.max_line_bytes;
+        let (topic, key, stats) = (self.topic.clone(), self.key.clone(), self.stats.clone());
         loop {
             let r = match slot {
                 Slot::Current => self.current.as_mut().expect("current reader"),
                 Slot::Draining(i) => &mut self.draining[i],
             };
-            let newline = r.buf[r.scanned..].iter().position(|&b| b == b'\n').map(|i| r.scanned + i);
-            let (end, consumed, split) = match newline {
-                Some(nl) if nl - r.pos <= max => (nl, nl + 1, false),
-                _ if r.buf.len() - r.pos > max || newline.is_some() => (r.pos + max, r.pos + max, true),
-                _ => {
-                    r.scanned = r.buf.len();
-                    return Ok(());
+            let mut batch = Batch::new(topic.clone(), key.clone(), r.tracker.clone());
+            let (mut pos, mut scanned, mut split_lines, mut bytes) = (r.pos, r.scanned, 0u64, 0u64);
+            while !batch.full() {
+                let newline = r.buf[scanned..].iter().position(|&b| b == b'\n').map(|i| scanned + i);
+                let (end, consumed, split) = match newline {
+                    Some(nl) if nl - pos <= max => (nl, nl + 1, false),
+                    _ if r.buf.len() - pos > max || newline.is_some() => (pos + max, pos + max, true),
+                    _ => {
+                        scanned = r.buf.len();
+                        break;
+                    }
+                };
+                let mut line = &r.buf[pos..end];
+                if !split && line.last() == Some(&b'\r') {
+                    line = &line[..line.len() - 1];
                 }
-            };
-            let mut line = &r.buf[r.pos..end];
-            if !split && line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
+                let seq = r.tracker.register(r.offset_of(consumed));
+                batch.push(line, seq);
+                bytes += line.len() as u64;
+                split_lines += u64::from(split);
+                pos = consumed;
+                scanned = scanned.max(pos);
             }
-            let end_offset = r.offset_of(consumed);
-            send(ctx, &self.spec.topic, self.key.as_deref(), &r.tracker, line, end_offset, stop)?;
-            self.stats.lines.fetch_add(1, Ordering::Relaxed);
-            self.stats.bytes.fetch_add(line.len() as u64, Ordering::Relaxed);
-            if split {
-                self.stats.split.fetch_add(1, Ordering::Relaxed);
+            let n = batch.lines.len() as u64;
+            if n == 0 {
+                r.scanned = scanned;
+                return Ok(());
             }
-            r.pos = consumed;
-            r.scanned = r.scanned.max(r.pos);
-            failpoint::hit("tail.sent", &self.path_text);
+            submit(ctx, batch, stop)?;
+            r.pos = pos;
+            r.scanned = scanned;
+            stats.lines.fetch_add(n, Ordering::Relaxed);
+            stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+            stats.split.fetch_add(split_lines, Ordering::Relaxed);
+            for _ in 0..n {
+                failpoint::hit("tail.sent", &self.path_text);
+            }
         }
     }
 
@@ -675,10 +704,9 @@ impl TailState {
     /// more will complete it), and its tracker is released to the checkpointer.
     fn finish(&mut self, ctx: &TailCtx, mut r: Reader, stop: &AtomicBool) -> Result<(), Stopped> {
         if r.pos < r.buf.len() {
-            let end_offset = r.read_offset;
-            if let Err(s) =
-                send(ctx, &self.spec.topic, self.key.as_deref(), &r.tracker, &r.buf[r.pos..], end_offset, stop)
-            {
+            let mut batch = Batch::new(self.topic.clone(), self.key.clone(), r.tracker.clone());
+            batch.push(&r.buf[r.pos..], r.tracker.register(r.read_offset));
+            if let Err(s) = submit(ctx, batch, stop) {
                 self.draining.push(r);
                 return Err(s);
             }
@@ -714,24 +742,6 @@ fn unix_now() -> u64 {
 fn compressed(path: &Path) -> bool {
     let name = path.to_string_lossy();
     [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"].iter().any(|ext| name.ends_with(ext))
-}
-
-/// Registers a line with its file's tracker and hands it to the producer.
-fn send(
-    ctx: &TailCtx,
-    topic: &str,
-    key: Option<&[u8]>,
-    tracker: &Arc<AckTracker>,
-    line: &[u8],
-    end_offset: u64,
-    stop: &AtomicBool,
-) -> Result<(), Stopped> {
-    let seq = tracker.register(end_offset);
-    let mut pending = Pending { tracker, seq, armed: true };
-    let delivery = Box::new(Delivery { tracker: tracker.clone(), seq });
-    ctx.sink.send(topic, key, line, delivery, stop)?;
-    pending.armed = false;
-    Ok(())
 }
 
 /// For `status` and tests: the path a tail reads.
