@@ -234,3 +234,48 @@ fn a_panicking_watcher_leaves_its_tails_running() {
     assert_stopped(&env, &agent, &a, "ta", 400);
     assert_eq!(agent.terminate(), Some(0));
 }
+
+#[test]
+fn etcd_with_authentication() {
+    let env = setup(1, &["ta", "tb"]);
+    let logs = env.logs();
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    append(&a, &numbered("a", 0..3));
+    env.etcd.put("k", &[(&a, "ta")]);
+    let ep = env.etcd.endpoints()[0].clone();
+    for args in [&["user", "add", "root:s3cret"][..], &["auth", "enable"][..]] {
+        let out = std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={ep}"))
+            .args(args)
+            .output()
+            .expect("etcdctl (scripts/install-deps.sh installs etcd-client)");
+        assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let auth = |user: &str, pw: &str| {
+        format!(
+            "start_position: beginning\netcd_auth: {{username: {user}, password: {pw}}}\n{}",
+            etcd_yaml(&env.etcd.endpoints(), &["k"], &logs)
+        )
+    };
+    // Wrong password: named in the log, nothing applied, the agent keeps running.
+    let cfg = write_config(&env.root, &env.broker.addr(), &[], &auth("root", "wrong"));
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("etcd refused user \"root\"", T);
+    assert!(agent.proc.is_running());
+    // The right one: the key applies, and a change made with a token applies too.
+    write_config(&env.root, &env.broker.addr(), &[], &auth("root", "s3cret"));
+    assert_eq!(env.broker.lines("ta", 3, T), numbered("a", 0..3));
+    append(&b, &numbered("b", 0..3));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf");
+    let out = std::process::Command::new("bash")
+        .args([script, "put", "k", &format!("{}=ta", a.display()), &format!("{}=tb", b.display())])
+        .env("ETCD_ENDPOINT", &ep)
+        .env("ETCD_USER", "root")
+        .env("ETCD_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.broker.lines("tb", 3, T), numbered("b", 0..3));
+    assert_eq!(agent.terminate(), Some(0));
+}

@@ -82,41 +82,45 @@ fn pause(d: Duration, stop: &AtomicBool, wake: &Receiver<()>) -> bool {
     stop.load(Ordering::SeqCst)
 }
 
+/// Reads the key when its revision is unknown, then opens a watch from the next revision.
+fn open(
+    st: &mut WatchState,
+    client: &mut EtcdClient,
+    events: &Sender<Event>,
+    opened_once: &mut bool,
+) -> Result<super::client::WatchStream, String> {
+    if st.revision == 0 {
+        let r = client.range(&st.key)?;
+        if r.value.is_none() {
+            log::info!("etcd key {:?} does not exist (revision {}); waiting for it", st.key, r.revision);
+        }
+        st.apply(events, r.revision, r.value.as_deref());
+    }
+    if *opened_once {
+        st.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    *opened_once = true;
+    client.watch(&st.key, st.revision + 1)
+}
+
 /// The watcher thread's loop.
 pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &AtomicBool, wake: &Receiver<()>) {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let mut client = EtcdClient::new(&st.endpoints, st.creds.clone());
     let mut backoff = FIRST_BACKOFF;
     let mut opened_once = false;
+    // Each distinct failure is logged once, not on every retry.
+    let mut last_error = String::new();
     while !stop.load(Ordering::SeqCst) {
-        // 1. Read the key, the first time and after a compaction.
-        if st.revision == 0 {
-            match client.range(&st.key) {
-                Ok(r) => {
-                    if r.value.is_none() {
-                        log::info!("etcd key {:?} does not exist (revision {}); waiting for it", st.key, r.revision);
-                    }
-                    st.apply(events, r.revision, r.value.as_deref());
-                }
-                Err(e) => {
-                    log::debug!("etcd key {:?}: {e}", st.key);
-                    if pause(backoff, stop, wake) {
-                        break;
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            }
-        }
-        // 2. Watch from the next revision.
-        if opened_once {
-            st.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        }
-        opened_once = true;
-        let mut stream = match client.watch(&st.key, st.revision + 1) {
+        // 1. Read the key (the first time, and after a compaction); 2. watch from the next
+        // revision.
+        let mut stream = match open(&mut st, &mut client, events, &mut opened_once) {
             Ok(s) => s,
             Err(e) => {
-                log::debug!("etcd key {:?}: {e}", st.key);
+                if e != last_error {
+                    log::warn!("etcd key {:?}: {e}; retrying", st.key);
+                    last_error = e;
+                }
                 if pause(backoff, stop, wake) {
                     break;
                 }
