@@ -63,11 +63,9 @@ impl AckTracker {
     /// producer after all).
     pub fn cancel_from(&self, seq: u64) {
         let mut g = self.lock();
-        while g.first_seq + g.pending.len() as u64 > seq && !g.pending.is_empty() {
-            if seq < g.first_seq {
-                break; // already acknowledged: not ours to take back
-            }
-            g.pending.pop_back();
+        // A seq below first_seq is already acknowledged: not ours to take back.
+        if let Some(keep) = seq.checked_sub(g.first_seq) {
+            g.pending.truncate(keep as usize);
         }
         g.sent = g.pending.back().map(|p| p.0).unwrap_or(g.acked);
     }

@@ -141,10 +141,6 @@ impl Checkpoints {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.file
-    }
-
     /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`. A file that
     /// is shorter than its position, or whose first bytes changed, is `Replaced`; its entry is
     /// dropped.
@@ -273,11 +269,6 @@ impl Checkpoints {
         };
         write_atomically(&self.file, &entries).map_err(|error| StoreError::Io { file: self.file.clone(), error })?;
         Ok(true)
-    }
-
-    /// The saved entries (for tests and `status`).
-    pub fn entries(&self) -> Vec<Entry> {
-        self.lock().saved.values().cloned().collect()
     }
 }
 

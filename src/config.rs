@@ -261,14 +261,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
                 log::LevelFilter::Info
             }
         };
-        let path = match sys.logpath.as_deref() {
-            Some("") => {
-                problems.push("catsyslog.logpath: empty (leave the key out to log to stderr only)".into());
-                None
-            }
-            Some(p) => Some(absolute(Path::new(p), base)),
-            None => None,
-        };
+        let path = optional_path("catsyslog.logpath", sys.logpath.as_deref(), base, "to log to stderr only", problems);
         LogSettings { path, level }
     };
 
@@ -367,24 +360,10 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         if interval < Duration::from_millis(100) {
             problems.push("metrics.interval: must be at least 100ms".into());
         }
-        let path = match raw.path.as_deref() {
-            Some("") => {
-                problems.push("metrics.path: empty (leave the key out for no metrics file)".into());
-                None
-            }
-            Some(p) => Some(absolute(Path::new(p), base)),
-            None => None,
-        };
+        let path = optional_path("metrics.path", raw.path.as_deref(), base, "for no metrics file", problems);
         MetricsSettings { path, interval }
     };
-    let pid_file = match raw.pid_file.as_deref() {
-        Some("") => {
-            problems.push("pid_file: empty (leave the key out for none)".into());
-            None
-        }
-        Some(p) => Some(absolute(Path::new(p), base)),
-        None => None,
-    };
+    let pid_file = optional_path("pid_file", raw.pid_file.as_deref(), base, "for none", problems);
 
     Config {
         file: file.to_path_buf(),
@@ -499,6 +478,25 @@ fn resolve_kafka(raw: Option<RawKafka>, problems: &mut Vec<String>) -> KafkaSett
         message_key: raw.message_key.unwrap_or(MessageKey::Path),
         properties: props,
         flush_timeout,
+    }
+}
+
+/// An optional path key: absent is None, empty is a problem, anything else resolves against
+/// `base`. `absent` says what leaving the key out means.
+fn optional_path(
+    field: &str,
+    value: Option<&str>,
+    base: &Path,
+    absent: &str,
+    problems: &mut Vec<String>,
+) -> Option<PathBuf> {
+    match value {
+        Some("") => {
+            problems.push(format!("{field}: empty (leave the key out {absent})"));
+            None
+        }
+        Some(p) => Some(absolute(Path::new(p), base)),
+        None => None,
     }
 }
 

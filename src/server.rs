@@ -80,11 +80,6 @@ impl ServerState {
         }
     }
 
-    /// The specs of the running tails (for tests and status).
-    pub fn running(&self) -> BTreeSet<TailSpec> {
-        self.tails.keys().cloned().collect()
-    }
-
     fn handle(&mut self, event: Event) -> Option<Sender<()>> {
         match event {
             Event::Config(new) => self.apply_config(*new),

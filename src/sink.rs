@@ -293,22 +293,7 @@ fn run_sender(
             if let Some(k) = &batch.key {
                 record = record.key(&**k);
             }
-            let mut wait = Duration::from_micros(200);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        std::thread::sleep(wait);
-                        wait = (wait * 2).min(Duration::from_millis(20));
-                    }
-                    Err((e, back)) => {
-                        log::warn!("kafka: cannot queue a message for topic {}: {e}; retrying", batch.topic);
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(500));
-                    }
-                }
-            }
+            produce(producer, record, &batch.topic);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             *next += 1;
         }
@@ -324,17 +309,30 @@ fn run_retries(producer: &KafkaProducer, rx: Receiver<Retry>) {
         if !pause.is_zero() {
             std::thread::sleep(pause);
         }
-        let mut record = BaseRecord::with_opaque_to(&r.topic, r.delivery).payload(&r.payload);
+        let mut record = BaseRecord::with_opaque_to(&r.topic, r.delivery).payload(&r.payload[..]);
         if let Some(k) = &r.key {
-            record = record.key(k);
+            record = record.key(&k[..]);
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+        produce(producer, record, &r.topic);
+    }
+}
+
+/// Hands one record to librdkafka, waiting while its queue is full (backing off 0.2 to 20 ms)
+/// and retrying other refusals every 500 ms with a warning.
+fn produce(producer: &KafkaProducer, mut record: BaseRecord<'_, [u8], [u8], Box<Delivery>>, topic: &str) {
+    let mut wait = Duration::from_micros(200);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_millis(20));
+            }
+            Err((e, back)) => {
+                log::warn!("kafka: cannot queue a message for topic {topic}: {e}; retrying");
+                record = back;
+                std::thread::sleep(Duration::from_millis(500));
             }
         }
     }

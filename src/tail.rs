@@ -743,8 +743,3 @@ fn compressed(path: &Path) -> bool {
     let name = path.to_string_lossy();
     [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"].iter().any(|ext| name.ends_with(ext))
 }
-
-/// For `status` and tests: the path a tail reads.
-pub fn spec_path(t: &Tail) -> &Path {
-    &t.spec.path
-}
