@@ -104,6 +104,11 @@ impl AckTracker {
         self.lock().closed = true;
     }
 
+    /// Whether no reader has the file open now.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     pub fn reopen(&self) {
         self.lock().closed = false;
     }

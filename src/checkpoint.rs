@@ -7,6 +7,11 @@
 //! is detected by its checksum and reported; the previous generation is used when it is sound
 //! (older offsets mean a few lines sent twice, never lost); when neither is, the agent refuses to
 //! start rather than silently start over.
+//!
+//! A live tracker also *claims* its file for the tail that reads it: one file (by identity, for
+//! one topic) is read by one tail at a time. When a glob matches both `app.log` and its rotated
+//! `app.log.1`, the tail of `app.log` drains the old file it already has open, and the tail of
+//! `app.log.1` waits for that claim to end, then goes on from where the first one stopped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -67,6 +72,8 @@ pub enum Known {
     Saved(u64),
     /// Never seen.
     Unknown,
+    /// Another tail (`owner`) reads this file now; ask again later.
+    Claimed { owner: u64 },
     /// Seen, but it no longer holds what was read: truncated (copytruncate) or its inode reused.
     /// `fp` and `offset` describe the content that was read, to find a copy of it.
     Replaced { fp: Fingerprint, offset: u64 },
@@ -101,6 +108,15 @@ struct Live {
     tracker: Arc<AckTracker>,
     path: String,
     fp: Fingerprint,
+    /// The tail (its generation) that has or last had the file open.
+    owner: u64,
+}
+
+impl Live {
+    /// Whether another tail than `owner` has the file open now.
+    fn claimed_against(&self, owner: u64) -> bool {
+        self.owner != owner && !self.tracker.is_closed()
+    }
 }
 
 struct State {
@@ -141,13 +157,16 @@ impl Checkpoints {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`. A file that
-    /// is shorter than its position, or whose first bytes changed, is `Replaced`; its entry is
-    /// dropped.
-    pub fn resolve(&self, topic: &str, id: FileId, file: &File, size: u64) -> Known {
+    /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`, asked by the
+    /// tail `owner`. A file that is shorter than its position, or whose first bytes changed, is
+    /// `Replaced`; its entry is dropped.
+    pub fn resolve(&self, topic: &str, id: FileId, file: &File, size: u64, owner: u64) -> Known {
         let key = (topic.to_string(), id);
         let mut st = self.lock();
         if let Some(live) = st.live.get(&key) {
+            if live.claimed_against(owner) {
+                return Known::Claimed { owner: live.owner };
+            }
             let sent = live.tracker.sent();
             if live.fp.matches(file) && sent <= size {
                 return Known::Live(live.tracker.clone());
@@ -202,10 +221,48 @@ impl Checkpoints {
         st.saved.values().any(|e| e.path == path && e.topic == topic) || st.live.values().any(|l| l.path == path)
     }
 
-    /// Registers the tracker of a file a tail has open.
-    pub fn track(&self, topic: &str, id: FileId, path: &str, fp: Fingerprint, tracker: Arc<AckTracker>) {
+    /// Registers the tracker of a file the tail `owner` opens, claiming the file. False (and
+    /// nothing registered) when another tail has it open.
+    #[must_use]
+    pub fn track(
+        &self,
+        topic: &str,
+        id: FileId,
+        path: &str,
+        fp: Fingerprint,
+        tracker: Arc<AckTracker>,
+        owner: u64,
+    ) -> bool {
+        let mut st = self.lock();
+        let key = (topic.to_string(), id);
+        if st.live.get(&key).is_some_and(|l| l.claimed_against(owner)) {
+            return false;
+        }
         tracker.reopen();
-        self.lock().live.insert((topic.to_string(), id), Live { tracker, path: path.to_string(), fp });
+        st.live.insert(key, Live { tracker, path: path.to_string(), fp, owner });
+        true
+    }
+
+    /// Records a file left out for its age (`ignore_older`) as read up to `size`, unless it is
+    /// known: if it is written to later, only what is new is shipped.
+    pub fn skip_old(&self, topic: &str, id: FileId, path: &str, fp: Fingerprint, size: u64) {
+        let mut st = self.lock();
+        let key = (topic.to_string(), id);
+        if st.live.contains_key(&key) || st.saved.contains_key(&key) {
+            return;
+        }
+        let entry = Entry {
+            path: path.to_string(),
+            topic: topic.to_string(),
+            dev: id.dev,
+            ino: id.ino,
+            fp_len: fp.len,
+            fp_hash: fp.hash,
+            offset: size,
+            updated: now_secs(),
+        };
+        st.saved.insert(key, entry);
+        st.dirty = true;
     }
 
     /// Records a longer fingerprint of a file whose first bytes were not all written yet.
@@ -394,7 +451,7 @@ mod tests {
         let f = File::open(&p).unwrap();
         let id = FileId::of(&f.metadata().unwrap());
         let t = Arc::new(AckTracker::new(0));
-        cp.track("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), t.clone());
+        assert!(cp.track("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), t.clone(), 1));
         (t, id, f)
     }
 
@@ -409,11 +466,11 @@ mod tests {
         assert!(cp.save().unwrap());
         assert!(!cp.save().unwrap(), "nothing changed, nothing written");
         let again = Checkpoints::open(dir.path()).unwrap();
-        match again.resolve("t", id, &f, 8) {
+        match again.resolve("t", id, &f, 8, 1) {
             Known::Saved(off) => assert_eq!(off, 4, "only the acknowledged prefix is saved"),
             _ => panic!("expected a saved entry"),
         }
-        assert!(matches!(again.resolve("other", id, &f, 8), Known::Unknown));
+        assert!(matches!(again.resolve("other", id, &f, 8, 1), Known::Unknown));
     }
 
     #[test]
@@ -432,7 +489,7 @@ mod tests {
         let text = std::fs::read(&file).unwrap();
         std::fs::write(&file, &text[..text.len() / 2]).unwrap();
         let again = Checkpoints::open(dir.path()).unwrap();
-        assert!(matches!(again.resolve("t", id, &f, 8), Known::Saved(4)));
+        assert!(matches!(again.resolve("t", id, &f, 8, 1), Known::Saved(4)));
     }
 
     #[test]
@@ -444,6 +501,41 @@ mod tests {
         assert!(msg.contains("corrupt") && msg.contains("checksum"), "{msg}");
         std::fs::write(dir.path().join(STORE_FILE), b"\x00\x01garbage").unwrap();
         assert!(Checkpoints::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn one_tail_at_a_time_reads_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, f) = tracked(&cp, dir.path(), "a.log", b"one\ntwo\n");
+        let s = t.register(4);
+        // Tail 2 (say, of a glob matching the rotated name) finds the file claimed by tail 1.
+        assert!(matches!(cp.resolve("t", id, &f, 8, 2), Known::Claimed { owner: 1 }));
+        assert!(!cp.track("t", id, "/x/a.log.1", Fingerprint::of_file(&f).unwrap(), Arc::new(AckTracker::new(0)), 2));
+        assert!(matches!(cp.resolve("t", id, &f, 8, 1), Known::Live(_)), "its owner may go on");
+        assert!(matches!(cp.resolve("u", id, &f, 8, 2), Known::Unknown), "claims are per topic");
+        // Tail 1 closes it: tail 2 takes it over where tail 1 stopped.
+        t.close();
+        match cp.resolve("t", id, &f, 8, 2) {
+            Known::Live(live) => assert_eq!(live.sent(), 4),
+            _ => panic!("expected the live tracker"),
+        }
+        assert!(cp.track("t", id, "/x/a.log.1", Fingerprint::of_file(&f).unwrap(), t.clone(), 2));
+        t.ack(s);
+    }
+
+    #[test]
+    fn old_files_are_recorded_as_read_to_their_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let p = dir.path().join("old.log");
+        std::fs::write(&p, b"ancient\n").unwrap();
+        let f = File::open(&p).unwrap();
+        let id = FileId::of(&f.metadata().unwrap());
+        cp.skip_old("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), 8);
+        assert!(matches!(cp.resolve("t", id, &f, 8, 1), Known::Saved(8)));
+        cp.skip_old("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), 20);
+        assert!(matches!(cp.resolve("t", id, &f, 8, 1), Known::Saved(8)), "a known file keeps its position");
     }
 
     #[test]
@@ -460,7 +552,7 @@ mod tests {
         std::fs::write(dir.path().join("a.log"), b"second file, longer\n").unwrap();
         let f = File::open(dir.path().join("a.log")).unwrap();
         assert_eq!(FileId::of(&f.metadata().unwrap()), id);
-        assert!(matches!(cp.resolve("t", id, &f, 20), Known::Replaced { offset: 11, .. }));
+        assert!(matches!(cp.resolve("t", id, &f, 20, 1), Known::Replaced { offset: 11, .. }));
     }
 
     #[test]

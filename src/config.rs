@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::desired::TailSpec;
+use crate::desired::{is_glob, Selector};
 
 /// Where a file that has no saved position starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -40,8 +40,8 @@ pub struct Config {
     /// The file this was read from (absolute).
     pub file: PathBuf,
     pub log: LogSettings,
-    /// The tails config.yaml itself asks for, deduplicated, in file order.
-    pub sources: Vec<TailSpec>,
+    /// What config.yaml itself asks for (files and glob patterns), deduplicated, in file order.
+    pub sources: Vec<Selector>,
     pub kafka: KafkaSettings,
     pub etcd: EtcdSettings,
     pub data_dir: PathBuf,
@@ -51,6 +51,15 @@ pub struct Config {
     pub poll_interval: Duration,
     pub batch_wait: Duration,
     pub checkpoint_interval: Duration,
+    /// Files not modified for this long are not picked up (a tail that has them keeps them).
+    pub ignore_older: Option<Duration>,
+    /// A file with nothing new for this long is closed (its descriptor freed), and opened again
+    /// when it changes.
+    pub close_inactive: Duration,
+    /// How many files may be open for reading at once; None: from the process's descriptor limit.
+    pub max_open_files: Option<usize>,
+    /// How often glob patterns are expanded again (directory change notifications also do it).
+    pub scan_frequency: Duration,
     pub metrics: MetricsSettings,
     /// Optional pid file (a second instance on the same data_dir is refused in any case).
     pub pid_file: Option<PathBuf>,
@@ -135,6 +144,10 @@ struct RawConfig {
     poll_interval: Option<String>,
     batch_wait: Option<String>,
     checkpoint_interval: Option<String>,
+    ignore_older: Option<String>,
+    close_inactive: Option<String>,
+    max_open_files: Option<u64>,
+    scan_frequency: Option<String>,
     metrics: Option<RawMetrics>,
     pid_file: Option<String>,
 }
@@ -165,6 +178,8 @@ struct RawSysLog {
 struct RawCollectLog {
     logpath: Option<String>,
     logtopic: Option<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -265,7 +280,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         LogSettings { path, level }
     };
 
-    let mut sources: Vec<TailSpec> = Vec::new();
+    let mut sources: Vec<Selector> = Vec::new();
     for (i, entry) in raw.collectlogs.iter().enumerate() {
         let path = match entry.logpath.as_deref() {
             None | Some("") => {
@@ -274,7 +289,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
             }
             Some(p) => p,
         };
-        if let Err(e) = check_path_text(path) {
+        if let Err(e) = check_path_text(path).and_then(|()| check_glob(path)) {
             problems.push(format!("collectlogs[{i}].logpath: {e}"));
             continue;
         }
@@ -289,9 +304,18 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
             problems.push(format!("collectlogs[{i}].logtopic: {e}"));
             continue;
         }
-        let spec = TailSpec::new(absolute(Path::new(path), base), topic);
-        if !sources.contains(&spec) {
-            sources.push(spec);
+        let mut exclude = Vec::new();
+        for (j, ex) in entry.exclude.iter().enumerate() {
+            match check_exclude(ex, base) {
+                Ok(ex) => exclude.push(ex),
+                Err(e) => problems.push(format!("collectlogs[{i}].exclude[{j}]: {e}")),
+            }
+        }
+        exclude.sort();
+        exclude.dedup();
+        let sel = Selector { pattern: absolute(Path::new(path), base), topic: topic.to_string(), exclude };
+        if !sources.contains(&sel) {
+            sources.push(sel);
         }
     }
 
@@ -354,6 +378,18 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
     if poll_interval.is_zero() {
         problems.push("poll_interval: must be more than 0".into());
     }
+    let ignore_older = raw.ignore_older.as_deref().map(|v| duration_field("ignore_older", Some(v), "0s", problems));
+    let close_inactive = duration_field("close_inactive", raw.close_inactive.as_deref(), "5m", problems);
+    if close_inactive < Duration::from_secs(1) {
+        problems.push("close_inactive: must be at least 1s".into());
+    }
+    let scan_frequency = duration_field("scan_frequency", raw.scan_frequency.as_deref(), "10s", problems);
+    if scan_frequency < Duration::from_millis(100) {
+        problems.push("scan_frequency: must be at least 100ms".into());
+    }
+    if raw.max_open_files == Some(0) {
+        problems.push("max_open_files: must be at least 1 (leave the key out to derive it from ulimit -n)".into());
+    }
     let metrics = {
         let raw = raw.metrics.unwrap_or(RawMetrics { path: None, interval: None });
         let interval = duration_field("metrics.interval", raw.interval.as_deref(), "10s", problems);
@@ -378,6 +414,10 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         poll_interval,
         batch_wait,
         checkpoint_interval,
+        ignore_older: ignore_older.filter(|d| !d.is_zero()),
+        close_inactive,
+        max_open_files: raw.max_open_files.map(|n| n as usize),
+        scan_frequency,
         metrics,
         pid_file,
     }
@@ -581,6 +621,29 @@ pub fn check_path_text(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Rejects a glob pattern that cannot be compiled (a literal path passes).
+pub fn check_glob(path: &str) -> Result<(), String> {
+    if is_glob(path) {
+        crate::discover::check_pattern(path)?;
+    }
+    Ok(())
+}
+
+/// Checks an exclude pattern; one with a `/` (matched against the whole path) is made absolute
+/// against `base`, one without (matched against the file name) is kept as written.
+pub fn check_exclude(pattern: &str, base: &Path) -> Result<String, String> {
+    if pattern.is_empty() {
+        return Err("empty pattern".into());
+    }
+    check_path_text(pattern)?;
+    crate::discover::check_pattern(pattern)?;
+    Ok(if pattern.contains('/') {
+        absolute(Path::new(pattern), base).to_string_lossy().into_owned()
+    } else {
+        pattern.to_string()
+    })
+}
+
 /// `path` made absolute against `base`, with `.` and `..` folded lexically (no symlinks resolved).
 pub fn absolute(path: &Path, base: &Path) -> PathBuf {
     let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
@@ -626,8 +689,8 @@ etcdconfig: ["localhost:2379", "localhost:3379"]
         assert_eq!(
             cfg.sources,
             vec![
-                TailSpec::new("/var/log/app/app.log".into(), "app"),
-                TailSpec::new("/etc/logcatch/rel/b.log".into(), "b_topic")
+                Selector::file("/var/log/app/app.log".into(), "app"),
+                Selector::file("/etc/logcatch/rel/b.log".into(), "b_topic")
             ]
         );
         assert_eq!(cfg.kafka.brokers, "127.0.0.1:9092,127.0.0.1:9093");
@@ -719,6 +782,36 @@ kafkaconfig:
         ))
         .unwrap();
         assert_eq!(cfg.sources.len(), 1);
+    }
+
+    #[test]
+    fn globs_excludes_and_file_limits() {
+        let cfg = parse(&format!(
+            "{MINIMAL}collectlogs:\n  - {{logpath: app/*.log, logtopic: t, exclude: [\"debug-*\", old/*.log]}}\n\
+             ignore_older: 24h\nclose_inactive: 1m\nmax_open_files: 200\nscan_frequency: 2s\n"
+        ))
+        .unwrap();
+        let s = &cfg.sources[0];
+        assert_eq!(s.pattern, Path::new("/etc/logcatch/app/*.log"));
+        assert_eq!(s.exclude, vec!["/etc/logcatch/old/*.log", "debug-*"]);
+        assert_eq!(cfg.ignore_older, Some(Duration::from_secs(86400)));
+        assert_eq!(cfg.close_inactive, Duration::from_secs(60));
+        assert_eq!(cfg.max_open_files, Some(200));
+        assert_eq!(cfg.scan_frequency, Duration::from_secs(2));
+        let defaults = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (defaults.ignore_older, defaults.close_inactive, defaults.max_open_files),
+            (None, Duration::from_secs(300), None)
+        );
+        let err = parse(&format!(
+            "{MINIMAL}collectlogs:\n  - {{logpath: \"/l/[x.log\", logtopic: t}}\n  - {{logpath: /l/a.log, logtopic: t, exclude: [\"\"]}}\n\
+             close_inactive: 10ms\nmax_open_files: 0\n"
+        ))
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        for field in ["collectlogs[0].logpath", "collectlogs[1].exclude[0]", "close_inactive", "max_open_files"] {
+            assert!(all.contains(field), "{field} missing from:\n{all}");
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! What should be tailed, and what has to change to get there.
 //!
 //! Exists to keep the reconciliation logic out of thread loops: config.yaml and every etcd key are
-//! *sources*, each wanting a set of (path, topic) tails. A tail runs while at least one source
-//! wants it. Applying a source's new set yields the tails to start and to stop, as plain data.
+//! *sources*, each wanting a set of `Selector`s (a path or glob pattern, a topic, excludes). The
+//! `discover` module expands the selectors into concrete (file, topic) tails; `plan` compares the
+//! tails that run with the tails found and says, as plain data, which to start, which to stop at
+//! once (no source wants them any more), which to retire (their file vanished from a glob that is
+//! still wanted: they stop once drained) and which to keep after all.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One tail: a file and the topic its lines go to. The same file to two topics is two tails.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,6 +29,57 @@ impl std::fmt::Display for TailSpec {
     }
 }
 
+/// What one entry of a source asks for: the files a path or glob pattern names (less those an
+/// exclude pattern matches), shipped to one topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Selector {
+    /// An absolute path, or an absolute glob pattern (`*`, `?`, `[...]`, `**`).
+    pub pattern: PathBuf,
+    pub topic: String,
+    /// Glob patterns; one with a `/` is matched against the whole path, one without against the
+    /// file name.
+    pub exclude: Vec<String>,
+}
+
+impl Selector {
+    /// A selector of exactly one file.
+    pub fn file(path: PathBuf, topic: &str) -> Selector {
+        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new() }
+    }
+
+    /// Whether the pattern has glob characters (otherwise it names one file, present or not).
+    pub fn is_glob(&self) -> bool {
+        is_glob(&self.pattern.to_string_lossy())
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}", self.pattern.display(), self.topic)?;
+        if !self.exclude.is_empty() {
+            write!(f, " (excluding {})", self.exclude.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` has glob characters.
+pub fn is_glob(text: &str) -> bool {
+    text.contains(['*', '?', '['])
+}
+
+/// The part of a pattern before its first glob component: the directory a scan starts from.
+pub fn literal_prefix(pattern: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in pattern.components() {
+        if is_glob(&c.as_os_str().to_string_lossy()) {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Who wants a tail.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SourceId {
@@ -44,57 +98,79 @@ impl std::fmt::Display for SourceId {
     }
 }
 
-/// The tails to start and to stop, each sorted.
+/// Every source's selectors; a file runs while at least one selector of any source finds it.
+#[derive(Debug, Default)]
+pub struct Desired {
+    by_source: BTreeMap<SourceId, BTreeSet<Selector>>,
+}
+
+impl Desired {
+    /// Replaces what `source` wants (an empty set removes the source). True when it changed.
+    pub fn set(&mut self, source: SourceId, wanted: BTreeSet<Selector>) -> bool {
+        let old = if wanted.is_empty() {
+            self.by_source.remove(&source)
+        } else {
+            self.by_source.insert(source, wanted.clone())
+        };
+        old.unwrap_or_default() != wanted
+    }
+
+    /// Every (source, selector) pair.
+    pub fn iter(&self) -> impl Iterator<Item = (&SourceId, &Selector)> {
+        self.by_source.iter().flat_map(|(id, set)| set.iter().map(move |s| (id, s)))
+    }
+
+    /// What `source` wants now.
+    pub fn of(&self, source: &SourceId) -> BTreeSet<Selector> {
+        self.by_source.get(source).cloned().unwrap_or_default()
+    }
+}
+
+/// What to do with the running tails, each list sorted.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Change {
+    /// Found and not running: start.
     pub start: Vec<TailSpec>,
+    /// Running, and no source wants it any more: stop now.
     pub stop: Vec<TailSpec>,
+    /// Running, its file gone from a glob that is still wanted: stop once its file is drained.
+    pub retire: Vec<TailSpec>,
+    /// Retiring, and found again: keep running.
+    pub keep: Vec<TailSpec>,
 }
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.start.is_empty() && self.stop.is_empty()
+        self.start.is_empty() && self.stop.is_empty() && self.retire.is_empty() && self.keep.is_empty()
     }
 }
 
-/// The set of tails that `new` wants and `old` does not (start), and the reverse (stop).
-pub fn diff(old: &BTreeSet<TailSpec>, new: &BTreeSet<TailSpec>) -> Change {
-    Change { start: new.difference(old).cloned().collect(), stop: old.difference(new).cloned().collect() }
-}
-
-/// Every source's wanted set; the union is what runs.
-#[derive(Debug, Default)]
-pub struct Desired {
-    by_source: BTreeMap<SourceId, BTreeSet<TailSpec>>,
-}
-
-impl Desired {
-    /// The union of all sources' sets.
-    pub fn all(&self) -> BTreeSet<TailSpec> {
-        self.by_source.values().flatten().cloned().collect()
-    }
-
-    /// Replaces what `source` wants (an empty set removes the source) and returns what changes
-    /// in the union.
-    pub fn set(&mut self, source: SourceId, wanted: BTreeSet<TailSpec>) -> Change {
-        let before = self.all();
-        if wanted.is_empty() {
-            self.by_source.remove(&source);
-        } else {
-            self.by_source.insert(source, wanted);
+/// Compares the running tails (with whether each is retiring already) with the tails found.
+/// `still_matched` tells whether a wanted glob still covers a tail whose file was not found.
+pub fn plan(
+    running: &BTreeMap<TailSpec, bool>,
+    found: &BTreeSet<TailSpec>,
+    still_matched: impl Fn(&TailSpec) -> bool,
+) -> Change {
+    let mut change = Change::default();
+    for spec in found {
+        match running.get(spec) {
+            None => change.start.push(spec.clone()),
+            Some(true) => change.keep.push(spec.clone()),
+            Some(false) => {}
         }
-        diff(&before, &self.all())
     }
-
-    /// The sources that want `spec` (for log lines).
-    pub fn wanted_by(&self, spec: &TailSpec) -> Vec<&SourceId> {
-        self.by_source.iter().filter(|(_, s)| s.contains(spec)).map(|(id, _)| id).collect()
+    for (spec, retiring) in running {
+        if found.contains(spec) {
+            continue;
+        }
+        if !still_matched(spec) {
+            change.stop.push(spec.clone());
+        } else if !retiring {
+            change.retire.push(spec.clone());
+        }
     }
-
-    /// What `source` wants now.
-    pub fn of(&self, source: &SourceId) -> BTreeSet<TailSpec> {
-        self.by_source.get(source).cloned().unwrap_or_default()
-    }
+    change
 }
 
 #[cfg(test)]
@@ -104,52 +180,61 @@ mod tests {
     fn t(path: &str, topic: &str) -> TailSpec {
         TailSpec::new(path.into(), topic)
     }
-    fn set(items: &[TailSpec]) -> BTreeSet<TailSpec> {
+    fn found(items: &[TailSpec]) -> BTreeSet<TailSpec> {
+        items.iter().cloned().collect()
+    }
+    fn running(items: &[(TailSpec, bool)]) -> BTreeMap<TailSpec, bool> {
         items.iter().cloned().collect()
     }
 
     #[test]
-    fn diff_add_remove_change() {
-        let old = set(&[t("/a", "x"), t("/b", "y")]);
-        let new = set(&[t("/a", "x"), t("/b2", "y"), t("/c", "z")]);
-        let c = diff(&old, &new);
+    fn add_remove_change() {
+        let run = running(&[(t("/a", "x"), false), (t("/b", "y"), false)]);
+        let c = plan(&run, &found(&[t("/a", "x"), t("/b2", "y"), t("/c", "z")]), |_| false);
         assert_eq!(c.start, vec![t("/b2", "y"), t("/c", "z")]);
         assert_eq!(c.stop, vec![t("/b", "y")]);
-        assert!(diff(&new, &new).is_empty());
+        assert!(plan(&run, &found(&[t("/a", "x"), t("/b", "y")]), |_| false).is_empty());
     }
 
     #[test]
     fn topic_change_restarts() {
-        let c = diff(&set(&[t("/a", "x")]), &set(&[t("/a", "y")]));
+        let c = plan(&running(&[(t("/a", "x"), false)]), &found(&[t("/a", "y")]), |_| false);
         assert_eq!(c.start, vec![t("/a", "y")]);
         assert_eq!(c.stop, vec![t("/a", "x")]);
     }
 
     #[test]
-    fn shared_tail_runs_until_no_source_wants_it() {
-        let mut d = Desired::default();
-        let k1 = SourceId::EtcdKey("k1".into());
-        let k2 = SourceId::EtcdKey("k2".into());
-        assert_eq!(d.set(SourceId::ConfigFile, set(&[t("/a", "x")])).start, vec![t("/a", "x")]);
-        // Another source wanting the same tail starts nothing.
-        assert!(d.set(k1.clone(), set(&[t("/a", "x"), t("/b", "y")])).start == vec![t("/b", "y")]);
-        assert!(d.set(k2.clone(), set(&[t("/a", "x")])).is_empty());
-        assert_eq!(d.wanted_by(&t("/a", "x")).len(), 3);
-        // Removing it from two of three sources stops nothing.
-        assert!(d.set(SourceId::ConfigFile, BTreeSet::new()).is_empty());
-        assert_eq!(d.set(k1.clone(), BTreeSet::new()).stop, vec![t("/b", "y")]);
-        // The last one stops it.
-        assert_eq!(d.set(k2, BTreeSet::new()).stop, vec![t("/a", "x")]);
-        assert!(d.all().is_empty());
+    fn a_file_gone_from_a_wanted_glob_retires_and_comes_back() {
+        let run = running(&[(t("/l/a.log", "x"), false)]);
+        let c = plan(&run, &BTreeSet::new(), |s| s.path.starts_with("/l"));
+        assert_eq!((c.retire, c.stop), (vec![t("/l/a.log", "x")], vec![]));
+        // Already retiring: nothing more to do; found again: kept.
+        let run = running(&[(t("/l/a.log", "x"), true)]);
+        assert!(plan(&run, &BTreeSet::new(), |_| true).is_empty());
+        assert_eq!(plan(&run, &found(&[t("/l/a.log", "x")]), |_| true).keep, vec![t("/l/a.log", "x")]);
+        // The glob itself is no longer wanted: stop at once, retiring or not.
+        assert_eq!(plan(&run, &BTreeSet::new(), |_| false).stop, vec![t("/l/a.log", "x")]);
     }
 
     #[test]
-    fn key_deleted_stops_all_its_tails() {
+    fn desired_tracks_each_source() {
         let mut d = Desired::default();
         let k = SourceId::EtcdKey("k".into());
-        d.set(k.clone(), set(&[t("/a", "x"), t("/b", "y")]));
-        let c = d.set(k.clone(), BTreeSet::new());
-        assert_eq!(c.stop, vec![t("/a", "x"), t("/b", "y")]);
+        let s = |p: &str| Selector::file(p.into(), "t");
+        assert!(d.set(SourceId::ConfigFile, [s("/a")].into()));
+        assert!(d.set(k.clone(), [s("/a"), s("/b")].into()));
+        assert!(!d.set(k.clone(), [s("/a"), s("/b")].into()), "the same set again changes nothing");
+        assert_eq!(d.iter().count(), 3);
+        assert!(d.set(k.clone(), BTreeSet::new()), "key deleted");
         assert!(d.of(&k).is_empty());
+        assert_eq!(d.iter().count(), 1);
+    }
+
+    #[test]
+    fn globs_and_their_literal_prefix() {
+        assert!(Selector::file("/var/log/*.log".into(), "t").is_glob());
+        assert!(!Selector::file("/var/log/app.log".into(), "t").is_glob());
+        assert_eq!(literal_prefix(Path::new("/var/log/*/app-?.log")), Path::new("/var/log"));
+        assert_eq!(literal_prefix(Path::new("/var/log/**/x.log")), Path::new("/var/log"));
     }
 }

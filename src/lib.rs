@@ -2,7 +2,8 @@
 //!
 //! Threads and what links them (see README, "How it works"):
 //! - `config_watch`: the config thread, notices config.yaml changes;
-//! - `server`: the file server, owns the desired set of tails and starts/stops them;
+//! - `server`: the file server, owns the desired set of tails and starts/stops them; its scans
+//!   expand glob patterns (`discover`);
 //! - `tail`: one thread per (file, topic), woken by `waker` (inotify) or its own poll;
 //! - `etcd`: one watcher thread per etcd key;
 //! - `checkpoint`: the checkpointer thread, saves acknowledged offsets;
@@ -10,11 +11,13 @@
 //! - `sink`: the shared Kafka producer (its own polling thread, from rdkafka).
 
 pub mod ack;
+pub mod budget;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod config_watch;
 pub mod desired;
+pub mod discover;
 pub mod etcd;
 pub mod failpoint;
 pub mod fingerprint;

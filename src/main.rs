@@ -9,6 +9,7 @@ use crossbeam_channel::{bounded, unbounded};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use logcatch::budget::FileBudget;
 use logcatch::checkpoint::{run_checkpointer, Checkpoints};
 use logcatch::cli::{self, Command};
 use logcatch::config::Config;
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
         Command::Check { config } => match Config::load(&config) {
             Ok(c) => {
                 println!(
-                    "{}: OK ({} files from collectlogs, {} etcd keys)",
+                    "{}: OK ({} entries in collectlogs, {} etcd keys)",
                     c.file.display(),
                     c.sources.len(),
                     c.etcd.keys.len()
@@ -113,11 +114,14 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
         let s = sink.clone();
         metrics.set_sink(sink.stats.clone(), Box::new(move || i64::from(s.in_flight())));
     }
+    let files = FileBudget::from_config(config.max_open_files);
+    metrics.set_files(files.clone());
     let ctx = Arc::new(TailCtx {
         sink: sink.clone(),
         metrics: metrics.clone(),
         waker: Waker::start(),
         checkpoints: checkpoints.clone(),
+        files,
         settings: TailSettings {
             max_line_bytes: config.max_line_bytes,
             rotate_wait: config.rotate_wait,
@@ -125,6 +129,7 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
             batch_wait: config.batch_wait,
             start_position: config.start_position,
             message_key: config.kafka.message_key,
+            close_inactive: config.close_inactive,
         },
     });
 
@@ -136,7 +141,13 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
     let stopping = Arc::new(AtomicBool::new(false));
 
     let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone(), metrics.clone()));
-    let server = Arc::new(Mutex::new(ServerState::new(ctx.clone(), supervisor.clone(), config.clone(), etcd)));
+    let server = Arc::new(Mutex::new(ServerState::new(
+        ctx.clone(),
+        supervisor.clone(),
+        config.clone(),
+        etcd,
+        events_tx.clone(),
+    )));
     supervisor.spawn("server", Arc::new(move || run_server(&server, &events_rx)));
 
     let (reload_tx, reload_rx) = unbounded();

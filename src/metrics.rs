@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::budget::FileBudget;
 use crate::desired::TailSpec;
 use crate::sink::SinkStats;
 use crate::tail::TailStats;
@@ -36,11 +37,18 @@ pub struct Metrics {
     etcd: Mutex<BTreeMap<String, Arc<EtcdStats>>>,
     sink: Mutex<Option<Arc<SinkStats>>>,
     queue: Mutex<Option<Box<dyn Fn() -> i64 + Send>>>,
+    files: Mutex<Option<Arc<FileBudget>>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { sources: Mutex::default(), etcd: Mutex::default(), sink: Mutex::new(None), queue: Mutex::new(None) }
+        Metrics {
+            sources: Mutex::default(),
+            etcd: Mutex::default(),
+            sink: Mutex::new(None),
+            queue: Mutex::new(None),
+            files: Mutex::new(None),
+        }
     }
 }
 
@@ -64,6 +72,9 @@ impl Metrics {
     pub fn set_sink(&self, stats: Arc<SinkStats>, queue: Box<dyn Fn() -> i64 + Send>) {
         *lock(&self.sink) = Some(stats);
         *lock(&self.queue) = Some(queue);
+    }
+    pub fn set_files(&self, budget: Arc<FileBudget>) {
+        *lock(&self.files) = Some(budget);
     }
 
     /// A snapshot of every counter.
@@ -108,7 +119,8 @@ impl Metrics {
             broker_up: !s.brokers_down.load(Ordering::Relaxed),
             queue: lock(&self.queue).as_ref().map(|q| q()).unwrap_or(0),
         });
-        Snapshot { sources, etcd, sink }
+        let files = lock(&self.files).as_ref().map(|b| (b.open(), b.limit()));
+        Snapshot { sources, etcd, sink, files }
     }
 }
 
@@ -144,6 +156,8 @@ pub struct Snapshot {
     pub sources: Vec<SourceSnap>,
     pub etcd: Vec<(String, i64, u64, u64)>,
     pub sink: Option<SinkSnap>,
+    /// Files open for reading, and `max_open_files`.
+    pub files: Option<(usize, usize)>,
 }
 
 /// A label value escaped for the Prometheus text format.
@@ -220,6 +234,12 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
             let _ = writeln!(o, "{name} {v}");
         }
     }
+    if let Some((open, limit)) = s.files {
+        family(&mut o, "logcatch_open_files", "gauge", "Files open for reading.");
+        let _ = writeln!(o, "logcatch_open_files {open}");
+        family(&mut o, "logcatch_open_files_limit", "gauge", "max_open_files.");
+        let _ = writeln!(o, "logcatch_open_files_limit {limit}");
+    }
     o
 }
 
@@ -244,6 +264,9 @@ pub fn summary(s: &Snapshot) -> String {
     }
     if !s.etcd.is_empty() {
         let _ = write!(out, "; {} etcd keys", s.etcd.len());
+    }
+    if let Some((open, limit)) = s.files {
+        let _ = write!(out, "; {open} of {limit} files open");
     }
     out
 }
@@ -417,6 +440,7 @@ mod tests {
                 broker_up: true,
                 queue: 1,
             }),
+            files: Some((3, 100)),
         }
     }
 

@@ -1,19 +1,25 @@
 //! The file server: turns what the sources want into running tails.
 //!
 //! Exists as the one place that owns the set of running tails. Config reloads and etcd updates
-//! arrive as `Event`s on one channel; each is folded into `Desired`, and the resulting `Change`
-//! (computed by plain functions in `desired`) is applied by stopping and starting tail threads
-//! under the supervisor. The server's own state lives outside its thread, so the supervisor can
-//! restart it after a panic without losing track of the tails.
+//! arrive as `Event`s on one channel and are folded into `Desired`; then a *scan* expands every
+//! selector into files (`discover`), and `desired::plan` says which tails to start, stop, retire
+//! or keep, which is applied by starting and stopping tail threads under the supervisor. Scans
+//! also run when a directory a glob looks in gains or loses a file (inotify, via `waker`) and
+//! every `scan_frequency`. The server's own state lives outside its thread, so the supervisor
+//! can restart it after a panic without losing track of the tails.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config::Config;
-use crate::desired::{Change, Desired, SourceId, TailSpec};
+use crate::desired::{literal_prefix, plan, Change, Desired, Selector, SourceId, TailSpec};
+use crate::discover::{covers, expand, Input};
+use crate::fingerprint::{FileId, Fingerprint};
 use crate::supervisor::Supervisor;
 use crate::tail::{Tail, TailCtx};
 
@@ -21,11 +27,13 @@ use crate::tail::{Tail, TailCtx};
 pub enum Event {
     /// config.yaml changed and the new file is valid.
     Config(Box<Config>),
-    /// An etcd key holds (a valid value naming) these tails, as of `revision`; `watcher`
+    /// An etcd key holds (a valid value naming) these selectors, as of `revision`; `watcher`
     /// identifies the reporting watcher (reports of retired watchers are ignored).
-    EtcdValue { key: String, watcher: u64, revision: i64, tails: BTreeSet<TailSpec> },
+    EtcdValue { key: String, watcher: u64, revision: i64, tails: BTreeSet<Selector> },
     /// An etcd key was deleted: all of its tails stop.
     EtcdDeleted { key: String, watcher: u64, revision: i64 },
+    /// A directory a glob looks in gained or lost a file: scan again.
+    Rescan,
     /// Stop every tail, then report on `done`.
     Shutdown { done: Sender<()> },
 }
@@ -52,21 +60,47 @@ impl EtcdControl for NoEtcd {
 
 /// How long shutdown waits for tail threads to finish the line they are sending.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// The waker's listener id of the server (tails use their generation, from 1).
+const SERVER_LISTENER: u64 = 0;
+
+/// What the scans remember between runs.
+struct Scans {
+    /// When the last scan ran.
+    last: Instant,
+    /// Selectors expanded at least once: files they find later are new (read from the start).
+    seen: HashSet<Selector>,
+    /// Problems of the last scan (a problem is logged when it first appears).
+    problems: BTreeSet<String>,
+    /// Directories whose changes trigger a scan.
+    dirs: BTreeSet<PathBuf>,
+    /// A `Rescan` is queued and not handled yet (directory events are coalesced).
+    queued: Arc<AtomicBool>,
+}
 
 pub struct ServerState {
     ctx: Arc<TailCtx>,
     supervisor: Supervisor,
     config: Config,
     desired: Desired,
+    /// Running tails, retiring ones included.
     tails: HashMap<TailSpec, Tail>,
     stopping: Vec<Tail>,
     generation: u64,
     etcd: Box<dyn EtcdControl>,
     applied_initial: bool,
+    events: Sender<Event>,
+    scans: Scans,
 }
 
 impl ServerState {
-    pub fn new(ctx: Arc<TailCtx>, supervisor: Supervisor, config: Config, etcd: Box<dyn EtcdControl>) -> ServerState {
+    /// `events` is the server's own channel (directory events queue `Rescan`s on it).
+    pub fn new(
+        ctx: Arc<TailCtx>,
+        supervisor: Supervisor,
+        config: Config,
+        etcd: Box<dyn EtcdControl>,
+        events: Sender<Event>,
+    ) -> ServerState {
         ServerState {
             ctx,
             supervisor,
@@ -77,6 +111,14 @@ impl ServerState {
             generation: 0,
             etcd,
             applied_initial: false,
+            events,
+            scans: Scans {
+                last: Instant::now(),
+                seen: HashSet::new(),
+                problems: BTreeSet::new(),
+                dirs: BTreeSet::new(),
+                queued: Arc::default(),
+            },
         }
     }
 
@@ -87,21 +129,91 @@ impl ServerState {
                 if !self.etcd.is_current(&key, watcher) {
                     return None;
                 }
-                let change = self.desired.set(SourceId::EtcdKey(key.clone()), tails);
-                log::info!("etcd key {key:?} at revision {revision}: {}", describe(&change));
-                self.apply(change);
+                self.desired.set(SourceId::EtcdKey(key.clone()), tails);
+                self.scan(&format!("etcd key {key:?} at revision {revision}"), true);
             }
             Event::EtcdDeleted { key, watcher, revision } => {
                 if !self.etcd.is_current(&key, watcher) {
                     return None;
                 }
-                let change = self.desired.set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
-                log::info!("etcd key {key:?} gone at revision {revision}: {}", describe(&change));
-                self.apply(change);
+                self.desired.set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
+                self.scan(&format!("etcd key {key:?} gone at revision {revision}"), true);
+            }
+            Event::Rescan => {
+                self.scans.queued.store(false, Ordering::SeqCst);
+                self.scan("a watched directory changed", false);
             }
             Event::Shutdown { done } => return Some(done),
         }
         None
+    }
+
+    /// Expands every selector into files and applies the plan. `why` is logged with the change,
+    /// and with no change too when `always_log` (a source changed: the operator wants to know).
+    fn scan(&mut self, why: &str, always_log: bool) {
+        let allowed = self.config.etcd.allowed_paths.clone();
+        let inputs: Vec<Input> = self
+            .desired
+            .iter()
+            .map(|(source, selector)| Input {
+                selector,
+                allowed: matches!(source, SourceId::EtcdKey(_)).then_some(&allowed[..]),
+                scanned_before: self.scans.seen.contains(selector),
+            })
+            .collect();
+        let found = expand(inputs, |spec| self.tails.contains_key(spec), self.config.ignore_older, SystemTime::now());
+        self.scans.last = Instant::now();
+        self.scans.seen = self.desired.iter().map(|(_, s)| s.clone()).collect();
+        let problems: BTreeSet<String> = found.problems.iter().cloned().collect();
+        for p in problems.difference(&self.scans.problems) {
+            log::warn!("{p}");
+        }
+        self.scans.problems = problems;
+        for spec in &found.old {
+            self.skip_old(spec);
+        }
+        let running: BTreeMap<TailSpec, bool> = self.tails.iter().map(|(s, t)| (s.clone(), t.is_retiring())).collect();
+        let desired = &self.desired;
+        let change = plan(&running, &found.tails, |spec| {
+            desired.iter().any(|(_, sel)| sel.topic == spec.topic && covers(sel, &spec.path))
+        });
+        if always_log || !change.is_empty() {
+            log::info!("{why}: {}", describe(&change));
+        }
+        self.apply(change, &found.appeared);
+        self.listen_to_glob_dirs();
+    }
+
+    /// A file left out for its age is recorded as read to its end, so that if it is written to
+    /// again only the new lines are shipped (as Filebeat does with `ignore_older`).
+    fn skip_old(&self, spec: &TailSpec) {
+        let Ok(file) = std::fs::File::open(&spec.path) else { return };
+        let Ok(meta) = file.metadata() else { return };
+        let fp = Fingerprint::of_file(&file).unwrap_or_default();
+        let path = spec.path.to_string_lossy();
+        self.ctx.checkpoints.skip_old(&spec.topic, FileId::of(&meta), &path, fp, meta.len());
+    }
+
+    /// Watches the directories globs look in, so that a new file is found at once.
+    fn listen_to_glob_dirs(&mut self) {
+        let dirs: BTreeSet<PathBuf> =
+            self.desired.iter().filter(|(_, s)| s.is_glob()).map(|(_, s)| literal_prefix(&s.pattern)).collect();
+        for gone in self.scans.dirs.difference(&dirs) {
+            self.ctx.waker.unlisten_dir(gone, SERVER_LISTENER);
+        }
+        for new in dirs.difference(&self.scans.dirs) {
+            let (queued, events) = (self.scans.queued.clone(), self.events.clone());
+            self.ctx.waker.listen_dir(
+                new,
+                SERVER_LISTENER,
+                Arc::new(move || {
+                    if !queued.swap(true, Ordering::SeqCst) {
+                        let _ = events.send(Event::Rescan);
+                    }
+                }),
+            );
+        }
+        self.scans.dirs = dirs;
     }
 
     fn apply_config(&mut self, new: Config) {
@@ -116,6 +228,8 @@ impl ServerState {
             ("rotate_wait", old.rotate_wait != new.rotate_wait),
             ("poll_interval", old.poll_interval != new.poll_interval),
             ("batch_wait", old.batch_wait != new.batch_wait),
+            ("close_inactive", old.close_inactive != new.close_inactive),
+            ("max_open_files", old.max_open_files != new.max_open_files),
         ] {
             if changed {
                 log::warn!("config.yaml: a change of {what} takes effect at the next restart");
@@ -130,22 +244,31 @@ impl ServerState {
             let cfg = new.clone();
             self.forget_etcd_keys(&cfg);
         }
-        let change = self.desired.set(SourceId::ConfigFile, sources);
-        log::info!("config.yaml reloaded: {}", describe(&change));
-        self.apply(change);
+        self.desired.set(SourceId::ConfigFile, sources);
+        self.scan("config.yaml reloaded", true);
     }
 
     /// Reconfigures the etcd watchers; the tails of keys no longer watched stop.
     fn forget_etcd_keys(&mut self, config: &Config) {
         for key in self.etcd.reconfigure(config) {
-            let change = self.desired.set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
-            log::info!("etcd key {key:?} no longer watched: {}", describe(&change));
-            self.apply(change);
+            self.desired.set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
+            self.scan(&format!("etcd key {key:?} no longer watched"), true);
         }
     }
 
-    /// Stops, then starts, what `change` says.
-    fn apply(&mut self, change: Change) {
+    /// Stops, retires, keeps, then starts what `change` says; `appeared` tails are read from
+    /// their first byte.
+    fn apply(&mut self, change: Change, appeared: &BTreeSet<TailSpec>) {
+        for spec in &change.retire {
+            if let Some(tail) = self.tails.get(spec) {
+                tail.retire();
+            }
+        }
+        for spec in &change.keep {
+            if let Some(tail) = self.tails.get(spec) {
+                tail.keep();
+            }
+        }
         for spec in change.stop {
             if let Some(tail) = self.tails.remove(&spec) {
                 self.ctx.waker.unregister(&spec.path, tail.generation);
@@ -160,13 +283,27 @@ impl ServerState {
             // reads the same file.
             self.wait_stopped(|t| t.spec == spec, Duration::from_secs(2));
             self.generation += 1;
-            let tail = Tail::new(spec.clone(), self.generation, self.ctx.settings.message_key);
+            let tail =
+                Tail::new(spec.clone(), self.generation, self.ctx.settings.message_key, appeared.contains(&spec));
             tail.watch(&self.ctx.waker);
             let restarts = self.supervisor.spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
             self.ctx.metrics.add_source(&spec, tail.stats.clone(), restarts);
             self.tails.insert(spec, tail);
         }
         self.stopping.retain(Tail::is_running);
+    }
+
+    /// Forgets retired tails whose threads ended (their files were drained).
+    fn reap_retired(&mut self) {
+        let done: Vec<TailSpec> =
+            self.tails.iter().filter(|(_, t)| t.is_retiring() && !t.is_running()).map(|(s, _)| s.clone()).collect();
+        for spec in done {
+            if let Some(tail) = self.tails.remove(&spec) {
+                self.ctx.waker.unregister(&spec.path, tail.generation);
+                self.ctx.metrics.remove_source(&spec);
+                self.supervisor.retire(tail.name.clone());
+            }
+        }
     }
 
     fn wait_stopped(&mut self, which: impl Fn(&Tail) -> bool, limit: Duration) -> bool {
@@ -186,7 +323,7 @@ impl ServerState {
     /// Stops every tail and waits (bounded) for their threads to end.
     fn stop_all(&mut self) {
         let all: Vec<TailSpec> = self.tails.keys().cloned().collect();
-        self.apply(Change { start: Vec::new(), stop: all });
+        self.apply(Change { stop: all, ..Change::default() }, &BTreeSet::new());
         if !self.wait_stopped(|_| true, STOP_WAIT) {
             log::warn!("{} tails did not stop within {STOP_WAIT:?}", self.stopping.len());
         }
@@ -197,12 +334,22 @@ fn describe(change: &Change) -> String {
     if change.is_empty() {
         return "no tail starts or stops".into();
     }
-    let list = |v: &[TailSpec]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
-    match (change.start.is_empty(), change.stop.is_empty()) {
-        (false, true) => format!("starting {}", list(&change.start)),
-        (true, false) => format!("stopping {}", list(&change.stop)),
-        _ => format!("starting {}; stopping {}", list(&change.start), list(&change.stop)),
+    let mut parts = Vec::new();
+    for (what, specs) in [
+        ("starting", &change.start),
+        ("stopping", &change.stop),
+        ("draining then stopping (gone from its glob)", &change.retire),
+        ("keeping (found again)", &change.keep),
+    ] {
+        if specs.is_empty() {
+            continue;
+        }
+        // Hundreds of files from one glob make one line, not a screenful.
+        let shown: Vec<String> = specs.iter().take(20).map(|s| s.to_string()).collect();
+        let more = if specs.len() > 20 { format!(" and {} more", specs.len() - 20) } else { String::new() };
+        parts.push(format!("{what} {}{more}", shown.join(", ")));
     }
+    parts.join("; ")
 }
 
 /// The server thread's loop: apply config.yaml's sources once, then every event as it comes.
@@ -211,9 +358,8 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
     if !st.applied_initial {
         let cfg = st.config.clone();
         st.forget_etcd_keys(&cfg);
-        let change = st.desired.set(SourceId::ConfigFile, cfg.sources.iter().cloned().collect());
-        log::info!("config.yaml: {}", describe(&change));
-        st.apply(change);
+        st.desired.set(SourceId::ConfigFile, cfg.sources.iter().cloned().collect());
+        st.scan("config.yaml", true);
         st.applied_initial = true;
     }
     loop {
@@ -227,6 +373,11 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
             }
             Err(RecvTimeoutError::Timeout) => st.stopping.retain(Tail::is_running),
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        st.reap_retired();
+        if st.scans.last.elapsed() >= st.config.scan_frequency {
+            let every = format!("scan_frequency ({:?})", st.config.scan_frequency);
+            st.scan(&every, false);
         }
     }
 }

@@ -141,6 +141,7 @@ mod tests {
             }],
             etcd: vec![],
             sink: Some(SinkSnap { sent: 5, acked: 5, retried: 0, dropped: 0, delivery_errors: 0, broker_up, queue: 0 }),
+            files: None,
         };
         render(&s, up, 1000.0, Duration::from_secs(10))
     }

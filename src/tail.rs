@@ -10,7 +10,13 @@
 //!   shipped too) while the new file is read from its start;
 //! - copytruncate: a file that shrinks below our offset is read again from 0;
 //! - delete and recreate, and files that appear after start, are picked up;
-//! - quiet files cost a stat per `poll_interval`, no busy loop.
+//! - quiet files cost a stat per `poll_interval`, no busy loop; a file with nothing new for
+//!   `close_inactive` is closed (its descriptor freed) and opened again when it changes;
+//! - a file is opened only with a permit of the open-file budget (`budget`), and only when no
+//!   other tail has it open (a claim in the checkpoint store): a rotated file that a glob also
+//!   matches is read by one tail, never two;
+//! - a tail *retired* by the file server (its file vanished from a glob) ends by itself once
+//!   nothing is left to drain.
 //!
 //! The tail's state (`TailState`, with its open files and buffers) lives outside the thread so
 //! that when the supervisor restarts a panicked tail, the new thread continues from the last line
@@ -20,15 +26,17 @@ use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ack::AckTracker;
+use crate::budget::{out_of_descriptors, FileBudget, Permit};
 use crate::checkpoint::{Checkpoints, Known};
 use crate::config::{MessageKey, StartPosition};
 use crate::desired::TailSpec;
+use crate::discover::compressed;
 use crate::failpoint;
 use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
 use crate::sink::{Batch, Sink, Stopped};
@@ -55,6 +63,8 @@ pub struct TailSettings {
     pub batch_wait: Duration,
     pub start_position: StartPosition,
     pub message_key: MessageKey,
+    /// A current file with nothing new for this long is closed, and opened again when it changes.
+    pub close_inactive: Duration,
 }
 
 /// What every tail needs from the rest of the agent.
@@ -63,6 +73,7 @@ pub struct TailCtx {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub waker: crate::waker::Waker,
     pub checkpoints: Arc<Checkpoints>,
+    pub files: Arc<FileBudget>,
     pub settings: TailSettings,
 }
 
@@ -102,8 +113,10 @@ struct Reader {
     /// it changed).
     checked_size: u64,
     /// When the reader last reached its end with nothing new (draining readers close after
-    /// `rotate_wait` of this).
+    /// `rotate_wait` of this, the current one after `close_inactive`).
     idle_since: Option<Instant>,
+    /// Its share of the open-file budget.
+    _permit: Permit,
 }
 
 impl Reader {
@@ -115,6 +128,10 @@ impl Reader {
 /// Everything a tail knows; survives a panic of its thread.
 pub struct TailState {
     spec: TailSpec,
+    /// The tail's generation: whose claim a file is.
+    owner: u64,
+    /// The file appeared after its glob was first scanned: with no checkpoint, read it all.
+    from_start: bool,
     path_text: String,
     topic: Arc<str>,
     key: Option<Arc<[u8]>>,
@@ -124,6 +141,12 @@ pub struct TailState {
     draining: Vec<Reader>,
     /// The last problem logged, so the same one is not logged on every poll.
     last_problem: Option<String>,
+    /// The current file was closed by `close_inactive`: its identity and size then. It is opened
+    /// again when the path names another file or the size changes.
+    inactive: Option<(FileId, u64)>,
+    /// Why the current file is not open although it exists (claimed by another tail, no
+    /// descriptor free): the tail then polls at `poll_interval`.
+    waiting: Option<String>,
     pub stats: Arc<TailStats>,
 }
 
@@ -134,6 +157,8 @@ pub struct Tail {
     /// Unique among the tails of this process.
     pub generation: u64,
     stop: Arc<AtomicBool>,
+    /// End once nothing is left to read (the file vanished from a glob).
+    retire: Arc<AtomicBool>,
     bell: Arc<Doorbell>,
     /// Change notifications cover this file (the poll can be rare).
     notified: Arc<AtomicBool>,
@@ -143,7 +168,9 @@ pub struct Tail {
 }
 
 impl Tail {
-    pub fn new(spec: TailSpec, generation: u64, message_key: MessageKey) -> Tail {
+    /// `from_start`: the file is new since its glob was first scanned (read all of it unless a
+    /// checkpoint says otherwise).
+    pub fn new(spec: TailSpec, generation: u64, message_key: MessageKey, from_start: bool) -> Tail {
         let key: Option<Arc<[u8]>> = match message_key {
             MessageKey::Path => Some(spec.path.as_os_str().as_bytes().into()),
             MessageKey::Topic => Some(spec.topic.as_bytes().into()),
@@ -151,6 +178,8 @@ impl Tail {
         };
         let stats = Arc::new(TailStats::default());
         let state = TailState {
+            owner: generation,
+            from_start,
             path_text: spec.path.to_string_lossy().into_owned(),
             topic: spec.topic.as_str().into(),
             spec: spec.clone(),
@@ -159,6 +188,8 @@ impl Tail {
             current: None,
             draining: Vec::new(),
             last_problem: None,
+            inactive: None,
+            waiting: None,
             stats: stats.clone(),
         };
         Tail {
@@ -166,6 +197,7 @@ impl Tail {
             generation,
             spec,
             stop: Arc::new(AtomicBool::new(false)),
+            retire: Arc::default(),
             bell: Arc::default(),
             notified: Arc::default(),
             state: Arc::new(Mutex::new(state)),
@@ -176,13 +208,34 @@ impl Tail {
 
     /// The body the supervisor runs (again, after a panic).
     pub fn worker(&self, ctx: Arc<TailCtx>) -> crate::supervisor::WorkerFn {
-        let (state, stop, bell, running, notified) =
-            (self.state.clone(), self.stop.clone(), self.bell.clone(), self.running.clone(), self.notified.clone());
+        let (state, stop, retire, bell, running, notified) = (
+            self.state.clone(),
+            self.stop.clone(),
+            self.retire.clone(),
+            self.bell.clone(),
+            self.running.clone(),
+            self.notified.clone(),
+        );
         Arc::new(move || {
             running.store(true, Ordering::SeqCst);
             let _flag = ClearOnDrop(&running);
-            run_tail(&ctx, &state, &stop, &bell, &notified);
+            run_tail(&ctx, &state, &Flags { stop: &stop, retire: &retire, notified: &notified }, &bell);
         })
+    }
+
+    /// Asks the thread to end once its files are drained (or at once when none is open).
+    pub fn retire(&self) {
+        self.retire.store(true, Ordering::SeqCst);
+        self.bell.ring();
+    }
+
+    /// Takes a retirement back (the file is found again).
+    pub fn keep(&self) {
+        self.retire.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_retiring(&self) -> bool {
+        self.retire.load(Ordering::SeqCst)
     }
 
     /// Asks the thread to stop; it finishes the line it is sending and exits.
@@ -209,16 +262,25 @@ impl Drop for ClearOnDrop<'_> {
     }
 }
 
+/// The flags the file server sets on a running tail.
+pub struct Flags<'a> {
+    pub stop: &'a AtomicBool,
+    pub retire: &'a AtomicBool,
+    /// Change notifications cover this file (the poll can be rare).
+    pub notified: &'a AtomicBool,
+}
+
 /// The tail thread's loop: read what is new, send it, wait a little when there is nothing.
-pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, stop: &AtomicBool, bell: &Doorbell, notified: &AtomicBool) {
+pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &Doorbell) {
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
-    if !st.started {
-        st.open_at_start(ctx);
-        st.started = true;
-    }
+    let stop = flags.stop;
     let mut idle = FIRST_IDLE;
     let mut read_data = false;
     while !stop.load(Ordering::SeqCst) {
+        if flags.retire.load(Ordering::SeqCst) && st.started && st.current.is_none() && st.draining.is_empty() {
+            log::info!("tail {}: its file is gone from the glob and drained", st.spec);
+            break;
+        }
         match st.poll(ctx, stop) {
             Ok(true) => {
                 idle = FIRST_IDLE;
@@ -233,12 +295,14 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, stop: &AtomicBool, bell
             }
             Ok(false) => {
                 bell.wait(idle);
-                // Rotated files being drained have names the waker does not know: poll them.
-                let ceiling = if notified.load(Ordering::Relaxed) && st.draining.is_empty() {
-                    ctx.settings.poll_interval.max(NOTIFIED_IDLE)
-                } else {
-                    ctx.settings.poll_interval
-                };
+                // Rotated files being drained have names the waker does not know, and a file
+                // waiting for a claim or a descriptor changes without an event: poll them.
+                let ceiling =
+                    if flags.notified.load(Ordering::Relaxed) && st.draining.is_empty() && st.waiting.is_none() {
+                        ctx.settings.poll_interval.max(NOTIFIED_IDLE)
+                    } else {
+                        ctx.settings.poll_interval
+                    };
                 idle = (idle * 2).min(ceiling);
             }
             Err(Stopped) => break,
@@ -286,7 +350,8 @@ impl TailState {
         }
     }
 
-    /// Opens a reader on `file` at `offset`, registering its tracker with the checkpointer.
+    /// Opens a reader on `file` at `offset`, registering its tracker with the checkpointer
+    /// (which claims the file for this tail). None when another tail has the file open.
     fn reader(
         &self,
         ctx: &TailCtx,
@@ -294,12 +359,15 @@ impl TailState {
         opened_as: PathBuf,
         offset: u64,
         tracker: Option<Arc<AckTracker>>,
-    ) -> Reader {
+        permit: Permit,
+    ) -> Option<Reader> {
         let id = FileId::of(&file.metadata().expect("fstat of an open file"));
         let fp = Fingerprint::of_file(&file).unwrap_or_default();
         let tracker = tracker.unwrap_or_else(|| Arc::new(AckTracker::new(offset)));
-        ctx.checkpoints.track(&self.spec.topic, id, &self.path_text, fp, tracker.clone());
-        Reader {
+        if !ctx.checkpoints.track(&self.spec.topic, id, &self.path_text, fp, tracker.clone(), self.owner) {
+            return None;
+        }
+        Some(Reader {
             file,
             id,
             fp,
@@ -312,16 +380,30 @@ impl TailState {
             opened_at: unix_now(),
             checked_size: offset,
             idle_since: None,
-        }
+            _permit: permit,
+        })
     }
 
     /// Where to read `file` from, given what the checkpointer knows; `unknown` when nothing is.
     /// A file that was truncated or replaced since it was read is read from 0, after the unread
-    /// end of its old content, if a copy of it lies next to it (copytruncate).
-    fn resume_point(&mut self, ctx: &TailCtx, file: &File, unknown: u64) -> (u64, Option<Arc<AckTracker>>) {
-        let Ok(meta) = file.metadata() else { return (unknown, None) };
+    /// end of its old content, if a copy of it lies next to it (copytruncate). None while
+    /// another tail reads the file (it is waited for).
+    fn resume_point(&mut self, ctx: &TailCtx, file: &File, unknown: u64) -> Option<(u64, Option<Arc<AckTracker>>)> {
+        let Ok(meta) = file.metadata() else { return Some((unknown, None)) };
         let id = FileId::of(&meta);
-        match ctx.checkpoints.resolve(&self.spec.topic, id, file, meta.len()) {
+        Some(match ctx.checkpoints.resolve(&self.spec.topic, id, file, meta.len(), self.owner) {
+            Known::Claimed { owner } => {
+                self.wait_for(
+                    format!(
+                        "tail {}: the file (inode {}) is being read by tail #{owner} (a rotated file the same glob matches); \
+                         waiting until that tail is done with it",
+                        self.spec,
+                        id.ino
+                    ),
+                    log::Level::Info,
+                );
+                return None;
+            }
             Known::Live(t) => (t.sent(), Some(t)),
             Known::Saved(off) => (off, None),
             Known::Replaced { fp, offset } => {
@@ -334,6 +416,53 @@ impl TailState {
                 (0, None)
             }
             Known::Unknown => (unknown, None),
+        })
+    }
+
+    /// Notes why the current file is not open although it exists (logged when the reason changes).
+    fn wait_for(&mut self, why: String, level: log::Level) {
+        if self.waiting.as_ref() != Some(&why) {
+            log::log!(level, "{why}");
+            self.waiting = Some(why);
+        }
+    }
+
+    /// Opens the tail's path for reading, with a permit of the open-file budget. None when the
+    /// file does not exist (yet), is not a regular file, or cannot be opened now (each reported).
+    fn open_path(&mut self, ctx: &TailCtx) -> Option<(File, std::fs::Metadata, Permit)> {
+        let Some(permit) = ctx.files.try_acquire() else {
+            if self.spec.path.exists() {
+                let why = format!("tail {}: waiting for a file descriptor (max_open_files reached)", self.spec);
+                self.wait_for(why, log::Level::Debug);
+            }
+            return None;
+        };
+        let file = match File::open(&self.spec.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) if out_of_descriptors(&e) => {
+                self.problem(format!(
+                    "{}: cannot open: {e} (ulimit -n is {}); lower max_open_files or close_inactive; retrying",
+                    self.path_text,
+                    crate::budget::descriptor_limit()
+                ));
+                return None;
+            }
+            Err(e) => {
+                self.problem(format!("{}: cannot open: {e}; retrying", self.path_text));
+                return None;
+            }
+        };
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => Some((file, meta, permit)),
+            Ok(_) => {
+                self.problem(format!("{}: not a regular file; waiting for one", self.path_text));
+                None
+            }
+            Err(e) => {
+                self.problem(format!("{}: cannot stat: {e}; retrying", self.path_text));
+                None
+            }
         }
     }
 
@@ -365,7 +494,9 @@ impl TailState {
                 path.display(),
                 meta.len() - offset
             );
-            let r = self.reader(ctx, file, path, offset, tracker);
+            let Some(r) = self.reader(ctx, file, path, offset, tracker.clone(), ctx.files.acquire_anyway()) else {
+                continue; // another tail reads the copy (a glob matches it too)
+            };
             self.draining.push(r);
             return true;
         }
@@ -399,27 +530,19 @@ impl TailState {
                 path.display(),
                 meta.len()
             );
-            let r = self.reader(ctx, file, path, 0, None);
-            self.draining.push(r);
+            if let Some(r) = self.reader(ctx, file, path, 0, None, ctx.files.acquire_anyway()) {
+                self.draining.push(r);
+            }
         }
     }
 
-    /// First open: resume from checkpoints, first draining files rotated away while we were
-    /// down; a file never seen starts at `start_position` (a path with history: at its start).
+    /// First open (and again after `close_inactive`): resume from checkpoints, first draining
+    /// files rotated away while we were down or had the file closed; a file never seen starts at
+    /// `start_position` (a path with history, or a file new since its glob was scanned: at its
+    /// start).
     fn open_at_start(&mut self, ctx: &TailCtx) {
-        let current = match File::open(&self.spec.path) {
-            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Some(f),
-            Ok(_) => {
-                self.problem(format!("{}: not a regular file; waiting for one", self.path_text));
-                None
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => {
-                self.problem(format!("{}: cannot open: {e}; retrying", self.path_text));
-                None
-            }
-        };
-        let current_id = current.as_ref().and_then(|f| f.metadata().ok()).map(|m| FileId::of(&m));
+        let current = self.open_path(ctx);
+        let current_id = current.as_ref().map(|(_, meta, _)| FileId::of(meta));
         let had_history = ctx.checkpoints.knows_path(&self.path_text, &self.spec.topic);
         let last_update = ctx.checkpoints.last_update(&self.path_text, &self.spec.topic);
         for entry in ctx.checkpoints.history(&self.path_text, &self.spec.topic, current_id) {
@@ -437,21 +560,25 @@ impl TailState {
                     found.display(),
                     size - entry.offset
                 );
-                let r = self.reader(ctx, file, found, entry.offset, None);
-                self.draining.push(r);
+                if let Some(r) = self.reader(ctx, file, found, entry.offset, None, ctx.files.acquire_anyway()) {
+                    self.draining.push(r);
+                }
             }
         }
-        if let Some(file) = current {
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let unknown = match (had_history, ctx.settings.start_position) {
+        if let Some((file, meta, permit)) = current {
+            let size = meta.len();
+            let unknown = match (had_history || self.from_start, ctx.settings.start_position) {
                 (true, _) | (false, StartPosition::Beginning) => 0,
                 (false, StartPosition::End) => size,
             };
-            let (offset, tracker) = self.resume_point(ctx, &file, unknown);
-            log::info!("tail {} started at offset {offset} of {size}", self.spec);
-            let r = self.reader(ctx, file, self.spec.path.clone(), offset, tracker);
-            self.current = Some(r);
-        } else {
+            if let Some((offset, tracker)) = self.resume_point(ctx, &file, unknown) {
+                if let Some(r) = self.reader(ctx, file, self.spec.path.clone(), offset, tracker, permit) {
+                    log::info!("tail {} started at offset {offset} of {size}", self.spec);
+                    self.current = Some(r);
+                    self.waiting = None;
+                }
+            }
+        } else if !self.spec.path.exists() {
             log::info!("tail {} waiting for the file to appear", self.spec);
         }
         if let Some(since) = last_update {
@@ -462,6 +589,11 @@ impl TailState {
     /// One pass over the draining files and the current one. Ok(true) when anything was read
     /// or changed.
     fn poll(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<bool, Stopped> {
+        if !self.started {
+            self.open_at_start(ctx);
+            self.started = true;
+            return Ok(true);
+        }
         let mut progressed = false;
 
         let mut i = 0;
@@ -480,13 +612,46 @@ impl TailState {
         }
 
         if self.current.is_none() {
+            if let Some((id, size)) = self.inactive {
+                // Closed for inactivity: open again (as at start) once the path changed.
+                if std::fs::metadata(&self.spec.path).is_ok_and(|m| FileId::of(&m) == id && m.len() == size) {
+                    return Ok(progressed);
+                }
+                self.inactive = None;
+                self.open_at_start(ctx);
+                return Ok(true);
+            }
             return Ok(self.try_open_current(ctx) || progressed);
         }
         let n = self.read_some(ctx, Slot::Current, stop)?;
+        let r = self.current.as_mut().expect("current reader");
         if n > 0 {
+            r.idle_since = None;
             return Ok(true);
         }
-        Ok(self.check_current(ctx, stop)? || progressed)
+        let idle_for = r.idle_since.get_or_insert_with(Instant::now).elapsed();
+        if self.check_current(ctx, stop)? {
+            return Ok(true);
+        }
+        if idle_for >= ctx.settings.close_inactive && self.draining.is_empty() {
+            self.close_inactive(ctx);
+        }
+        Ok(progressed)
+    }
+
+    /// The current file had nothing new for `close_inactive`: close it (its descriptor and
+    /// permit go back), remember what it was, and open it again when the path changes. An
+    /// unfinished last line is read again then.
+    fn close_inactive(&mut self, ctx: &TailCtx) {
+        let Some(r) = self.current.take() else { return };
+        let size = r.file.metadata().map(|m| m.len()).unwrap_or(r.read_offset);
+        log::info!(
+            "tail {}: nothing new for {:?} (close_inactive); file closed, opened again when it changes",
+            self.spec,
+            ctx.settings.close_inactive
+        );
+        r.tracker.close();
+        self.inactive = Some((r.id, size));
     }
 
     /// The current file is at its end: has the path moved on to another file, or did it shrink?
@@ -529,8 +694,10 @@ impl TailState {
                     }
                     self.adopt_unseen(ctx, since);
                     if let Ok(file) = file {
-                        let r = self.reader(ctx, file, self.spec.path.clone(), 0, Some(Arc::new(AckTracker::new(0))));
-                        self.current = Some(r);
+                        let tracker = Some(Arc::new(AckTracker::new(0)));
+                        // The same file, claimed by this tail: the reader is always had.
+                        let permit = ctx.files.acquire_anyway();
+                        self.current = self.reader(ctx, file, self.spec.path.clone(), 0, tracker, permit);
                     }
                     return Ok(true);
                 }
@@ -559,21 +726,9 @@ impl TailState {
 
     /// The path has no open reader: open the file if it (now) exists.
     fn try_open_current(&mut self, ctx: &TailCtx) -> bool {
-        let file = match File::open(&self.spec.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return false,
-            Err(e) => {
-                self.problem(format!("{}: cannot open: {e}; retrying", self.path_text));
-                return false;
-            }
-        };
-        let Ok(meta) = file.metadata() else {
+        let Some((file, meta, permit)) = self.open_path(ctx) else {
             return false;
         };
-        if !meta.is_file() {
-            self.problem(format!("{}: not a regular file; waiting for one", self.path_text));
-            return false;
-        }
         let id = FileId::of(&meta);
         // The same file came back under the path (renamed back): it is current again.
         if let Some(i) = self.draining.iter().position(|r| r.id == id) {
@@ -582,10 +737,15 @@ impl TailState {
         }
         self.clear_problem();
         // A file that appears while we watch is new: all of it is read.
-        let (offset, tracker) = self.resume_point(ctx, &file, 0);
+        let Some((offset, tracker)) = self.resume_point(ctx, &file, 0) else {
+            return false;
+        };
+        let Some(r) = self.reader(ctx, file, self.spec.path.clone(), offset, tracker, permit) else {
+            return false;
+        };
         log::info!("tail {}: new file (inode {}), reading from offset {offset}", self.spec, meta.ino());
-        let r = self.reader(ctx, file, self.spec.path.clone(), offset, tracker);
         self.current = Some(r);
+        self.waiting = None;
         true
     }
 
@@ -724,6 +884,7 @@ impl TailState {
             r.tracker.close();
         }
         self.started = false;
+        self.inactive = None;
         log::info!("tail {} stopped", self.spec);
     }
 }
@@ -736,10 +897,4 @@ enum Slot {
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Rotated copies that are compressed are not logs to ship.
-fn compressed(path: &Path) -> bool {
-    let name = path.to_string_lossy();
-    [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"].iter().any(|ext| name.ends_with(ext))
 }

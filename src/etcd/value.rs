@@ -4,15 +4,17 @@
 //! an entry with an empty or invalid path or topic) is rejected whole: the key's tails keep
 //! running as they were. Paths must also fall under `etcd_allowed_paths` after `..` and symlinks
 //! are resolved, so that etcd cannot be used to read any file on the host; a refused entry is
-//! reported and the rest of the value still applies.
+//! reported and the rest of the value still applies. A path may be a glob pattern (its directory
+//! before the first glob component is checked here, every file it matches again when it is found)
+//! and an entry may carry `"exclude": ["*.gz", ...]`, as in config.yaml.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{check_path_text, check_topic};
-use crate::desired::TailSpec;
+use crate::config::{check_exclude, check_glob, check_path_text, check_topic};
+use crate::desired::{literal_prefix, Selector};
 
 /// Values larger than this are rejected before parsing.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
@@ -24,12 +26,14 @@ pub const MAX_ENTRIES: usize = 10_000;
 struct RawEntry {
     path: String,
     topic: String,
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
-/// A value that was understood: the tails to run, and the entries refused by the allowlist.
+/// A value that was understood: what to tail, and the entries refused by the allowlist.
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
-    pub tails: BTreeSet<TailSpec>,
+    pub tails: BTreeSet<Selector>,
     pub refused: Vec<String>,
 }
 
@@ -49,15 +53,26 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
         if e.path.is_empty() {
             return Err(format!("entry {i}: empty path"));
         }
-        check_path_text(&e.path).map_err(|m| format!("entry {i}: path {m}"))?;
+        check_path_text(&e.path).and_then(|()| check_glob(&e.path)).map_err(|m| format!("entry {i}: path {m}"))?;
         if !e.path.starts_with('/') {
             return Err(format!("entry {i}: path {:?} is not absolute", e.path));
         }
         check_topic(&e.topic).map_err(|m| format!("entry {i}: topic {m}"))?;
-        let path = PathBuf::from(&e.path);
-        match allowed_path(&path, allowed) {
+        let mut exclude = Vec::new();
+        for (j, ex) in e.exclude.iter().enumerate() {
+            if ex.contains('/') && !ex.starts_with('/') {
+                return Err(format!("entry {i}: exclude[{j}] {ex:?} has a '/' but is not absolute"));
+            }
+            exclude.push(check_exclude(ex, Path::new("/")).map_err(|m| format!("entry {i}: exclude[{j}] {m}"))?);
+        }
+        exclude.sort();
+        exclude.dedup();
+        let sel = Selector { pattern: PathBuf::from(&e.path), topic: e.topic.clone(), exclude };
+        // A glob is checked by its fixed directory here, and each file it matches when found.
+        let checked = if sel.is_glob() { literal_prefix(&sel.pattern) } else { sel.pattern.clone() };
+        match allowed_path(&checked, allowed) {
             Ok(()) => {
-                out.tails.insert(TailSpec::new(path, &e.topic));
+                out.tails.insert(sel);
             }
             Err(why) => out.refused.push(format!("{}: {why}", e.path)),
         }
@@ -193,5 +208,27 @@ mod tests {
         assert!(allowed_path(&root.join("logs2/a.log"), &a).is_err());
         let glob = allow(&[root.join("l*s").to_str().unwrap()]);
         assert!(allowed_path(&logs.join("a.log"), &glob).is_ok());
+    }
+
+    #[test]
+    fn glob_paths_and_excludes() {
+        let a = allow(&["/var/log"]);
+        let p =
+            parse(br#"[{"path":"/var/log/app/*.log","topic":"t","exclude":["*.gz","/var/log/app/x*"]}]"#, &a).unwrap();
+        let s = p.tails.iter().next().unwrap();
+        assert!(s.is_glob());
+        assert_eq!(s.exclude, vec!["*.gz", "/var/log/app/x*"]);
+        assert!(p.refused.is_empty());
+        // The glob's fixed directory must be allowed.
+        let p = parse(br#"[{"path":"/etc/*","topic":"t"}]"#, &a).unwrap();
+        assert!(p.tails.is_empty() && p.refused.len() == 1);
+        for (v, needle) in [
+            (&br#"[{"path":"/var/log/[x","topic":"t"}]"#[..], "glob"),
+            (br#"[{"path":"/var/log/a","topic":"t","exclude":["rel/x"]}]"#, "not absolute"),
+            (br#"[{"path":"/var/log/a","topic":"t","exclude":"*.gz"}]"#, "not a JSON array"),
+        ] {
+            let err = parse(v, &a).unwrap_err();
+            assert!(err.contains(needle), "{:?}: {err}", String::from_utf8_lossy(v));
+        }
     }
 }

@@ -1,0 +1,265 @@
+//! The file discoverer: selectors (paths and glob patterns) expanded into the files they name.
+//!
+//! Exists so that "which files does `/var/log/app/*.log` mean right now" is one plain function,
+//! separate from the threads that act on the answer (Vector's paths provider plays this part). A
+//! literal path always names its file, present or not (its tail waits for it). A glob names the
+//! regular files that match it now, less those an `exclude` pattern matches, compressed rotated
+//! files (`.gz`, `.xz`, ...), files older than `ignore_older` that no tail has open yet, and, for
+//! sources from etcd, files outside `etcd_allowed_paths` (a glob could reach through a symlink).
+//! The file server calls it on every rescan: at start, when a watched directory gains or loses a
+//! file, and every `scan_frequency`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use glob::{MatchOptions, Pattern};
+
+use crate::desired::{Selector, TailSpec};
+
+/// `*` and `?` stay within one path component; `**` crosses directories; a leading dot needs no
+/// literal `.` (as in shells with dotglob).
+pub const MATCH: MatchOptions =
+    MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
+
+/// Files one glob may name; more are left out with a problem reported.
+pub const MAX_FILES_PER_GLOB: usize = 10_000;
+
+/// One selector to expand, with what its source adds.
+pub struct Input<'a> {
+    pub selector: &'a Selector,
+    /// For sources from etcd: the allowlist every matched file must fall under.
+    pub allowed: Option<&'a [String]>,
+    /// The selector was expanded before: a file it finds now that no tail has is new since then.
+    pub scanned_before: bool,
+}
+
+/// What a scan found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Found {
+    pub tails: BTreeSet<TailSpec>,
+    /// Of `tails`: files that appeared after their glob was first scanned; they are read from
+    /// their first byte whatever `start_position` says (nothing written to them is skipped).
+    pub appeared: BTreeSet<TailSpec>,
+    /// Files left out because they were not modified for `ignore_older`.
+    pub old: Vec<TailSpec>,
+    /// Problems worth a log line, each naming the pattern or the file.
+    pub problems: Vec<String>,
+}
+
+/// Checks a pattern (and its excludes) before anything uses it: `Err` names what is wrong.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    Pattern::new(pattern).map(|_| ()).map_err(|e| format!("{pattern:?} is not a valid glob pattern: {e}"))
+}
+
+/// Expands every input. `running` tells whether a tail has the file already (such a file is
+/// never left out for its age).
+pub fn expand<'a>(
+    inputs: impl IntoIterator<Item = Input<'a>>,
+    running: impl Fn(&TailSpec) -> bool,
+    ignore_older: Option<Duration>,
+    now: SystemTime,
+) -> Found {
+    let mut found = Found::default();
+    for input in inputs {
+        let sel = input.selector;
+        let paths = if sel.is_glob() { matches(sel, &mut found.problems) } else { vec![sel.pattern.clone()] };
+        for path in paths {
+            let spec = TailSpec::new(path, &sel.topic);
+            if found.tails.contains(&spec) {
+                continue;
+            }
+            if sel.is_glob() {
+                if let Some(Err(why)) = input.allowed.map(|a| crate::etcd::value::allowed_path(&spec.path, a)) {
+                    found.problems.push(format!(
+                        "{}: matched by {}, {why}",
+                        spec.path.display(),
+                        sel.pattern.display()
+                    ));
+                    continue;
+                }
+            }
+            if let Some(limit) = ignore_older {
+                if !running(&spec) && older_than(&spec.path, limit, now) {
+                    found.old.push(spec);
+                    continue;
+                }
+            }
+            if sel.is_glob() && input.scanned_before && !running(&spec) {
+                found.appeared.insert(spec.clone());
+            }
+            found.tails.insert(spec);
+        }
+    }
+    // A file found by one selector as new and by another as old news is not new.
+    found.old.retain(|s| !found.tails.contains(s));
+    found
+}
+
+/// The regular files a glob selector matches now, sorted, excludes and compressed files left out.
+fn matches(sel: &Selector, problems: &mut Vec<String>) -> Vec<PathBuf> {
+    let text = sel.pattern.to_string_lossy();
+    let walk = match glob::glob_with(&text, MATCH) {
+        Ok(w) => w,
+        Err(e) => {
+            problems.push(format!("{text:?} is not a valid glob pattern: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for entry in walk {
+        match entry {
+            Ok(path) => {
+                if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) || compressed(&path) || excluded(sel, &path) {
+                    continue;
+                }
+                if out.len() == MAX_FILES_PER_GLOB {
+                    problems.push(format!("{text}: more than {MAX_FILES_PER_GLOB} files match; the rest are left out"));
+                    break;
+                }
+                out.push(path);
+            }
+            Err(e) => problems.push(format!("{text}: cannot read {}: {}", e.path().display(), e.error())),
+        }
+    }
+    out
+}
+
+/// Whether one of the selector's exclude patterns matches `path` (a pattern with a `/` the whole
+/// path, one without the file name).
+pub fn excluded(sel: &Selector, path: &Path) -> bool {
+    let name = path.file_name().map(Path::new).unwrap_or(path);
+    sel.exclude.iter().any(|ex| {
+        let Ok(p) = Pattern::new(ex) else { return false };
+        if ex.contains('/') {
+            p.matches_path_with(path, MATCH)
+        } else {
+            p.matches_path_with(name, MATCH)
+        }
+    })
+}
+
+/// Whether the glob selector `sel` names `path` (whether or not the file exists now).
+pub fn covers(sel: &Selector, path: &Path) -> bool {
+    sel.is_glob()
+        && Pattern::new(&sel.pattern.to_string_lossy()).is_ok_and(|p| p.matches_path_with(path, MATCH))
+        && !excluded(sel, path)
+        && !compressed(path)
+}
+
+/// Rotated copies that are compressed are not logs to ship.
+pub fn compressed(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"].iter().any(|ext| name.ends_with(ext))
+}
+
+fn older_than(path: &Path, limit: Duration, now: SystemTime) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|mtime| now.duration_since(mtime).is_ok_and(|age| age > limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(pattern: &Path, exclude: &[&str]) -> Selector {
+        Selector {
+            pattern: pattern.to_path_buf(),
+            topic: "t".into(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+    fn input(s: &Selector) -> Input<'_> {
+        Input { selector: s, allowed: None, scanned_before: false }
+    }
+    fn names(found: &BTreeSet<TailSpec>) -> Vec<String> {
+        found.iter().map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn glob_excludes_directories_and_compressed_files() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["a.log", "b.log", "c.txt", "debug.log", "old.log.gz", ".hidden.log"] {
+            std::fs::write(d.path().join(f), b"x\n").unwrap();
+        }
+        std::fs::create_dir(d.path().join("dir.log")).unwrap();
+        let s = sel(&d.path().join("*.log*"), &["debug.*"]);
+        let f = expand([input(&s)], |_| false, None, SystemTime::now());
+        assert_eq!(names(&f.tails), vec![".hidden.log", "a.log", "b.log"]);
+        assert!(f.problems.is_empty(), "{:?}", f.problems);
+        // An exclude with a slash is matched against the whole path.
+        let s = sel(&d.path().join("*.log"), &[&format!("{}/a.*", d.path().display())]);
+        assert_eq!(
+            names(&expand([input(&s)], |_| false, None, SystemTime::now()).tails),
+            vec![".hidden.log", "b.log", "debug.log"]
+        );
+    }
+
+    #[test]
+    fn double_star_crosses_directories_and_literal_paths_always_count() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("x/y")).unwrap();
+        std::fs::write(d.path().join("top.log"), b"").unwrap();
+        std::fs::write(d.path().join("x/y/deep.log"), b"").unwrap();
+        let s = sel(&d.path().join("**/*.log"), &[]);
+        assert_eq!(names(&expand([input(&s)], |_| false, None, SystemTime::now()).tails), vec!["top.log", "deep.log"]);
+        let missing = Selector::file(d.path().join("not-yet.log"), "t");
+        assert_eq!(expand([input(&missing)], |_| false, None, SystemTime::now()).tails.len(), 1);
+    }
+
+    #[test]
+    fn ignore_older_skips_quiet_files_unless_running() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.log"), b"").unwrap();
+        let s = sel(&d.path().join("*.log"), &[]);
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let f = expand([input(&s)], |_| false, Some(Duration::from_secs(60)), later);
+        assert!(f.tails.is_empty());
+        assert_eq!(names(&f.old.iter().cloned().collect()), vec!["a.log"]);
+        let f = expand([input(&s)], |_| true, Some(Duration::from_secs(60)), later);
+        assert_eq!(names(&f.tails), vec!["a.log"], "a running tail is kept");
+    }
+
+    #[test]
+    fn files_found_on_a_later_scan_have_appeared() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.log"), b"").unwrap();
+        let s = sel(&d.path().join("*.log"), &[]);
+        let again = Input { selector: &s, allowed: None, scanned_before: true };
+        let f = expand([again], |_| false, None, SystemTime::now());
+        assert_eq!(names(&f.appeared), vec!["a.log"]);
+    }
+
+    #[test]
+    fn allowlist_applies_to_every_match() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("logs")).unwrap();
+        std::fs::create_dir(root.join("secret")).unwrap();
+        std::fs::write(root.join("secret/key"), b"").unwrap();
+        std::fs::write(root.join("logs/ok.log"), b"").unwrap();
+        std::os::unix::fs::symlink(root.join("secret/key"), root.join("logs/leak.log")).unwrap();
+        let s = sel(&root.join("logs/*.log"), &[]);
+        let allowed = vec![root.join("logs").to_string_lossy().into_owned()];
+        let f = expand(
+            [Input { selector: &s, allowed: Some(&allowed), scanned_before: false }],
+            |_| false,
+            None,
+            SystemTime::now(),
+        );
+        assert_eq!(names(&f.tails), vec!["ok.log"]);
+        assert!(f.problems[0].contains("leak.log") && f.problems[0].contains("etcd_allowed_paths"), "{:?}", f.problems);
+    }
+
+    #[test]
+    fn covers_and_bad_patterns() {
+        let s = sel(Path::new("/l/*.log*"), &["*.bak"]);
+        assert!(covers(&s, Path::new("/l/a.log.1")));
+        assert!(!covers(&s, Path::new("/l/a.log.bak")));
+        assert!(!covers(&s, Path::new("/l/sub/a.log")));
+        assert!(!covers(&Selector::file("/l/a.log".into(), "t"), Path::new("/l/a.log")), "literal paths are not globs");
+        assert!(check_pattern("/l/[a-.log").is_err());
+        assert!(check_pattern("/l/**/*.log").is_ok());
+    }
+}
