@@ -220,7 +220,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = Waker::start();
         let (tx, rx) = crossbeam_channel::unbounded();
-        assert!(w.listen_dir(dir.path(), 0, Arc::new(move || drop(tx.send(())))));
+        assert!(w.listen_dir(
+            dir.path(),
+            0,
+            Arc::new(move || {
+                let _ = tx.send(());
+            })
+        ));
         std::fs::write(dir.path().join("new.log"), b"x\n").unwrap();
         assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok(), "listener called");
         w.unlisten_dir(dir.path(), 0);

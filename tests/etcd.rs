@@ -279,3 +279,32 @@ fn etcd_with_authentication() {
     assert_eq!(env.broker.lines("tb", 3, T), numbered("b", 0..3));
     assert_eq!(agent.terminate(), Some(0));
 }
+
+#[test]
+fn a_glob_from_etcd_with_an_exclude_follows_its_files() {
+    let env = setup(1, &["tg"]);
+    let logs = env.logs();
+    let (a, skip) = (logs.join("a.log"), logs.join("skip-me.log"));
+    append(&a, &numbered("a", 0..5));
+    append(&skip, &numbered("skip", 0..5));
+    let value = format!(r#"[{{"path":"{}/*.log","topic":"tg","exclude":["skip-*"]}}]"#, logs.display());
+    env.etcd.put_raw("kg", &value);
+    let mut agent = Agent::start(&env.config(&["kg"]));
+    assert_eq!(env.broker.lines("tg", 5, T), numbered("a", 0..5));
+    // A file created later is found and read from its first line; the excluded one never is.
+    let b = logs.join("b.log");
+    append(&b, &numbered("b", 0..5));
+    append(&skip, &numbered("skip", 5..10));
+    let got = env.broker.read("tg", 10, T);
+    let from_b: Vec<String> = got
+        .iter()
+        .filter(|m| m.key.as_deref() == Some(b.to_str().unwrap().as_bytes()))
+        .map(|m| String::from_utf8_lossy(&m.value).into_owned())
+        .collect();
+    assert_eq!(from_b, numbered("b", 0..5));
+    assert_eq!(got.len(), 10, "nothing from the excluded file");
+    // The key deleted: every tail of the glob stops.
+    env.etcd.delete("kg");
+    assert_stopped(&env, &agent, &b, "tg", 10);
+    assert_eq!(agent.terminate(), Some(0));
+}

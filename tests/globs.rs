@@ -1,0 +1,231 @@
+//! Globs and many files (issue 4), against a real tansu broker and the real binary: files that
+//! appear after start, excludes, a rotated file matched by the same glob shipped once, descriptors
+//! freed (deleted files, close_inactive, max_open_files), ignore_older, 500 files from one glob.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(60);
+
+fn setup(topic: &str) -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic(topic);
+    (dir, broker)
+}
+
+/// config.yaml with one glob entry (and YAML `extra`).
+fn glob_config(dir: &Path, broker: &Broker, pattern: &Path, exclude: &[&str], extra: &str) -> std::path::PathBuf {
+    let ex: Vec<String> = exclude.iter().map(|e| format!("\"{e}\"")).collect();
+    let entry = format!(
+        "collectlogs:\n  - {{logpath: \"{}\", logtopic: t, exclude: [{}]}}\nscan_frequency: 500ms\n",
+        pattern.display(),
+        ex.join(", ")
+    );
+    let cfg = write_config(dir, &broker.addr(), &[], extra);
+    // write_config wrote `collectlogs: []`; put the glob entry in its place.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("collectlogs: []\n", &entry);
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// Messages grouped by key (the configured path of the file they came from), in topic order.
+fn by_file(msgs: &[Msg]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in msgs {
+        let key = String::from_utf8_lossy(m.key.as_deref().unwrap_or_default()).into_owned();
+        out.entry(key).or_default().push(String::from_utf8_lossy(&m.value).into_owned());
+    }
+    out
+}
+
+fn values(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter().map(|m| String::from_utf8_lossy(&m.value).into_owned()).collect()
+}
+
+/// The descriptors of process `pid` that point at `path` (deleted ones included).
+fn fds_on(pid: i32, path: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    rd.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().trim_end_matches(" (deleted)") == path.to_string_lossy())
+        .count()
+}
+
+#[test]
+fn a_glob_picks_up_files_created_after_start_and_skips_excluded_ones() {
+    let (dir, broker) = setup("t");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let a = logs.join("a.log");
+    append(&a, &numbered("a", 0..50));
+    // start_position: end (the default) applies to files there at start; files that appear later
+    // are new and read from their first line.
+    let cfg = glob_config(dir.path(), &broker, &logs.join("*.log"), &["debug-*"], "");
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("started at offset", T);
+    append(&a, &numbered("a", 50..60));
+    let (b, c, debug) = (logs.join("b.log"), logs.join("c.log"), logs.join("debug-x.log"));
+    append(&b, &numbered("b", 0..100));
+    append(&debug, &numbered("debug", 0..100));
+    append(&c, &numbered("c", 0..70));
+    append(&b, &numbered("b", 100..130));
+    std::fs::write(logs.join("notes.txt"), "not matched\n").unwrap();
+    let got = by_file(&broker.read("t", 10 + 130 + 70, T));
+    assert_eq!(got.get(a.to_str().unwrap()), Some(&numbered("a", 50..60)), "a: only what came after start");
+    assert_eq!(got.get(b.to_str().unwrap()), Some(&numbered("b", 0..130)));
+    assert_eq!(got.get(c.to_str().unwrap()), Some(&numbered("c", 0..70)));
+    assert_eq!(got.len(), 3, "nothing from the excluded file or notes.txt: {:?}", got.keys());
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn a_rotated_file_matched_by_the_same_glob_is_shipped_once() {
+    let (dir, broker) = setup("t");
+    let app = dir.path().join("app.log");
+    append(&app, &numbered("gen0", 0..100));
+    let cfg = glob_config(dir.path(), &broker, &dir.path().join("app.log*"), &[], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 100, T), numbered("gen0", 0..100));
+    // Rename rotation; the writer still holds the old file and writes to it after the rename.
+    let mut old = std::fs::OpenOptions::new().append(true).open(&app).unwrap();
+    std::fs::rename(&app, dir.path().join("app.log.1")).unwrap();
+    use std::io::Write;
+    for l in numbered("gen0", 100..150) {
+        writeln!(old, "{l}").unwrap();
+    }
+    append(&app, &numbered("gen1", 0..50));
+    let want_total = 200;
+    let got = values(&broker.read("t", want_total, T));
+    let old_lines: Vec<String> = got.iter().filter(|l| l.starts_with("gen0")).cloned().collect();
+    let new_lines: Vec<String> = got.iter().filter(|l| l.starts_with("gen1")).cloned().collect();
+    assert_eq!(old_lines, numbered("gen0", 0..150), "the rotated file: every line once, in order");
+    assert_eq!(new_lines, numbered("gen1", 0..50));
+    assert_eq!(got.len(), want_total, "no line twice");
+    // After a restart, identity (not the name) still decides: nothing is read again.
+    assert_eq!(agent.terminate(), Some(0));
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("started at offset", T);
+    append(&app, &numbered("gen1", 50..60));
+    let got = values(&broker.read("t", want_total + 10, T));
+    assert_eq!(got.len(), want_total + 10, "nothing sent again after the restart");
+    assert_eq!(got[want_total..], numbered("gen1", 50..60)[..]);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn a_deleted_file_and_an_idle_file_give_their_descriptors_back() {
+    let (dir, broker) = setup("t");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let (gone, idle) = (logs.join("gone.log"), logs.join("idle.log"));
+    append(&gone, &numbered("gone", 0..20));
+    append(&idle, &numbered("idle", 0..20));
+    let cfg =
+        glob_config(dir.path(), &broker, &logs.join("*.log"), &[], "start_position: beginning\nclose_inactive: 2s\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.read("t", 40, T).len(), 40);
+    let pid = agent.proc.pid();
+    assert_eq!(fds_on(pid, &gone), 1, "the file is open while it is tailed");
+    // Deleted: drained (rotate_wait 1s), then closed, so its disk space is freed.
+    std::fs::remove_file(&gone).unwrap();
+    wait_until(T, "the deleted file's descriptor to be closed", || fds_on(pid, &gone) == 0);
+    agent.wait_log("is gone from the glob and drained", T);
+    // Idle for close_inactive: closed, and opened again when it grows.
+    wait_until(T, "the idle file's descriptor to be closed", || fds_on(pid, &idle) == 0);
+    agent.wait_log("(close_inactive)", T);
+    append(&idle, &numbered("idle", 20..30));
+    let got = by_file(&broker.read("t", 50, T));
+    assert_eq!(got[idle.to_str().unwrap()], numbered("idle", 0..30), "reopened, nothing lost or doubled");
+    assert_eq!(got[gone.to_str().unwrap()], numbered("gone", 0..20));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn max_open_files_makes_files_wait_their_turn() {
+    let (dir, broker) = setup("t");
+    let files: Vec<_> = (0..6).map(|i| dir.path().join(format!("f{i}.log"))).collect();
+    for (i, f) in files.iter().enumerate() {
+        append(f, &numbered(&format!("f{i}"), 0..50));
+    }
+    let cfg = glob_config(
+        dir.path(),
+        &broker,
+        &dir.path().join("f*.log"),
+        &[],
+        "start_position: beginning\nmax_open_files: 2\nclose_inactive: 1s\n",
+    );
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("max_open_files (2) reached", T);
+    let got = by_file(&broker.read("t", 300, T));
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(got.get(f.to_str().unwrap()), Some(&numbered(&format!("f{i}"), 0..50)), "{}", f.display());
+    }
+    let pid = agent.proc.pid();
+    assert!(files.iter().map(|f| fds_on(pid, f)).sum::<usize>() <= 2, "never more than 2 open");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn ignore_older_skips_quiet_files_until_they_are_written_to() {
+    let (dir, broker) = setup("t");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let (old, fresh) = (logs.join("old.log"), logs.join("fresh.log"));
+    append(&old, &numbered("ancient", 0..30));
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(hour_ago).unwrap();
+    append(&fresh, &numbered("fresh", 0..10));
+    let cfg =
+        glob_config(dir.path(), &broker, &logs.join("*.log"), &[], "start_position: beginning\nignore_older: 10m\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T), numbered("fresh", 0..10), "the old file is left out");
+    // Written to again: only its new lines are shipped (it counts as read to where it was).
+    append(&old, &numbered("new", 0..5));
+    let got = by_file(&broker.read("t", 15, T));
+    assert_eq!(got[old.to_str().unwrap()], numbered("new", 0..5));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn a_glob_never_matches_the_agents_own_log() {
+    let (dir, broker) = setup("t");
+    let app = dir.path().join("app.log");
+    append(&app, &numbered("app", 0..10));
+    // The agent logs to dir/agent.log, which this glob matches too.
+    let cfg = glob_config(dir.path(), &broker, &dir.path().join("a*.log"), &[], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T), numbered("app", 0..10), "only app.log, not the agent's own log");
+    agent.wait_log("the agent's own log; left out", T);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn five_hundred_files_from_one_glob() {
+    let (dir, broker) = setup("t");
+    let logs = dir.path().join("many");
+    std::fs::create_dir(&logs).unwrap();
+    let n = 500;
+    for i in 0..n {
+        append(&logs.join(format!("s{i:03}.log")), &numbered(&format!("s{i:03}"), 0..20));
+    }
+    let cfg = glob_config(dir.path(), &broker, &logs.join("s*.log"), &[], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    // Half of them get more lines while the agent runs.
+    for i in (0..n).step_by(2) {
+        append(&logs.join(format!("s{i:03}.log")), &numbered(&format!("s{i:03}"), 20..25));
+    }
+    let want = n * 20 + (n / 2) * 5;
+    let got = by_file(&broker.read("t", want, Duration::from_secs(120)));
+    assert_eq!(got.len(), n, "every file shipped");
+    for i in 0..n {
+        let path = logs.join(format!("s{i:03}.log"));
+        let end = if i % 2 == 0 { 25 } else { 20 };
+        assert_eq!(got[path.to_str().unwrap()], numbered(&format!("s{i:03}"), 0..end), "{}", path.display());
+    }
+    assert_eq!(agent.terminate(), Some(0));
+}
