@@ -661,7 +661,9 @@ impl TailState {
             Ok(meta) if FileId::of(&meta) != r.id => {
                 // Renamed away (or deleted) and a new file took the path: keep draining the old
                 // one, read the new one from its start.
-                let old = self.current.take().expect("current reader");
+                let mut old = self.current.take().expect("current reader");
+                // Its rotate_wait starts now, not when it last went quiet as the current file.
+                old.idle_since = None;
                 log::info!(
                     "{}: rotated (the path now names another file); draining the old file for up to {:?}",
                     self.path_text,
@@ -713,7 +715,8 @@ impl TailState {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 log::info!("{}: removed or renamed away; draining it and waiting for a new file", self.path_text);
                 self.stats.rotations.fetch_add(1, Ordering::Relaxed);
-                let old = self.current.take().expect("current reader");
+                let mut old = self.current.take().expect("current reader");
+                old.idle_since = None;
                 self.draining.push(old);
                 Ok(true)
             }
@@ -732,7 +735,9 @@ impl TailState {
         let id = FileId::of(&meta);
         // The same file came back under the path (renamed back): it is current again.
         if let Some(i) = self.draining.iter().position(|r| r.id == id) {
-            self.current = Some(self.draining.remove(i));
+            let mut r = self.draining.remove(i);
+            r.idle_since = None;
+            self.current = Some(r);
             return true;
         }
         self.clear_problem();

@@ -106,6 +106,8 @@ fn a_rotated_file_matched_by_the_same_glob_is_shipped_once() {
     assert_eq!(old_lines, numbered("gen0", 0..150), "the rotated file: every line once, in order");
     assert_eq!(new_lines, numbered("gen1", 0..50));
     assert_eq!(got.len(), want_total, "no line twice");
+    // The tail of app.log.1 waited for the tail of app.log to finish the file: one reader.
+    agent.wait_log("is being read by tail", T);
     // After a restart, identity (not the name) still decides: nothing is read again.
     assert_eq!(agent.terminate(), Some(0));
     let mut agent = Agent::start(&cfg);
