@@ -231,3 +231,30 @@ fn five_hundred_files_from_one_glob() {
     }
     assert_eq!(agent.terminate(), Some(0));
 }
+
+#[test]
+fn a_file_closed_for_inactivity_then_rotated_loses_nothing() {
+    let (dir, broker) = setup("t");
+    let app = dir.path().join("app.log");
+    append(&app, &numbered("old", 0..10));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&app, "t")], "start_position: beginning\nclose_inactive: 1s\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T), numbered("old", 0..10));
+    agent.wait_log("(close_inactive)", T);
+    // logrotate at midnight: the quiet file is renamed; its writer still adds a few lines to it
+    // before reopening, then writes to a new file.
+    let mut old = std::fs::OpenOptions::new().append(true).open(&app).unwrap();
+    std::fs::rename(&app, dir.path().join("app.log.1")).unwrap();
+    use std::io::Write;
+    for l in numbered("old", 10..15) {
+        writeln!(old, "{l}").unwrap();
+    }
+    append(&app, &numbered("new", 0..5));
+    let got = broker.lines("t", 20, T);
+    let olds: Vec<String> = got.iter().filter(|l| l.starts_with("old")).cloned().collect();
+    let news: Vec<String> = got.iter().filter(|l| l.starts_with("new")).cloned().collect();
+    assert_eq!(olds, numbered("old", 0..15), "late lines of the closed, rotated file");
+    assert_eq!(news, numbered("new", 0..5));
+    assert_eq!(got.len(), 20);
+    assert_eq!(agent.terminate(), Some(0));
+}
