@@ -21,8 +21,9 @@ start)
     fi
     if port_open "$port"; then echo "broker: port $port is taken by another process" >&2; exit 1; fi
     url="tcp://127.0.0.1:$port"
-    (cd "$run_dir" && nohup tansu broker --listener-url "$url" --advertised-listener-url "$url" \
-        --storage-engine "${TANSU_STORAGE:-memory://tansu/}" >"tansu-$port.log" 2>&1 & echo $! >"tansu-$port.pid")
+    # The pid file is written inside the subshell that changed directory (run_dir may be relative).
+    (cd "$run_dir" && { nohup tansu broker --listener-url "$url" --advertised-listener-url "$url" \
+        --storage-engine "${TANSU_STORAGE:-memory://tansu/}" >"tansu-$port.log" 2>&1 & echo $! >"tansu-$port.pid"; })
     for _ in $(seq 1 150); do
         if port_open "$port"; then echo "broker: listening on 127.0.0.1:$port (pid $(cat "$pidf"))"; exit 0; fi
         sleep 0.2
