@@ -271,11 +271,14 @@ pub struct Flags<'a> {
 }
 
 /// The tail thread's loop: read what is new, send it, wait a little when there is nothing.
-pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &Doorbell) {
+/// Before it sleeps, the tail arms a one-shot watch on its file and looks once more.
+pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &Arc<Doorbell>) {
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
     let stop = flags.stop;
     let mut idle = FIRST_IDLE;
     let mut read_data = false;
+    // Armed since the last read; and whether the next write will ring the bell.
+    let (mut armed, mut content_covered) = (false, false);
     while !stop.load(Ordering::SeqCst) {
         if flags.retire.load(Ordering::SeqCst) && st.started && st.current.is_none() && st.draining.is_empty() {
             log::info!("tail {}: its file is gone from the glob and drained", st.spec);
@@ -285,6 +288,7 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &D
             Ok(true) => {
                 idle = FIRST_IDLE;
                 read_data = true;
+                armed = false;
             }
             Ok(false) if read_data => {
                 // Caught up after reading: let the next writes gather, whatever rings meanwhile.
@@ -293,16 +297,23 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &D
                     std::thread::sleep(ctx.settings.batch_wait);
                 }
             }
+            Ok(false) if !armed => {
+                // About to sleep: the next write to the file rings the bell. A write between the
+                // last read and the arming has no event, so look once more first.
+                armed = true;
+                content_covered = st.current.is_none() || ctx.waker.arm(&st.spec.path, st.owner, bell);
+            }
             Ok(false) => {
                 bell.wait(idle);
+                armed = false;
                 // Rotated files being drained have names the waker does not know, and a file
                 // waiting for a claim or a descriptor changes without an event: poll them.
-                let ceiling =
-                    if flags.notified.load(Ordering::Relaxed) && st.draining.is_empty() && st.waiting.is_none() {
-                        ctx.settings.poll_interval.max(NOTIFIED_IDLE)
-                    } else {
-                        ctx.settings.poll_interval
-                    };
+                let covered = flags.notified.load(Ordering::Relaxed) && content_covered;
+                let ceiling = if covered && st.draining.is_empty() && st.waiting.is_none() {
+                    ctx.settings.poll_interval.max(NOTIFIED_IDLE)
+                } else {
+                    ctx.settings.poll_interval
+                };
                 idle = (idle * 2).min(ceiling);
             }
             Err(Stopped) => break,

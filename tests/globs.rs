@@ -237,7 +237,8 @@ fn a_file_closed_for_inactivity_then_rotated_loses_nothing() {
     let (dir, broker) = setup("t");
     let app = dir.path().join("app.log");
     append(&app, &numbered("old", 0..10));
-    let cfg = write_config(dir.path(), &broker.addr(), &[(&app, "t")], "start_position: beginning\nclose_inactive: 1s\n");
+    let cfg =
+        write_config(dir.path(), &broker.addr(), &[(&app, "t")], "start_position: beginning\nclose_inactive: 1s\n");
     let mut agent = Agent::start(&cfg);
     assert_eq!(broker.lines("t", 10, T), numbered("old", 0..10));
     agent.wait_log("(close_inactive)", T);
