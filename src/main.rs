@@ -135,6 +135,7 @@ fn run_agent(path: &std::path::Path) -> ExitCode {
 
     let (supervisor, _supervisor_thread) = Supervisor::start();
     supervisor.spawn("kafka-sender", sink.sender_worker());
+    supervisor.spawn("kafka-poll", sink.poll_worker());
     let (events_tx, events_rx) = unbounded::<Event>();
     // Dropped at shutdown: the checkpointer and metrics threads see it disconnect.
     let (stop_tx, stop_rx) = bounded::<()>(0);

@@ -389,7 +389,10 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
             Err(RecvTimeoutError::Disconnected) => return,
         }
         st.reap_retired();
-        if st.scans.last.elapsed() >= st.config.scan_frequency {
+        // Literal paths need no periodic scan (their tails wait for their files), unless a
+        // file left out by ignore_older may have been written to since.
+        let needs_scans = st.config.ignore_older.is_some() || st.desired.iter().any(|(_, s)| s.is_glob());
+        if needs_scans && st.scans.last.elapsed() >= st.config.scan_frequency {
             let every = format!("scan_frequency ({:?})", st.config.scan_frequency);
             st.scan(&every, false);
         }
