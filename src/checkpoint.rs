@@ -192,6 +192,30 @@ impl Checkpoints {
         }
     }
 
+    /// Where to start in `file` (at `path`, never read for `topic`) if it is a copy of a file that
+    /// was: a name that extends that file's name in the same directory (`app.log.1` beside
+    /// `app.log`: what copytruncate leaves) and the same first bytes. The copy holds the same
+    /// bytes at the same offsets, so it is read from where that file's reading got to (sent, for
+    /// a file open now; acknowledged, for a saved one). None when it is no such copy.
+    pub fn copy_of(&self, topic: &str, path: &Path, file: &File) -> Option<u64> {
+        let (dir, name) = (path.parent()?, path.file_name()?.to_string_lossy().into_owned());
+        let is_original = |orig: &str| {
+            let orig = Path::new(orig);
+            let orig_name = orig.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            orig.parent() == Some(dir) && name.len() > orig_name.len() && name.starts_with(&orig_name)
+        };
+        let size = file.metadata().ok()?.len();
+        let st = self.lock();
+        let live = st
+            .live
+            .iter()
+            .filter(|((t, _), l)| t == topic && is_original(&l.path))
+            .map(|(_, l)| (l.fp, l.tracker.sent()));
+        let saved =
+            st.saved.values().filter(|e| e.topic == topic && is_original(&e.path)).map(|e| (e.fingerprint(), e.offset));
+        live.chain(saved).find(|(fp, _)| fp.len > 0 && fp.matches(file)).map(|(_, offset)| offset.min(size))
+    }
+
     /// Saved entries of other files read under `path` for `topic`: rotated-away files.
     pub fn history(&self, path: &str, topic: &str, except: Option<FileId>) -> Vec<Entry> {
         let st = self.lock();
@@ -530,6 +554,26 @@ mod tests {
         }
         assert!(cp.track("t", id, "/x/a.log.1", Fingerprint::of_file(&f).unwrap(), t.clone(), 2));
         t.ack(s);
+    }
+
+    #[test]
+    fn a_copy_beside_a_known_file_starts_where_its_reading_got_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, _, _) = tracked(&cp, dir.path(), "app.log", b"one\ntwo\nthree\n");
+        t.register(8);
+        // copytruncate's copy: same bytes, a name that extends the original's.
+        let copy = dir.path().join("app.log.1");
+        std::fs::write(&copy, b"one\ntwo\nthree\n").unwrap();
+        assert_eq!(cp.copy_of("t", &copy, &File::open(&copy).unwrap()), Some(8));
+        assert_eq!(cp.copy_of("other", &copy, &File::open(&copy).unwrap()), None, "per topic");
+        // Other bytes, or a name that does not extend the original's: not a copy.
+        let other = dir.path().join("app.log.2");
+        std::fs::write(&other, b"ONE\ntwo\nthree\n").unwrap();
+        assert_eq!(cp.copy_of("t", &other, &File::open(&other).unwrap()), None);
+        let unrelated = dir.path().join("zapp.log");
+        std::fs::write(&unrelated, b"one\ntwo\nthree\n").unwrap();
+        assert_eq!(cp.copy_of("t", &unrelated, &File::open(&unrelated).unwrap()), None);
     }
 
     #[test]

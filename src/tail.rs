@@ -426,7 +426,17 @@ impl TailState {
                 self.drain_copy(ctx, fp, offset, id, None);
                 (0, None)
             }
-            Known::Unknown => (unknown, None),
+            Known::Unknown => match ctx.checkpoints.copy_of(&self.spec.topic, &self.spec.path, file) {
+                Some(offset) => {
+                    log::info!(
+                        "tail {}: the file begins as a file already read beside it (a copy left by copytruncate); \
+                         starting at offset {offset}, where that reading got to",
+                        self.spec
+                    );
+                    (offset, None)
+                }
+                None => (unknown, None),
+            },
         })
     }
 

@@ -12,11 +12,28 @@ use common::*;
 
 const T: Duration = Duration::from_secs(60);
 
-fn setup(topic: &str) -> (tempfile::TempDir, Broker) {
+/// A temp dir with a broker and a topic, and `logs/` in it (away from the agent's own logs).
+fn setup(topic: &str) -> (tempfile::TempDir, Broker, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
     broker.create_topic(topic);
-    (dir, broker)
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    (dir, broker, logs)
+}
+
+/// Rename rotation as a real writer does it: `path` is renamed to `path.1`, the writer still
+/// holding the old file adds `late` to it, then writes `new` to a new file at `path`.
+fn rotate_with_late_writes(path: &Path, late: &[String], new: &[String]) {
+    use std::io::Write;
+    let mut old = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(".1");
+    std::fs::rename(path, rotated).unwrap();
+    for l in late {
+        writeln!(old, "{l}").unwrap();
+    }
+    append(path, new);
 }
 
 /// config.yaml with one glob entry (and YAML `extra`).
@@ -58,9 +75,7 @@ fn fds_on(pid: i32, path: &Path) -> usize {
 
 #[test]
 fn a_glob_picks_up_files_created_after_start_and_skips_excluded_ones() {
-    let (dir, broker) = setup("t");
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let (dir, broker, logs) = setup("t");
     let a = logs.join("a.log");
     append(&a, &numbered("a", 0..50));
     // start_position: end (the default) applies to files there at start; files that appear later
@@ -85,20 +100,13 @@ fn a_glob_picks_up_files_created_after_start_and_skips_excluded_ones() {
 
 #[test]
 fn a_rotated_file_matched_by_the_same_glob_is_shipped_once() {
-    let (dir, broker) = setup("t");
+    let (dir, broker, _) = setup("t");
     let app = dir.path().join("app.log");
     append(&app, &numbered("gen0", 0..100));
     let cfg = glob_config(dir.path(), &broker, &dir.path().join("app.log*"), &[], "start_position: beginning\n");
     let mut agent = Agent::start(&cfg);
     assert_eq!(broker.lines("t", 100, T), numbered("gen0", 0..100));
-    // Rename rotation; the writer still holds the old file and writes to it after the rename.
-    let mut old = std::fs::OpenOptions::new().append(true).open(&app).unwrap();
-    std::fs::rename(&app, dir.path().join("app.log.1")).unwrap();
-    use std::io::Write;
-    for l in numbered("gen0", 100..150) {
-        writeln!(old, "{l}").unwrap();
-    }
-    append(&app, &numbered("gen1", 0..50));
+    rotate_with_late_writes(&app, &numbered("gen0", 100..150), &numbered("gen1", 0..50));
     let want_total = 200;
     let got = values(&broker.read("t", want_total, T));
     let old_lines: Vec<String> = got.iter().filter(|l| l.starts_with("gen0")).cloned().collect();
@@ -120,10 +128,35 @@ fn a_rotated_file_matched_by_the_same_glob_is_shipped_once() {
 }
 
 #[test]
+fn a_copytruncate_copy_matched_by_the_same_glob_is_not_shipped_again() {
+    let (dir, broker, _) = setup("t");
+    let app = dir.path().join("app.log");
+    append(&app, &numbered("gen0", 0..100));
+    let cfg = glob_config(dir.path(), &broker, &dir.path().join("app.log*"), &[], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 100, T), numbered("gen0", 0..100));
+    // copytruncate: the copy is a new file (another inode) holding the same bytes.
+    let copy = dir.path().join("app.log.1");
+    std::fs::copy(&app, &copy).unwrap();
+    // The glob finds the copy before the truncation (the other order is the claim's case).
+    agent.wait_log(&format!("tail {} -> t started at offset", copy.display()), T);
+    agent.wait_log("a copy left by copytruncate", T);
+    std::fs::OpenOptions::new().write(true).open(&app).unwrap().set_len(0).unwrap();
+    append(&app, &numbered("gen1", 0..50));
+    let got = values(&broker.read("t", 150, T));
+    assert_eq!(got.len(), 150, "the copy's lines are not shipped again");
+    assert_eq!(got[..100], numbered("gen0", 0..100)[..]);
+    assert_eq!(got[100..], numbered("gen1", 0..50)[..]);
+    // Lines a writer adds to the copy later are new, and shipped.
+    append(&copy, &numbered("late", 0..3));
+    let got = values(&broker.read("t", 153, T));
+    assert_eq!(got[150..], numbered("late", 0..3)[..]);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
 fn a_deleted_file_and_an_idle_file_give_their_descriptors_back() {
-    let (dir, broker) = setup("t");
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let (dir, broker, logs) = setup("t");
     let (gone, idle) = (logs.join("gone.log"), logs.join("idle.log"));
     append(&gone, &numbered("gone", 0..20));
     append(&idle, &numbered("idle", 0..20));
@@ -149,7 +182,7 @@ fn a_deleted_file_and_an_idle_file_give_their_descriptors_back() {
 
 #[test]
 fn max_open_files_makes_files_wait_their_turn() {
-    let (dir, broker) = setup("t");
+    let (dir, broker, _) = setup("t");
     let files: Vec<_> = (0..6).map(|i| dir.path().join(format!("f{i}.log"))).collect();
     for (i, f) in files.iter().enumerate() {
         append(f, &numbered(&format!("f{i}"), 0..50));
@@ -174,9 +207,7 @@ fn max_open_files_makes_files_wait_their_turn() {
 
 #[test]
 fn ignore_older_skips_quiet_files_until_they_are_written_to() {
-    let (dir, broker) = setup("t");
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
+    let (dir, broker, logs) = setup("t");
     let (old, fresh) = (logs.join("old.log"), logs.join("fresh.log"));
     append(&old, &numbered("ancient", 0..30));
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
@@ -195,7 +226,7 @@ fn ignore_older_skips_quiet_files_until_they_are_written_to() {
 
 #[test]
 fn a_glob_never_matches_the_agents_own_log() {
-    let (dir, broker) = setup("t");
+    let (dir, broker, _) = setup("t");
     let app = dir.path().join("app.log");
     append(&app, &numbered("app", 0..10));
     // The agent logs to dir/agent.log, which this glob matches too.
@@ -208,9 +239,7 @@ fn a_glob_never_matches_the_agents_own_log() {
 
 #[test]
 fn five_hundred_files_from_one_glob() {
-    let (dir, broker) = setup("t");
-    let logs = dir.path().join("many");
-    std::fs::create_dir(&logs).unwrap();
+    let (dir, broker, logs) = setup("t");
     let n = 500;
     for i in 0..n {
         append(&logs.join(format!("s{i:03}.log")), &numbered(&format!("s{i:03}"), 0..20));
@@ -234,7 +263,7 @@ fn five_hundred_files_from_one_glob() {
 
 #[test]
 fn a_file_closed_for_inactivity_then_rotated_loses_nothing() {
-    let (dir, broker) = setup("t");
+    let (dir, broker, _) = setup("t");
     let app = dir.path().join("app.log");
     append(&app, &numbered("old", 0..10));
     let cfg =
@@ -244,13 +273,7 @@ fn a_file_closed_for_inactivity_then_rotated_loses_nothing() {
     agent.wait_log("(close_inactive)", T);
     // logrotate at midnight: the quiet file is renamed; its writer still adds a few lines to it
     // before reopening, then writes to a new file.
-    let mut old = std::fs::OpenOptions::new().append(true).open(&app).unwrap();
-    std::fs::rename(&app, dir.path().join("app.log.1")).unwrap();
-    use std::io::Write;
-    for l in numbered("old", 10..15) {
-        writeln!(old, "{l}").unwrap();
-    }
-    append(&app, &numbered("new", 0..5));
+    rotate_with_late_writes(&app, &numbered("old", 10..15), &numbered("new", 0..5));
     let got = broker.lines("t", 20, T);
     let olds: Vec<String> = got.iter().filter(|l| l.starts_with("old")).cloned().collect();
     let news: Vec<String> = got.iter().filter(|l| l.starts_with("new")).cloned().collect();
