@@ -133,7 +133,8 @@ fn producer_config(broker: &str) -> ClientConfig {
         .set("message.timeout.ms", "0")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "100000")
-        .set("queue.buffering.max.kbytes", "65536");
+        .set("queue.buffering.max.kbytes", "65536")
+        .set("enable.sparse.connections", "false");
     c
 }
 
@@ -262,17 +263,38 @@ fn consumer(broker: &str, topic: &str) -> BaseConsumer {
 }
 
 /// Reads `topic` until `n` messages arrived; calls `each` with each payload.
-fn read_n(broker: &str, topic: &str, n: usize, limit: Duration, mut each: impl FnMut(&[u8])) -> usize {
-    let c = consumer(broker, topic);
-    let end = Instant::now() + limit;
-    let mut got = 0;
-    while got < n && Instant::now() < end {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-            got += 1;
-            each(m.payload().unwrap_or_default());
-        }
+/// A reader of `n` lines of `topic`, started and connected before the clock starts (a consumer's
+/// first fetch of a new topic waits for retries of half a second, which would otherwise be
+/// counted, in steps, against whichever side it happened to hit). `join` gives the number of
+/// lines read and when the last one was.
+struct ReadyReader(std::thread::JoinHandle<(usize, Instant)>);
+
+impl ReadyReader {
+    fn start(broker: &str, topic: &str, n: usize, limit: Duration) -> ReadyReader {
+        let (broker, topic) = (broker.to_string(), topic.to_string());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let c = consumer(&broker, &topic);
+            let _ = c.fetch_watermarks(&topic, 0, Duration::from_secs(10));
+            let _ = c.poll(Duration::from_millis(100));
+            ready_tx.send(()).unwrap();
+            let end = Instant::now() + limit;
+            let (mut got, mut last) = (0, Instant::now());
+            while got < n && Instant::now() < end {
+                if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
+                    got += 1;
+                    last = Instant::now();
+                }
+            }
+            (got, last)
+        });
+        ready_rx.recv().expect("reader ready");
+        ReadyReader(h)
     }
-    got
+
+    fn join(self) -> (usize, Instant) {
+        self.0.join().unwrap()
+    }
 }
 
 impl Bench {
@@ -383,14 +405,15 @@ impl Bench {
         for run in 0..self.runs {
             // Baseline: the raw producer, from memory.
             let topic = self.topic("base");
+            let reader = ReadyReader::start(&self.addr(), &topic, n, Duration::from_secs(300));
             let start = Instant::now();
             let mut child = Command::new(std::env::current_exe().unwrap())
                 .args(["produce", &self.addr(), &topic])
                 .arg(&file)
                 .spawn()
                 .unwrap();
-            let got = read_n(&self.addr(), &topic, n, Duration::from_secs(300), |_| {});
-            let secs = start.elapsed().as_secs_f64();
+            let (got, last) = reader.join();
+            let secs = last.duration_since(start).as_secs_f64();
             let (cpu, rss) = reap(&mut child);
             assert_eq!(got, n, "baseline delivered every line");
             base.0.push(secs);
@@ -400,10 +423,11 @@ impl Bench {
             let topic = self.topic("lc");
             let d = self.run_dir(&format!("catchup{run}"));
             let cfg = self.config(&d, &[(file.clone(), topic.clone())], "start_position: beginning\n");
+            let reader = ReadyReader::start(&self.addr(), &topic, n, Duration::from_secs(300));
             let start = Instant::now();
             let mut child = self.spawn_agent(&cfg);
-            let got = read_n(&self.addr(), &topic, n, Duration::from_secs(300), |_| {});
-            let secs = start.elapsed().as_secs_f64();
+            let (got, last) = reader.join();
+            let secs = last.duration_since(start).as_secs_f64();
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let (cpu, rss) = reap(&mut child);
             assert_eq!(got, n, "logcatch delivered every line");

@@ -465,6 +465,10 @@ fn resolve_kafka(raw: Option<RawKafka>, problems: &mut Vec<String>) -> KafkaSett
     set("queue.buffering.max.kbytes", (DEFAULT_QUEUE_MAX_BYTES / 1024).to_string());
     set("message.max.bytes", (DEFAULT_MAX_LINE_BYTES + 64 * 1024).to_string());
     set("allow.auto.create.topics", "false".into());
+    // Connect to the brokers as soon as they are known: with lazy ("sparse") connections, the
+    // idempotent producer waits for its 500 ms timer to pick a broker for its producer id, and
+    // no line is sent for 0.5 to 1 s after every start (measured against tansu: 10 ms instead).
+    set("enable.sparse.connections", "false".into());
     if let Some(a) = &raw.acks {
         let v = a.to_property();
         match v.as_str() {
@@ -696,6 +700,7 @@ etcdconfig: ["localhost:2379", "localhost:3379"]
         assert_eq!(cfg.kafka.brokers, "127.0.0.1:9092,127.0.0.1:9093");
         assert_eq!(cfg.kafka.properties["acks"], "all");
         assert_eq!(cfg.kafka.properties["enable.idempotence"], "true");
+        assert_eq!(cfg.kafka.properties["enable.sparse.connections"], "false");
         assert_eq!(cfg.etcd.keys, vec!["collectlogkey1"]);
         assert_eq!(cfg.etcd.allowed_paths, vec!["/var/log"]);
         assert_eq!(cfg.data_dir, Path::new("/etc/logcatch/data"));

@@ -337,10 +337,14 @@ impl Drop for Pending {
     }
 }
 
-/// Hands a batch over; on `Stopped` its registrations are taken back.
-fn submit(ctx: &TailCtx, batch: Batch, stop: &AtomicBool) -> Result<(), Stopped> {
-    let Some(&(_, _, first)) = batch.lines.first() else { return Ok(()) };
-    let mut pending = Pending { tracker: batch.tracker.clone(), first, armed: true };
+/// Registers a batch whose last line ends at file offset `end` and hands it over; on `Stopped`
+/// (or a panic) the registration is taken back.
+fn submit(ctx: &TailCtx, mut batch: Batch, end: u64, stop: &AtomicBool) -> Result<(), Stopped> {
+    if batch.lines.is_empty() {
+        return Ok(());
+    }
+    batch.register(end);
+    let mut pending = Pending { tracker: batch.tracker.clone(), first: batch.seq, armed: true };
     ctx.sink.submit(batch, stop).map_err(|(stopped, _)| stopped)?;
     pending.armed = false;
     Ok(())
@@ -847,9 +851,9 @@ impl TailState {
                 Slot::Draining(i) => &mut self.draining[i],
             };
             let mut batch = Batch::new(topic.clone(), key.clone(), r.tracker.clone());
-            let (mut pos, mut scanned, mut split_lines, mut bytes) = (r.pos, r.scanned, 0u64, 0u64);
+            let (mut pos, mut scanned, mut split_lines, mut bytes, mut end_offset) = (r.pos, r.scanned, 0u64, 0u64, 0);
             while !batch.full() {
-                let newline = r.buf[scanned..].iter().position(|&b| b == b'\n').map(|i| scanned + i);
+                let newline = memchr::memchr(b'\n', &r.buf[scanned..]).map(|i| scanned + i);
                 let (end, consumed, split) = match newline {
                     Some(nl) if nl - pos <= max => (nl, nl + 1, false),
                     _ if r.buf.len() - pos > max || newline.is_some() => (pos + max, pos + max, true),
@@ -862,8 +866,8 @@ impl TailState {
                 if !split && line.last() == Some(&b'\r') {
                     line = &line[..line.len() - 1];
                 }
-                let seq = r.tracker.register(r.offset_of(consumed));
-                batch.push(line, seq);
+                batch.push(line);
+                end_offset = r.offset_of(consumed);
                 bytes += line.len() as u64;
                 split_lines += u64::from(split);
                 pos = consumed;
@@ -874,7 +878,7 @@ impl TailState {
                 r.scanned = scanned;
                 return Ok(());
             }
-            submit(ctx, batch, stop)?;
+            submit(ctx, batch, end_offset, stop)?;
             r.pos = pos;
             r.scanned = scanned;
             stats.lines.fetch_add(n, Ordering::Relaxed);
@@ -891,8 +895,8 @@ impl TailState {
     fn finish(&mut self, ctx: &TailCtx, mut r: Reader, stop: &AtomicBool) -> Result<(), Stopped> {
         if r.pos < r.buf.len() {
             let mut batch = Batch::new(self.topic.clone(), self.key.clone(), r.tracker.clone());
-            batch.push(&r.buf[r.pos..], r.tracker.register(r.read_offset));
-            if let Err(s) = submit(ctx, batch, stop) {
+            batch.push(&r.buf[r.pos..]);
+            if let Err(s) = submit(ctx, batch, r.read_offset, stop) {
                 self.draining.push(r);
                 return Err(s);
             }
