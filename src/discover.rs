@@ -4,8 +4,9 @@
 //! separate from the threads that act on the answer (Vector's paths provider plays this part). A
 //! literal path always names its file, present or not (its tail waits for it). A glob names the
 //! regular files that match it now, less those an `exclude` pattern matches, compressed rotated
-//! files (`.gz`, `.xz`, ...), files older than `ignore_older` that no tail has open yet, and, for
-//! sources from etcd, files outside `etcd_allowed_paths` (a glob could reach through a symlink).
+//! files (`.gz`, `.xz`, ...), the agent's own log (shipping it would log more lines, without
+//! end), files older than `ignore_older` that no tail has open yet, and, for sources from etcd,
+//! files outside `etcd_allowed_paths` (a glob could reach through a symlink).
 //! The file server calls it on every rescan: at start, when a watched directory gains or loses a
 //! file, and every `scan_frequency`.
 
@@ -34,6 +35,15 @@ pub struct Input<'a> {
     pub scanned_before: bool,
 }
 
+/// What applies to a whole scan.
+pub struct Rules<'a> {
+    /// Files not modified for this long are left out unless a tail has them.
+    pub ignore_older: Option<Duration>,
+    /// The agent's own log file: never matched by a glob.
+    pub own_log: Option<&'a Path>,
+    pub now: SystemTime,
+}
+
 /// What a scan found.
 #[derive(Debug, Default, PartialEq)]
 pub struct Found {
@@ -57,13 +67,13 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
 pub fn expand<'a>(
     inputs: impl IntoIterator<Item = Input<'a>>,
     running: impl Fn(&TailSpec) -> bool,
-    ignore_older: Option<Duration>,
-    now: SystemTime,
+    rules: &Rules,
 ) -> Found {
     let mut found = Found::default();
     for input in inputs {
         let sel = input.selector;
-        let paths = if sel.is_glob() { matches(sel, &mut found.problems) } else { vec![sel.pattern.clone()] };
+        let paths =
+            if sel.is_glob() { matches(sel, rules.own_log, &mut found.problems) } else { vec![sel.pattern.clone()] };
         for path in paths {
             let spec = TailSpec::new(path, &sel.topic);
             if found.tails.contains(&spec) {
@@ -79,8 +89,8 @@ pub fn expand<'a>(
                     continue;
                 }
             }
-            if let Some(limit) = ignore_older {
-                if !running(&spec) && older_than(&spec.path, limit, now) {
+            if let Some(limit) = rules.ignore_older {
+                if !running(&spec) && older_than(&spec.path, limit, rules.now) {
                     found.old.push(spec);
                     continue;
                 }
@@ -96,8 +106,9 @@ pub fn expand<'a>(
     found
 }
 
-/// The regular files a glob selector matches now, sorted, excludes and compressed files left out.
-fn matches(sel: &Selector, problems: &mut Vec<String>) -> Vec<PathBuf> {
+/// The regular files a glob selector matches now, sorted; excluded and compressed files and the
+/// agent's own log left out.
+fn matches(sel: &Selector, own_log: Option<&Path>, problems: &mut Vec<String>) -> Vec<PathBuf> {
     let text = sel.pattern.to_string_lossy();
     let walk = match glob::glob_with(&text, MATCH) {
         Ok(w) => w,
@@ -111,6 +122,11 @@ fn matches(sel: &Selector, problems: &mut Vec<String>) -> Vec<PathBuf> {
         match entry {
             Ok(path) => {
                 if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) || compressed(&path) || excluded(sel, &path) {
+                    continue;
+                }
+                if Some(path.as_path()) == own_log {
+                    problems
+                        .push(format!("{}: matched by {text} but it is the agent's own log; left out", path.display()));
                     continue;
                 }
                 if out.len() == MAX_FILES_PER_GLOB {
@@ -170,6 +186,9 @@ mod tests {
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
         }
     }
+    fn rules(ignore_older: Option<Duration>) -> Rules<'static> {
+        Rules { ignore_older, own_log: None, now: SystemTime::now() }
+    }
     fn input(s: &Selector) -> Input<'_> {
         Input { selector: s, allowed: None, scanned_before: false }
     }
@@ -185,15 +204,30 @@ mod tests {
         }
         std::fs::create_dir(d.path().join("dir.log")).unwrap();
         let s = sel(&d.path().join("*.log*"), &["debug.*"]);
-        let f = expand([input(&s)], |_| false, None, SystemTime::now());
+        let f = expand([input(&s)], |_| false, &rules(None));
         assert_eq!(names(&f.tails), vec![".hidden.log", "a.log", "b.log"]);
         assert!(f.problems.is_empty(), "{:?}", f.problems);
         // An exclude with a slash is matched against the whole path.
         let s = sel(&d.path().join("*.log"), &[&format!("{}/a.*", d.path().display())]);
         assert_eq!(
-            names(&expand([input(&s)], |_| false, None, SystemTime::now()).tails),
+            names(&expand([input(&s)], |_| false, &rules(None)).tails),
             vec![".hidden.log", "b.log", "debug.log"]
         );
+    }
+
+    #[test]
+    fn a_glob_never_names_the_agents_own_log() {
+        let d = tempfile::tempdir().unwrap();
+        let (app, own) = (d.path().join("app.log"), d.path().join("agent.log"));
+        std::fs::write(&app, b"").unwrap();
+        std::fs::write(&own, b"").unwrap();
+        let s = sel(&d.path().join("*.log"), &[]);
+        let f = expand([input(&s)], |_| false, &Rules { own_log: Some(&own), ..rules(None) });
+        assert_eq!(names(&f.tails), vec!["app.log"]);
+        assert!(f.problems[0].contains("own log"), "{:?}", f.problems);
+        let literal = Selector::file(own.clone(), "t");
+        let f = expand([input(&literal)], |_| false, &Rules { own_log: Some(&own), ..rules(None) });
+        assert_eq!(f.tails.len(), 1, "a literal path may name it");
     }
 
     #[test]
@@ -203,9 +237,9 @@ mod tests {
         std::fs::write(d.path().join("top.log"), b"").unwrap();
         std::fs::write(d.path().join("x/y/deep.log"), b"").unwrap();
         let s = sel(&d.path().join("**/*.log"), &[]);
-        assert_eq!(names(&expand([input(&s)], |_| false, None, SystemTime::now()).tails), vec!["top.log", "deep.log"]);
+        assert_eq!(names(&expand([input(&s)], |_| false, &rules(None)).tails), vec!["top.log", "deep.log"]);
         let missing = Selector::file(d.path().join("not-yet.log"), "t");
-        assert_eq!(expand([input(&missing)], |_| false, None, SystemTime::now()).tails.len(), 1);
+        assert_eq!(expand([input(&missing)], |_| false, &rules(None)).tails.len(), 1);
     }
 
     #[test]
@@ -213,11 +247,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("a.log"), b"").unwrap();
         let s = sel(&d.path().join("*.log"), &[]);
-        let later = SystemTime::now() + Duration::from_secs(3600);
-        let f = expand([input(&s)], |_| false, Some(Duration::from_secs(60)), later);
+        let later =
+            Rules { now: SystemTime::now() + Duration::from_secs(3600), ..rules(Some(Duration::from_secs(60))) };
+        let f = expand([input(&s)], |_| false, &later);
         assert!(f.tails.is_empty());
         assert_eq!(names(&f.old.iter().cloned().collect()), vec!["a.log"]);
-        let f = expand([input(&s)], |_| true, Some(Duration::from_secs(60)), later);
+        let f = expand([input(&s)], |_| true, &later);
         assert_eq!(names(&f.tails), vec!["a.log"], "a running tail is kept");
     }
 
@@ -227,7 +262,7 @@ mod tests {
         std::fs::write(d.path().join("a.log"), b"").unwrap();
         let s = sel(&d.path().join("*.log"), &[]);
         let again = Input { selector: &s, allowed: None, scanned_before: true };
-        let f = expand([again], |_| false, None, SystemTime::now());
+        let f = expand([again], |_| false, &rules(None));
         assert_eq!(names(&f.appeared), vec!["a.log"]);
     }
 
@@ -242,12 +277,8 @@ mod tests {
         std::os::unix::fs::symlink(root.join("secret/key"), root.join("logs/leak.log")).unwrap();
         let s = sel(&root.join("logs/*.log"), &[]);
         let allowed = vec![root.join("logs").to_string_lossy().into_owned()];
-        let f = expand(
-            [Input { selector: &s, allowed: Some(&allowed), scanned_before: false }],
-            |_| false,
-            None,
-            SystemTime::now(),
-        );
+        let f =
+            expand([Input { selector: &s, allowed: Some(&allowed), scanned_before: false }], |_| false, &rules(None));
         assert_eq!(names(&f.tails), vec!["ok.log"]);
         assert!(f.problems[0].contains("leak.log") && f.problems[0].contains("etcd_allowed_paths"), "{:?}", f.problems);
     }

@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config::Config;
 use crate::desired::{literal_prefix, plan, Change, Desired, Selector, SourceId, TailSpec};
-use crate::discover::{covers, expand, Input};
+use crate::discover::{covers, expand, Input, Rules};
 use crate::fingerprint::{FileId, Fingerprint};
 use crate::supervisor::Supervisor;
 use crate::tail::{Tail, TailCtx};
@@ -161,22 +161,13 @@ impl ServerState {
                 scanned_before: self.scans.seen.contains(selector),
             })
             .collect();
-        let mut found =
-            expand(inputs, |spec| self.tails.contains_key(spec), self.config.ignore_older, SystemTime::now());
+        let rules = Rules {
+            ignore_older: self.config.ignore_older,
+            own_log: self.config.log.path.as_deref(),
+            now: SystemTime::now(),
+        };
+        let found = expand(inputs, |spec| self.tails.contains_key(spec), &rules);
         self.scans.last = Instant::now();
-        // A glob over the agent's own log directory would ship the agent's log, whose lines
-        // would log more lines: an endless loop. Only a literal path can name it.
-        if let Some(own) = &self.config.log.path {
-            let by_glob = |s: &TailSpec| {
-                s.path == *own && !self.desired.iter().any(|(_, sel)| !sel.is_glob() && sel.pattern == *own)
-            };
-            if found.tails.iter().any(by_glob) {
-                found
-                    .problems
-                    .push(format!("{}: matched by a glob but it is the agent's own log; left out", own.display()));
-                found.tails.retain(|s| !by_glob(s));
-            }
-        }
         self.scans.seen = self.desired.iter().map(|(_, s)| s.clone()).collect();
         let problems: BTreeSet<String> = found.problems.iter().cloned().collect();
         for p in problems.difference(&self.scans.problems) {

@@ -10,8 +10,11 @@
 //!   shipped too) while the new file is read from its start;
 //! - copytruncate: a file that shrinks below our offset is read again from 0;
 //! - delete and recreate, and files that appear after start, are picked up;
-//! - quiet files cost a stat per `poll_interval`, no busy loop; a file with nothing new for
-//!   `close_inactive` is closed (its descriptor freed) and opened again when it changes;
+//! - a tail with nothing to read arms a one-shot change notification on its file (`waker`) and
+//!   sleeps until the next write, or at most 10 s (`poll_interval` where notifications cannot
+//!   cover the file): no busy loop, and a busy file costs no notification at all; a file with
+//!   nothing new for `close_inactive` is closed (its descriptor freed), opened again when it
+//!   changes;
 //! - a file is opened only with a permit of the open-file budget (`budget`), and only when no
 //!   other tail has it open (a claim in the checkpoint store): a rotated file that a glob also
 //!   matches is read by one tail, never two;
