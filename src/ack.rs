@@ -2,9 +2,11 @@
 //!
 //! Exists because Kafka acknowledges lines asynchronously and not necessarily in order, while a
 //! checkpoint may only move past a line when that line *and every line before it* is acknowledged.
-//! Each line handed to the producer is registered with the offset just past it; an ack marks it;
-//! the acknowledged offset is the end of the longest fully acknowledged prefix. Memory is one
-//! entry per line in flight, which the producer's queue bound keeps bounded.
+//! Each batch of lines handed to the producer is registered with the offset just past its last
+//! line; when every line of it is delivered (`sink::BatchAck`) it is acked; the acknowledged
+//! offset is the end of the longest fully acknowledged prefix. Memory is one entry per batch in
+//! flight, which the producer's queue bound keeps bounded. (A registration can be a single line:
+//! the unfinished last line of a rotated file.)
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
