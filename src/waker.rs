@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -91,6 +92,8 @@ pub struct Waker {
     reg: Arc<Mutex<Registry>>,
     /// None when inotify could not start; tails then rely on polling alone.
     watches: Option<Mutex<Watches>>,
+    /// The watch limit was reported already (once per run).
+    limit_logged: AtomicBool,
 }
 
 fn split(path: &Path) -> Option<(PathBuf, OsString)> {
@@ -117,7 +120,7 @@ impl Waker {
                 None
             }
         };
-        Waker { reg, watches }
+        Waker { reg, watches, limit_logged: AtomicBool::new(false) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -168,7 +171,7 @@ impl Waker {
         let wd = match watches.lock().unwrap_or_else(|p| p.into_inner()).add(path, NEXT_WRITE) {
             Ok(wd) => wd,
             Err(e) => {
-                log::debug!("cannot watch {} ({e}); its tail polls every poll_interval", path.display());
+                self.watch_failed(path, &e);
                 return false;
             }
         };
@@ -203,7 +206,7 @@ impl Waker {
             let wd = match watches.lock().unwrap_or_else(|p| p.into_inner()).add(dir, DIR_EVENTS) {
                 Ok(wd) => wd,
                 Err(e) => {
-                    log::debug!("cannot watch {} ({e}); it is polled instead", dir.display());
+                    self.watch_failed(dir, &e);
                     return None;
                 }
             };
@@ -211,6 +214,18 @@ impl Waker {
             reg.dirs.insert(dir.to_path_buf(), Dir { wd, files: HashMap::new(), listeners: Vec::new() });
         }
         reg.dirs.get_mut(dir)
+    }
+
+    /// Out of inotify watches is worth one warning (the host's limit, not a file's problem);
+    /// anything else is a file's own matter (gone, not permitted).
+    fn watch_failed(&self, path: &Path, e: &std::io::Error) {
+        if e.raw_os_error() == Some(libc::ENOSPC) && !self.limit_logged.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "inotify watch limit reached (sysctl fs.inotify.max_user_watches); files beyond it are \
+                 polled every poll_interval instead of being woken at once"
+            );
+        }
+        log::debug!("cannot watch {} ({e}); it is polled every poll_interval", path.display());
     }
 
     fn drop_dir_if_unused(&self, reg: &mut Registry, dir: &Path) {
