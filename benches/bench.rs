@@ -247,6 +247,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// A consumer of partition 0 of the new, empty `topic`, from its start, connected.
 fn consumer(broker: &str, topic: &str) -> BaseConsumer {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
@@ -259,6 +260,10 @@ fn consumer(broker: &str, topic: &str) -> BaseConsumer {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
     c.assign(&tpl).unwrap();
+    // Connected, and the partition's leader known, before anything is timed. Every topic read
+    // here is new and empty at this point: a message now would be lost to the count.
+    let _ = c.fetch_watermarks(topic, 0, Duration::from_secs(10));
+    assert!(!matches!(c.poll(Duration::from_millis(100)), Some(Ok(_))), "consumer() is for an empty topic");
     c
 }
 
@@ -275,8 +280,6 @@ impl ReadyReader {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let h = std::thread::spawn(move || {
             let c = consumer(&broker, &topic);
-            let _ = c.fetch_watermarks(&topic, 0, Duration::from_secs(10));
-            let _ = c.poll(Duration::from_millis(100));
             ready_tx.send(()).unwrap();
             let end = Instant::now() + limit;
             let (mut got, mut last) = (0, Instant::now());
@@ -461,7 +464,6 @@ impl Bench {
 
     // --- 2. live tail -------------------------------------------------------------------------
 
-    /// Reads `total` stamped lines of `topic` on a thread; returns the latencies in ms.
     /// Reads `total` stamped lines of `topic` and returns (lines read, sorted latencies in ms of
     /// the lines written WARMUP or more after the reader was ready). Returns once its consumer is
     /// connected, so that its start-up is not counted as latency of the first lines.
@@ -470,9 +472,6 @@ impl Bench {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
             let c = consumer(&broker, &topic);
-            // Connected, and the partition's leader known, before the writers start.
-            let _ = c.fetch_watermarks(&topic, 0, Duration::from_secs(10));
-            let _ = c.poll(Duration::from_millis(100));
             let measure_from = now_us() + WARMUP.as_micros() as u64;
             ready_tx.send(()).unwrap();
             let mut lat = Vec::with_capacity(total);

@@ -64,6 +64,18 @@ struct StoreFile {
     entries: Vec<Entry>,
 }
 
+/// A file read earlier under a path, and where its reading got to.
+pub struct Past {
+    pub id: FileId,
+    pub fp: Fingerprint,
+    /// Where to go on reading it.
+    pub offset: u64,
+    /// Its tracker, when lines of it may still be in flight.
+    pub tracker: Option<Arc<AckTracker>>,
+    /// When it was last saved (a live one counts as newest).
+    updated: u64,
+}
+
 /// What is known about a file a tail is about to read.
 pub enum Known {
     /// A tracker from this process (a tail that restarted or was stopped and started again).
@@ -216,17 +228,30 @@ impl Checkpoints {
         live.chain(saved).find(|(fp, _)| fp.len > 0 && fp.matches(file)).map(|(_, offset)| offset.min(size))
     }
 
-    /// Saved entries of other files read under `path` for `topic`: rotated-away files.
-    pub fn history(&self, path: &str, topic: &str, except: Option<FileId>) -> Vec<Entry> {
+    /// Other files read under `path` for `topic` that no tail has open: rotated-away files,
+    /// oldest first. Saved entries, and also live trackers whose file was closed (by
+    /// `close_inactive`, a moment ago: not folded into the saved entries yet), which carry on.
+    pub fn history(&self, path: &str, topic: &str, except: Option<FileId>) -> Vec<Past> {
         let st = self.lock();
-        let mut out: Vec<Entry> = st
+        let saved = st
             .saved
             .values()
             .filter(|e| e.path == path && e.topic == topic && Some(e.id()) != except)
             .filter(|e| !st.live.contains_key(&(e.topic.clone(), e.id())))
-            .cloned()
-            .collect();
-        out.sort_by_key(|e| e.updated);
+            .map(|e| Past { id: e.id(), fp: e.fingerprint(), offset: e.offset, tracker: None, updated: e.updated });
+        let live = st
+            .live
+            .iter()
+            .filter(|((t, id), l)| t == topic && l.path == path && Some(*id) != except && l.tracker.is_closed())
+            .map(|((_, id), l)| Past {
+                id: *id,
+                fp: l.fp,
+                offset: l.tracker.sent(),
+                tracker: Some(l.tracker.clone()),
+                updated: u64::MAX,
+            });
+        let mut out: Vec<Past> = saved.chain(live).collect();
+        out.sort_by_key(|p| p.updated);
         out
     }
 
@@ -619,5 +644,21 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert!(cp.history(path.to_str().unwrap(), "t", Some(id)).is_empty());
         assert!(cp.knows_path(path.to_str().unwrap(), "t"));
+    }
+
+    #[test]
+    fn a_file_closed_a_moment_ago_is_history_before_it_is_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, _f) = tracked(&cp, dir.path(), "a.log", b"one\ntwo\n");
+        let path = dir.path().join("a.log");
+        let path = path.to_str().unwrap();
+        t.register(4);
+        assert!(cp.history(path, "t", None).is_empty(), "open: not history");
+        // Closed by close_inactive, and the checkpointer has not run since.
+        t.close();
+        let h = cp.history(path, "t", None);
+        assert_eq!((h.len(), h[0].id, h[0].offset), (1, id, 4));
+        assert!(h[0].tracker.as_ref().is_some_and(|x| Arc::ptr_eq(x, &t)), "its tracker carries on");
     }
 }

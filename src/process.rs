@@ -55,7 +55,7 @@ pub fn claim(data_dir: &Path, pid_file: Option<&Path>) -> Result<Instance, Strin
     }
     let me = std::process::id();
     let _ = lock.set_len(0);
-    let _ = write!(lock, "{me}\n");
+    let _ = writeln!(lock, "{me}");
     if let Some(p) = pid_file {
         if let Some(other) = read_pid(p) {
             if other != me && is_logcatch(other) {

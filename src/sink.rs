@@ -333,7 +333,7 @@ fn run_sender(
         let (batch, next, token) = slot.as_mut().expect("a batch in hand");
         while *next < batch.lines.len() {
             let (start, end) = batch.lines[*next];
-            let mut record = BaseRecord::with_opaque_to(&*batch.topic, token.clone()).payload(&batch.data[start..end]);
+            let mut record = BaseRecord::with_opaque_to(&batch.topic, token.clone()).payload(&batch.data[start..end]);
             if let Some(k) = &batch.key {
                 record = record.key(&**k);
             }

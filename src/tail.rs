@@ -573,22 +573,24 @@ impl TailState {
         let current_id = current.as_ref().map(|(_, meta, _)| FileId::of(meta));
         let had_history = ctx.checkpoints.knows_path(&self.path_text, &self.spec.topic);
         let last_update = ctx.checkpoints.last_update(&self.path_text, &self.spec.topic);
-        for entry in ctx.checkpoints.history(&self.path_text, &self.spec.topic, current_id) {
-            let Some((found, file)) = find_by_id(&self.spec.path, entry.id()) else {
+        for past in ctx.checkpoints.history(&self.path_text, &self.spec.topic, current_id) {
+            let Some((found, file)) = find_by_id(&self.spec.path, past.id) else {
                 continue;
             };
-            if !entry.fingerprint().matches(&file) {
+            if !past.fp.matches(&file) {
                 continue;
             }
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            if size > entry.offset {
+            if size > past.offset {
                 log::info!(
-                    "{}: {} was rotated away while logcatch was down; reading its last {} bytes first",
+                    "{}: {} was rotated away while it was not being read (logcatch down, or the file \
+                     closed by close_inactive); reading its last {} bytes first",
                     self.path_text,
                     found.display(),
-                    size - entry.offset
+                    size - past.offset
                 );
-                if let Some(r) = self.reader(ctx, file, found, entry.offset, None, ctx.files.acquire_anyway()) {
+                let permit = ctx.files.acquire_anyway();
+                if let Some(r) = self.reader(ctx, file, found, past.offset, past.tracker, permit) {
                     self.draining.push(r);
                 }
             }

@@ -51,6 +51,17 @@ fn glob_config(dir: &Path, broker: &Broker, pattern: &Path, exclude: &[&str], ex
     cfg
 }
 
+/// An agent on the glob `app.log*` in `dir`, whose app.log's first 100 lines (`gen0-…`) have
+/// arrived.
+fn agent_on_app_log_glob(dir: &Path, broker: &Broker) -> (std::path::PathBuf, std::path::PathBuf, Agent) {
+    let app = dir.join("app.log");
+    append(&app, &numbered("gen0", 0..100));
+    let cfg = glob_config(dir, broker, &dir.join("app.log*"), &[], "start_position: beginning\n");
+    let agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 100, T), numbered("gen0", 0..100));
+    (app, cfg, agent)
+}
+
 /// Messages grouped by key (the configured path of the file they came from), in topic order.
 fn by_file(msgs: &[Msg]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -101,11 +112,7 @@ fn a_glob_picks_up_files_created_after_start_and_skips_excluded_ones() {
 #[test]
 fn a_rotated_file_matched_by_the_same_glob_is_shipped_once() {
     let (dir, broker, _) = setup("t");
-    let app = dir.path().join("app.log");
-    append(&app, &numbered("gen0", 0..100));
-    let cfg = glob_config(dir.path(), &broker, &dir.path().join("app.log*"), &[], "start_position: beginning\n");
-    let mut agent = Agent::start(&cfg);
-    assert_eq!(broker.lines("t", 100, T), numbered("gen0", 0..100));
+    let (app, cfg, mut agent) = agent_on_app_log_glob(dir.path(), &broker);
     rotate_with_late_writes(&app, &numbered("gen0", 100..150), &numbered("gen1", 0..50));
     let want_total = 200;
     let got = values(&broker.read("t", want_total, T));
@@ -130,11 +137,7 @@ fn a_rotated_file_matched_by_the_same_glob_is_shipped_once() {
 #[test]
 fn a_copytruncate_copy_matched_by_the_same_glob_is_not_shipped_again() {
     let (dir, broker, _) = setup("t");
-    let app = dir.path().join("app.log");
-    append(&app, &numbered("gen0", 0..100));
-    let cfg = glob_config(dir.path(), &broker, &dir.path().join("app.log*"), &[], "start_position: beginning\n");
-    let mut agent = Agent::start(&cfg);
-    assert_eq!(broker.lines("t", 100, T), numbered("gen0", 0..100));
+    let (app, _, mut agent) = agent_on_app_log_glob(dir.path(), &broker);
     // copytruncate: the copy is a new file (another inode) holding the same bytes.
     let copy = dir.path().join("app.log.1");
     std::fs::copy(&app, &copy).unwrap();
