@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::ack::AckTracker;
-use crate::fingerprint::{fnv1a, FileId, Fingerprint};
+use crate::fingerprint::{fnv1a, is_rotated_name, FileId, Fingerprint};
 
 pub const STORE_FILE: &str = "checkpoints.json";
 const STORE_VERSION: u32 = 1;
@@ -210,12 +210,7 @@ impl Checkpoints {
     /// bytes at the same offsets, so it is read from where that file's reading got to (sent, for
     /// a file open now; acknowledged, for a saved one). None when it is no such copy.
     pub fn copy_of(&self, topic: &str, path: &Path, file: &File) -> Option<u64> {
-        let (dir, name) = (path.parent()?, path.file_name()?.to_string_lossy().into_owned());
-        let is_original = |orig: &str| {
-            let orig = Path::new(orig);
-            let orig_name = orig.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            orig.parent() == Some(dir) && name.len() > orig_name.len() && name.starts_with(&orig_name)
-        };
+        let is_original = |orig: &str| is_rotated_name(Path::new(orig), path);
         let size = file.metadata().ok()?.len();
         let st = self.lock();
         let live = st

@@ -74,24 +74,25 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Files next to `path` whose names begin with `path`'s file name (`app.log.1`,
-/// `app.log-20261123`): where a rename rotation puts the old file. Sorted by name.
+/// Whether `candidate` is named as a rotated generation of `original`: in the same directory,
+/// with a longer name that begins with `original`'s (`app.log.1`, `app.log-20261123`).
+pub fn is_rotated_name(original: &Path, candidate: &Path) -> bool {
+    let (Some(name), Some(cand)) = (original.file_name(), candidate.file_name()) else { return false };
+    let (name, cand) = (name.as_encoded_bytes(), cand.as_encoded_bytes());
+    original.parent() == candidate.parent() && cand.len() > name.len() && cand.starts_with(name)
+}
+
+/// Files next to `path` named as its rotated generations (`is_rotated_name`): where a rename
+/// rotation puts the old file. Sorted by name.
 pub fn rotated_siblings(path: &Path) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+    let Some(dir) = path.parent() else {
         return Vec::new();
     };
-    let name = name.to_string_lossy().to_string();
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().to_string();
-            n.len() > name.len() && n.starts_with(&name)
-        })
-        .map(|e| e.path())
-        .collect();
+    let mut out: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_rotated_name(path, p)).collect();
     out.sort();
     out
 }

@@ -275,11 +275,8 @@ impl ServerState {
             }
         }
         for spec in change.stop {
-            if let Some(tail) = self.tails.remove(&spec) {
-                self.ctx.waker.unregister(&spec.path, tail.generation);
-                self.ctx.metrics.remove_source(&spec);
+            if let Some(tail) = self.forget(&spec) {
                 tail.stop();
-                self.supervisor.retire(tail.name.clone());
                 self.stopping.push(tail);
             }
         }
@@ -303,12 +300,17 @@ impl ServerState {
         let done: Vec<TailSpec> =
             self.tails.iter().filter(|(_, t)| t.is_retiring() && !t.is_running()).map(|(s, _)| s.clone()).collect();
         for spec in done {
-            if let Some(tail) = self.tails.remove(&spec) {
-                self.ctx.waker.unregister(&spec.path, tail.generation);
-                self.ctx.metrics.remove_source(&spec);
-                self.supervisor.retire(tail.name.clone());
-            }
+            self.forget(&spec);
         }
+    }
+
+    /// Takes a tail out of the server's books: no more wakeups, metrics or restarts for it.
+    fn forget(&mut self, spec: &TailSpec) -> Option<Tail> {
+        let tail = self.tails.remove(spec)?;
+        self.ctx.waker.unregister(&spec.path, tail.generation);
+        self.ctx.metrics.remove_source(spec);
+        self.supervisor.retire(tail.name.clone());
+        Some(tail)
     }
 
     fn wait_stopped(&mut self, which: impl Fn(&Tail) -> bool, limit: Duration) -> bool {
