@@ -193,8 +193,18 @@ impl Drop for Proc {
     }
 }
 
+/// A port below the kernel's ephemeral range (32768 up), never handed out twice: no outgoing
+/// connection can take it before the server binds it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id() % 20_000;
+    loop {
+        let port = (10_000 + (base + NEXT.fetch_add(1, Ordering::Relaxed)) % 22_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {

@@ -25,8 +25,28 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A port for a server a test starts. It lies below the kernel's ephemeral range, so no outgoing
+/// connection (a client's, curl's, rdkafka's) can take it between this call and the server's bind,
+/// and it is never one this process handed out before (a released `bind(0)` port can come back
+/// at once: that raced a 3-member etcd against itself in CI).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|low| *low > 12_000)
+        .unwrap_or(32_768);
+    let span = ephemeral_low - 10_000;
+    let base = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (10_000 + (base + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 10000 and {ephemeral_low}");
 }
 
 fn port_open(port: u16) -> bool {
@@ -333,8 +353,27 @@ impl EtcdMember {
     /// Starts the member again with its data (rejoins its cluster).
     pub fn restart(&mut self) {
         self.spawn("existing");
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// Waits until the member answers a range request; if it exits first, or never answers,
+    /// panics with the end of its own log (the reason is there, not in a timeout).
+    fn wait_ready(&mut self, limit: Duration) {
         let ep = self.endpoint();
-        wait_until(Duration::from_secs(30), "etcd member to answer", || etcd_ready(&ep));
+        let deadline = Instant::now() + limit;
+        while !etcd_ready(&ep) {
+            let why = if !self.proc.is_running() {
+                "exited"
+            } else if Instant::now() > deadline {
+                "did not answer in time"
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!("etcd member {} on {ep} {why} (limit {limit:?}); its log ends:\n{}", self.name, tail.join("\n"));
+        }
     }
 }
 
@@ -349,6 +388,10 @@ fn etcd_ready(endpoint: &str) -> bool {
 /// An etcd cluster of `n` members (1 or 3).
 pub struct Etcd {
     pub members: Vec<EtcdMember>,
+    /// The members' data, on tmpfs when the host has one: the tests check the agent, not etcd's
+    /// durability, and every etcd write waits for an fsync, which on a freshly booted VM's disk
+    /// took long enough that puts failed for 20 s and a 3-member cluster never formed.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Etcd {
@@ -360,6 +403,8 @@ impl Etcd {
             .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
             .collect::<Vec<_>>()
             .join(",");
+        let data = tempfile::Builder::new().prefix("logcatch-etcd-").tempdir_in("/dev/shm").ok();
+        let data_dir = data.as_ref().map_or(dir, |d| d.path()).to_path_buf();
         let mut members: Vec<EtcdMember> = ports
             .iter()
             .enumerate()
@@ -368,7 +413,7 @@ impl Etcd {
                 client_port: *c,
                 peer_port: *p,
                 proc: Proc { child: None, name: String::new() },
-                data: dir.join(format!("etcd-m{i}")),
+                data: data_dir.join(format!("etcd-m{i}")),
                 cluster: cluster.clone(),
                 log: dir.join(format!("etcd-m{i}.log")),
             })
@@ -376,11 +421,10 @@ impl Etcd {
         for m in members.iter_mut() {
             m.spawn("new");
         }
-        for m in &members {
-            let ep = m.endpoint();
-            wait_until(Duration::from_secs(60), "etcd to answer", || etcd_ready(&ep));
+        for m in members.iter_mut() {
+            m.wait_ready(Duration::from_secs(60));
         }
-        Etcd { members }
+        Etcd { members, _data: data }
     }
 
     /// Starts every member again (a lone member cannot answer without quorum), then waits.
@@ -389,9 +433,8 @@ impl Etcd {
             m.proc.kill();
             m.spawn("existing");
         }
-        for m in &self.members {
-            let ep = m.endpoint();
-            wait_until(Duration::from_secs(60), "etcd to answer", || etcd_ready(&ep));
+        for m in self.members.iter_mut() {
+            m.wait_ready(Duration::from_secs(60));
         }
     }
 
