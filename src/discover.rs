@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use glob::{MatchOptions, Pattern};
 
-use crate::desired::{Selector, TailSpec};
+use crate::desired::{literal_prefix, Selector, TailSpec};
 
 /// `*` and `?` stay within one path component; `**` crosses directories; a leading dot needs no
 /// literal `.` (as in shells with dotglob).
@@ -25,6 +25,9 @@ pub const MATCH: MatchOptions =
 
 /// Files one glob may name; more are left out with a problem reported.
 pub const MAX_FILES_PER_GLOB: usize = 10_000;
+
+/// Directories watched for one glob; beyond them, new files are found every `scan_frequency`.
+pub const MAX_DIRS_PER_GLOB: usize = 1_000;
 
 /// One selector to expand, with what its source adds.
 pub struct Input<'a> {
@@ -141,6 +144,35 @@ fn matches(sel: &Selector, own_log: Option<&Path>, problems: &mut Vec<String>) -
     out
 }
 
+/// The directories whose name events can change what `pattern` matches, sorted: the one where its
+/// wildcards begin and every existing directory the pattern's directory part passes through
+/// below it. For `/var/log/*/app.log`: `/var/log` (a new service directory) and each
+/// `/var/log/X` (a new `app.log` in it); a `**` takes every directory under it. At most
+/// `MAX_DIRS_PER_GLOB`, with a problem naming the pattern when some are left out.
+pub fn watch_dirs(pattern: &Path, problems: &mut Vec<String>) -> BTreeSet<PathBuf> {
+    let root = literal_prefix(pattern);
+    let parts: Vec<_> = pattern.components().collect();
+    let mut out = BTreeSet::from([root.clone()]);
+    // Every prefix that ends in a directory component after the root: the last component of the
+    // pattern names files.
+    for end in root.components().count() + 1..parts.len() {
+        let prefix: PathBuf = parts[..end].iter().collect();
+        let Ok(walk) = glob::glob_with(&prefix.to_string_lossy(), MATCH) else { continue };
+        for dir in walk.flatten().filter(|p| p.is_dir()) {
+            if out.len() == MAX_DIRS_PER_GLOB {
+                problems.push(format!(
+                    "{}: more than {MAX_DIRS_PER_GLOB} directories to watch; files new in the rest are found every \
+                     scan_frequency",
+                    pattern.display()
+                ));
+                return out;
+            }
+            out.insert(dir);
+        }
+    }
+    out
+}
+
 /// Whether one of the selector's exclude patterns matches `path` (a pattern with a `/` the whole
 /// path, one without the file name).
 pub fn excluded(sel: &Selector, path: &Path) -> bool {
@@ -194,6 +226,31 @@ mod tests {
     }
     fn names(found: &BTreeSet<TailSpec>) -> Vec<String> {
         found.iter().map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn watch_dirs_are_where_a_new_name_can_make_a_match() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for sub in ["a", "b", "b/deep", "c.d"] {
+            std::fs::create_dir(root.join(sub)).unwrap();
+        }
+        std::fs::write(root.join("file"), b"").unwrap();
+        let rel = |set: BTreeSet<PathBuf>| -> Vec<String> {
+            set.iter().map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned()).collect()
+        };
+        let mut problems = Vec::new();
+        assert_eq!(rel(watch_dirs(&root.join("*.log"), &mut problems)), [""], "the file name part adds none");
+        assert_eq!(rel(watch_dirs(&root.join("*/app.log"), &mut problems)), ["", "a", "b", "c.d"]);
+        assert_eq!(rel(watch_dirs(&root.join("b/*/x/*.log"), &mut problems)), ["b", "b/deep"], "x does not exist");
+        assert_eq!(rel(watch_dirs(&root.join("**/*.log"), &mut problems)), ["", "a", "b", "b/deep", "c.d"]);
+        assert_eq!(rel(watch_dirs(&root.join("[ab]/*.log"), &mut problems)), ["", "a", "b"]);
+        assert!(problems.is_empty(), "{problems:?}");
+        for i in 0..MAX_DIRS_PER_GLOB {
+            std::fs::create_dir(root.join(format!("a/{i}"))).unwrap();
+        }
+        assert_eq!(watch_dirs(&root.join("a/*/*.log"), &mut problems).len(), MAX_DIRS_PER_GLOB);
+        assert!(problems[0].contains("more than 1000 directories"), "{problems:?}");
     }
 
     #[test]

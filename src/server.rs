@@ -4,9 +4,10 @@
 //! arrive as `Event`s on one channel and are folded into `Desired`; then a *scan* expands every
 //! selector into files (`discover`), and `desired::plan` says which tails to start, stop, retire
 //! or keep, which is applied by starting and stopping tail threads under the supervisor. Scans
-//! also run when a directory a glob looks in gains or loses a file (inotify, via `waker`) and
-//! every `scan_frequency`. The server's own state lives outside its thread, so the supervisor
-//! can restart it after a panic without losing track of the tails.
+//! also run when a directory a glob looks in (`discover::watch_dirs`) gains or loses a file or a
+//! directory (inotify, via `waker`) and every `scan_frequency`. The server's own state lives
+//! outside its thread, so the supervisor can restart it after a panic without losing track of
+//! the tails.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,11 +18,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config::Config;
-use crate::desired::{literal_prefix, plan, Change, Desired, Selector, SourceId, TailSpec};
-use crate::discover::{covers, expand, Input, Rules};
+use crate::desired::{plan, Change, Desired, Selector, SourceId, TailSpec};
+use crate::discover::{covers, expand, watch_dirs, Input, Rules};
 use crate::fingerprint::{FileId, Fingerprint};
 use crate::supervisor::Supervisor;
 use crate::tail::{Tail, TailCtx};
+use crate::waker::Listener;
 
 /// Messages of the server's channel.
 pub enum Event {
@@ -166,7 +168,13 @@ impl ServerState {
             own_log: self.config.log.path.as_deref(),
             now: SystemTime::now(),
         };
-        let found = expand(inputs, |spec| self.tails.contains_key(spec), &rules);
+        let mut found = expand(inputs, |spec| self.tails.contains_key(spec), &rules);
+        let dirs: BTreeSet<PathBuf> = self
+            .desired
+            .iter()
+            .filter(|(_, s)| s.is_glob())
+            .flat_map(|(_, s)| watch_dirs(&s.pattern, &mut found.problems))
+            .collect();
         self.scans.last = Instant::now();
         self.scans.seen = self.desired.iter().map(|(_, s)| s.clone()).collect();
         let problems: BTreeSet<String> = found.problems.iter().cloned().collect();
@@ -186,7 +194,7 @@ impl ServerState {
             log::info!("{why}: {}", describe(&change));
         }
         self.apply(change, &found.appeared);
-        self.listen_to_glob_dirs();
+        self.listen_to_glob_dirs(dirs);
     }
 
     /// A file left out for its age is recorded as read to its end, so that if it is written to
@@ -199,24 +207,25 @@ impl ServerState {
         self.ctx.checkpoints.skip_old(&spec.topic, FileId::of(&meta), &path, fp, meta.len());
     }
 
-    /// Watches the directories globs look in, so that a new file is found at once.
-    fn listen_to_glob_dirs(&mut self) {
-        let dirs: BTreeSet<PathBuf> =
-            self.desired.iter().filter(|(_, s)| s.is_glob()).map(|(_, s)| literal_prefix(&s.pattern)).collect();
+    /// Watches the directories globs look in (`discover::watch_dirs`), so that a new file is found
+    /// at once. Every scan listens to all of them again: a directory deleted and created between
+    /// two scans is watched afresh. When a directory is new, one more scan follows: a file made in
+    /// it before its watch began has no event.
+    fn listen_to_glob_dirs(&mut self, dirs: BTreeSet<PathBuf>) {
         for gone in self.scans.dirs.difference(&dirs) {
             self.ctx.waker.unlisten_dir(gone, SERVER_LISTENER);
         }
-        for new in dirs.difference(&self.scans.dirs) {
-            let (queued, events) = (self.scans.queued.clone(), self.events.clone());
-            self.ctx.waker.listen_dir(
-                new,
-                SERVER_LISTENER,
-                Arc::new(move || {
-                    if !queued.swap(true, Ordering::SeqCst) {
-                        let _ = events.send(Event::Rescan);
-                    }
-                }),
-            );
+        let (queued, events) = (self.scans.queued.clone(), self.events.clone());
+        let rescan: Listener = Arc::new(move || {
+            if !queued.swap(true, Ordering::SeqCst) {
+                let _ = events.send(Event::Rescan);
+            }
+        });
+        for dir in &dirs {
+            self.ctx.waker.listen_dir(dir, SERVER_LISTENER, rescan.clone());
+        }
+        if dirs.difference(&self.scans.dirs).next().is_some() {
+            rescan();
         }
         self.scans.dirs = dirs;
     }

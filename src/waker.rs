@@ -63,7 +63,9 @@ const NEXT_WRITE: WatchMask = WatchMask::MODIFY.union(WatchMask::ONESHOT);
 
 /// One watched directory.
 struct Dir {
-    wd: WatchDescriptor,
+    /// None once the directory went away (deleted or moved): watched again, if it exists, at the
+    /// next registration or listener for it.
+    wd: Option<WatchDescriptor>,
     /// Per file name: the tails to wake.
     files: HashMap<OsString, Vec<(u64, Arc<Doorbell>)>>,
     /// Who wants to hear of files appearing and disappearing.
@@ -183,10 +185,13 @@ impl Waker {
     }
 
     /// Calls `listener` whenever a file is created, removed or renamed in `dir`, until
-    /// `unlisten_dir(dir, id)`. True when change notifications cover the directory.
+    /// `unlisten_dir(dir, id)`; it replaces an earlier listener of `id` on `dir`. Listening again
+    /// watches a directory that was deleted and created again. True when change notifications
+    /// cover the directory.
     pub fn listen_dir(&self, dir: &Path, id: u64, listener: Listener) -> bool {
         let mut reg = self.lock();
         let Some(d) = self.dir(&mut reg, dir) else { return false };
+        d.listeners.retain(|(i, _)| *i != id);
         d.listeners.push((id, listener));
         true
     }
@@ -201,7 +206,7 @@ impl Waker {
 
     /// The watched directory `dir`, watching it first if needed. None when it cannot be watched.
     fn dir<'r>(&self, reg: &'r mut Registry, dir: &Path) -> Option<&'r mut Dir> {
-        if !reg.dirs.contains_key(dir) {
+        if reg.dirs.get(dir).is_none_or(|d| d.wd.is_none()) {
             let watches = self.watches.as_ref()?;
             let wd = match watches.lock().unwrap_or_else(|p| p.into_inner()).add(dir, DIR_EVENTS) {
                 Ok(wd) => wd,
@@ -211,7 +216,12 @@ impl Waker {
                 }
             };
             reg.dir_of.insert(wd.clone(), dir.to_path_buf());
-            reg.dirs.insert(dir.to_path_buf(), Dir { wd, files: HashMap::new(), listeners: Vec::new() });
+            let d = reg.dirs.entry(dir.to_path_buf()).or_insert_with(|| Dir {
+                wd: None,
+                files: HashMap::new(),
+                listeners: Vec::new(),
+            });
+            d.wd = Some(wd);
         }
         reg.dirs.get_mut(dir)
     }
@@ -230,9 +240,10 @@ impl Waker {
 
     fn drop_dir_if_unused(&self, reg: &mut Registry, dir: &Path) {
         if reg.dirs.get(dir).is_some_and(|d| d.files.is_empty() && d.listeners.is_empty()) {
-            let d = reg.dirs.remove(dir).expect("present");
-            reg.dir_of.remove(&d.wd);
-            self.unwatch(d.wd);
+            if let Some(wd) = reg.dirs.remove(dir).expect("present").wd {
+                reg.dir_of.remove(&wd);
+                self.unwatch(wd);
+            }
         }
     }
 
@@ -268,8 +279,8 @@ fn run_events(mut inotify: Inotify, reg: &Mutex<Registry>) {
                 waiters.iter().for_each(|(_, b)| b.ring());
                 continue;
             }
-            let Some(dir) = reg.dir_of.get(&ev.wd) else { continue };
-            let Some(d) = reg.dirs.get(dir) else { continue };
+            let Some(dir) = reg.dir_of.get(&ev.wd).cloned() else { continue };
+            let Some(d) = reg.dirs.get_mut(&dir) else { continue };
             match ev.name {
                 Some(name) => {
                     if let Some(list) = d.files.get(name) {
@@ -280,6 +291,16 @@ fn run_events(mut inotify: Inotify, reg: &Mutex<Registry>) {
                 None => d.files.values().flatten().for_each(|(_, b)| b.ring()),
             }
             d.listeners.iter().for_each(|(_, l)| l());
+            if ev.mask.intersects(EventMask::IGNORED | EventMask::MOVE_SELF) {
+                // The directory is gone from its path (the kernel dropped the watch, or it
+                // would follow the directory elsewhere): one created under the same name later
+                // is watched afresh.
+                d.wd = None;
+                reg.dir_of.remove(&ev.wd);
+                if ev.mask.contains(EventMask::MOVE_SELF) {
+                    let _ = inotify.watches().remove(ev.wd.clone());
+                }
+            }
         }
     }
 }
@@ -343,6 +364,35 @@ mod tests {
         while rx.try_recv().is_ok() {}
         std::fs::write(dir.path().join("other.log"), b"x\n").unwrap();
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "no longer listening");
+    }
+
+    #[test]
+    fn a_directory_deleted_and_created_again_is_watched_again_when_listened_to() {
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("svc");
+        std::fs::create_dir(&dir).unwrap();
+        let w = Waker::start();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let listener: Listener = Arc::new(move || {
+            let _ = tx.send(());
+        });
+        assert!(w.listen_dir(&dir, 0, listener.clone()));
+        std::fs::remove_dir(&dir).unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok(), "the deletion is heard");
+        // The kernel's IN_IGNORED follows the deletion; wait until the registry has seen it.
+        let gone = std::time::Instant::now() + Duration::from_secs(5);
+        while w.lock().dirs.get(&dir).is_some_and(|d| d.wd.is_some()) {
+            assert!(std::time::Instant::now() < gone, "the dead watch is noticed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::create_dir(&dir).unwrap();
+        assert!(w.listen_dir(&dir, 0, listener), "listening again re-watches the new directory");
+        while rx.try_recv().is_ok() {}
+        std::fs::write(dir.join("a.log"), b"x\n").unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok(), "a file in the new directory is heard");
+        assert_eq!(w.lock().dirs[&dir].listeners.len(), 1, "one listener per id");
+        w.unlisten_dir(&dir, 0);
+        assert!(!w.lock().dirs.contains_key(&dir));
     }
 
     #[test]

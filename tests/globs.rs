@@ -110,6 +110,41 @@ fn a_glob_picks_up_files_created_after_start_and_skips_excluded_ones() {
 }
 
 #[test]
+fn new_directories_under_a_wildcard_directory_are_watched_at_once() {
+    let (dir, broker, logs) = setup("t");
+    let a = logs.join("a/app.log");
+    std::fs::create_dir(logs.join("a")).unwrap();
+    append(&a, &numbered("a", 0..3));
+    // With scans an hour apart, only the directory watches can find what follows.
+    let cfg = glob_config(
+        dir.path(),
+        &broker,
+        &logs.join("*/app.log"),
+        &[],
+        "start_position: beginning
+",
+    );
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("scan_frequency: 500ms", "scan_frequency: 1h"))
+        .unwrap();
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 3, T), numbered("a", 0..3));
+    // A new directory with a file made at once (before any watch on it could exist), and an
+    // empty one that gets its file later.
+    let (b, c) = (logs.join("b/app.log"), logs.join("c/app.log"));
+    std::fs::create_dir(logs.join("c")).unwrap();
+    std::fs::create_dir(logs.join("b")).unwrap();
+    append(&b, &numbered("b", 0..3));
+    assert_eq!(broker.lines("t", 6, T)[3..], numbered("b", 0..3));
+    append(&c, &numbered("c", 0..3));
+    append(&a, &numbered("a", 3..5));
+    let got = by_file(&broker.read("t", 11, T));
+    assert_eq!(got.get(a.to_str().unwrap()), Some(&numbered("a", 0..5)));
+    assert_eq!(got.get(b.to_str().unwrap()), Some(&numbered("b", 0..3)));
+    assert_eq!(got.get(c.to_str().unwrap()), Some(&numbered("c", 0..3)));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
 fn a_rotated_file_matched_by_the_same_glob_is_shipped_once() {
     let (dir, broker, _) = setup("t");
     let (app, cfg, mut agent) = agent_on_app_log_glob(dir.path(), &broker);
