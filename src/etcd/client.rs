@@ -74,7 +74,7 @@ pub struct WatchStream {
 
 impl WatchStream {
     /// The next message; Err when the stream broke, timed out idle, or sent garbage.
-    pub fn next(&mut self) -> Result<WatchMsg, String> {
+    pub fn next_msg(&mut self) -> Result<WatchMsg, String> {
         let mut buf = [0u8; 16 * 1024];
         loop {
             if let Some(m) = self.queue.pop_front() {

@@ -133,7 +133,7 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            match stream.next() {
+            match stream.next_msg() {
                 Ok(WatchMsg::Created { .. }) => {
                     backoff = FIRST_BACKOFF;
                     log::debug!(
