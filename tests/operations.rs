@@ -1,5 +1,5 @@
 //! Running it on legacy hosts (issue 7), against the real broker and etcd: SIGHUP, a second
-//! instance, `logcatch status`, and the metrics file.
+//! instance, `logcatch status`, the metrics file, and a host out of inotify watches.
 
 mod common;
 
@@ -102,4 +102,38 @@ fn metrics_file_counts_what_was_shipped_and_status_reports() {
     let (code, text) = status(&cfg);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("STOPPED"), "{text}");
+}
+
+/// A host out of inotify watches (`fs.inotify.max_user_watches`, lowered here in a user namespace
+/// of the agent's own): one warning naming the sysctl, and every file still ships, polled.
+#[test]
+fn out_of_inotify_watches_files_are_polled_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("t");
+    let files: Vec<_> = (0..8).map(|i| dir.path().join(format!("d{i}/app.log"))).collect();
+    for f in &files {
+        std::fs::create_dir(f.parent().unwrap()).unwrap();
+    }
+    let pairs: Vec<(&std::path::Path, &str)> = files.iter().map(|f| (f.as_path(), "t")).collect();
+    let cfg = write_config(dir.path(), &broker.addr(), &pairs, "start_position: beginning\n");
+    let Some(mut agent) = Agent::start_with_inotify_limit(&cfg, 3) else {
+        eprintln!("SKIPPED: this host allows no user namespaces (unshare -Ur), so the watch limit cannot be lowered");
+        return;
+    };
+    agent.wait_log("inotify watch limit reached (sysctl fs.inotify.max_user_watches)", T);
+    for (i, f) in files.iter().enumerate() {
+        append(f, &numbered(&format!("f{i}"), 0..20));
+    }
+    let got = broker.read("t", 160, T);
+    for (i, f) in files.iter().enumerate() {
+        let mine: Vec<String> = got
+            .iter()
+            .filter(|m| m.key.as_deref() == Some(f.to_str().unwrap().as_bytes()))
+            .map(|m| String::from_utf8_lossy(&m.value).into_owned())
+            .collect();
+        assert_eq!(mine, numbered(&format!("f{i}"), 0..20), "{}", f.display());
+    }
+    assert_eq!(agent.log_text().matches("inotify watch limit reached").count(), 1, "warned once");
+    assert_eq!(agent.terminate(), Some(0));
 }

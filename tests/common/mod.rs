@@ -232,9 +232,27 @@ impl Agent {
     }
 
     pub fn start_env(config: &Path, env: &[(&str, &str)]) -> Agent {
+        Agent::spawn(Command::new(bin()), config, env)
+    }
+
+    /// The agent in a user namespace of its own whose inotify watch limit is `watches` (the
+    /// host's limit, reached without changing the machine's sysctl). None where the host allows
+    /// no user namespaces.
+    pub fn start_with_inotify_limit(config: &Path, watches: u32) -> Option<Agent> {
+        let probe = Command::new("unshare").args(["-Ur", "true"]).status();
+        if !probe.is_ok_and(|s| s.success()) {
+            return None;
+        }
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-Ur", "sh", "-c"])
+            .arg(format!("echo {watches} > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\""))
+            .arg(bin());
+        Some(Agent::spawn(cmd, config, &[]))
+    }
+
+    fn spawn(mut cmd: Command, config: &Path, env: &[(&str, &str)]) -> Agent {
         let log = config.with_extension("stderr.log");
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut cmd = Command::new(bin());
         cmd.arg("-c").arg(config).stdout(Stdio::null()).stderr(logf);
         for (k, v) in env {
             cmd.env(k, v);
