@@ -27,8 +27,8 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A port for a server a test starts. It lies below the kernel's ephemeral range, so no outgoing
 /// connection (a client's, curl's, rdkafka's) can take it between this call and the server's bind,
-/// and it is never one this process handed out before (a released `bind(0)` port can come back
-/// at once: that raced a 3-member etcd against itself in CI).
+/// and it is never one this process handed out before. (`bind(0)` ports, used before, come from
+/// that range; the likely cause of a 3-member etcd that never formed in CI.)
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
