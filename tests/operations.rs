@@ -118,7 +118,7 @@ fn out_of_inotify_watches_files_are_polled_and_nothing_is_lost() {
     let pairs: Vec<(&std::path::Path, &str)> = files.iter().map(|f| (f.as_path(), "t")).collect();
     let cfg = write_config(dir.path(), &broker.addr(), &pairs, "start_position: beginning\n");
     let Some(mut agent) = Agent::start_with_inotify_limit(&cfg, 3) else {
-        eprintln!("SKIPPED: this host allows no user namespaces (unshare -Ur), so the watch limit cannot be lowered");
+        eprintln!("SKIPPED: no user namespace with its own max_inotify_watches here (unshare -Ur)");
         return;
     };
     agent.wait_log("inotify watch limit reached (sysctl fs.inotify.max_user_watches)", T);

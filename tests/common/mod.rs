@@ -237,16 +237,15 @@ impl Agent {
 
     /// The agent in a user namespace of its own whose inotify watch limit is `watches` (the
     /// host's limit, reached without changing the machine's sysctl). None where the host allows
-    /// no user namespaces.
+    /// no user namespaces, or no per-namespace limit to set.
     pub fn start_with_inotify_limit(config: &Path, watches: u32) -> Option<Agent> {
-        let probe = Command::new("unshare").args(["-Ur", "true"]).status();
+        let set_limit = format!("echo {watches} > /proc/sys/user/max_inotify_watches");
+        let probe = Command::new("unshare").args(["-Ur", "sh", "-c", &set_limit]).stderr(Stdio::null()).status();
         if !probe.is_ok_and(|s| s.success()) {
             return None;
         }
         let mut cmd = Command::new("unshare");
-        cmd.args(["-Ur", "sh", "-c"])
-            .arg(format!("echo {watches} > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\""))
-            .arg(bin());
+        cmd.args(["-Ur", "sh", "-c"]).arg(format!("{set_limit} && exec \"$0\" \"$@\"")).arg(bin());
         Some(Agent::spawn(cmd, config, &[]))
     }
 
