@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -60,16 +59,6 @@ fn agent_on_app_log_glob(dir: &Path, broker: &Broker) -> (std::path::PathBuf, st
     let agent = Agent::start(&cfg);
     assert_eq!(broker.lines("t", 100, T), numbered("gen0", 0..100));
     (app, cfg, agent)
-}
-
-/// Messages grouped by key (the configured path of the file they came from), in topic order.
-fn by_file(msgs: &[Msg]) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for m in msgs {
-        let key = String::from_utf8_lossy(m.key.as_deref().unwrap_or_default()).into_owned();
-        out.entry(key).or_default().push(String::from_utf8_lossy(&m.value).into_owned());
-    }
-    out
 }
 
 fn values(msgs: &[Msg]) -> Vec<String> {

@@ -216,6 +216,16 @@ pub struct Msg {
     pub value: Vec<u8>,
 }
 
+/// Messages grouped by key (the configured path of the file they came from), in topic order.
+pub fn by_file(msgs: &[Msg]) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for m in msgs {
+        let key = String::from_utf8_lossy(m.key.as_deref().unwrap_or_default()).into_owned();
+        out.entry(key).or_default().push(String::from_utf8_lossy(&m.value).into_owned());
+    }
+    out
+}
+
 /// The logcatch binary under test.
 pub struct Agent {
     pub proc: Proc,
