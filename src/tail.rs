@@ -304,10 +304,14 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 // About to sleep: the next write to the file rings the bell. A write between the
                 // last read and the arming has no event, so look once more first.
                 // A file closed by close_inactive is watched like an open one; with no file at
-                // all, the directory's name events announce one.
+                // all, the directory's name events announce one (if the directory is there).
                 armed = true;
                 let has_file = st.current.is_some() || st.inactive.is_some();
-                content_covered = !has_file || ctx.waker.arm(&st.spec.path, st.owner, bell);
+                content_covered = if has_file {
+                    ctx.waker.arm(&st.spec.path, st.owner, bell)
+                } else {
+                    ctx.waker.names_covered(&st.spec.path)
+                };
             }
             Ok(false) => {
                 bell.wait(idle);

@@ -184,6 +184,19 @@ impl Waker {
         true
     }
 
+    /// Whether name events in the directory of `path` (registered with `register`) reach its tail
+    /// now: watching the directory again when it was deleted and created since. A tail whose file
+    /// is missing asks before it sleeps long; false (poll instead) while the directory is missing.
+    pub fn names_covered(&self, path: &Path) -> bool {
+        let Some((dir, _)) = split(path) else { return false };
+        let mut reg = self.lock();
+        match reg.dirs.get(&dir) {
+            None => false,
+            Some(d) if d.wd.is_some() => true,
+            Some(_) => dir.is_dir() && self.dir(&mut reg, &dir).is_some(),
+        }
+    }
+
     /// Calls `listener` whenever a file is created, removed or renamed in `dir`, until
     /// `unlisten_dir(dir, id)`; it replaces an earlier listener of `id` on `dir`. Listening again
     /// watches a directory that was deleted and created again. True when change notifications
@@ -393,6 +406,31 @@ mod tests {
         assert_eq!(w.lock().dirs[&dir].listeners.len(), 1, "one listener per id");
         w.unlisten_dir(&dir, 0);
         assert!(!w.lock().dirs.contains_key(&dir));
+    }
+
+    #[test]
+    fn a_tail_in_a_directory_deleted_and_created_again_is_covered_again() {
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("app");
+        let path = dir.join("app.log");
+        std::fs::create_dir(&dir).unwrap();
+        let w = Waker::start();
+        let bell = Arc::new(Doorbell::default());
+        assert!(w.register(&path, 1, bell.clone()));
+        assert!(w.names_covered(&path));
+        std::fs::remove_dir(&dir).unwrap();
+        assert!(bell.wait(Duration::from_secs(5)), "the tail hears its directory go");
+        let gone = std::time::Instant::now() + Duration::from_secs(5);
+        while w.names_covered(&path) {
+            assert!(std::time::Instant::now() < gone, "not covered once the directory is gone");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::create_dir(&dir).unwrap();
+        assert!(w.names_covered(&path), "covered again: the new directory is watched");
+        std::fs::write(&path, b"x\n").unwrap();
+        assert!(bell.wait(Duration::from_secs(5)), "the file made in the new directory rings the tail");
+        w.unregister(&path, 1);
+        assert!(!w.names_covered(&path), "nobody registered");
     }
 
     #[test]

@@ -133,6 +133,33 @@ fn delete_and_recreate_is_picked_up() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// A deploy that recreates the log directory (`rm -rf logs/app; mkdir logs/app`): the file in
+/// the new directory is read from its start, and writes to it keep arriving.
+#[test]
+fn a_log_directory_deleted_and_created_again_is_followed() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let app_dir = dir.path().join("app");
+    std::fs::create_dir(&app_dir).unwrap();
+    let a = app_dir.join("app.log");
+    append(&a, &numbered("one", 0..10));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T), numbered("one", 0..10));
+    std::fs::remove_dir_all(&app_dir).unwrap();
+    // The deleted file drained and closed: the tail waits for a file in a directory that is gone.
+    agent.wait_log(&format!("finished reading {}", a.display()), T);
+    std::fs::create_dir(&app_dir).unwrap();
+    append(&a, &numbered("two", 0..10));
+    let mut want = numbered("one", 0..10);
+    want.extend(numbered("two", 0..10));
+    assert_eq!(broker.lines("t", 20, T), want);
+    append(&a, &numbered("two", 10..20));
+    want.extend(numbered("two", 10..20));
+    assert_eq!(broker.lines("t", 30, T), want);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 #[test]
 fn over_long_lines_are_split_and_bytes_shipped_unchanged() {
     let (dir, broker) = setup();
