@@ -98,6 +98,74 @@ pub struct EtcdSettings {
     pub allowed_paths: Vec<String>,
 }
 
+/// What a reload of config.yaml does with each changed setting.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadPlan {
+    /// Changed and applied at once.
+    pub live: Vec<&'static str>,
+    /// Changed, and applied only when the agent restarts.
+    pub at_restart: Vec<&'static str>,
+}
+
+impl Config {
+    /// Classes every changed setting between `self` (running) and `new` as live or
+    /// restart-only. The destructuring is exhaustive on purpose: a field added to `Config`
+    /// does not compile until it is classed here, so the list cannot drift from the type
+    /// (the hand-kept list it replaces had missed checkpoint_interval, metrics and pid_file).
+    pub fn reload_plan(&self, new: &Config) -> ReloadPlan {
+        let Config {
+            file: _,
+            log,
+            sources,
+            kafka,
+            etcd,
+            data_dir,
+            start_position,
+            max_line_bytes,
+            rotate_wait,
+            poll_interval,
+            batch_wait,
+            checkpoint_interval,
+            ignore_older,
+            close_inactive,
+            max_open_files,
+            scan_frequency,
+            metrics,
+            pid_file,
+        } = self;
+        let mut plan = ReloadPlan::default();
+        let mut live = |name, changed: bool| {
+            if changed {
+                plan.live.push(name);
+            }
+        };
+        live("catsyslog.loglevel", log.level != new.log.level);
+        live("collectlogs", *sources != new.sources);
+        live("etcdconfig/etcdkeys/etcd_*", *etcd != new.etcd);
+        live("ignore_older", *ignore_older != new.ignore_older);
+        live("scan_frequency", *scan_frequency != new.scan_frequency);
+        let mut restart = |name, changed: bool| {
+            if changed {
+                plan.at_restart.push(name);
+            }
+        };
+        restart("catsyslog.logpath", log.path != new.log.path);
+        restart("kafkaconfig", *kafka != new.kafka);
+        restart("data_dir", *data_dir != new.data_dir);
+        restart("start_position", *start_position != new.start_position);
+        restart("max_line_bytes", *max_line_bytes != new.max_line_bytes);
+        restart("rotate_wait", *rotate_wait != new.rotate_wait);
+        restart("poll_interval", *poll_interval != new.poll_interval);
+        restart("batch_wait", *batch_wait != new.batch_wait);
+        restart("checkpoint_interval", *checkpoint_interval != new.checkpoint_interval);
+        restart("close_inactive", *close_inactive != new.close_inactive);
+        restart("max_open_files", *max_open_files != new.max_open_files);
+        restart("metrics", *metrics != new.metrics);
+        restart("pid_file", *pid_file != new.pid_file);
+        plan
+    }
+}
+
 /// Every problem found in a config file, each naming its field.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
@@ -319,7 +387,21 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         }
     }
 
-    let kafka = resolve_kafka(raw.kafkaconfig, problems);
+    let max_line_bytes = match raw.max_line_bytes {
+        None => DEFAULT_MAX_LINE_BYTES,
+        Some(s) => match parse_size_raw(&s) {
+            Ok(n) if (16..=64 * 1024 * 1024).contains(&n) => n as usize,
+            Ok(n) => {
+                problems.push(format!("max_line_bytes: {n} is outside 16 bytes .. 64MiB"));
+                DEFAULT_MAX_LINE_BYTES
+            }
+            Err(e) => {
+                problems.push(format!("max_line_bytes: {e}"));
+                DEFAULT_MAX_LINE_BYTES
+            }
+        },
+    };
+    let kafka = resolve_kafka(raw.kafkaconfig, max_line_bytes, problems);
 
     let allowed_paths = raw
         .etcd_allowed_paths
@@ -353,20 +435,6 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
     }
 
     let data_dir = absolute(Path::new(raw.data_dir.as_deref().unwrap_or("./data")), base);
-    let max_line_bytes = match raw.max_line_bytes {
-        None => DEFAULT_MAX_LINE_BYTES,
-        Some(s) => match parse_size_raw(&s) {
-            Ok(n) if (16..=64 * 1024 * 1024).contains(&n) => n as usize,
-            Ok(n) => {
-                problems.push(format!("max_line_bytes: {n} is outside 16 bytes .. 64MiB"));
-                DEFAULT_MAX_LINE_BYTES
-            }
-            Err(e) => {
-                problems.push(format!("max_line_bytes: {e}"));
-                DEFAULT_MAX_LINE_BYTES
-            }
-        },
-    };
     let rotate_wait = duration_field("rotate_wait", raw.rotate_wait.as_deref(), "5s", problems);
     let poll_interval = duration_field("poll_interval", raw.poll_interval.as_deref(), "1s", problems);
     let checkpoint_interval =
@@ -423,7 +491,11 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
     }
 }
 
-fn resolve_kafka(raw: Option<RawKafka>, problems: &mut Vec<String>) -> KafkaSettings {
+/// Room around a line in librdkafka's `message.max.bytes`: the record's key, headers and
+/// framing (a key is a path: at most 4 KiB).
+const MESSAGE_OVERHEAD: usize = 64 * 1024;
+
+fn resolve_kafka(raw: Option<RawKafka>, max_line_bytes: usize, problems: &mut Vec<String>) -> KafkaSettings {
     let Some(raw) = raw else {
         problems.push("kafkaconfig: missing (kafkaconfig.kafkaaddr names the brokers)".into());
         return KafkaSettings {
@@ -463,7 +535,11 @@ fn resolve_kafka(raw: Option<RawKafka>, problems: &mut Vec<String>) -> KafkaSett
     set("compression.type", "none".into());
     set("queue.buffering.max.messages", DEFAULT_QUEUE_MAX_MESSAGES.to_string());
     set("queue.buffering.max.kbytes", (DEFAULT_QUEUE_MAX_BYTES / 1024).to_string());
-    set("message.max.bytes", (DEFAULT_MAX_LINE_BYTES + 64 * 1024).to_string());
+    // Follows max_line_bytes, so the longest piece a tail hands over fits librdkafka's own limit
+    // (pinned to the default before, a 2 MB line under `max_line_bytes: 4MiB` was refused at
+    // `send` for ever). A broker with a smaller limit refuses it in the delivery report: given
+    // up with an error, nothing else held up (README, "Lines Kafka refuses").
+    set("message.max.bytes", (max_line_bytes + MESSAGE_OVERHEAD).to_string());
     set("allow.auto.create.topics", "false".into());
     // Connect to the brokers as soon as they are known: with lazy ("sparse") connections, the
     // idempotent producer waits for its 500 ms timer to pick a broker for its producer id, and

@@ -117,6 +117,7 @@ impl Metrics {
             dropped: s.dropped.load(Ordering::Relaxed),
             delivery_errors: s.delivery_errors.load(Ordering::Relaxed),
             broker_up: !s.brokers_down.load(Ordering::Relaxed),
+            topics_waiting: s.topics_waiting.load(Ordering::Relaxed),
             queue: lock(&self.queue).as_ref().map(|q| q()).unwrap_or(0),
         });
         let files = lock(&self.files).as_ref().map(|b| (b.open(), b.limit()));
@@ -148,6 +149,8 @@ pub struct SinkSnap {
     pub dropped: u64,
     pub delivery_errors: u64,
     pub broker_up: bool,
+    /// Topics whose messages wait because the broker refused one of them.
+    pub topics_waiting: u64,
     pub queue: i64,
 }
 
@@ -215,7 +218,7 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
         }
     }
     if let Some(p) = &s.sink {
-        let rows: [(&str, &str, &str, i64); 7] = [
+        let rows: [(&str, &str, &str, i64); 8] = [
             ("logcatch_producer_queue_messages", "gauge", "Messages in flight.", p.queue),
             ("logcatch_producer_sent_total", "counter", "Messages handed to the producer.", p.sent as i64),
             ("logcatch_producer_acked_total", "counter", "Messages acknowledged by Kafka.", p.acked as i64),
@@ -228,6 +231,12 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
                 p.delivery_errors as i64,
             ),
             ("logcatch_producer_broker_up", "gauge", "0 while no broker is reachable.", i64::from(p.broker_up)),
+            (
+                "logcatch_producer_topics_waiting",
+                "gauge",
+                "Topics whose lines wait because the broker refused one (other topics go on).",
+                p.topics_waiting as i64,
+            ),
         ];
         for (name, kind, help, v) in rows {
             family(&mut o, name, kind, help);
@@ -436,6 +445,7 @@ mod tests {
                 acked: 9,
                 retried: 0,
                 dropped: 0,
+                topics_waiting: 0,
                 delivery_errors: 0,
                 broker_up: true,
                 queue: 1,

@@ -140,7 +140,16 @@ mod tests {
                 stalled_secs: stalled,
             }],
             etcd: vec![],
-            sink: Some(SinkSnap { sent: 5, acked: 5, retried: 0, dropped: 0, delivery_errors: 0, broker_up, queue: 0 }),
+            sink: Some(SinkSnap {
+                sent: 5,
+                acked: 5,
+                retried: 0,
+                dropped: 0,
+                delivery_errors: 0,
+                broker_up,
+                topics_waiting: 0,
+                queue: 0,
+            }),
             files: None,
         };
         render(&s, up, 1000.0, Duration::from_secs(10))

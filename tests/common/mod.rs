@@ -315,13 +315,18 @@ pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix}-{i:06}")).collect()
 }
 
-/// A config.yaml in `dir` shipping `files` (path, topic) to `broker`, with extra YAML appended.
+/// A config.yaml in `dir` shipping `files` (path, topic) to `broker`, with extra YAML appended
+/// (which may hold a whole `kafkaconfig:` of its own).
 pub fn write_config(dir: &Path, broker: &str, files: &[(&Path, &str)], extra: &str) -> PathBuf {
     let mut y = format!(
-        "catsyslog: {{logpath: {}/agent.log, loglevel: debug}}\nkafkaconfig: {{kafkaaddr: \"{broker}\"}}\ndata_dir: {}/data\npoll_interval: 50ms\nrotate_wait: 1s\n",
+        "catsyslog: {{logpath: {}/agent.log, loglevel: debug}}\ndata_dir: {}/data\npoll_interval: 50ms\nrotate_wait: 1s\n",
         dir.display(),
         dir.display()
     );
+    // `extra` may bring its own kafkaconfig (with properties); otherwise the broker alone.
+    if !extra.contains("kafkaconfig:") {
+        y.push_str(&format!("kafkaconfig: {{kafkaaddr: \"{broker}\"}}\n"));
+    }
     if files.is_empty() {
         y.push_str("collectlogs: []\n");
     } else {

@@ -1,0 +1,225 @@
+//! The sending thread: the only caller of librdkafka's `send`.
+//!
+//! Exists so that one refused message never holds up another file. A hundred threads producing
+//! at once contend on librdkafka's topic lock, so one thread sends for every tail; that made it
+//! a single point where one stuck message stalled everything (issue 18). Now:
+//! - a message refused for good (`Refusal::Permanent`) is given up at once, with an error;
+//! - a message refused for a reason that can pass parks its *topic*: that batch, and every later
+//!   batch of the same topic, wait in order in `SenderState::parked` and are tried again every
+//!   `RETRY_AFTER`; batches of other topics go on. The tails of a parked topic are held back in
+//!   `Sink::submit` once `PARKED_PER_TOPIC` of its batches wait, so memory stays bounded;
+//! - a message that failed in its delivery report comes back on the retries channel and parks
+//!   its topic the same way (the kafka-retry thread it used to have ran outside the supervisor).
+//!
+//! Everything the loop needs to go on after a panic lives in `SenderState`, outside the thread.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::BaseRecord;
+
+use super::refusal::{classify_error, Refusal, Waiting};
+use super::{BatchAck, KafkaProducer, Outgoing, Shared};
+
+/// How long a parked topic waits before its first waiting message is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The longest sleep of the sending thread while librdkafka's queue is full.
+const QUEUE_FULL_MAX_WAIT: Duration = Duration::from_millis(1);
+
+/// A message that librdkafka failed in its delivery report, for a reason that can pass.
+pub struct Refused {
+    pub out: Outgoing,
+    pub cause: String,
+}
+
+/// A topic whose messages wait: its batches in order, and when to try the first again.
+struct Parked {
+    queue: VecDeque<Outgoing>,
+    retry_at: Instant,
+}
+
+/// What the sending thread keeps outside itself, so a restarted sender goes on where a panicked
+/// one stopped.
+#[derive(Default)]
+pub struct SenderState {
+    in_hand: Option<Outgoing>,
+    parked: BTreeMap<Arc<str>, Parked>,
+}
+
+impl SenderState {
+    /// When the next parked topic is due.
+    fn next_retry(&self) -> Option<Instant> {
+        self.parked.values().map(|p| p.retry_at).min()
+    }
+
+    /// Puts `out` at the back of its topic's waiting line (parking the topic if it was not).
+    fn park(&mut self, out: Outgoing, cause: Option<String>, shared: &Shared) {
+        let topic = out.batch.topic.clone();
+        if let Some(cause) = cause {
+            shared.log.warn(Waiting { topic: topic.to_string(), cause }.to_string());
+        }
+        let p = self
+            .parked
+            .entry(topic.clone())
+            .or_insert_with(|| Parked { queue: VecDeque::new(), retry_at: Instant::now() + RETRY_AFTER });
+        p.queue.push_back(out);
+        shared.parked_changed(&topic, 1);
+    }
+
+    /// Tries again every parked topic that is due, each from its first waiting batch.
+    fn retry_due(&mut self, producer: &KafkaProducer, shared: &Shared) {
+        let now = Instant::now();
+        let due: Vec<Arc<str>> =
+            self.parked.iter().filter(|(_, p)| p.retry_at <= now).map(|(t, _)| t.clone()).collect();
+        for topic in due {
+            let p = self.parked.get_mut(&topic).expect("a due topic is parked");
+            while let Some(front) = p.queue.front_mut() {
+                match produce_lines(producer, front, shared) {
+                    Ok(()) => {
+                        p.queue.pop_front();
+                        shared.queued.fetch_sub(1, Ordering::SeqCst);
+                        shared.parked_changed(&topic, -1);
+                    }
+                    Err(cause) => {
+                        shared.log.warn(Waiting { topic: topic.to_string(), cause }.to_string());
+                        p.retry_at = Instant::now() + RETRY_AFTER;
+                        break;
+                    }
+                }
+            }
+            if p.queue.is_empty() {
+                self.parked.remove(&topic);
+                log::info!("kafka: topic {topic} accepts messages again; its files go on");
+            }
+        }
+    }
+}
+
+/// What arrives for the sending thread next.
+enum Next {
+    Out(Outgoing),
+    Refused(Refused),
+    /// Nothing before the next parked topic is due.
+    Due,
+    /// The sink is gone.
+    Closed,
+}
+
+fn lock(state: &Mutex<SenderState>) -> MutexGuard<'_, SenderState> {
+    // Every change to the state is a move of one value; a panic cannot leave it half-made.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn next(batches: &Receiver<Outgoing>, refused: &Receiver<Refused>, until: Option<Instant>) -> Next {
+    let wait = until.map_or(Duration::from_secs(3600), |at| at.saturating_duration_since(Instant::now()));
+    select! {
+        recv(refused) -> r => r.map_or(Next::Closed, Next::Refused),
+        recv(batches) -> b => b.map_or(Next::Closed, Next::Out),
+        default(wait) => Next::Due,
+    }
+}
+
+/// The sending thread's loop: produces batches in the order they came, topic by topic; a topic
+/// that refuses waits aside while the others go on.
+pub fn run_sender(
+    producer: &KafkaProducer,
+    batches: &Receiver<Outgoing>,
+    refused: &Receiver<Refused>,
+    state: &Mutex<SenderState>,
+    shared: &Shared,
+) {
+    loop {
+        let mut st = lock(state);
+        st.retry_due(producer, shared);
+        if st.in_hand.is_none() {
+            let until = st.next_retry();
+            drop(st);
+            let got = next(batches, refused, until);
+            st = lock(state);
+            match got {
+                Next::Out(out) => st.in_hand = Some(out),
+                Next::Refused(r) => st.park(r.out, Some(r.cause), shared),
+                Next::Due => {}
+                Next::Closed => return,
+            }
+            continue;
+        }
+        let topic = st.in_hand.as_ref().expect("a batch in hand").batch.topic.clone();
+        if st.parked.contains_key(&topic) {
+            // Later batches of a waiting topic wait behind it: a file's lines keep their order.
+            let out = st.in_hand.take().expect("a batch in hand");
+            st.park(out, None, shared);
+            continue;
+        }
+        match produce_lines(producer, st.in_hand.as_mut().expect("a batch in hand"), shared) {
+            Ok(()) => {
+                st.in_hand = None;
+                shared.queued.fetch_sub(1, Ordering::SeqCst);
+            }
+            Err(cause) => {
+                let out = st.in_hand.take().expect("a batch in hand");
+                st.park(out, Some(cause), shared);
+            }
+        }
+    }
+}
+
+/// Hands the lines of `out` to librdkafka from `out.next` on. A line refused for good is given up
+/// (and counts as delivered for its batch); a refusal that can pass stops here and returns its
+/// cause, with `out.next` at the refused line.
+fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) -> Result<(), String> {
+    while out.next < out.batch.lines.len() {
+        let (start, end) = out.batch.lines[out.next];
+        let mut record =
+            BaseRecord::with_opaque_to(&*out.batch.topic, out.token.clone()).payload(&out.batch.data[start..end]);
+        if let Some(k) = &out.batch.key {
+            record = record.key(&**k);
+        }
+        match send_when_room(producer, record) {
+            Ok(()) => {
+                shared.stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if classify_error(&e) == Refusal::Permanent => {
+                give_up(shared, &out.batch.topic, end - start, &e);
+                out.token.delivered();
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        out.next += 1;
+    }
+    Ok(())
+}
+
+/// Logs and counts a message that can never be delivered.
+pub fn give_up(shared: &Shared, topic: &str, bytes: usize, e: &KafkaError) {
+    shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+    log::error!(
+        "kafka: a {bytes}-byte message to topic {topic} can never be delivered ({e}); it is given up \
+         (logcatch_producer_dropped_total; see README, \"Lines Kafka refuses\")"
+    );
+}
+
+/// `send`, waiting while librdkafka's queue is full (backing off 0.2 to 1 ms: the queue frees
+/// space in chunks, one produce request's acknowledgements at a time, and a longer sleep leaves
+/// the broker connection idle). Any other refusal is returned.
+fn send_when_room(
+    producer: &KafkaProducer,
+    mut record: BaseRecord<'_, [u8], [u8], Arc<BatchAck>>,
+) -> Result<(), KafkaError> {
+    let mut wait = Duration::from_micros(200);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(QUEUE_FULL_MAX_WAIT);
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
