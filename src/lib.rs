@@ -1,16 +1,20 @@
 //! logcatch: tails log files and ships every line to Kafka.
 //!
-//! Threads and what links them (see README, "How it works"):
+//! Threads and what links them (see README, "How it works"); every one of them is started and
+//! restarted by the `supervisor`, and `agent` starts them in order and stops them in the order
+//! the delivery guarantee depends on:
 //! - `config_watch`: the config thread, notices config.yaml changes;
 //! - `server`: the file server, owns the desired set of tails and starts/stops them; its scans
 //!   expand glob patterns (`discover`);
-//! - `tail`: one thread per (file, topic), woken by `waker` (inotify) or its own poll;
+//! - `tail`: one thread per (file, topic), woken by `waker` (its inotify event thread) or its
+//!   own poll;
 //! - `etcd`: one watcher thread per etcd key;
 //! - `checkpoint`: the checkpointer thread, saves acknowledged offsets;
-//! - `supervisor`: restarts any of the above that panics;
-//! - `sink`: the shared Kafka producer (its own polling thread, from rdkafka).
+//! - `metrics`: writes the metrics file;
+//! - `sink`: the shared Kafka producer, its sending thread and its delivery-report thread.
 
 pub mod ack;
+pub mod agent;
 pub mod budget;
 pub mod checkpoint;
 pub mod cli;
@@ -21,6 +25,7 @@ pub mod discover;
 pub mod etcd;
 pub mod failpoint;
 pub mod fingerprint;
+pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod process;
@@ -29,4 +34,5 @@ pub mod sink;
 pub mod status;
 pub mod supervisor;
 pub mod tail;
+pub mod version;
 pub mod waker;

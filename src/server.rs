@@ -233,21 +233,12 @@ impl ServerState {
     fn apply_config(&mut self, new: Config) {
         let old = std::mem::replace(&mut self.config, new);
         let new = &self.config;
-        for (what, changed) in [
-            ("kafkaconfig", old.kafka != new.kafka),
-            ("data_dir", old.data_dir != new.data_dir),
-            ("catsyslog.logpath", old.log.path != new.log.path),
-            ("start_position", old.start_position != new.start_position),
-            ("max_line_bytes", old.max_line_bytes != new.max_line_bytes),
-            ("rotate_wait", old.rotate_wait != new.rotate_wait),
-            ("poll_interval", old.poll_interval != new.poll_interval),
-            ("batch_wait", old.batch_wait != new.batch_wait),
-            ("close_inactive", old.close_inactive != new.close_inactive),
-            ("max_open_files", old.max_open_files != new.max_open_files),
-        ] {
-            if changed {
-                log::warn!("config.yaml: a change of {what} takes effect at the next restart");
-            }
+        let plan = old.reload_plan(new);
+        if !plan.live.is_empty() {
+            log::info!("config.yaml: applied now: {}", plan.live.join(", "));
+        }
+        if !plan.at_restart.is_empty() {
+            log::warn!("config.yaml: changed, applied at the next restart: {}", plan.at_restart.join(", "));
         }
         if old.log.level != new.log.level {
             log::set_max_level(new.log.level);

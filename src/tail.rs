@@ -70,6 +70,21 @@ pub struct TailSettings {
     pub close_inactive: Duration,
 }
 
+impl TailSettings {
+    /// The tail's share of the config.
+    pub fn from_config(c: &crate::config::Config) -> TailSettings {
+        TailSettings {
+            max_line_bytes: c.max_line_bytes,
+            rotate_wait: c.rotate_wait,
+            poll_interval: c.poll_interval,
+            batch_wait: c.batch_wait,
+            start_position: c.start_position,
+            message_key: c.kafka.message_key,
+            close_inactive: c.close_inactive,
+        }
+    }
+}
+
 /// What every tail needs from the rest of the agent.
 pub struct TailCtx {
     pub sink: Arc<Sink>,

@@ -96,6 +96,8 @@ pub struct Waker {
     watches: Option<Mutex<Watches>>,
     /// The watch limit was reported already (once per run).
     limit_logged: AtomicBool,
+    /// The instance its event thread reads, kept here so a restarted thread reads it again.
+    inotify: Option<Arc<Mutex<Inotify>>>,
 }
 
 fn split(path: &Path) -> Option<(PathBuf, OsString)> {
@@ -103,26 +105,37 @@ fn split(path: &Path) -> Option<(PathBuf, OsString)> {
 }
 
 impl Waker {
-    pub fn start() -> Waker {
+    /// Sets up inotify; the thread that reads its events is `events_worker`, run by the caller
+    /// under the supervisor.
+    pub fn new() -> Waker {
         let reg: Arc<Mutex<Registry>> = Arc::default();
-        let watches = match Inotify::init() {
-            Ok(inotify) => {
-                let watches = inotify.watches();
-                let r2 = reg.clone();
-                match std::thread::Builder::new().name("inotify".into()).spawn(move || run_events(inotify, &r2)) {
-                    Ok(_) => Some(Mutex::new(watches)),
-                    Err(e) => {
-                        log::warn!("cannot start the inotify thread ({e}); tails poll every poll_interval");
-                        None
-                    }
-                }
-            }
+        let (watches, inotify) = match Inotify::init() {
+            Ok(inotify) => (Some(Mutex::new(inotify.watches())), Some(Arc::new(Mutex::new(inotify)))),
             Err(e) => {
                 log::warn!("file change notifications unavailable ({e}); tails poll every poll_interval");
-                None
+                (None, None)
             }
         };
-        Waker { reg, watches, limit_logged: AtomicBool::new(false) }
+        Waker { reg, watches, limit_logged: AtomicBool::new(false), inotify }
+    }
+
+    /// A waker whose event thread runs unsupervised (unit tests).
+    #[cfg(test)]
+    fn start() -> Waker {
+        let w = Waker::new();
+        if let Some(run) = w.events_worker() {
+            std::thread::spawn(move || run());
+        }
+        w
+    }
+
+    /// The event thread's body, for the supervisor (None when inotify is unavailable).
+    pub fn events_worker(&self) -> Option<crate::supervisor::WorkerFn> {
+        let (inotify, reg) = (self.inotify.clone()?, self.reg.clone());
+        Some(Arc::new(move || {
+            let mut inotify = inotify.lock().unwrap_or_else(|p| p.into_inner());
+            run_events(&mut inotify, &reg);
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -270,7 +283,7 @@ impl Waker {
 }
 
 /// The inotify thread's loop: reads events and wakes whoever they concern.
-fn run_events(mut inotify: Inotify, reg: &Mutex<Registry>) {
+fn run_events(inotify: &mut Inotify, reg: &Mutex<Registry>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let events = match inotify.read_events_blocking(&mut buf) {

@@ -1,0 +1,237 @@
+//! The agent's life: start every thread in order, run until a signal, stop in the order the
+//! delivery guarantee depends on.
+//!
+//! Exists so that `main.rs` only parses and wires, and so that the two policies a reader must
+//! check together sit in one place: what exit code each start failure gets (`StartError`), and
+//! the shutdown order (tails stop, then the producer is flushed, then checkpoints are saved: a
+//! position is never saved past a line Kafka has not acknowledged).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::budget::FileBudget;
+use crate::checkpoint::{run_checkpointer, Checkpoints};
+use crate::config::{Config, ConfigError};
+use crate::config_watch::{run_config_watcher, ConfigMsg};
+use crate::etcd::EtcdWatchers;
+use crate::metrics::{run_metrics, Metrics};
+use crate::server::{run_server, Event, ServerState};
+use crate::sink::{Sink, SinkError};
+use crate::supervisor::Supervisor;
+use crate::tail::{TailCtx, TailSettings};
+use crate::waker::Waker;
+use crate::{logging, process};
+
+/// Why the agent could not start; each kind has the exit code `logcatch --help` documents.
+#[derive(Debug)]
+pub enum StartError {
+    /// config.yaml is missing or invalid.
+    Config(ConfigError),
+    /// The agent's own log (`catsyslog.logpath`) cannot be opened.
+    Log(String),
+    /// Signal handlers could not be installed.
+    Signals(std::io::Error),
+    /// Another agent holds the data_dir (or the pid_file names a live one).
+    Claimed(String),
+    /// The state in data_dir cannot be used.
+    State(String),
+    /// The producer refused its settings.
+    Kafka(SinkError),
+}
+
+impl StartError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) | StartError::Log(_) | StartError::Signals(_) => 1,
+            StartError::State(_) => 3,
+            StartError::Kafka(_) => 4,
+            StartError::Claimed(_) => 5,
+        }
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Log(e) | StartError::Claimed(e) | StartError::State(e) => write!(f, "{e}"),
+            StartError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            StartError::Kafka(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// How the agent stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every line read was acknowledged and its position saved.
+    Clean,
+    /// Lines were still owed when `flush_timeout` ran out, or positions could not be saved:
+    /// they are read again at the next start.
+    Owing,
+}
+
+/// Everything the running agent holds, built by `start`.
+struct Running {
+    config: Config,
+    sink: Arc<Sink>,
+    checkpoints: Arc<Checkpoints>,
+    supervisor: Supervisor,
+    events: crossbeam_channel::Sender<Event>,
+    reload: crossbeam_channel::Sender<ConfigMsg>,
+    stopping: Arc<AtomicBool>,
+    /// Dropped at shutdown: the checkpointer and metrics threads see it disconnect.
+    stop_tx: crossbeam_channel::Sender<()>,
+    metrics_done: crossbeam_channel::Receiver<()>,
+    _instance: process::Instance,
+}
+
+/// Runs the agent on the config file at `path` until SIGINT or SIGTERM.
+pub fn run(path: &Path) -> Result<Stopped, StartError> {
+    let config = Config::load(path).map_err(StartError::Config)?;
+    logging::init(&config.log).map_err(|e| StartError::Log(format!("{}: {e}", config.file.display())))?;
+    logging::log_panics();
+    // Signals are caught from here on; SIGHUP before the config thread runs is kept for it.
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(StartError::Signals)?;
+    let running = start(config)?;
+    for signal in signals.forever() {
+        if signal != SIGHUP {
+            break;
+        }
+        log::info!("SIGHUP: reloading {}", running.config.file.display());
+        let _ = running.reload.send(ConfigMsg::Reload);
+    }
+    // A second SIGINT/SIGTERM while shutting down: stop now, without waiting for Kafka.
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if signal != SIGHUP {
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(stop(running))
+}
+
+/// Starts every thread, under the supervisor.
+fn start(config: Config) -> Result<Running, StartError> {
+    let instance = process::claim(&config.data_dir, config.pid_file.as_deref()).map_err(StartError::Claimed)?;
+    log::info!("{} starting with {}", crate::version::short(), config.file.display());
+    for w in crate::host::warnings(&config.kafka.brokers, &config.etcd.endpoints, Path::new("/")) {
+        log::warn!("{w}");
+    }
+    let checkpoints = Arc::new(Checkpoints::open(&config.data_dir).map_err(|e| StartError::State(e.to_string()))?);
+    let sink = Arc::new(Sink::new(&config.kafka).map_err(StartError::Kafka)?);
+    let metrics = Arc::new(Metrics::default());
+    {
+        let s = sink.clone();
+        metrics.set_sink(sink.stats.clone(), Box::new(move || i64::from(s.in_flight())));
+    }
+    let files = FileBudget::from_config(config.max_open_files);
+    metrics.set_files(files.clone());
+    let (supervisor, _supervisor_thread) = Supervisor::start();
+    let waker = Waker::new();
+    if let Some(run) = waker.events_worker() {
+        supervisor.spawn("inotify", run);
+    }
+    let ctx = Arc::new(TailCtx {
+        sink: sink.clone(),
+        metrics: metrics.clone(),
+        waker,
+        checkpoints: checkpoints.clone(),
+        files,
+        settings: TailSettings::from_config(&config),
+    });
+    supervisor.spawn("kafka-sender", sink.sender_worker());
+    supervisor.spawn("kafka-poll", sink.poll_worker());
+    let (events_tx, events_rx) = unbounded::<Event>();
+    let (stop_tx, stop_rx) = bounded::<()>(0);
+    let stopping = Arc::new(AtomicBool::new(false));
+
+    let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone(), metrics.clone()));
+    let server =
+        Arc::new(Mutex::new(ServerState::new(ctx, supervisor.clone(), config.clone(), etcd, events_tx.clone())));
+    supervisor.spawn("server", Arc::new(move || run_server(&server, &events_rx)));
+
+    let (reload_tx, reload_rx) = unbounded();
+    {
+        let (file, last_good, events, stopping) =
+            (config.file.clone(), Arc::new(Mutex::new(config.clone())), events_tx.clone(), stopping.clone());
+        supervisor
+            .spawn("config", Arc::new(move || run_config_watcher(&file, &last_good, &events, &reload_rx, &stopping)));
+    }
+    {
+        let (cp, every, stop) = (checkpoints.clone(), config.checkpoint_interval, stop_rx.clone());
+        supervisor.spawn("checkpointer", Arc::new(move || run_checkpointer(&cp, every, &stop)));
+    }
+    let (metrics_done_tx, metrics_done) = bounded(1);
+    {
+        let (m, path, every, stop) = (metrics, config.metrics.path.clone(), config.metrics.interval, stop_rx);
+        supervisor.spawn(
+            "metrics",
+            Arc::new(move || {
+                run_metrics(&m, path.as_deref(), every, &stop);
+                let _ = metrics_done_tx.try_send(());
+            }),
+        );
+    }
+    Ok(Running {
+        config,
+        sink,
+        checkpoints,
+        supervisor,
+        events: events_tx,
+        reload: reload_tx,
+        stopping,
+        stop_tx,
+        metrics_done,
+        _instance: instance,
+    })
+}
+
+/// The orderly shutdown: tails stop, the producer is flushed (bounded), positions are saved,
+/// the metrics file says "stopped", and the last line says what is true.
+fn stop(r: Running) -> Stopped {
+    log::info!("signal received: stopping tails, then flushing what is in flight");
+    r.stopping.store(true, Ordering::SeqCst);
+    let (done_tx, done_rx) = bounded(1);
+    let _ = r.events.send(Event::Shutdown { done: done_tx });
+    if done_rx.recv_timeout(Duration::from_secs(15)).is_err() {
+        log::warn!("tails did not all stop in time");
+    }
+    let delivered = r.sink.flush(r.config.kafka.flush_timeout);
+    let saved = match r.checkpoints.save() {
+        Ok(_) => true,
+        Err(e) => {
+            log::error!("cannot save checkpoints at shutdown: {e}");
+            false
+        }
+    };
+    drop(r.stop_tx);
+    let _ = r.metrics_done.recv_timeout(Duration::from_secs(5));
+    r.supervisor.shutdown();
+    match (delivered, saved) {
+        (true, true) => {
+            log::info!("stopped: every line was delivered and checkpointed");
+            Stopped::Clean
+        }
+        (true, false) => {
+            log::warn!("stopped: every line was delivered, but positions could not be saved; lines since the last save are sent again at the next start");
+            Stopped::Owing
+        }
+        (false, _) => {
+            log::warn!(
+                "stopped with {} lines not acknowledged within {:?}; they are read again at the next start",
+                r.sink.pending(),
+                r.config.kafka.flush_timeout
+            );
+            Stopped::Owing
+        }
+    }
+}
