@@ -107,6 +107,7 @@ fn split(path: &Path) -> Option<(PathBuf, OsString)> {
 impl Waker {
     /// Sets up inotify; the thread that reads its events is `events_worker`, run by the caller
     /// under the supervisor.
+    #[allow(clippy::new_without_default)] // it sets up a kernel object: not a default value
     pub fn new() -> Waker {
         let reg: Arc<Mutex<Registry>> = Arc::default();
         let (watches, inotify) = match Inotify::init() {

@@ -91,8 +91,20 @@ impl Batch {
     pub fn register(&mut self, end: u64) {
         self.seq = self.tracker.register(end);
     }
-    pub fn full(&self) -> bool {
-        self.data.len() >= BATCH_BYTES || self.lines.len() >= BATCH_LINES
+    /// A batch of lines already framed: `lines` are (start, end) spans of `data`.
+    pub fn from_spans(
+        topic: Arc<str>,
+        key: Option<Arc<[u8]>>,
+        tracker: Arc<AckTracker>,
+        data: Vec<u8>,
+        lines: Vec<(usize, usize)>,
+    ) -> Batch {
+        debug_assert!(lines.iter().all(|&(s, e)| s <= e && e <= data.len()));
+        Batch { topic, key, tracker, data, lines, seq: 0 }
+    }
+    /// Whether a batch of `bytes` bytes in `lines` lines is to be handed over now.
+    pub fn full_at(bytes: usize, lines: usize) -> bool {
+        bytes >= BATCH_BYTES || lines >= BATCH_LINES
     }
 }
 

@@ -175,7 +175,7 @@ fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) 
     while out.next < out.batch.lines.len() {
         let (start, end) = out.batch.lines[out.next];
         let mut record =
-            BaseRecord::with_opaque_to(&*out.batch.topic, out.token.clone()).payload(&out.batch.data[start..end]);
+            BaseRecord::with_opaque_to(&out.batch.topic, out.token.clone()).payload(&out.batch.data[start..end]);
         if let Some(k) = &out.batch.key {
             record = record.key(&**k);
         }
