@@ -138,6 +138,16 @@ fn producer_config(broker: &str) -> ClientConfig {
     c
 }
 
+/// What one live run of an agent measured.
+struct LiveRun {
+    read_back: usize,
+    /// Sorted latencies (ms) of the lines written after the warm-up.
+    lat: Vec<f64>,
+    cpu_pct: f64,
+    rss: u64,
+    peak_rss: u64,
+}
+
 struct Row {
     scenario: &'static str,
     metric: String,
@@ -181,6 +191,9 @@ struct Bench {
     _etcd: Proc,
     etcd_port: u16,
     topics: usize,
+    /// The static release binary (LOGCATCH_STATIC_BIN, set by scripts/bench.sh), measured as a
+    /// column beside the glibc build in the same run.
+    static_bin: Option<PathBuf>,
 }
 
 struct Proc(Option<Child>);
@@ -344,7 +357,18 @@ impl Bench {
             .spawn()
             .expect("etcd on PATH (scripts/install-deps.sh)");
         wait_until(Duration::from_secs(30), "etcd", || std::net::TcpStream::connect(("127.0.0.1", etcd_port)).is_ok());
-        Bench { quick, runs: 3, dir, _broker: Proc(Some(broker)), port, _etcd: Proc(Some(etcd)), etcd_port, topics: 0 }
+        let static_bin = std::env::var_os("LOGCATCH_STATIC_BIN").map(PathBuf::from).filter(|p| p.is_file());
+        Bench {
+            quick,
+            runs: 3,
+            dir,
+            _broker: Proc(Some(broker)),
+            port,
+            _etcd: Proc(Some(etcd)),
+            etcd_port,
+            topics: 0,
+            static_bin,
+        }
     }
 
     fn addr(&self) -> String {
@@ -384,13 +408,11 @@ impl Bench {
     }
 
     fn spawn_agent(&self, cfg: &Path) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_logcatch"))
-            .arg("-c")
-            .arg(cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+        self.spawn_bin(Path::new(env!("CARGO_BIN_EXE_logcatch")), cfg)
+    }
+
+    fn spawn_bin(&self, bin: &Path, cfg: &Path) -> Child {
+        Command::new(bin).arg("-c").arg(cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
     }
 
     fn run_dir(&self, name: &str) -> PathBuf {
@@ -415,6 +437,7 @@ impl Bench {
         }
         let mut base = (Vec::new(), Vec::new(), Vec::new());
         let mut lc = (Vec::new(), Vec::new(), Vec::new());
+        let mut st: (Vec<f64>, Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new(), Vec::new());
         for run in 0..self.runs {
             // Baseline: the raw producer, from memory.
             let topic = self.topic("base");
@@ -432,22 +455,18 @@ impl Bench {
             base.0.push(secs);
             base.1.push(cpu);
             base.2.push(rss as f64);
-            // logcatch: the same lines from the file.
-            let topic = self.topic("lc");
-            let d = self.run_dir(&format!("catchup{run}"));
-            let cfg = self.config(&d, &[(file.clone(), topic.clone())], "start_position: beginning\n");
-            let reader = ReadyReader::start(&self.addr(), &topic, n, Duration::from_secs(300));
-            let start = Instant::now();
-            let mut child = self.spawn_agent(&cfg);
-            let (got, last) = reader.join();
-            let secs = last.duration_since(start).as_secs_f64();
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let (cpu, rss) = reap(&mut child);
-            assert_eq!(got, n, "logcatch delivered every line");
+            // logcatch: the same lines from the file; then the static build, interleaved.
+            let (secs, cpu, rss) = self.catch_up_agent(Path::new(env!("CARGO_BIN_EXE_logcatch")), &file, n, run, "lc");
             lc.0.push(secs);
             lc.1.push(cpu);
-            lc.2.push(rss as f64);
-            eprintln!("catch-up run {run}: baseline {:.2}s, logcatch {secs:.2}s", base.0[run]);
+            lc.2.push(rss);
+            if let Some(bin) = self.static_bin.clone() {
+                let (secs, cpu, rss) = self.catch_up_agent(&bin, &file, n, run, "st");
+                st.0.push(secs);
+                st.1.push(cpu);
+                st.2.push(rss);
+            }
+            eprintln!("catch-up run {run}: baseline {:.2}s, logcatch {:.2}s", base.0[run], lc.0[run]);
         }
         let (bs, bc, br) = (median(base.0), median(base.1), median(base.2));
         let (ls, lcpu, lr) = (median(lc.0), median(lc.1), median(lc.2));
@@ -456,7 +475,7 @@ impl Bench {
         let ratio = bs / ls;
         let cpu_ratio = per_m(lcpu) / per_m(bc);
         let s = "1. catch-up";
-        vec![
+        let mut rows = vec![
             row(
                 s,
                 &format!("lines/s ({} lines of {LINE_BYTES} B)", n),
@@ -469,7 +488,43 @@ impl Bench {
             row(s, "CPU s per million lines", format!("logcatch {:.2} / raw {:.2}", per_m(lcpu), per_m(bc)), "", None),
             row(s, "CPU per line ratio", format!("{cpu_ratio:.2}x"), "<= 1.5x", Some(cpu_ratio <= 1.5)),
             row(s, "peak RSS", format!("logcatch {:.1} MiB / raw {:.1} MiB", lr / 1024.0, br / 1024.0), "", None),
-        ]
+        ];
+        if !st.0.is_empty() {
+            let (ss, scpu, sr) = (median(st.0), median(st.1), median(st.2));
+            let vs_glibc = per_m(scpu) / per_m(lcpu);
+            rows.push(row(
+                s,
+                "static (musl) build: lines/s, CPU s per million, peak RSS",
+                format!("{:.0}, {:.2}, {:.1} MiB", n as f64 / ss, per_m(scpu), sr / 1024.0),
+                "",
+                None,
+            ));
+            rows.push(row(
+                s,
+                "static / glibc CPU per line",
+                format!("{vs_glibc:.2}x"),
+                "<= 1.1x",
+                Some(vs_glibc <= 1.1),
+            ));
+        }
+        rows
+    }
+
+    /// One catch-up of `file` by the agent binary `bin`: (seconds to the last line read back,
+    /// CPU seconds, peak RSS KiB).
+    fn catch_up_agent(&mut self, bin: &Path, file: &Path, n: usize, run: usize, name: &str) -> (f64, f64, f64) {
+        let topic = self.topic(name);
+        let d = self.run_dir(&format!("catchup-{name}{run}"));
+        let cfg = self.config(&d, &[(file.to_path_buf(), topic.clone())], "start_position: beginning\n");
+        let reader = ReadyReader::start(&self.addr(), &topic, n, Duration::from_secs(300));
+        let start = Instant::now();
+        let mut child = self.spawn_bin(bin, &cfg);
+        let (got, last) = reader.join();
+        let secs = last.duration_since(start).as_secs_f64();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let (cpu, rss) = reap(&mut child);
+        assert_eq!(got, n, "{} delivered every line", bin.display());
+        (secs, cpu, rss as f64)
     }
 
     // --- 2. live tail -------------------------------------------------------------------------
@@ -526,16 +581,98 @@ impl Bench {
         let raw_cpu_pct = raw_cpu / t0.elapsed().as_secs_f64() * 100.0;
         let (_, raw_lat) = reader.join().unwrap();
 
-        // logcatch: 100 files appended by this process.
-        let topic = self.topic("live");
-        let d = self.run_dir("live");
+        // logcatch: 100 files appended by this process; then the static build the same way.
+        let lc = self.live_agent(Path::new(env!("CARGO_BIN_EXE_logcatch")), "live", files, rate, secs);
+        // The static build in pairs with the glibc one, each pair back to back, so that the
+        // machine's drift between runs (seen here: 1.3x between two sequential runs of the same
+        // binary) falls on both sides of a pair; the ratio is the median of the pairs' ratios.
+        let mut pairs = Vec::new();
+        if let Some(bin) = self.static_bin.clone() {
+            let glibc = Path::new(env!("CARGO_BIN_EXE_logcatch"));
+            for i in 0..if self.quick { 3 } else { 2 } {
+                let st = self.live_agent(&bin, &format!("stlive{i}_"), files, rate, secs);
+                let gl =
+                    if i == 0 { None } else { Some(self.live_agent(glibc, &format!("gllive{i}_"), files, rate, secs)) };
+                pairs.push((st, gl));
+            }
+        }
+        let LiveRun { read_back, lat, cpu_pct, rss, peak_rss } = lc;
+        let q = |l: &[f64]| (percentile(l, 0.5), percentile(l, 0.99), l.last().copied().unwrap_or(f64::NAN));
+        let ((p50, p99, max), (r50, r99, rmax)) = (q(&lat), q(&raw_lat));
+        let s = "2. live tail";
+        let mut rows = vec![
+            row(
+                s,
+                &format!("{files} files x {rate} lines/s for {secs} s"),
+                format!("{read_back} of {total} lines read back"),
+                "all",
+                Some(read_back == total),
+            ),
+            row(
+                s,
+                &format!("write -> consumer latency p50 / p99 / max (after {}s warm-up)", WARMUP.as_secs()),
+                format!("logcatch {p50:.1} / {p99:.1} / {max:.1} ms; raw producer {r50:.1} / {r99:.1} / {rmax:.1} ms"),
+                "p99 < 100 ms",
+                Some(p99 < 100.0),
+            ),
+            row(
+                s,
+                "CPU",
+                format!("logcatch {cpu_pct:.1} % of a core; raw producer {raw_cpu_pct:.1} %"),
+                "< 25 %",
+                Some(cpu_pct < 25.0),
+            ),
+            row(
+                s,
+                "logcatch RSS (end / peak sampled)",
+                format!("{:.1} / {:.1} MiB", rss as f64 / 1024.0, peak_rss.max(rss) as f64 / 1024.0),
+                "",
+                None,
+            ),
+        ];
+        if let Some((st, _)) = pairs.first() {
+            let (s50, s99, _) = q(&st.lat);
+            let ratios: Vec<f64> =
+                pairs.iter().map(|(s, g)| s.cpu_pct / g.as_ref().map_or(cpu_pct, |g| g.cpu_pct)).collect();
+            let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            let vs_glibc = median(ratios.clone());
+            rows.push(row(
+                s,
+                "static (musl) build: lines read back, p50 / p99, CPU, peak RSS",
+                format!(
+                    "{} of {total}, {s50:.1} / {s99:.1} ms, {:.1} % of a core, {:.1} MiB",
+                    st.read_back,
+                    st.cpu_pct,
+                    st.peak_rss.max(st.rss) as f64 / 1024.0
+                ),
+                "all",
+                Some(st.read_back == total),
+            ));
+            rows.push(row(
+                s,
+                "static / glibc live CPU (median of back-to-back pairs)",
+                format!("{vs_glibc:.2}x (pairs: {})", shown.join(", ")),
+                "<= 1.1x",
+                Some(vs_glibc <= 1.1),
+            ));
+        }
+        rows
+    }
+
+    /// One live run of the agent binary `bin` on `files` new files written at `rate` lines/s
+    /// each for `secs`.
+    fn live_agent(&mut self, bin: &Path, name: &str, files: usize, rate: usize, secs: u64) -> LiveRun {
+        let total = files * rate * secs as usize;
+        // `files` files appended by this process.
+        let topic = self.topic(name);
+        let d = self.run_dir(name);
         let paths: Vec<PathBuf> = (0..files).map(|i| d.join(format!("f{i}.log"))).collect();
         for p in &paths {
             std::fs::write(p, b"").unwrap();
         }
         let specs: Vec<(PathBuf, String)> = paths.iter().map(|p| (p.clone(), topic.clone())).collect();
         let cfg = self.config(&d, &specs, "start_position: beginning\n");
-        let mut child = self.spawn_agent(&cfg);
+        let mut child = self.spawn_bin(bin, &cfg);
         std::thread::sleep(Duration::from_secs(1));
         let reader = self.latency_reader(&topic, total, secs);
         let (cpu0, _, _) = sample(child.id());
@@ -565,40 +702,8 @@ impl Bench {
         let (read_back, lat) = reader.join().unwrap();
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         reap(&mut child);
-        let q = |l: &[f64]| (percentile(l, 0.5), percentile(l, 0.99), l.last().copied().unwrap_or(f64::NAN));
-        let ((p50, p99, max), (r50, r99, rmax)) = (q(&lat), q(&raw_lat));
         let cpu_pct = (cpu1 - cpu0) / wall * 100.0;
-        let s = "2. live tail";
-        vec![
-            row(
-                s,
-                &format!("{files} files x {rate} lines/s for {secs} s"),
-                format!("{read_back} of {total} lines read back"),
-                "all",
-                Some(read_back == total),
-            ),
-            row(
-                s,
-                &format!("write -> consumer latency p50 / p99 / max (after {}s warm-up)", WARMUP.as_secs()),
-                format!("logcatch {p50:.1} / {p99:.1} / {max:.1} ms; raw producer {r50:.1} / {r99:.1} / {rmax:.1} ms"),
-                "p99 < 100 ms",
-                Some(p99 < 100.0),
-            ),
-            row(
-                s,
-                "CPU",
-                format!("logcatch {cpu_pct:.1} % of a core; raw producer {raw_cpu_pct:.1} %"),
-                "< 25 %",
-                Some(cpu_pct < 25.0),
-            ),
-            row(
-                s,
-                "logcatch RSS (end / peak sampled)",
-                format!("{:.1} / {:.1} MiB", rss as f64 / 1024.0, peak_rss.max(rss) as f64 / 1024.0),
-                "",
-                None,
-            ),
-        ]
+        LiveRun { read_back, lat, cpu_pct, rss, peak_rss }
     }
 
     // --- 3. idle scale ------------------------------------------------------------------------

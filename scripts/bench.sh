@@ -3,11 +3,17 @@
 #   scripts/bench.sh           full scenarios (about 10 minutes); writes the table to BENCHMARKS.md's run file
 #   scripts/bench.sh --quick   shortened scenarios (about 3 minutes)
 #   scripts/bench.sh --only live,idle   some scenarios (catch-up, live, idle, reaction)
+# The static release binary (scripts/static-build.sh) is measured as a column beside the glibc
+# build in catch-up and live tail; LOGCATCH_STATIC_BIN= (empty) leaves it out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/logcatch/target}"
 bash scripts/install-deps.sh >/dev/null
 mkdir -p run
+if [ -z "${LOGCATCH_STATIC_BIN+set}" ]; then
+    bash scripts/static-build.sh >/dev/null
+    export LOGCATCH_STATIC_BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/logcatch"
+fi
 BENCH_OUT="$PWD/run/bench-table.md" cargo bench --bench bench -- "$@"
 echo "(table also in run/bench-table.md)"

@@ -2,7 +2,8 @@
 # Installs the real components the tests and the demo run against, idempotently:
 #   - tansu 0.6.0 (Kafka-compatible broker) from crates.io, skipped when that version is on PATH;
 #   - etcd-server + etcd-client from Debian, skipped when `etcd` is on PATH;
-#   - curl (the etcd-logconf script and the demo use it).
+#   - curl (the etcd-logconf script and the demo use it);
+#   - supervisor from Debian (the shipped supervisord conf is tested under the real one).
 # Safe to run again and again; prints what it skips.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ TANSU_VERSION=0.6.0
 need_apt=()
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server etcd-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# Debian's supervisord: tests/operations.rs runs the shipped program section under it.
+command -v supervisord >/dev/null 2>&1 || need_apt+=(supervisor)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -19,6 +22,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     # Debian's package may start a system etcd on 2379; the project starts its own.
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
     pkill -x etcd >/dev/null 2>&1 || true
+    # Likewise the package's own supervisord; tests start their own.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now supervisor >/dev/null 2>&1 || true; fi
 else
     echo "install-deps: etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}') already installed"
 fi

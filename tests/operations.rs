@@ -132,3 +132,82 @@ fn out_of_inotify_watches_files_are_polled_and_nothing_is_lost() {
     assert_eq!(agent.log_text().matches("inotify watch limit reached").count(), 1, "warned once");
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// The shipped supervisord program section, under Debian's real supervisord (issue 16): exit 5
+/// (another agent holds the data_dir) is not restarted, as its comments say; a kill -9 is.
+#[test]
+fn the_shipped_supervisord_conf_restarts_a_crash_but_not_exit_5() {
+    if Command::new("supervisord").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "supervisord missing (scripts/install-deps.sh)");
+        eprintln!("SKIPPED: no supervisord (scripts/install-deps.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broker = Broker::start(d);
+    broker.create_topic("t");
+    let a = d.join("a.log");
+    let cfg = write_config(d, &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    append(&a, &numbered("pre", 0..5));
+    // Another agent holds the data_dir first: the supervised one must exit 5.
+    let mut holder = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 5, T), numbered("pre", 0..5));
+
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/supervisord-logcatch.conf"))
+        .unwrap()
+        .replace("/usr/local/bin/logcatch -c /etc/logcatch/config.yaml", &format!("{} -c {}", bin(), cfg.display()))
+        .replace("/var/log/logcatch/supervisord.log", &d.join("program.log").to_string_lossy());
+    let (sock, sup_log) = (d.join("supervisor.sock"), d.join("supervisord.log"));
+    let conf = d.join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[supervisord]\nnodaemon=true\nlogfile={}\npidfile={}\nloglevel=info\n\
+             [unix_http_server]\nfile={}\n\
+             [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
+             [supervisorctl]\nserverurl=unix://{}\n\n{shipped}",
+            sup_log.display(),
+            d.join("supervisord.pid").display(),
+            sock.display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("supervisord")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sup = Proc { child: Some(child), name: "supervisord".into() };
+    let log = || std::fs::read_to_string(&sup_log).unwrap_or_default();
+    let ctl = |args: &[&str]| {
+        let out = Command::new("supervisorctl").arg("-c").arg(&conf).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until(T, "exit status 5 judged expected", || log().contains("exited: logcatch (exit status 5; expected)"));
+    // Proving a negative takes a window: supervisord would respawn at once (startsecs=0).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(log().matches("spawned: 'logcatch'").count(), 1, "exit 5 is not restarted:\n{}", log());
+    assert!(ctl(&["status", "logcatch"]).contains("EXITED"), "{}", ctl(&["status", "logcatch"]));
+
+    // The data_dir is free again: started by hand, then killed, it is restarted.
+    assert_eq!(holder.terminate(), Some(0));
+    ctl(&["start", "logcatch"]);
+    wait_until(T, "logcatch RUNNING under supervisord", || ctl(&["status", "logcatch"]).contains("RUNNING"));
+    let pid_of =
+        |s: String| s.split("pid ").nth(1).and_then(|r| r.split(',').next()).and_then(|p| p.trim().parse::<i32>().ok());
+    let first = pid_of(ctl(&["status", "logcatch"])).expect("a pid");
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    wait_until(T, "a restart after kill -9", || {
+        pid_of(ctl(&["status", "logcatch"])).is_some_and(|p| p != first)
+            && ctl(&["status", "logcatch"]).contains("RUNNING")
+    });
+    append(&a, &numbered("sup", 0..20));
+    let mut want = numbered("pre", 0..5);
+    want.extend(numbered("sup", 0..20));
+    assert_eq!(broker.lines("t", 25, T), want, "the restarted agent goes on where the first stopped");
+    ctl(&["stop", "logcatch"]);
+    wait_until(T, "a clean stop (exit 0, expected)", || log().contains("stopped: logcatch (exit status 0)"));
+}
