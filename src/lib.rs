@@ -24,6 +24,7 @@ pub mod desired;
 pub mod discover;
 pub mod etcd;
 pub mod failpoint;
+pub mod fastcopy;
 pub mod fingerprint;
 pub mod host;
 pub mod logging;

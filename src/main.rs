@@ -11,6 +11,12 @@ use logcatch::{agent, status, version};
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The static release's memcpy/memmove (see src/fastcopy.rs): referenced here so the linker
+/// takes them from logcatch's archive before it reaches musl's libc.a.
+#[cfg(all(target_env = "musl", logcatch_fastcopy))]
+#[used]
+static FASTCOPY: unsafe extern "C" fn(*mut u8, *const u8, usize) -> *mut u8 = logcatch::fastcopy::logcatch_memmove;
+
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(c) => c,
