@@ -39,7 +39,10 @@ fn main() {
         );
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let mut b = Bench::new(quick);
+    // `--broker kafka`: Apache Kafka (scripts/kafka.sh, one KRaft node) instead of tansu.
+    let kafka =
+        args.iter().position(|a| a == "--broker").and_then(|i| args.get(i + 1)).map(String::as_str) == Some("kafka");
+    let mut b = Bench::new(quick, kafka);
     // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
@@ -163,9 +166,10 @@ fn row(scenario: &'static str, metric: &str, value: String, target: &str, pass: 
 fn render(rows: &[Row], b: &Bench) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "\nlogcatch benchmark ({}; {} cores; tansu broker on loopback; median of {} runs where noted)\n\n",
+        "\nlogcatch benchmark ({}; {} cores; {} broker on loopback; median of {} runs where noted)\n\n",
         if b.quick { "quick: shortened scenarios" } else { "full" },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        if b.kafka.is_some() { "Apache Kafka 4.1.1 (one KRaft node)" } else { "tansu" },
         b.runs
     ));
     s.push_str("| scenario | metric | value | target | result |\n|---|---|---|---|---|\n");
@@ -188,12 +192,45 @@ struct Bench {
     dir: tempfile::TempDir,
     _broker: Proc,
     port: u16,
+    /// Apache Kafka's node directory when `--broker kafka` (stopped by scripts/kafka.sh on drop).
+    kafka: Option<KafkaNode>,
     _etcd: Proc,
     etcd_port: u16,
     topics: usize,
     /// The static release binary (LOGCATCH_STATIC_BIN, set by scripts/bench.sh), measured as a
     /// column beside the glibc build in the same run.
     static_bin: Option<PathBuf>,
+}
+
+/// An Apache Kafka node started by scripts/kafka.sh, stopped (by PID) when dropped.
+struct KafkaNode {
+    dir: PathBuf,
+    bootstrap: String,
+}
+
+impl KafkaNode {
+    fn script() -> &'static str {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh")
+    }
+
+    fn start(dir: &Path) -> KafkaNode {
+        let out = Command::new("bash").arg(Self::script()).args(["start", "single"]).arg(dir).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bootstrap = text.lines().find_map(|l| l.strip_prefix("BOOTSTRAP=")).map(str::to_string);
+        let bootstrap = bootstrap.unwrap_or_else(|| panic!("kafka.sh start: {}", String::from_utf8_lossy(&out.stderr)));
+        KafkaNode { dir: dir.to_path_buf(), bootstrap }
+    }
+
+    fn topic(&self, name: &str) {
+        let st = Command::new("bash").arg(Self::script()).arg("topic").arg(&self.dir).arg(name).output().unwrap();
+        assert!(st.status.success(), "kafka.sh topic {name}: {}", String::from_utf8_lossy(&st.stderr));
+    }
+}
+
+impl Drop for KafkaNode {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(Self::script()).arg("stop").arg(&self.dir).status();
+    }
 }
 
 struct Proc(Option<Child>);
@@ -324,8 +361,9 @@ impl ReadyReader {
 }
 
 impl Bench {
-    fn new(quick: bool) -> Bench {
+    fn new(quick: bool, kafka: bool) -> Bench {
         let dir = tempfile::tempdir().unwrap();
+        let kafka = kafka.then(|| KafkaNode::start(&dir.path().join("kafka")));
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let broker = Command::new("tansu")
@@ -364,6 +402,7 @@ impl Bench {
             dir,
             _broker: Proc(Some(broker)),
             port,
+            kafka,
             _etcd: Proc(Some(etcd)),
             etcd_port,
             topics: 0,
@@ -372,12 +411,19 @@ impl Bench {
     }
 
     fn addr(&self) -> String {
+        if let Some(k) = &self.kafka {
+            return k.bootstrap.clone();
+        }
         format!("127.0.0.1:{}", self.port)
     }
 
     fn topic(&mut self, prefix: &str) -> String {
         self.topics += 1;
         let name = format!("{prefix}{}", self.topics);
+        if let Some(k) = &self.kafka {
+            k.topic(&name);
+            return name;
+        }
         let st = Command::new("tansu")
             .args(["topic", "create", &name, "--broker", &format!("tcp://{}", self.addr()), "--partitions", "1"])
             .output()
@@ -456,11 +502,21 @@ impl Bench {
             base.1.push(cpu);
             base.2.push(rss as f64);
             // logcatch: the same lines from the file; then the static build, interleaved.
-            let (secs, cpu, rss) = self.catch_up_agent(Path::new(env!("CARGO_BIN_EXE_logcatch")), &file, n, run, "lc");
+            // Which of the two goes first alternates, so neither always meets a broker holding
+            // one more run's lines.
+            let glibc = Path::new(env!("CARGO_BIN_EXE_logcatch"));
+            let static_first = run % 2 == 1;
+            if let (true, Some(bin)) = (static_first, self.static_bin.clone()) {
+                let (secs, cpu, rss) = self.catch_up_agent(&bin, &file, n, run, "st");
+                st.0.push(secs);
+                st.1.push(cpu);
+                st.2.push(rss);
+            }
+            let (secs, cpu, rss) = self.catch_up_agent(glibc, &file, n, run, "lc");
             lc.0.push(secs);
             lc.1.push(cpu);
             lc.2.push(rss);
-            if let Some(bin) = self.static_bin.clone() {
+            if let (false, Some(bin)) = (static_first, self.static_bin.clone()) {
                 let (secs, cpu, rss) = self.catch_up_agent(&bin, &file, n, run, "st");
                 st.0.push(secs);
                 st.1.push(cpu);

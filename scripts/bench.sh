@@ -3,6 +3,8 @@
 #   scripts/bench.sh           full scenarios (about 10 minutes); writes the table to BENCHMARKS.md's run file
 #   scripts/bench.sh --quick   shortened scenarios (about 3 minutes)
 #   scripts/bench.sh --only live,idle   some scenarios (catch-up, live, idle, reaction)
+#   scripts/bench.sh --broker kafka     on Apache Kafka 4.x (scripts/kafka.sh, one KRaft node)
+#                                       instead of tansu
 # The static release binary (scripts/static-build.sh) is measured as a column beside the glibc
 # build in catch-up and live tail; LOGCATCH_STATIC_BIN= (empty) leaves it out.
 set -euo pipefail
@@ -10,6 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/logcatch/target}"
 bash scripts/install-deps.sh >/dev/null
+bash scripts/kafka.sh install 2>/dev/null
 mkdir -p run
 if [ -z "${LOGCATCH_STATIC_BIN+set}" ]; then
     bash scripts/static-build.sh >/dev/null

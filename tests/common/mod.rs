@@ -103,31 +103,135 @@ impl Drop for Proc {
     }
 }
 
-/// A tansu broker on its own port.
+/// Which broker the tests run against: `LOGCATCH_TEST_BROKER=tansu` (the default: starts in
+/// milliseconds) or `kafka` (Apache Kafka 4.x in KRaft mode, through scripts/kafka.sh). The same
+/// test code runs on both; the test command runs the core, delivery and stall tests on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    Tansu,
+    Kafka,
+}
+
+pub fn broker_kind() -> BrokerKind {
+    match std::env::var("LOGCATCH_TEST_BROKER").as_deref() {
+        Ok("kafka") => BrokerKind::Kafka,
+        Ok("tansu") | Err(_) => BrokerKind::Tansu,
+        Ok(other) => panic!("LOGCATCH_TEST_BROKER={other:?}: tansu or kafka"),
+    }
+}
+
+/// Apache Kafka nodes started by scripts/kafka.sh in `dir`, stopped by PID when dropped.
+pub struct KafkaNodes {
+    pub dir: PathBuf,
+    pub bootstrap: String,
+}
+
+impl KafkaNodes {
+    fn script() -> &'static str {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh")
+    }
+
+    /// `mode`: "single" or "cluster" (3 nodes, replication factor 3, min.insync.replicas=2).
+    pub fn start(dir: &Path, mode: &str) -> KafkaNodes {
+        let out = Command::new("bash").arg(Self::script()).args(["start", mode]).arg(dir).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let bootstrap = stdout.lines().find_map(|l| l.strip_prefix("BOOTSTRAP=")).map(str::to_string);
+        match bootstrap {
+            Some(b) if out.status.success() => KafkaNodes { dir: dir.to_path_buf(), bootstrap: b },
+            _ => panic!("scripts/kafka.sh start {mode}: {}{stdout}", String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+
+    /// The PID of node `id` (1-based).
+    pub fn pid(&self, id: u32) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join(format!("node-{id}.pid"))).ok()?.trim().parse().ok()
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new("bash").arg(Self::script()).arg("stop").arg(&self.dir).status();
+    }
+
+    /// Starts every stopped node again, with its data, on its ports.
+    pub fn restart(&self) {
+        let again = KafkaNodes::start(&self.dir, "single");
+        assert_eq!(again.bootstrap, self.bootstrap, "same ports after a restart");
+        std::mem::forget(again);
+    }
+}
+
+impl Drop for KafkaNodes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs a future of rdkafka's admin client to completion on this thread (rdkafka completes it
+/// from its own thread; no async runtime needed).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// The test broker: tansu, or Apache Kafka (see `broker_kind`).
 pub struct Broker {
     pub port: u16,
     pub proc: Proc,
     storage: String,
     log: PathBuf,
+    pub kafka: Option<KafkaNodes>,
 }
 
 impl Broker {
-    /// In-memory storage.
+    /// In-memory storage (tansu); Apache Kafka always keeps its data on disk.
     pub fn start(dir: &Path) -> Broker {
-        Broker::start_with(dir, "memory://tansu/".into(), free_port())
+        match broker_kind() {
+            BrokerKind::Tansu => Broker::start_with(dir, "memory://tansu/".into(), free_port()),
+            BrokerKind::Kafka => Broker::start_kafka(dir, "single"),
+        }
     }
 
     /// On-disk storage (survives a restart of the broker).
     pub fn start_on_disk(dir: &Path) -> Broker {
-        // tansu 0.6 takes the sqlite path relative to its working directory (an absolute one
-        // is mangled), and runs in `dir`.
-        Broker::start_with(dir, "sqlite://tansu.db".into(), free_port())
+        match broker_kind() {
+            // tansu 0.6 takes the sqlite path relative to its working directory (an absolute
+            // one is mangled), and runs in `dir`.
+            BrokerKind::Tansu => Broker::start_with(dir, "sqlite://tansu.db".into(), free_port()),
+            BrokerKind::Kafka => Broker::start_kafka(dir, "single"),
+        }
+    }
+
+    /// Apache Kafka whatever `broker_kind` says: "single", or "cluster" (3 nodes).
+    pub fn start_kafka(dir: &Path, mode: &str) -> Broker {
+        let nodes = KafkaNodes::start(&dir.join("kafka"), mode);
+        let port = nodes.bootstrap.split(',').next().and_then(|a| a.rsplit(':').next()).unwrap().parse().unwrap();
+        Broker {
+            port,
+            proc: Proc { child: None, name: "kafka".into() },
+            storage: String::new(),
+            log: PathBuf::new(),
+            kafka: Some(nodes),
+        }
     }
 
     fn start_with(dir: &Path, storage: String, port: u16) -> Broker {
         let log = dir.join(format!("tansu-{port}.log"));
         let proc = spawn_tansu(&storage, port, &log);
-        let b = Broker { port, proc, storage, log };
+        let b = Broker { port, proc, storage, log, kafka: None };
         b.wait_ready();
         b
     }
@@ -138,23 +242,69 @@ impl Broker {
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        match &self.kafka {
+            Some(k) => k.bootstrap.clone(),
+            None => format!("127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn stop(&mut self) {
-        self.proc.kill();
+        match &self.kafka {
+            Some(k) => k.stop(),
+            None => self.proc.kill(),
+        }
     }
 
     /// Starts it again on the same port and storage.
     pub fn restart(&mut self) {
+        if let Some(k) = &self.kafka {
+            k.stop();
+            k.restart();
+            return;
+        }
         self.proc.kill();
         self.proc = spawn_tansu(&self.storage, self.port, &self.log);
         self.wait_ready();
     }
 
     pub fn create_topic(&self, name: &str) {
+        self.create_topic_partitions(name, 1);
+    }
+
+    pub fn create_topic_partitions(&self, name: &str, partitions: i32) {
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    /// A topic with topic-level settings (Apache Kafka's, such as `max.message.bytes`; tansu
+    /// has none of these limits, and gets a plain topic).
+    pub fn create_topic_with(&self, name: &str, partitions: i32, settings: &[(&str, &str)]) {
+        if let Some(k) = &self.kafka {
+            use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+            use rdkafka::client::DefaultClientContext;
+            let admin: AdminClient<DefaultClientContext> =
+                ClientConfig::new().set("bootstrap.servers", &k.bootstrap).create().expect("admin client");
+            let replicas = k.bootstrap.split(',').count() as i32;
+            let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas));
+            for (key, value) in settings {
+                topic = topic.set(key, value);
+            }
+            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+            let res = block_on(admin.create_topics(&[topic], &opts)).expect("create_topics");
+            for r in res {
+                r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+            }
+            return;
+        }
         let out = Command::new("tansu")
-            .args(["topic", "create", name, "--broker", &format!("tcp://{}", self.addr()), "--partitions", "1"])
+            .args([
+                "topic",
+                "create",
+                name,
+                "--broker",
+                &format!("tcp://{}", self.addr()),
+                "--partitions",
+                &partitions.to_string(),
+            ])
             .output()
             .expect("run tansu topic create");
         assert!(out.status.success(), "tansu topic create {name}: {}", String::from_utf8_lossy(&out.stderr));
@@ -163,15 +313,25 @@ impl Broker {
     /// Every message in partition 0 of `topic`, read until `want` arrived (then a little longer
     /// to catch extras) or `limit` passed.
     pub fn read(&self, topic: &str, want: usize, limit: Duration) -> Vec<Msg> {
+        self.read_partitions(topic, &[0], want, limit)
+    }
+
+    /// Every message in the given partitions of `topic` (read_committed: at-least-once lines
+    /// are not in transactions, so this is every message), until `want` arrived (then 500 ms
+    /// more to catch extras) or `limit` passed. Order is kept within each partition.
+    pub fn read_partitions(&self, topic: &str, partitions: &[i32], want: usize, limit: Duration) -> Vec<Msg> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.addr())
             .set("group.id", "logcatch-tests")
             .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
             .set("log_level", "3")
             .create()
             .expect("consumer");
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+        for p in partitions {
+            tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
+        }
         consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();
         let deadline = Instant::now() + limit;

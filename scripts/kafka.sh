@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Apache Kafka (KRaft) for the tests, the benchmark and people, from Maven Central; idempotent.
+#
+#   scripts/kafka.sh install                 fetch the jars (skipped when present)
+#   scripts/kafka.sh start single DIR        one combined broker+controller node
+#   scripts/kafka.sh start cluster DIR       3 combined nodes: replication factor 3,
+#                                            min.insync.replicas=2
+#   scripts/kafka.sh stop DIR                stop every node of DIR (by PID)
+#   scripts/kafka.sh topic DIR NAME [PARTITIONS]   create a topic (replication: all nodes)
+#
+# `start` returns once every broker accepts requests and prints `BOOTSTRAP=host:port[,...]`;
+# it writes DIR/node-<id>.pid, DIR/node-<id>.log and DIR/ports. Started again on a DIR it
+# already formatted, the nodes come back with their data on the same ports (a broker restart).
+# Jars: ~/.cache/logcatch/kafka-<version>/libs (KAFKA_LIBS overrides). Heap: -Xmx384m per node
+# (KAFKA_HEAP overrides), so three nodes fit on 2 cores beside the tests.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+LIBS="${KAFKA_LIBS:-$HOME/.cache/logcatch/kafka-$KAFKA_VERSION/libs}"
+HEAP="${KAFKA_HEAP:--Xmx384m -Xms64m}"
+
+install() {
+    if [ -f "$LIBS/.complete" ]; then
+        echo "kafka.sh: Apache Kafka $KAFKA_VERSION jars already in $LIBS" >&2
+        return
+    fi
+    if ! command -v mvn >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+        echo "kafka.sh: apt-get install maven openjdk-17-jre-headless" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq maven openjdk-17-jre-headless >/dev/null
+    fi
+    echo "kafka.sh: fetching Apache Kafka $KAFKA_VERSION from Maven Central into $LIBS" >&2
+    rm -rf "$LIBS" && mkdir -p "$LIBS"
+    (cd "$here/kafka" && mvn -q -B dependency:copy-dependencies -Dkafka.version="$KAFKA_VERSION" \
+        -DincludeScope=runtime -DoutputDirectory="$LIBS") >&2
+    touch "$LIBS/.complete"
+}
+
+java_run() { # java_run MAIN ARGS...
+    java $HEAP -XX:+UseSerialGC -XX:ActiveProcessorCount=2 -Djava.awt.headless=true -cp "$LIBS/*" "$@"
+}
+
+# A loopback port that nothing listens on, below the ephemeral range (no client can take it).
+free_port() {
+    local p
+    while :; do
+        p=$(( 12000 + (RANDOM * 32768 + RANDOM) % 18000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! grep -qw "$p" "$dir/ports" 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+node_props() { # node_props ID NODES
+    local id=$1 n=$2 voters="" i bport cport rf=$2 isr
+    isr=$(( n >= 3 ? 2 : 1 ))
+    for i in $(seq 1 "$n"); do
+        voters+="${voters:+,}$i@127.0.0.1:$(sed -n "s/^controller$i=//p" "$dir/ports")"
+    done
+    bport=$(sed -n "s/^broker$id=//p" "$dir/ports")
+    cport=$(sed -n "s/^controller$id=//p" "$dir/ports")
+    cat <<EOF
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$bport
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/node-$id/data
+num.partitions=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+num.network.threads=2
+num.io.threads=2
+log.flush.interval.messages=9223372036854775807
+EOF
+}
+
+start() { # start single|cluster DIR
+    local mode=$1 n id pid
+    case "$mode" in single) n=1 ;; cluster) n=3 ;; *) echo "kafka.sh: start single|cluster DIR" >&2; exit 2 ;; esac
+    install
+    mkdir -p "$dir"
+    if [ ! -f "$dir/ports" ]; then
+        : > "$dir/ports"
+        for id in $(seq 1 "$n"); do
+            echo "broker$id=$(free_port)" >> "$dir/ports"
+            echo "controller$id=$(free_port)" >> "$dir/ports"
+        done
+        echo "nodes=$n" >> "$dir/ports"
+    fi
+    n=$(sed -n 's/^nodes=//p' "$dir/ports")
+    local cluster_id
+    if [ ! -f "$dir/cluster.id" ]; then
+        java_run kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1 > "$dir/cluster.id"
+    fi
+    cluster_id=$(cat "$dir/cluster.id")
+    for id in $(seq 1 "$n"); do
+        if [ -f "$dir/node-$id.pid" ] && kill -0 "$(cat "$dir/node-$id.pid")" 2>/dev/null; then
+            continue
+        fi
+        node_props "$id" "$n" > "$dir/node-$id.properties"
+        if [ ! -f "$dir/node-$id/data/meta.properties" ]; then
+            java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/node-$id.properties" \
+                --ignore-formatted >> "$dir/node-$id.log" 2>&1
+        fi
+        nohup java $HEAP -XX:+UseSerialGC -XX:ActiveProcessorCount=2 -Djava.awt.headless=true \
+            -cp "$LIBS/*" kafka.Kafka "$dir/node-$id.properties" >> "$dir/node-$id.log" 2>&1 < /dev/null &
+        echo $! > "$dir/node-$id.pid"
+    done
+    # Ready: every node says it started and its broker port accepts connections.
+    local deadline=$(( $(date +%s) + 120 )) bootstrap=""
+    for id in $(seq 1 "$n"); do
+        local port
+        port=$(sed -n "s/^broker$id=//p" "$dir/ports")
+        until grep -q "Kafka Server started" "$dir/node-$id.log" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+            pid=$(cat "$dir/node-$id.pid")
+            if ! kill -0 "$pid" 2>/dev/null; then
+                echo "kafka.sh: node $id exited; the end of $dir/node-$id.log:" >&2
+                tail -20 "$dir/node-$id.log" >&2
+                exit 1
+            fi
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                echo "kafka.sh: node $id not ready in 120 s; the end of $dir/node-$id.log:" >&2
+                tail -20 "$dir/node-$id.log" >&2
+                exit 1
+            fi
+            sleep 0.2
+        done
+        # The line counts once per start: remove it so a restart waits for its own.
+        sed -i 's/Kafka Server started/Kafka Server started (earlier start)/' "$dir/node-$id.log"
+        bootstrap+="${bootstrap:+,}127.0.0.1:$port"
+    done
+    echo "$bootstrap" > "$dir/bootstrap"
+    echo "BOOTSTRAP=$bootstrap"
+}
+
+stop() {
+    local f pid
+    for f in "$dir"/node-*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for f in "$dir"/node-*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$f"
+    done
+}
+
+topic() { # topic NAME [PARTITIONS]
+    local n
+    n=$(sed -n 's/^nodes=//p' "$dir/ports")
+    java_run org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cat "$dir/bootstrap")" --create \
+        --topic "$1" --partitions "${2:-1}" --replication-factor "$n" >&2
+}
+
+cmd=${1:-}
+case "$cmd" in
+    install) install ;;
+    start) dir=$(mkdir -p "$3" && cd "$3" && pwd); start "$2" ;;
+    stop) dir=$(cd "$2" && pwd); stop ;;
+    topic) dir=$(cd "$2" && pwd); topic "$3" "${4:-1}" ;;
+    *) echo "usage: scripts/kafka.sh install | start single|cluster DIR | stop DIR | topic DIR NAME [PARTITIONS]" >&2; exit 2 ;;
+esac
