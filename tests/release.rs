@@ -147,3 +147,28 @@ fn in_a_bare_root_a_broker_name_that_cannot_resolve_is_named() {
     agent.signal(libc::SIGTERM);
     assert_eq!(agent.wait_exit(T), Some(0));
 }
+
+/// `scripts/release.sh` writes the bundle the README's install section uses: the static binary
+/// and the operator's files, with checksums that verify, and a config.yaml that `--check` accepts.
+#[test]
+fn the_release_bundle_holds_what_the_install_section_uses() {
+    let Some(_) = static_bin() else { return };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("bash").arg(format!("{root}/scripts/release.sh")).output().unwrap();
+    assert!(out.status.success(), "release.sh: {}", String::from_utf8_lossy(&out.stderr));
+    let tarball = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("tar").arg("xzf").arg(Path::new(root).join(&tarball)).arg("-C").arg(dir.path()).status();
+    assert!(st.unwrap().success(), "tar xzf {tarball}");
+    let name = Path::new(&tarball).file_name().unwrap().to_string_lossy().trim_end_matches(".tar.gz").to_string();
+    let top = dir.path().join(&name);
+    for f in ["logcatch", "config.yaml", "logcatch.service", "supervisord-logcatch.conf", "cron-status.sh", "README.md"]
+    {
+        assert!(top.join(f).is_file(), "{f} in the bundle");
+    }
+    let sums = Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(&top).output().unwrap();
+    assert!(sums.status.success(), "{}", String::from_utf8_lossy(&sums.stdout));
+    let check =
+        Command::new(top.join("logcatch")).args(["--check", "-c"]).arg(top.join("config.yaml")).output().unwrap();
+    assert!(check.status.success(), "the sample config: {}", String::from_utf8_lossy(&check.stderr));
+}
