@@ -295,9 +295,15 @@ fn sample(pid: u32) -> (f64, u64, u64) {
     (cpu, field("VmRSS:"), field("Threads:"))
 }
 
+/// The median; of an even count, the mean of the middle two (not the upper one).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    let m = v.len() / 2;
+    if v.len() % 2 == 0 {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -639,18 +645,24 @@ impl Bench {
 
         // logcatch: 100 files appended by this process; then the static build the same way.
         let lc = self.live_agent(Path::new(env!("CARGO_BIN_EXE_logcatch")), "live", files, rate, secs);
-        // The static build in pairs with the glibc one, each pair back to back, so that the
-        // machine's drift between runs (seen here: 1.3x between two sequential runs of the same
-        // binary) falls on both sides of a pair; the ratio is the median of the pairs' ratios.
+        // The static build in 3 pairs with the glibc one, each pair back to back and the order
+        // alternating (glibc first, then static first, then glibc first), so that the drift
+        // between runs (seen here: the second of two runs of one binary costing 1.1-1.3x the
+        // first, as the broker holds more) falls on both sides; the ratio is the median of the
+        // pairs' ratios.
         let mut pairs = Vec::new();
         if let Some(bin) = self.static_bin.clone() {
             let glibc = Path::new(env!("CARGO_BIN_EXE_logcatch"));
-            for i in 0..if self.quick { 3 } else { 2 } {
-                let st = self.live_agent(&bin, &format!("stlive{i}_"), files, rate, secs);
-                let gl =
-                    if i == 0 { None } else { Some(self.live_agent(glibc, &format!("gllive{i}_"), files, rate, secs)) };
-                pairs.push((st, gl));
-            }
+            // Pair 0's glibc run is the one above (glibc first); pair 1 runs static first; pair 2
+            // glibc first.
+            let st = self.live_agent(&bin, "stlive0_", files, rate, secs);
+            pairs.push((st, None));
+            let st = self.live_agent(&bin, "stlive1_", files, rate, secs);
+            let gl = self.live_agent(glibc, "gllive1_", files, rate, secs);
+            pairs.push((st, Some(gl)));
+            let gl = self.live_agent(glibc, "gllive2_", files, rate, secs);
+            let st = self.live_agent(&bin, "stlive2_", files, rate, secs);
+            pairs.push((st, Some(gl)));
         }
         let LiveRun { read_back, lat, cpu_pct, rss, peak_rss } = lc;
         let q = |l: &[f64]| (percentile(l, 0.5), percentile(l, 0.99), l.last().copied().unwrap_or(f64::NAN));
@@ -690,7 +702,14 @@ impl Bench {
             let (s50, s99, _) = q(&st.lat);
             let ratios: Vec<f64> =
                 pairs.iter().map(|(s, g)| s.cpu_pct / g.as_ref().map_or(cpu_pct, |g| g.cpu_pct)).collect();
-            let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            let shown: Vec<String> = pairs
+                .iter()
+                .zip(&ratios)
+                .map(|((s, g), r)| {
+                    let g = g.as_ref().map_or(cpu_pct, |g| g.cpu_pct);
+                    format!("{r:.2} = {:.1}/{g:.1} %", s.cpu_pct)
+                })
+                .collect();
             let vs_glibc = median(ratios.clone());
             rows.push(row(
                 s,

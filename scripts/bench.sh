@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark (not a test): logcatch next to the raw rdkafka producer, same broker, same run.
-#   scripts/bench.sh           full scenarios (about 10 minutes); writes the table to BENCHMARKS.md's run file
-#   scripts/bench.sh --quick   shortened scenarios (about 3 minutes)
+#   scripts/bench.sh           full scenarios (about 15 minutes); writes the table to BENCHMARKS.md's run file
+#   scripts/bench.sh --quick   shortened scenarios (about 5 minutes)
 #   scripts/bench.sh --only live,idle   some scenarios (catch-up, live, idle, reaction)
 #   scripts/bench.sh --broker kafka     on Apache Kafka 4.x (scripts/kafka.sh, one KRaft node)
 #                                       instead of tansu
