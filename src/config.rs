@@ -98,6 +98,13 @@ pub struct EtcdSettings {
     pub allowed_paths: Vec<String>,
 }
 
+/// Adds `name` to `list` when `changed`.
+fn note(list: &mut Vec<&'static str>, name: &'static str, changed: bool) {
+    if changed {
+        list.push(name);
+    }
+}
+
 /// What a reload of config.yaml does with each changed setting.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReloadPlan {
@@ -134,34 +141,25 @@ impl Config {
             pid_file,
         } = self;
         let mut plan = ReloadPlan::default();
-        let mut live = |name, changed: bool| {
-            if changed {
-                plan.live.push(name);
-            }
-        };
-        live("catsyslog.loglevel", log.level != new.log.level);
-        live("collectlogs", *sources != new.sources);
-        live("etcdconfig/etcdkeys/etcd_*", *etcd != new.etcd);
-        live("ignore_older", *ignore_older != new.ignore_older);
-        live("scan_frequency", *scan_frequency != new.scan_frequency);
-        let mut restart = |name, changed: bool| {
-            if changed {
-                plan.at_restart.push(name);
-            }
-        };
-        restart("catsyslog.logpath", log.path != new.log.path);
-        restart("kafkaconfig", *kafka != new.kafka);
-        restart("data_dir", *data_dir != new.data_dir);
-        restart("start_position", *start_position != new.start_position);
-        restart("max_line_bytes", *max_line_bytes != new.max_line_bytes);
-        restart("rotate_wait", *rotate_wait != new.rotate_wait);
-        restart("poll_interval", *poll_interval != new.poll_interval);
-        restart("batch_wait", *batch_wait != new.batch_wait);
-        restart("checkpoint_interval", *checkpoint_interval != new.checkpoint_interval);
-        restart("close_inactive", *close_inactive != new.close_inactive);
-        restart("max_open_files", *max_open_files != new.max_open_files);
-        restart("metrics", *metrics != new.metrics);
-        restart("pid_file", *pid_file != new.pid_file);
+        let (live, restart) = (&mut plan.live, &mut plan.at_restart);
+        note(live, "catsyslog.loglevel", log.level != new.log.level);
+        note(live, "collectlogs", *sources != new.sources);
+        note(live, "etcdconfig/etcdkeys/etcd_*", *etcd != new.etcd);
+        note(live, "ignore_older", *ignore_older != new.ignore_older);
+        note(live, "scan_frequency", *scan_frequency != new.scan_frequency);
+        note(restart, "catsyslog.logpath", log.path != new.log.path);
+        note(restart, "kafkaconfig", *kafka != new.kafka);
+        note(restart, "data_dir", *data_dir != new.data_dir);
+        note(restart, "start_position", *start_position != new.start_position);
+        note(restart, "max_line_bytes", *max_line_bytes != new.max_line_bytes);
+        note(restart, "rotate_wait", *rotate_wait != new.rotate_wait);
+        note(restart, "poll_interval", *poll_interval != new.poll_interval);
+        note(restart, "batch_wait", *batch_wait != new.batch_wait);
+        note(restart, "checkpoint_interval", *checkpoint_interval != new.checkpoint_interval);
+        note(restart, "close_inactive", *close_inactive != new.close_inactive);
+        note(restart, "max_open_files", *max_open_files != new.max_open_files);
+        note(restart, "metrics", *metrics != new.metrics);
+        note(restart, "pid_file", *pid_file != new.pid_file);
         plan
     }
 }
@@ -782,6 +780,32 @@ etcdconfig: ["localhost:2379", "localhost:3379"]
         assert_eq!(cfg.data_dir, Path::new("/etc/logcatch/data"));
         assert_eq!(cfg.start_position, StartPosition::End);
         assert_eq!(cfg.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
+    }
+
+    #[test]
+    fn a_reload_plan_names_what_applies_now_and_what_waits_for_a_restart() {
+        let base = "kafkaconfig: {kafkaaddr: \"h:1\"}\ncollectlogs: [{logpath: /a, logtopic: t}]\n";
+        let old = parse(base).unwrap();
+        assert_eq!(old.reload_plan(&old), ReloadPlan::default(), "nothing changed, nothing said");
+        let new = parse(&format!(
+            "{base}catsyslog: {{loglevel: debug}}\ncheckpoint_interval: 1s\nmetrics: {{path: /m.prom}}\nmax_line_bytes: 2MiB\n"
+        ))
+        .unwrap();
+        let plan = old.reload_plan(&new);
+        assert_eq!(plan.live, vec!["catsyslog.loglevel"]);
+        // max_line_bytes also moves message.max.bytes: kafkaconfig changes with it.
+        assert_eq!(plan.at_restart, vec!["kafkaconfig", "max_line_bytes", "checkpoint_interval", "metrics"]);
+    }
+
+    #[test]
+    fn message_max_bytes_follows_max_line_bytes_unless_set() {
+        let c = parse("kafkaconfig: {kafkaaddr: \"h:1\"}\nmax_line_bytes: 4MiB\n").unwrap();
+        assert_eq!(c.kafka.properties["message.max.bytes"], (4 * 1024 * 1024 + 64 * 1024).to_string());
+        let c = parse(
+            "kafkaconfig: {kafkaaddr: \"h:1\", properties: {message.max.bytes: 1000000}}\nmax_line_bytes: 4MiB\n",
+        )
+        .unwrap();
+        assert_eq!(c.kafka.properties["message.max.bytes"], "1000000", "the user's property wins");
     }
 
     #[test]

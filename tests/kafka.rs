@@ -16,11 +16,6 @@ use common::*;
 
 const T: Duration = Duration::from_secs(60);
 
-fn metric(path: &std::path::Path, name: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// The node id leading partition `p` of `topic`.
 fn leader(bootstrap: &str, topic: &str, p: i32) -> i32 {
     let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
@@ -130,33 +125,6 @@ fn six_partitions_keep_each_files_order() {
 #[test]
 fn a_line_over_the_brokers_message_max_bytes_is_given_up_and_holds_nothing_up() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let broker = Broker::start_kafka(d, "single");
-    broker.create_topic("w1");
-    broker.create_topic("w2");
-    let (big, other) = (d.join("big.log"), d.join("other.log"));
-    let metrics = d.join("metrics.prom");
-    append(&big, &numbered("before", 0..5));
-    append(&big, &["z".repeat(1_500_000)]);
-    append(&big, &numbered("after", 0..5));
-    let cfg = write_config(
-        d,
-        &broker.addr(),
-        &[(&big, "w1"), (&other, "w2")],
-        &format!(
-            "start_position: beginning\nmax_line_bytes: 4MiB\nmetrics: {{path: \"{}\", interval: 200ms}}\n",
-            metrics.display()
-        ),
-    );
-    let mut agent = Agent::start(&cfg);
-    append(&other, &numbered("o", 0..100));
-    assert_eq!(broker.lines("w2", 100, T), numbered("o", 0..100));
-    let mut want = numbered("before", 0..5);
-    want.extend(numbered("after", 0..5));
-    assert_eq!(broker.lines("w1", 10, T), want);
-    agent.wait_log("a 1500000-byte message to topic w1 can never be delivered", T);
-    wait_until(T, "logcatch_producer_dropped_total 1", || {
-        metric(&metrics, "logcatch_producer_dropped_total") == Some(1.0)
-    });
-    assert_eq!(agent.terminate(), Some(0));
+    let broker = Broker::start_kafka(dir.path(), "single");
+    a_huge_line_is_given_up_and_holds_nothing_up(dir.path(), &broker, "{}");
 }

@@ -9,11 +9,6 @@ use common::*;
 
 const T: Duration = Duration::from_secs(30);
 
-fn metric(path: &std::path::Path, name: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// The repro: `max_line_bytes: 4MiB`, one 2,000,000-byte line in one file. It used to be
 /// refused at `send` for ever (librdkafka's `message.max.bytes` stayed at 1 MiB) while 100 lines
 /// of another file waited. Now `message.max.bytes` follows `max_line_bytes`: the big line ships,
@@ -51,35 +46,7 @@ fn a_two_megabyte_line_under_max_line_bytes_4mib_ships_and_holds_nothing_up() {
 fn a_line_kafka_can_never_take_is_given_up_and_holds_nothing_up() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
-    broker.create_topic("w1");
-    broker.create_topic("w2");
-    let (big, other) = (dir.path().join("big.log"), dir.path().join("other.log"));
-    let metrics = dir.path().join("metrics.prom");
-    append(&big, &numbered("before", 0..5));
-    append(&big, &["y".repeat(1_500_000)]);
-    append(&big, &numbered("after", 0..5));
-    let cfg = write_config(
-        dir.path(),
-        &broker.addr(),
-        &[(&big, "w1"), (&other, "w2")],
-        &format!(
-            "start_position: beginning\nmax_line_bytes: 4MiB\nkafkaconfig: {{kafkaaddr: \"{}\", properties: {{message.max.bytes: 1000000}}}}\nmetrics: {{path: \"{}\", interval: 200ms}}\n",
-            broker.addr(),
-            metrics.display()
-        ),
-    );
-    let mut agent = Agent::start(&cfg);
-    append(&other, &numbered("o", 0..100));
-    assert_eq!(broker.lines("w2", 100, T), numbered("o", 0..100));
-    let mut want = numbered("before", 0..5);
-    want.extend(numbered("after", 0..5));
-    assert_eq!(broker.lines("w1", 10, T), want);
-    agent.wait_log("a 1500000-byte message to topic w1 can never be delivered", T);
-    wait_until(T, "logcatch_producer_dropped_total 1", || {
-        metric(&metrics, "logcatch_producer_dropped_total") == Some(1.0)
-    });
-    assert_eq!(agent.terminate(), Some(0));
-    assert!(agent.log_text().contains("stopped: every line was delivered"), "nothing is left owed");
+    a_huge_line_is_given_up_and_holds_nothing_up(dir.path(), &broker, "{message.max.bytes: 1000000}");
 }
 
 /// A topic that does not exist (auto-creation is off) makes only its own files wait: the other

@@ -683,3 +683,47 @@ pub fn etcd_yaml(endpoints: &[String], keys: &[&str], allowed: &Path) -> String 
         allowed.display()
     )
 }
+
+/// The value of metric `name` (no labels) in the metrics file at `path`, if written yet.
+pub fn metric(path: &Path, name: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The "a line Kafka can never take" scenario (issue 18), for whichever limit refuses it:
+/// `kafka_properties` is the YAML map of `kafkaconfig.properties` ("{}" for none). With
+/// `max_line_bytes: 4MiB`, a 1.5 MB line between 5 lines before and 5 after, and another file
+/// written meanwhile: the line is given up with the documented error and counted; the lines
+/// after it, and the other file's, ship; nothing is left owed at the stop.
+pub fn a_huge_line_is_given_up_and_holds_nothing_up(dir: &Path, broker: &Broker, kafka_properties: &str) {
+    let t = Duration::from_secs(60);
+    broker.create_topic("w1");
+    broker.create_topic("w2");
+    let (big, other) = (dir.join("big.log"), dir.join("other.log"));
+    let metrics = dir.join("metrics.prom");
+    append(&big, &numbered("before", 0..5));
+    append(&big, &["y".repeat(1_500_000)]);
+    append(&big, &numbered("after", 0..5));
+    let cfg = write_config(
+        dir,
+        &broker.addr(),
+        &[(&big, "w1"), (&other, "w2")],
+        &format!(
+            "start_position: beginning\nmax_line_bytes: 4MiB\nkafkaconfig: {{kafkaaddr: \"{}\", properties: {kafka_properties}}}\nmetrics: {{path: \"{}\", interval: 200ms}}\n",
+            broker.addr(),
+            metrics.display()
+        ),
+    );
+    let mut agent = Agent::start(&cfg);
+    append(&other, &numbered("o", 0..100));
+    assert_eq!(broker.lines("w2", 100, t), numbered("o", 0..100));
+    let mut want = numbered("before", 0..5);
+    want.extend(numbered("after", 0..5));
+    assert_eq!(broker.lines("w1", 10, t), want);
+    agent.wait_log("a 1500000-byte message to topic w1 can never be delivered", t);
+    wait_until(t, "logcatch_producer_dropped_total 1", || {
+        metric(&metrics, "logcatch_producer_dropped_total") == Some(1.0)
+    });
+    assert_eq!(agent.terminate(), Some(0));
+    assert!(agent.log_text().contains("stopped: every line was delivered"), "nothing is left owed");
+}
