@@ -64,6 +64,36 @@ fn agent(read_timeout: Option<Duration>, global: Option<Duration>) -> ureq::Agen
         .into()
 }
 
+/// Why a watch stream stopped yielding messages; the watcher decides by the kind (before, by
+/// looking for "timed out" in ureq's message).
+#[derive(Debug)]
+pub enum StreamError {
+    /// No byte for `WATCH_IDLE`: the key was quiet. Reopen on the same endpoint.
+    Idle,
+    /// The connection broke, or the stream ended (perhaps mid-message): try the next endpoint.
+    Broken(String),
+    /// A line that is not a watch response, or one too long: try the next endpoint.
+    Garbage(String),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Idle => write!(f, "watch stream idle for {WATCH_IDLE:?}"),
+            StreamError::Broken(e) | StreamError::Garbage(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Whether a read error is a timeout: ureq hands one over as an `io::Error` of kind `Other`
+/// carrying `ureq::Error::Timeout`; the socket's own is `TimedOut` or `WouldBlock`.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
+        || e.get_ref()
+            .and_then(|i| i.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
+}
+
 /// An open watch: yields messages as they arrive on the stream.
 pub struct WatchStream {
     reader: ureq::BodyReader<'static>,
@@ -74,19 +104,23 @@ pub struct WatchStream {
 
 impl WatchStream {
     /// The next message; Err when the stream broke, timed out idle, or sent garbage.
-    pub fn next_msg(&mut self) -> Result<WatchMsg, String> {
+    pub fn next_msg(&mut self) -> Result<WatchMsg, StreamError> {
         let mut buf = [0u8; 16 * 1024];
         loop {
             if let Some(m) = self.queue.pop_front() {
                 return Ok(m);
             }
-            let n = self.reader.read(&mut buf).map_err(|e| format!("watch stream from {}: {e}", self.endpoint))?;
+            let n = match self.reader.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if is_timeout(&e) => return Err(StreamError::Idle),
+                Err(e) => return Err(StreamError::Broken(format!("watch stream from {}: {e}", self.endpoint))),
+            };
             if n == 0 {
                 let cut = if self.splitter.pending() > 0 { " (cut mid-message)" } else { "" };
-                return Err(format!("watch stream from {} ended{cut}", self.endpoint));
+                return Err(StreamError::Broken(format!("watch stream from {} ended{cut}", self.endpoint)));
             }
-            for line in self.splitter.push(&buf[..n])? {
-                self.queue.extend(decode_watch_line(&line)?);
+            for line in self.splitter.push(&buf[..n]).map_err(StreamError::Garbage)? {
+                self.queue.extend(decode_watch_line(&line).map_err(StreamError::Garbage)?);
             }
         }
     }
@@ -250,6 +284,16 @@ enum Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_told_from_broken_streams_by_kind_not_text() {
+        let ureq_timeout = std::io::Error::other(ureq::Error::Timeout(ureq::Timeout::RecvBody));
+        assert!(is_timeout(&ureq_timeout));
+        assert!(is_timeout(&std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        // A message that merely mentions a timeout is not one.
+        assert!(!is_timeout(&std::io::Error::other("peer said: Timeout")));
+        assert!(!is_timeout(&std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+    }
 
     #[test]
     fn endpoints_normalize() {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::client::{Credentials, EtcdClient};
+use super::client::{Credentials, EtcdClient, StreamError};
 use super::gateway::WatchMsg;
 use super::value;
 use crate::failpoint;
@@ -164,11 +164,12 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
                     client.rotate();
                     break;
                 }
-                Err(e) => {
+                Err(StreamError::Idle) => {
+                    log::debug!("etcd key {:?}: quiet; watching again from revision {}", st.key, st.revision + 1);
+                    break; // a quiet key: reopen on the same endpoint
+                }
+                Err(e @ (StreamError::Broken(_) | StreamError::Garbage(_))) => {
                     log::debug!("etcd key {:?}: {e}; watching again from revision {}", st.key, st.revision + 1);
-                    if e.contains("timed out") || e.contains("Timeout") {
-                        break; // a quiet key: reopen on the same endpoint
-                    }
                     client.rotate();
                     break;
                 }
