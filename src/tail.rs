@@ -555,8 +555,12 @@ impl TailState {
 
     /// Reads, from their start, rotated files next to the path that were never read and were
     /// written since `since` (unix seconds): generations that rotated by while the agent was
-    /// down or behind. Known files, compressed ones and older ones are left alone.
-    fn adopt_unseen(&mut self, ctx: &TailCtx, since: u64) {
+    /// down or behind. Known files, compressed ones and older ones are left alone, and so is a
+    /// copy of content already read (`read`: the truncated file's fingerprint and how far it was
+    /// read): a sibling that begins with the same bytes and is no longer than that holds nothing
+    /// new. (It is what copytruncate leaves when lines were written between its copy and its
+    /// truncation: it was taken for an unread generation, and all of it sent again.)
+    fn adopt_unseen(&mut self, ctx: &TailCtx, since: u64, read: Option<(Fingerprint, u64)>) {
         let current = self.current.as_ref().map(|r| r.id);
         for path in rotated_siblings(&self.spec.path) {
             if compressed(&path) {
@@ -572,6 +576,15 @@ impl TailState {
                 || ctx.checkpoints.is_known(&self.spec.topic, id)
                 || mtime + 1 < since
             {
+                continue;
+            }
+            if read.is_some_and(|(fp, read_to)| meta.len() <= read_to && fp.matches(&file)) {
+                log::info!(
+                    "{}: {} is a copy of what was already read ({} bytes); nothing in it to send",
+                    self.path_text,
+                    path.display(),
+                    meta.len()
+                );
                 continue;
             }
             log::info!(
@@ -634,7 +647,7 @@ impl TailState {
             log::info!("tail {} waiting for the file to appear", self.spec);
         }
         if let Some(since) = last_update {
-            self.adopt_unseen(ctx, since);
+            self.adopt_unseen(ctx, since, None);
         }
     }
 
@@ -725,7 +738,7 @@ impl TailState {
                 let since = old.opened_at;
                 self.draining.push(old);
                 self.try_open_current(ctx);
-                self.adopt_unseen(ctx, since);
+                self.adopt_unseen(ctx, since, None);
                 Ok(true)
             }
             Ok(_) => {
@@ -742,11 +755,11 @@ impl TailState {
                     let old = self.current.take().expect("current reader");
                     let file = old.file.try_clone();
                     // The unsent end of the old content (a partial line) is in the copy, if any.
-                    let (unsent, since) = (old.offset_of(old.pos), old.opened_at);
-                    if !self.drain_copy(ctx, old.fp, unsent, old.id, Some(old.tracker.clone())) {
+                    let (unsent, since, old_fp) = (old.offset_of(old.pos), old.opened_at, old.fp);
+                    if !self.drain_copy(ctx, old_fp, unsent, old.id, Some(old.tracker.clone())) {
                         self.finish(ctx, old, stop)?;
                     }
-                    self.adopt_unseen(ctx, since);
+                    self.adopt_unseen(ctx, since, Some((old_fp, unsent)));
                     if let Ok(file) = file {
                         let tracker = Some(Arc::new(AckTracker::new(0)));
                         // The same file, claimed by this tail: the reader is always had.

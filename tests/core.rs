@@ -115,6 +115,34 @@ fn copytruncate_restarts_from_zero() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// Issue 18's deterministic repro, found with logrotate's copytruncate under load: the copy is
+/// taken, then 10 more lines are written (and shipped) before the truncation. The copy is then
+/// shorter than what was read, so it holds nothing new; it used to be taken for a generation
+/// "rotated by unread" and all 1,000 of its lines were sent again.
+#[test]
+fn a_copy_taken_before_the_last_lines_is_not_sent_again() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let a = dir.path().join("app.log");
+    append(&a, &numbered("gen1", 0..1000));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 1000, T).len(), 1000);
+    std::fs::copy(&a, dir.path().join("app.log.1")).unwrap();
+    append(&a, &numbered("late", 0..10));
+    assert_eq!(broker.lines("t", 1010, T).len(), 1010, "the 10 late lines ship before the truncation");
+    std::fs::OpenOptions::new().write(true).open(&a).unwrap().set_len(0).unwrap();
+    agent.wait_log("truncated", T);
+    append(&a, &numbered("gen2", 0..30));
+    let mut want = numbered("gen1", 0..1000);
+    want.extend(numbered("late", 0..10));
+    want.extend(numbered("gen2", 0..30));
+    let got = broker.lines("t", want.len(), T);
+    assert_eq!(got.len(), want.len(), "no line twice (gen1 was sent again: {} lines)", got.len());
+    assert_eq!(got, want, "every line once, in order");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 #[test]
 fn delete_and_recreate_is_picked_up() {
     let (dir, broker) = setup();
