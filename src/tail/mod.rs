@@ -25,6 +25,10 @@
 //! that when the supervisor restarts a panicked tail, the new thread continues from the last line
 //! handed to the producer: no line is lost or sent twice by the restart.
 
+mod framer;
+
+use framer::Framed;
+
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -897,22 +901,16 @@ impl TailState {
             let mut lines: Vec<(usize, usize)> = Vec::new();
             let (mut pos, mut scanned, mut split_lines, mut bytes, mut end_offset) = (r.pos, r.scanned, 0u64, 0u64, 0);
             while !Batch::full_at(pos - first, lines.len()) {
-                let newline = memchr::memchr(b'\n', &r.buf[scanned..]).map(|i| scanned + i);
-                let (end, consumed, split) = match newline {
-                    Some(nl) if nl - pos <= max => (nl, nl + 1, false),
-                    _ if r.buf.len() - pos > max || newline.is_some() => (pos + max, pos + max, true),
-                    _ => {
+                let (end, consumed, split) = match framer::frame(&r.buf, pos, scanned, max) {
+                    Framed::Line { end, next, split } => (end, next, split),
+                    Framed::Incomplete => {
                         scanned = r.buf.len();
                         break;
                     }
                 };
-                let mut line_end = end;
-                if !split && end > pos && r.buf[end - 1] == b'\r' {
-                    line_end -= 1;
-                }
-                lines.push((pos - first, line_end - first));
+                lines.push((pos - first, end - first));
                 end_offset = r.offset_of(consumed);
-                bytes += (line_end - pos) as u64;
+                bytes += (end - pos) as u64;
                 split_lines += u64::from(split);
                 pos = consumed;
                 scanned = scanned.max(pos);
