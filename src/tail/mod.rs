@@ -21,12 +21,18 @@
 //! - a tail *retired* by the file server (its file vanished from a glob) ends by itself once
 //!   nothing is left to drain.
 //!
+//! Pure parts, each with its own tests: `framer` (where the next line of the buffer lies) and
+//! `change` (what happened to the file: rotated, truncated, vanished...). What remains here acts
+//! on their answers; the resume plan and the state `enum` are still to be drawn out (issue 18).
+//!
 //! The tail's state (`TailState`, with its open files and buffers) lives outside the thread so
 //! that when the supervisor restarts a panicked tail, the new thread continues from the last line
 //! handed to the producer: no line is lost or sent twice by the restart.
 
+mod change;
 mod framer;
 
+use change::{classify, Change, Observed};
 use framer::Framed;
 
 use std::fs::File;
@@ -724,10 +730,20 @@ impl TailState {
     }
 
     /// The current file is at its end: has the path moved on to another file, or did it shrink?
+    /// `change::classify` decides; this acts.
     fn check_current(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<bool, Stopped> {
         let r = self.current.as_mut().expect("current reader");
-        match std::fs::metadata(&self.spec.path) {
-            Ok(meta) if FileId::of(&meta) != r.id => {
+        let size = r.file.metadata().map(|m| m.len()).unwrap_or(r.read_offset);
+        let observed = Observed {
+            path: std::fs::metadata(&self.spec.path).map(|m| FileId::of(&m)).map_err(|e| e.kind()),
+            reading: r.id,
+            size,
+            read_offset: r.read_offset,
+            size_changed: size != r.checked_size,
+        };
+        let change = classify(observed, || r.fp.matches(&r.file));
+        match change {
+            Change::Rotated => {
                 // Renamed away (or deleted) and a new file took the path: keep draining the old
                 // one, read the new one from its start.
                 let mut old = self.current.take().expect("current reader");
@@ -745,33 +761,31 @@ impl TailState {
                 self.adopt_unseen(ctx, since, None);
                 Ok(true)
             }
-            Ok(_) => {
-                let size = r.file.metadata().map(|m| m.len()).unwrap_or(r.read_offset);
-                let changed = size != r.checked_size;
-                r.checked_size = size;
-                if size < r.read_offset || (changed && !r.fp.matches(&r.file)) {
-                    log::info!(
-                        "{}: truncated ({} -> {size} bytes; copytruncate?); reading again from the start",
-                        self.path_text,
-                        r.read_offset
-                    );
-                    self.stats.truncations.fetch_add(1, Ordering::Relaxed);
-                    let old = self.current.take().expect("current reader");
-                    let file = old.file.try_clone();
-                    // The unsent end of the old content (a partial line) is in the copy, if any.
-                    let (unsent, since, old_fp) = (old.offset_of(old.pos), old.opened_at, old.fp);
-                    if !self.drain_copy(ctx, old_fp, unsent, old.id, Some(old.tracker.clone())) {
-                        self.finish(ctx, old, stop)?;
-                    }
-                    self.adopt_unseen(ctx, since, Some((old_fp, unsent)));
-                    if let Ok(file) = file {
-                        let tracker = Some(Arc::new(AckTracker::new(0)));
-                        // The same file, claimed by this tail: the reader is always had.
-                        let permit = ctx.files.acquire_anyway();
-                        self.current = self.reader(ctx, file, self.spec.path.clone(), 0, tracker, permit);
-                    }
-                    return Ok(true);
+            Change::Truncated { .. } => {
+                log::info!(
+                    "{}: truncated ({} -> {size} bytes; copytruncate?); reading again from the start",
+                    self.path_text,
+                    r.read_offset
+                );
+                self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+                let old = self.current.take().expect("current reader");
+                let file = old.file.try_clone();
+                // The unsent end of the old content (a partial line) is in the copy, if any.
+                let (unsent, since, old_fp) = (old.offset_of(old.pos), old.opened_at, old.fp);
+                if !self.drain_copy(ctx, old_fp, unsent, old.id, Some(old.tracker.clone())) {
+                    self.finish(ctx, old, stop)?;
                 }
+                self.adopt_unseen(ctx, since, Some((old_fp, unsent)));
+                if let Ok(file) = file {
+                    let tracker = Some(Arc::new(AckTracker::new(0)));
+                    // The same file, claimed by this tail: the reader is always had.
+                    let permit = ctx.files.acquire_anyway();
+                    self.current = self.reader(ctx, file, self.spec.path.clone(), 0, tracker, permit);
+                }
+                Ok(true)
+            }
+            Change::Unchanged => {
+                r.checked_size = size;
                 if r.fp.can_grow(size) {
                     if let Ok(fp) = Fingerprint::of_file(&r.file) {
                         r.fp = fp;
@@ -781,7 +795,7 @@ impl TailState {
                 self.clear_problem();
                 Ok(false)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Change::Vanished => {
                 log::info!("{}: removed or renamed away; draining it and waiting for a new file", self.path_text);
                 self.stats.rotations.fetch_add(1, Ordering::Relaxed);
                 let mut old = self.current.take().expect("current reader");
@@ -789,8 +803,8 @@ impl TailState {
                 self.draining.push(old);
                 Ok(true)
             }
-            Err(e) => {
-                self.problem(format!("{}: cannot stat: {e}", self.path_text));
+            Change::Unreadable(kind) => {
+                self.problem(format!("{}: cannot stat: {}", self.path_text, io::Error::from(kind)));
                 Ok(false)
             }
         }
