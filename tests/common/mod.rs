@@ -124,6 +124,7 @@ pub fn broker_kind() -> BrokerKind {
 pub struct KafkaNodes {
     pub dir: PathBuf,
     pub bootstrap: String,
+    mode: &'static str,
 }
 
 impl KafkaNodes {
@@ -132,12 +133,17 @@ impl KafkaNodes {
     }
 
     /// `mode`: "single" or "cluster" (3 nodes, replication factor 3, min.insync.replicas=2).
-    pub fn start(dir: &Path, mode: &str) -> KafkaNodes {
+    pub fn start(dir: &Path, mode: &'static str) -> KafkaNodes {
+        KafkaNodes { dir: dir.to_path_buf(), bootstrap: Self::run_start(dir, mode), mode }
+    }
+
+    /// `scripts/kafka.sh start MODE DIR`: returns once every node accepts requests, with the
+    /// bootstrap list it prints. On a DIR it formatted before, the stopped nodes come back.
+    fn run_start(dir: &Path, mode: &str) -> String {
         let out = Command::new("bash").arg(Self::script()).args(["start", mode]).arg(dir).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let bootstrap = stdout.lines().find_map(|l| l.strip_prefix("BOOTSTRAP=")).map(str::to_string);
-        match bootstrap {
-            Some(b) if out.status.success() => KafkaNodes { dir: dir.to_path_buf(), bootstrap: b },
+        match stdout.lines().find_map(|l| l.strip_prefix("BOOTSTRAP=")) {
+            Some(b) if out.status.success() => b.to_string(),
             _ => panic!("scripts/kafka.sh start {mode}: {}{stdout}", String::from_utf8_lossy(&out.stderr)),
         }
     }
@@ -153,9 +159,7 @@ impl KafkaNodes {
 
     /// Starts every stopped node again, with its data, on its ports.
     pub fn restart(&self) {
-        let again = KafkaNodes::start(&self.dir, "single");
-        assert_eq!(again.bootstrap, self.bootstrap, "same ports after a restart");
-        std::mem::forget(again);
+        assert_eq!(Self::run_start(&self.dir, self.mode), self.bootstrap, "same ports after a restart");
     }
 }
 
@@ -216,7 +220,7 @@ impl Broker {
     }
 
     /// Apache Kafka whatever `broker_kind` says: "single", or "cluster" (3 nodes).
-    pub fn start_kafka(dir: &Path, mode: &str) -> Broker {
+    pub fn start_kafka(dir: &Path, mode: &'static str) -> Broker {
         let nodes = KafkaNodes::start(&dir.join("kafka"), mode);
         let port = nodes.bootstrap.split(',').next().and_then(|a| a.rsplit(':').next()).unwrap().parse().unwrap();
         Broker {
