@@ -68,16 +68,6 @@ impl fmt::Display for StartError {
     }
 }
 
-/// How the agent stopped.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Stopped {
-    /// Every line read was acknowledged and its position saved.
-    Clean,
-    /// Lines were still owed when `flush_timeout` ran out, or positions could not be saved:
-    /// they are read again at the next start.
-    Owing,
-}
-
 /// Everything the running agent holds, built by `start`.
 struct Running {
     config: Config,
@@ -93,8 +83,9 @@ struct Running {
     _instance: process::Instance,
 }
 
-/// Runs the agent on the config file at `path` until SIGINT or SIGTERM.
-pub fn run(path: &Path) -> Result<Stopped, StartError> {
+/// Runs the agent on the config file at `path` until SIGINT or SIGTERM. A stop with lines still
+/// owed is still a clean stop (they are read again at the next start); its last log line says so.
+pub fn run(path: &Path) -> Result<(), StartError> {
     let config = Config::load(path).map_err(StartError::Config)?;
     logging::init(&config.log).map_err(|e| StartError::Log(format!("{}: {e}", config.file.display())))?;
     logging::log_panics();
@@ -116,7 +107,8 @@ pub fn run(path: &Path) -> Result<Stopped, StartError> {
             }
         }
     });
-    Ok(stop(running))
+    stop(running);
+    Ok(())
 }
 
 /// Starts every thread, under the supervisor.
@@ -197,7 +189,7 @@ fn start(config: Config) -> Result<Running, StartError> {
 
 /// The orderly shutdown: tails stop, the producer is flushed (bounded), positions are saved,
 /// the metrics file says "stopped", and the last line says what is true.
-fn stop(r: Running) -> Stopped {
+fn stop(r: Running) {
     log::info!("signal received: stopping tails, then flushing what is in flight");
     r.stopping.store(true, Ordering::SeqCst);
     let (done_tx, done_rx) = bounded(1);
@@ -217,21 +209,14 @@ fn stop(r: Running) -> Stopped {
     let _ = r.metrics_done.recv_timeout(Duration::from_secs(5));
     r.supervisor.shutdown();
     match (delivered, saved) {
-        (true, true) => {
-            log::info!("stopped: every line was delivered and checkpointed");
-            Stopped::Clean
-        }
-        (true, false) => {
-            log::warn!("stopped: every line was delivered, but positions could not be saved; lines since the last save are sent again at the next start");
-            Stopped::Owing
-        }
-        (false, _) => {
-            log::warn!(
-                "stopped with {} lines not acknowledged within {:?}; they are read again at the next start",
-                r.sink.pending(),
-                r.config.kafka.flush_timeout
-            );
-            Stopped::Owing
-        }
+        (true, true) => log::info!("stopped: every line was delivered and checkpointed"),
+        (true, false) => log::warn!(
+            "stopped: every line was delivered, but positions could not be saved; lines since the last save are sent again at the next start"
+        ),
+        (false, _) => log::warn!(
+            "stopped with {} lines not acknowledged within {:?}; they are read again at the next start",
+            r.sink.pending(),
+            r.config.kafka.flush_timeout
+        ),
     }
 }

@@ -55,8 +55,7 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Command::Run { config } => match agent::run(&config) {
-            // Lines still owed at a stop are read again at the next start: still a clean exit.
-            Ok(_) => ExitCode::SUCCESS,
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 // Before logging is set up only stderr can say it; after, the log says it
                 // (to stderr as well).
