@@ -166,7 +166,8 @@ pub struct Shared {
     /// Batches (and failed messages sent back) not yet wholly handed to librdkafka.
     pub queued: AtomicUsize,
     /// Batches waiting per parked topic (see `sender`); `submit` holds a topic's tails back at
-    /// `PARKED_PER_TOPIC`.
+    /// `PARKED_PER_TOPIC`. A count kept beside the sender's queues rather than derived from
+    /// them: the sender holds its state's lock while it produces, and `submit` must not wait on it.
     parked: Mutex<HashMap<Arc<str>, usize>>,
     pub log: LimitedLog,
 }
