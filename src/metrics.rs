@@ -16,7 +16,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::budget::FileBudget;
 use crate::desired::TailSpec;
 use crate::sink::SinkStats;
-use crate::tail::TailStats;
+
+/// Counters of one tail, for logs and metrics: owned here, handed to the tail that counts them.
+#[derive(Default, Debug)]
+pub struct TailStats {
+    pub lines: AtomicU64,
+    pub bytes: AtomicU64,
+    pub split: AtomicU64,
+    pub rotations: AtomicU64,
+    pub truncations: AtomicU64,
+    /// Size of the current file and the offset read in it (lag = size - offset).
+    pub size: AtomicU64,
+    pub offset: AtomicU64,
+    /// The last problem (cannot open, read error), until it goes away.
+    pub last_error: Mutex<Option<String>>,
+}
 
 /// Counters of one etcd key's watcher.
 #[derive(Default, Debug)]

@@ -65,6 +65,19 @@ impl BatchAck {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Stopped;
 
+/// Where a tail hands its batches: the Kafka `Sink`, or (in the tail's model tests) an
+/// in-memory outlet. `submit` blocks while the outlet is full and gives the batch back when
+/// `stop` is raised meanwhile; a batch is acknowledged on its tracker once delivered.
+pub trait Outlet: Send + Sync {
+    fn submit(&self, batch: Batch, stop: &AtomicBool) -> Result<(), (Stopped, Batch)>;
+}
+
+impl Outlet for Sink {
+    fn submit(&self, batch: Batch, stop: &AtomicBool) -> Result<(), (Stopped, Batch)> {
+        Sink::submit(self, batch, stop)
+    }
+}
+
 /// Lines of one file read together, on their way to the sending thread. Before it is handed
 /// over, the batch is registered with `tracker` as one unit ending at the end of its last line.
 pub struct Batch {

@@ -40,7 +40,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,8 @@ use crate::desired::TailSpec;
 use crate::discover::compressed;
 use crate::failpoint;
 use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
-use crate::sink::{Batch, Sink, Stopped};
+use crate::sink::{Batch, Outlet, Stopped};
+use crate::metrics::TailStats;
 use crate::waker::Doorbell;
 
 /// Bytes read from a file per `pread`.
@@ -97,27 +98,13 @@ impl TailSettings {
 
 /// What every tail needs from the rest of the agent.
 pub struct TailCtx {
-    pub sink: Arc<Sink>,
+    /// Where batches go: the Kafka sink, or an in-memory outlet in the model tests.
+    pub sink: Arc<dyn Outlet>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub waker: crate::waker::Waker,
     pub checkpoints: Arc<Checkpoints>,
     pub files: Arc<FileBudget>,
     pub settings: TailSettings,
-}
-
-/// Counters of one tail, for logs and metrics.
-#[derive(Default, Debug)]
-pub struct TailStats {
-    pub lines: AtomicU64,
-    pub bytes: AtomicU64,
-    pub split: AtomicU64,
-    pub rotations: AtomicU64,
-    pub truncations: AtomicU64,
-    /// Size of the current file and the offset read in it (lag = size - offset).
-    pub size: AtomicU64,
-    pub offset: AtomicU64,
-    /// The last problem (cannot open, read error), until it goes away.
-    pub last_error: Mutex<Option<String>>,
 }
 
 /// One open file being read.
