@@ -84,6 +84,11 @@ pub enum Known {
     Saved(u64),
     /// Never seen.
     Unknown,
+    /// Never seen, but it begins like content read before under a name it extends (a copy left by
+    /// copytruncate): that content was read up to `offset`. The copy goes on with the tracker of
+    /// that reading when lines of it may be in flight (their acknowledgements cover the copy's
+    /// bytes too; a new tracker would count them acknowledged at once, and a kill lose them).
+    CopyOf { offset: u64, tracker: Option<Arc<AckTracker>> },
     /// Another tail (`owner`) reads this file now; ask again later.
     Claimed { owner: u64 },
     /// Seen, but it no longer holds what was read: truncated (copytruncate) or its inode reused.
@@ -125,6 +130,8 @@ struct Live {
     /// (offset, fingerprint length) last folded into the saved entry: an idle tracker is
     /// skipped without touching the entry (1,000 idle files, five saves a second).
     folded: Option<(u64, u64)>,
+    /// Unix seconds when it was registered.
+    since: u64,
 }
 
 impl Live {
@@ -134,9 +141,23 @@ impl Live {
     }
 }
 
+/// Content that was read and then cut from its file (copytruncate) or found replaced: a copy of
+/// it beside the file is read on from `offset`, however late the copy is looked at.
+struct Replaced {
+    topic: String,
+    path: String,
+    fp: Fingerprint,
+    offset: u64,
+    tracker: Option<Arc<AckTracker>>,
+}
+
+/// Replaced contents remembered, at most (the newest; one per copytruncate).
+const REPLACED_KEPT: usize = 256;
+
 struct State {
     /// Unix seconds when the store was loaded (entries count as seen then, for forgetting).
     loaded_at: u64,
+    replaced: std::collections::VecDeque<Replaced>,
     saved: BTreeMap<Key, Entry>,
     live: HashMap<Key, Live>,
     /// Something changed that the file on disk does not have yet.
@@ -148,6 +169,18 @@ pub struct Checkpoints {
     state: Mutex<State>,
     /// Held for a whole save, so two savers (the thread, and shutdown) never share the temp file.
     writing: Mutex<()>,
+}
+
+impl State {
+    fn note_replaced(&mut self, topic: &str, path: &str, fp: Fingerprint, offset: u64, tracker: Option<Arc<AckTracker>>) {
+        if fp.len == 0 || offset == 0 {
+            return; // nothing was read: a copy is read from its start anyway
+        }
+        if self.replaced.len() >= REPLACED_KEPT {
+            self.replaced.pop_front();
+        }
+        self.replaced.push_back(Replaced { topic: topic.to_string(), path: path.to_string(), fp, offset, tracker });
+    }
 }
 
 fn now_secs() -> u64 {
@@ -163,7 +196,7 @@ impl Checkpoints {
         let saved = entries.iter().cloned().map(|e| ((e.topic.clone(), e.id()), e)).collect();
         Ok(Checkpoints {
             file,
-            state: Mutex::new(State { loaded_at: now_secs(), saved, live: HashMap::new(), dirty: false }),
+            state: Mutex::new(State { loaded_at: now_secs(), replaced: Default::default(), saved, live: HashMap::new(), dirty: false }),
             writing: Mutex::new(()),
         })
     }
@@ -183,25 +216,53 @@ impl Checkpoints {
                 return Known::Claimed { owner: live.owner };
             }
             let sent = live.tracker.sent();
+            if live.fp.len == 0 && sent == 0 {
+                // Empty when seen and nothing read: it tells nothing about what the inode holds
+                // now (inode reuse), and read from 0 either way (found by the model test).
+                return Known::Unknown;
+            }
             if live.fp.matches(file) && sent <= size {
                 return Known::Live(live.tracker.clone());
             }
-            let fp = live.fp;
+            let (fp, path, tracker) = (live.fp, live.path.clone(), live.tracker.clone());
             st.live.remove(&key);
             st.saved.remove(&key);
             st.dirty = true;
+            st.note_replaced(topic, &path, fp, sent, Some(tracker));
             return Known::Replaced { fp, offset: sent };
         }
         match st.saved.get(&key) {
+            Some(e) if e.fp_len == 0 && e.offset == 0 => Known::Unknown,
             Some(e) if e.fingerprint().matches(file) && e.offset <= size => Known::Saved(e.offset),
             Some(e) => {
-                let (fp, offset) = (e.fingerprint(), e.offset);
+                let (fp, offset, path) = (e.fingerprint(), e.offset, e.path.clone());
                 st.saved.remove(&key);
                 st.dirty = true;
+                st.note_replaced(topic, &path, fp, offset, None);
                 Known::Replaced { fp, offset }
             }
             None => Known::Unknown,
         }
+    }
+
+    /// The one question a tail asks before it reads a file (`file`, found at `at`, identity `id`,
+    /// `size` bytes) for `topic`: what is known of it. `resolve`, then, for a file never seen,
+    /// whether it is a copy of one that was (`copy_of`).
+    pub fn position(&self, topic: &str, at: &Path, id: FileId, file: &File, size: u64, owner: u64) -> Known {
+        // A known inode that holds other content now (reused) may hold a copy, too.
+        match self.resolve(topic, id, file, size, owner) {
+            known @ (Known::Unknown | Known::Replaced { .. }) => match self.copy_of(topic, at, file) {
+                Some((offset, tracker)) => Known::CopyOf { offset, tracker },
+                None => known,
+            },
+            known => known,
+        }
+    }
+
+    /// Records that the content `fp` of a file read under `path` was cut from it after being
+    /// read up to `offset` (copytruncate): `copy_of` finds its copy later.
+    pub fn note_replaced(&self, topic: &str, path: &str, fp: Fingerprint, offset: u64, tracker: Arc<AckTracker>) {
+        self.lock().note_replaced(topic, path, fp, offset, Some(tracker));
     }
 
     /// Where to start in `file` (at `path`, never read for `topic`) if it is a copy of a file that
@@ -209,7 +270,7 @@ impl Checkpoints {
     /// `app.log`: what copytruncate leaves) and the same first bytes. The copy holds the same
     /// bytes at the same offsets, so it is read from where that file's reading got to (sent, for
     /// a file open now; acknowledged, for a saved one). None when it is no such copy.
-    pub fn copy_of(&self, topic: &str, path: &Path, file: &File) -> Option<u64> {
+    pub fn copy_of(&self, topic: &str, path: &Path, file: &File) -> Option<(u64, Option<Arc<AckTracker>>)> {
         let is_original = |orig: &str| is_rotated_name(Path::new(orig), path);
         let size = file.metadata().ok()?.len();
         let st = self.lock();
@@ -217,10 +278,26 @@ impl Checkpoints {
             .live
             .iter()
             .filter(|((t, _), l)| t == topic && is_original(&l.path))
-            .map(|(_, l)| (l.fp, l.tracker.sent()));
-        let saved =
-            st.saved.values().filter(|e| e.topic == topic && is_original(&e.path)).map(|e| (e.fingerprint(), e.offset));
-        live.chain(saved).find(|(fp, _)| fp.len > 0 && fp.matches(file)).map(|(_, offset)| offset.min(size))
+            .map(|(_, l)| (l.fp, l.tracker.sent(), Some(&l.tracker)));
+        let saved = st
+            .saved
+            .values()
+            .filter(|e| e.topic == topic && is_original(&e.path))
+            .map(|e| (e.fingerprint(), e.offset, None));
+        let replaced = st
+            .replaced
+            .iter()
+            .filter(|r| r.topic == topic && is_original(&r.path))
+            .map(|r| (r.fp, r.offset, r.tracker.as_ref()));
+        // The furthest reading of that content (a live one has sent more than was saved); its
+        // tracker goes on only when the copy holds all it sent.
+        let (_, offset, tracker) = live
+            .chain(saved)
+            .chain(replaced)
+            .filter(|(fp, _, _)| fp.len > 0 && fp.matches(file))
+            .max_by_key(|(_, offset, _)| *offset)?;
+        let tracker = tracker.filter(|t| t.sent() <= size).cloned();
+        Some((offset.min(size), tracker))
     }
 
     /// Other files read under `path` for `topic` that no tail has open: rotated-away files,
@@ -231,13 +308,15 @@ impl Checkpoints {
         let saved = st
             .saved
             .values()
-            .filter(|e| e.path == path && e.topic == topic && Some(e.id()) != except)
+            .filter(|e| e.path == path && e.topic == topic && Some(e.id()) != except && e.fp_len > 0)
             .filter(|e| !st.live.contains_key(&(e.topic.clone(), e.id())))
             .map(|e| Past { id: e.id(), fp: e.fingerprint(), offset: e.offset, tracker: None, updated: e.updated });
         let live = st
             .live
             .iter()
-            .filter(|((t, id), l)| t == topic && l.path == path && Some(*id) != except && l.tracker.is_closed())
+            .filter(|((t, id), l)| {
+                t == topic && l.path == path && Some(*id) != except && l.tracker.is_closed() && l.fp.len > 0
+            })
             .map(|((_, id), l)| Past {
                 id: *id,
                 fp: l.fp,
@@ -251,15 +330,22 @@ impl Checkpoints {
     }
 
     /// Unix seconds of the last recorded progress of any file read under `path` for `topic`.
+    /// A file of this process counts from when it was registered (it may not be saved yet).
     pub fn last_update(&self, path: &str, topic: &str) -> Option<u64> {
-        self.lock().saved.values().filter(|e| e.path == path && e.topic == topic).map(|e| e.updated).max()
+        let st = self.lock();
+        let saved = st.saved.values().filter(|e| e.path == path && e.topic == topic).map(|e| e.updated);
+        let live = st.live.iter().filter(|((t, _), l)| t == topic && l.path == path).map(|(_, l)| l.since);
+        saved.chain(live).max()
     }
 
-    /// Whether the file `id` was ever read for `topic` (saved or live).
-    pub fn is_known(&self, topic: &str, id: FileId) -> bool {
+    /// Whether the file `id` was ever read for `topic` (saved or live), and still begins as it
+    /// did then: the same inode with other first bytes is another file (inode reuse). A file
+    /// recorded while empty (a fingerprint of no bytes) proves nothing: it is not known.
+    pub fn is_known(&self, topic: &str, id: FileId, file: &File) -> bool {
         let st = self.lock();
         let key = (topic.to_string(), id);
-        st.saved.contains_key(&key) || st.live.contains_key(&key)
+        let fp = st.live.get(&key).map(|l| l.fp).or_else(|| st.saved.get(&key).map(Entry::fingerprint));
+        fp.is_some_and(|fp| fp.len > 0 && fp.matches(file))
     }
 
     /// Whether a saved entry or a live tracker exists for `path` and `topic`.
@@ -286,7 +372,7 @@ impl Checkpoints {
             return false;
         }
         tracker.reopen();
-        st.live.insert(key, Live { tracker, path: path.to_string(), fp, owner, folded: None });
+        st.live.insert(key, Live { tracker, path: path.to_string(), fp, owner, folded: None, since: now_secs() });
         true
     }
 
@@ -585,15 +671,15 @@ mod tests {
         // copytruncate's copy: same bytes, a name that extends the original's.
         let copy = dir.path().join("app.log.1");
         std::fs::write(&copy, b"one\ntwo\nthree\n").unwrap();
-        assert_eq!(cp.copy_of("t", &copy, &File::open(&copy).unwrap()), Some(8));
-        assert_eq!(cp.copy_of("other", &copy, &File::open(&copy).unwrap()), None, "per topic");
+        assert_eq!(cp.copy_of("t", &copy, &File::open(&copy).unwrap()).map(|c| c.0), Some(8));
+        assert!(cp.copy_of("other", &copy, &File::open(&copy).unwrap()).is_none(), "per topic");
         // Other bytes, or a name that does not extend the original's: not a copy.
         let other = dir.path().join("app.log.2");
         std::fs::write(&other, b"ONE\ntwo\nthree\n").unwrap();
-        assert_eq!(cp.copy_of("t", &other, &File::open(&other).unwrap()), None);
+        assert!(cp.copy_of("t", &other, &File::open(&other).unwrap()).is_none());
         let unrelated = dir.path().join("zapp.log");
         std::fs::write(&unrelated, b"one\ntwo\nthree\n").unwrap();
-        assert_eq!(cp.copy_of("t", &unrelated, &File::open(&unrelated).unwrap()), None);
+        assert!(cp.copy_of("t", &unrelated, &File::open(&unrelated).unwrap()).is_none());
     }
 
     #[test]
