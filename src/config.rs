@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::desired::{is_glob, Selector};
+use crate::selector::{absolute, Selector, SelectorError};
 
 /// Where a file that has no saved position starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -92,7 +92,7 @@ pub struct KafkaSettings {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EtcdSettings {
     pub endpoints: Vec<String>,
-    pub credentials: Option<crate::etcd::client::Credentials>,
+    pub credentials: Option<Credentials>,
     pub keys: Vec<String>,
     /// Directory prefixes or globs that paths coming from etcd must fall under.
     pub allowed_paths: Vec<String>,
@@ -346,44 +346,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         LogSettings { path, level }
     };
 
-    let mut sources: Vec<Selector> = Vec::new();
-    for (i, entry) in raw.collectlogs.iter().enumerate() {
-        let path = match entry.logpath.as_deref() {
-            None | Some("") => {
-                problems.push(format!("collectlogs[{i}].logpath: missing or empty"));
-                continue;
-            }
-            Some(p) => p,
-        };
-        if let Err(e) = check_path_text(path).and_then(|()| check_glob(path)) {
-            problems.push(format!("collectlogs[{i}].logpath: {e}"));
-            continue;
-        }
-        let topic = match entry.logtopic.as_deref() {
-            None | Some("") => {
-                problems.push(format!("collectlogs[{i}].logtopic: missing or empty"));
-                continue;
-            }
-            Some(t) => t,
-        };
-        if let Err(e) = check_topic(topic) {
-            problems.push(format!("collectlogs[{i}].logtopic: {e}"));
-            continue;
-        }
-        let mut exclude = Vec::new();
-        for (j, ex) in entry.exclude.iter().enumerate() {
-            match check_exclude(ex, base) {
-                Ok(ex) => exclude.push(ex),
-                Err(e) => problems.push(format!("collectlogs[{i}].exclude[{j}]: {e}")),
-            }
-        }
-        exclude.sort();
-        exclude.dedup();
-        let sel = Selector { pattern: absolute(Path::new(path), base), topic: topic.to_string(), exclude };
-        if !sources.contains(&sel) {
-            sources.push(sel);
-        }
-    }
+    let sources = resolve_sources(&raw.collectlogs, base, problems);
 
     let max_line_bytes = match raw.max_line_bytes {
         None => DEFAULT_MAX_LINE_BYTES,
@@ -410,7 +373,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         .collect();
     let mut etcd = EtcdSettings {
         endpoints: raw.etcdconfig.clone(),
-        credentials: raw.etcd_auth.map(|a| crate::etcd::client::Credentials { user: a.username, password: a.password }),
+        credentials: raw.etcd_auth.map(|a| Credentials { user: a.username, password: a.password }),
         keys: Vec::new(),
         allowed_paths,
     };
@@ -487,6 +450,31 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         metrics,
         pid_file,
     }
+}
+
+/// etcd's user and password (`etcd_auth`): owned by the config, used by the etcd client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+/// `collectlogs`, each entry checked by `Selector::build` and its problems named by field.
+fn resolve_sources(entries: &[RawCollectLog], base: &Path, problems: &mut Vec<String>) -> Vec<Selector> {
+    let mut sources: Vec<Selector> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let (path, topic) = (entry.logpath.as_deref().unwrap_or(""), entry.logtopic.as_deref().unwrap_or(""));
+        match Selector::build(path, topic, &entry.exclude, base) {
+            Ok(sel) if !sources.contains(&sel) => sources.push(sel),
+            Ok(_) => {}
+            Err(errors) => problems.extend(errors.into_iter().map(|e| match e {
+                SelectorError::Path(why) => format!("collectlogs[{i}].logpath: {why}"),
+                SelectorError::Topic(why) => format!("collectlogs[{i}].logtopic: {why}"),
+                SelectorError::Exclude { index, why } => format!("collectlogs[{i}].exclude[{index}]: {why}"),
+            })),
+        }
+    }
+    sources
 }
 
 /// Room around a line in librdkafka's `message.max.bytes`: the record's key, headers and
@@ -669,73 +657,6 @@ fn parse_size_raw(raw: &RawSize) -> Result<u64, String> {
         RawSize::Bytes(n) => Ok(*n),
         RawSize::Text(t) => parse_size(t),
     }
-}
-
-/// Kafka's rule for topic names.
-pub fn check_topic(topic: &str) -> Result<(), String> {
-    if topic.is_empty() {
-        return Err("empty topic".into());
-    }
-    if topic.len() > 249 {
-        return Err(format!("topic is {} characters long; Kafka allows 249", topic.len()));
-    }
-    if topic == "." || topic == ".." {
-        return Err(format!("{topic:?} is not a valid topic name"));
-    }
-    if let Some(c) = topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("{topic:?} has {c:?}; topic names allow only a-z A-Z 0-9 . _ -"));
-    }
-    Ok(())
-}
-
-/// Rejects path text no file can have.
-pub fn check_path_text(path: &str) -> Result<(), String> {
-    if path.contains('\0') {
-        return Err(format!("{:?} contains a NUL byte", path.replace('\0', "\\0")));
-    }
-    if path.ends_with('/') {
-        return Err(format!("{path:?} names a directory; name a file"));
-    }
-    Ok(())
-}
-
-/// Rejects a glob pattern that cannot be compiled (a literal path passes).
-pub fn check_glob(path: &str) -> Result<(), String> {
-    if is_glob(path) {
-        crate::discover::check_pattern(path)?;
-    }
-    Ok(())
-}
-
-/// Checks an exclude pattern; one with a `/` (matched against the whole path) is made absolute
-/// against `base`, one without (matched against the file name) is kept as written.
-pub fn check_exclude(pattern: &str, base: &Path) -> Result<String, String> {
-    if pattern.is_empty() {
-        return Err("empty pattern".into());
-    }
-    check_path_text(pattern)?;
-    crate::discover::check_pattern(pattern)?;
-    Ok(if pattern.contains('/') {
-        absolute(Path::new(pattern), base).to_string_lossy().into_owned()
-    } else {
-        pattern.to_string()
-    })
-}
-
-/// `path` made absolute against `base`, with `.` and `..` folded lexically (no symlinks resolved).
-pub fn absolute(path: &Path, base: &Path) -> PathBuf {
-    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
-    let mut out = PathBuf::from("/");
-    for c in joined.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(s) => out.push(s),
-            _ => {}
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -932,14 +853,6 @@ kafkaconfig:
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("1 furlong").is_err());
         assert!(parse_size("99999999999GiB").is_err());
-    }
-
-    #[test]
-    fn topics() {
-        assert!(check_topic("app.log_1-x").is_ok());
-        assert!(check_topic("a b").is_err());
-        assert!(check_topic("..").is_err());
-        assert!(check_topic(&"x".repeat(250)).is_err());
     }
 
     #[test]

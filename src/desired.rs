@@ -8,7 +8,9 @@
 //! still wanted: they stop once drained) and which to keep after all.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::selector::Selector;
 
 /// One tail: a file and the topic its lines go to. The same file to two topics is two tails.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,57 +29,6 @@ impl std::fmt::Display for TailSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} -> {}", self.path.display(), self.topic)
     }
-}
-
-/// What one entry of a source asks for: the files a path or glob pattern names (less those an
-/// exclude pattern matches), shipped to one topic.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Selector {
-    /// An absolute path, or an absolute glob pattern (`*`, `?`, `[...]`, `**`).
-    pub pattern: PathBuf,
-    pub topic: String,
-    /// Glob patterns; one with a `/` is matched against the whole path, one without against the
-    /// file name.
-    pub exclude: Vec<String>,
-}
-
-impl Selector {
-    /// A selector of exactly one file.
-    pub fn file(path: PathBuf, topic: &str) -> Selector {
-        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new() }
-    }
-
-    /// Whether the pattern has glob characters (otherwise it names one file, present or not).
-    pub fn is_glob(&self) -> bool {
-        is_glob(&self.pattern.to_string_lossy())
-    }
-}
-
-impl std::fmt::Display for Selector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} -> {}", self.pattern.display(), self.topic)?;
-        if !self.exclude.is_empty() {
-            write!(f, " (excluding {})", self.exclude.join(", "))?;
-        }
-        Ok(())
-    }
-}
-
-/// Whether `text` has glob characters.
-pub fn is_glob(text: &str) -> bool {
-    text.contains(['*', '?', '['])
-}
-
-/// The part of a pattern before its first glob component: the directory a scan starts from.
-pub fn literal_prefix(pattern: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in pattern.components() {
-        if is_glob(&c.as_os_str().to_string_lossy()) {
-            break;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Who wants a tail.
@@ -230,11 +181,4 @@ mod tests {
         assert_eq!(d.iter().count(), 1);
     }
 
-    #[test]
-    fn globs_and_their_literal_prefix() {
-        assert!(Selector::file("/var/log/*.log".into(), "t").is_glob());
-        assert!(!Selector::file("/var/log/app.log".into(), "t").is_glob());
-        assert_eq!(literal_prefix(Path::new("/var/log/*/app-?.log")), Path::new("/var/log"));
-        assert_eq!(literal_prefix(Path::new("/var/log/**/x.log")), Path::new("/var/log"));
-    }
 }

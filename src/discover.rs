@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use glob::{MatchOptions, Pattern};
 
-use crate::desired::{literal_prefix, Selector, TailSpec};
+use crate::desired::TailSpec;
+use crate::selector::{allowed_path, literal_prefix, Selector};
 
 /// `*` and `?` stay within one path component; `**` crosses directories; a leading dot needs no
 /// literal `.` (as in shells with dotglob).
@@ -60,11 +61,6 @@ pub struct Found {
     pub problems: Vec<String>,
 }
 
-/// Checks a pattern (and its excludes) before anything uses it: `Err` names what is wrong.
-pub fn check_pattern(pattern: &str) -> Result<(), String> {
-    Pattern::new(pattern).map(|_| ()).map_err(|e| format!("{pattern:?} is not a valid glob pattern: {e}"))
-}
-
 /// Expands every input. `running` tells whether a tail has the file already (such a file is
 /// never left out for its age).
 pub fn expand<'a>(
@@ -83,7 +79,7 @@ pub fn expand<'a>(
                 continue;
             }
             if sel.is_glob() {
-                if let Some(Err(why)) = input.allowed.map(|a| crate::etcd::value::allowed_path(&spec.path, a)) {
+                if let Some(Err(why)) = input.allowed.map(|a| allowed_path(&spec.path, a)) {
                     found.problems.push(format!(
                         "{}: matched by {}, {why}",
                         spec.path.display(),
@@ -347,7 +343,7 @@ mod tests {
         assert!(!covers(&s, Path::new("/l/a.log.bak")));
         assert!(!covers(&s, Path::new("/l/sub/a.log")));
         assert!(!covers(&Selector::file("/l/a.log".into(), "t"), Path::new("/l/a.log")), "literal paths are not globs");
-        assert!(check_pattern("/l/[a-.log").is_err());
-        assert!(check_pattern("/l/**/*.log").is_ok());
+        assert!(crate::selector::check_pattern("/l/[a-.log").is_err());
+        assert!(crate::selector::check_pattern("/l/**/*.log").is_ok());
     }
 }

@@ -30,6 +30,7 @@ pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod process;
+pub mod selector;
 pub mod server;
 pub mod sink;
 pub mod status;

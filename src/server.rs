@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config::Config;
-use crate::desired::{plan, Change, Desired, Selector, SourceId, TailSpec};
+use crate::desired::{plan, Change, Desired, SourceId, TailSpec};
+use crate::selector::Selector;
 use crate::discover::{covers, expand, watch_dirs, Input, Rules};
 use crate::fingerprint::{FileId, Fingerprint};
 use crate::supervisor::Supervisor;

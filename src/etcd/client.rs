@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+pub use crate::config::Credentials;
+
 use super::gateway::{b64, decode_watch_line, unb64, LineSplitter, RangeResponse, WatchMsg};
 
 /// How long a quiet watch stream is kept before it is re-opened from the last revision (this
@@ -17,12 +19,6 @@ use super::gateway::{b64, decode_watch_line, unb64, LineSplitter, RangeResponse,
 pub const WATCH_IDLE: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Credentials {
-    pub user: String,
-    pub password: String,
-}
 
 /// A key's value as of a revision.
 #[derive(Debug, PartialEq)]

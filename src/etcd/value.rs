@@ -9,12 +9,11 @@
 //! and an entry may carry `"exclude": ["*.gz", ...]`, as in config.yaml.
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::config::{check_exclude, check_glob, check_path_text, check_topic};
-use crate::desired::{literal_prefix, Selector};
+use crate::selector::{allowed_path, literal_prefix, Selector, SelectorError};
 
 /// Values larger than this are rejected before parsing.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
@@ -50,24 +49,21 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
     }
     let mut out = Parsed::default();
     for (i, e) in entries.iter().enumerate() {
-        if e.path.is_empty() {
-            return Err(format!("entry {i}: empty path"));
-        }
-        check_path_text(&e.path).and_then(|()| check_glob(&e.path)).map_err(|m| format!("entry {i}: path {m}"))?;
-        if !e.path.starts_with('/') {
+        if !e.path.is_empty() && !e.path.starts_with('/') {
             return Err(format!("entry {i}: path {:?} is not absolute", e.path));
         }
-        check_topic(&e.topic).map_err(|m| format!("entry {i}: topic {m}"))?;
-        let mut exclude = Vec::new();
-        for (j, ex) in e.exclude.iter().enumerate() {
-            if ex.contains('/') && !ex.starts_with('/') {
-                return Err(format!("entry {i}: exclude[{j}] {ex:?} has a '/' but is not absolute"));
-            }
-            exclude.push(check_exclude(ex, Path::new("/")).map_err(|m| format!("entry {i}: exclude[{j}] {m}"))?);
+        if let Some((j, ex)) = e.exclude.iter().enumerate().find(|(_, ex)| ex.contains('/') && !ex.starts_with('/')) {
+            return Err(format!("entry {i}: exclude[{j}] {ex:?} has a '/' but is not absolute"));
         }
-        exclude.sort();
-        exclude.dedup();
-        let sel = Selector { pattern: PathBuf::from(&e.path), topic: e.topic.clone(), exclude };
+        let sel = Selector::build(&e.path, &e.topic, &e.exclude, Path::new("/")).map_err(|errors| {
+            let e = &errors[0];
+            match e {
+                SelectorError::Path(why) if why == "missing or empty" => format!("entry {i}: empty path"),
+                SelectorError::Path(why) => format!("entry {i}: path {why}"),
+                SelectorError::Topic(why) => format!("entry {i}: topic {why}"),
+                SelectorError::Exclude { index, why } => format!("entry {i}: exclude[{index}] {why}"),
+            }
+        })?;
         // A glob is checked by its fixed directory here, and each file it matches when found.
         let checked = if sel.is_glob() { literal_prefix(&sel.pattern) } else { sel.pattern.clone() };
         match allowed_path(&checked, allowed) {
@@ -78,71 +74,6 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
         }
     }
     Ok(out)
-}
-
-/// Resolves `..` lexically and symlinks as far as the path exists, then checks the result
-/// against the allowlist (directory prefixes; `*` and `?` allowed within one component).
-pub fn allowed_path(path: &Path, allowed: &[String]) -> Result<(), String> {
-    let resolved = resolve(path);
-    if allowed.iter().any(|a| under(&resolved, Path::new(a))) {
-        return Ok(());
-    }
-    let shown = if resolved != path { format!(" (resolves to {})", resolved.display()) } else { String::new() };
-    Err(format!("outside etcd_allowed_paths{shown}; refused"))
-}
-
-/// `..` folded, and the longest existing prefix replaced by its canonical (symlink-free) form.
-fn resolve(path: &Path) -> PathBuf {
-    let lexical = crate::config::absolute(path, Path::new("/"));
-    let mut existing = lexical.clone();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(canon) = std::fs::canonicalize(&existing) {
-            let mut out = canon;
-            for c in rest.iter().rev() {
-                out.push(c);
-            }
-            return out;
-        }
-        match (existing.file_name().map(|s| s.to_os_string()), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => return lexical,
-        }
-    }
-}
-
-/// Whether `path` lies under `prefix`, comparing whole components (`/var/logs` is not under
-/// `/var/log`); a prefix component may use `*` and `?` wildcards.
-fn under(path: &Path, prefix: &Path) -> bool {
-    let mut p = path.components().filter(|c| !matches!(c, Component::CurDir));
-    for want in prefix.components().filter(|c| !matches!(c, Component::CurDir)) {
-        match p.next() {
-            Some(got)
-                if component_matches(
-                    want.as_os_str().to_string_lossy().as_ref(),
-                    &got.as_os_str().to_string_lossy(),
-                ) => {}
-            _ => return false,
-        }
-    }
-    true
-}
-
-fn component_matches(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    go(&p, &t)
 }
 
 #[cfg(test)]

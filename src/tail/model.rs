@@ -155,7 +155,7 @@ impl World {
         }
         let line = format!("L{:05}-partial", self.next);
         self.next += 1;
-        self.append(line[..line.len() / 2].as_bytes());
+        self.append(&line.as_bytes()[..line.len() / 2]);
         self.partial = Some(line);
     }
 
@@ -315,7 +315,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             }
             Step::Save => {
                 agent.ctx.checkpoints.save().unwrap();
-                world.unseen &= !agent.state.current.is_some();
+                world.unseen &= agent.state.current.is_none();
             }
             Step::Deliver => memory.deliver(),
             Step::Restart => {

@@ -1,0 +1,262 @@
+//! What one entry of a source asks for (a path or glob, a topic, excludes), and the checks of
+//! each piece.
+//!
+//! Exists because config.yaml's `collectlogs` and every etcd value describe the same thing and
+//! were checked twice, in config.rs and etcd/value.rs, with config -> discover -> etcd/value ->
+//! config as an import circle. Both sources now build their selectors here (`Selector::build`,
+//! whose error names the piece that is wrong), and `discover` checks each file a glob finds
+//! against the same allowlist rule (`allowed_path`).
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use glob::Pattern;
+
+/// What one entry of a source asks for: the files a path or glob pattern names (less those an
+/// exclude pattern matches), shipped to one topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Selector {
+    /// An absolute path, or an absolute glob pattern (`*`, `?`, `[...]`, `**`).
+    pub pattern: PathBuf,
+    pub topic: String,
+    /// Glob patterns; one with a `/` is matched against the whole path, one without against the
+    /// file name.
+    pub exclude: Vec<String>,
+}
+
+impl Selector {
+    /// A selector of exactly one file.
+    pub fn file(path: PathBuf, topic: &str) -> Selector {
+        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new() }
+    }
+
+    /// Whether the pattern has glob characters (otherwise it names one file, present or not).
+    pub fn is_glob(&self) -> bool {
+        is_glob(&self.pattern.to_string_lossy())
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.pattern.display(), self.topic)?;
+        if !self.exclude.is_empty() {
+            write!(f, " (excluding {})", self.exclude.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` has glob characters.
+pub fn is_glob(text: &str) -> bool {
+    text.contains(['*', '?', '['])
+}
+
+/// The part of a pattern before its first glob component: the directory a scan starts from.
+pub fn literal_prefix(pattern: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in pattern.components() {
+        if is_glob(&c.as_os_str().to_string_lossy()) {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Which piece of an entry is wrong, and why: each source names the entry its own way
+/// (`collectlogs[2].logtopic`, `entry 2: topic`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectorError {
+    Path(String),
+    Topic(String),
+    Exclude { index: usize, why: String },
+}
+
+impl Selector {
+    /// Checks one entry's pieces and builds its selector: `path` made absolute against `base`,
+    /// excludes checked, sorted and deduplicated. Every bad exclude is reported (`Err` holds the
+    /// first problem of the path or topic, else every exclude problem).
+    pub fn build(path: &str, topic: &str, exclude: &[String], base: &Path) -> Result<Selector, Vec<SelectorError>> {
+        if path.is_empty() {
+            return Err(vec![SelectorError::Path("missing or empty".into())]);
+        }
+        check_path_text(path).and_then(|()| check_glob(path)).map_err(|e| vec![SelectorError::Path(e)])?;
+        if topic.is_empty() {
+            return Err(vec![SelectorError::Topic("missing or empty".into())]);
+        }
+        check_topic(topic).map_err(|e| vec![SelectorError::Topic(e)])?;
+        let mut problems = Vec::new();
+        let mut excludes = Vec::new();
+        for (index, ex) in exclude.iter().enumerate() {
+            match check_exclude(ex, base) {
+                Ok(ex) => excludes.push(ex),
+                Err(why) => problems.push(SelectorError::Exclude { index, why }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        excludes.sort();
+        excludes.dedup();
+        Ok(Selector { pattern: absolute(Path::new(path), base), topic: topic.to_string(), exclude: excludes })
+    }
+}
+
+/// Kafka's rule for topic names.
+pub fn check_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("empty topic".into());
+    }
+    if topic.len() > 249 {
+        return Err(format!("topic is {} characters long; Kafka allows 249", topic.len()));
+    }
+    if topic == "." || topic == ".." {
+        return Err(format!("{topic:?} is not a valid topic name"));
+    }
+    if let Some(c) = topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("{topic:?} has {c:?}; topic names allow only a-z A-Z 0-9 . _ -"));
+    }
+    Ok(())
+}
+
+/// Rejects path text no file can have.
+pub fn check_path_text(path: &str) -> Result<(), String> {
+    if path.contains('\0') {
+        return Err(format!("{:?} contains a NUL byte", path.replace('\0', "\\0")));
+    }
+    if path.ends_with('/') {
+        return Err(format!("{path:?} names a directory; name a file"));
+    }
+    Ok(())
+}
+
+/// Rejects a glob pattern that cannot be compiled (a literal path passes).
+pub fn check_glob(path: &str) -> Result<(), String> {
+    if is_glob(path) {
+        check_pattern(path)?;
+    }
+    Ok(())
+}
+
+/// Checks an exclude pattern; one with a `/` (matched against the whole path) is made absolute
+/// against `base`, one without (matched against the file name) is kept as written.
+pub fn check_exclude(pattern: &str, base: &Path) -> Result<String, String> {
+    if pattern.is_empty() {
+        return Err("empty pattern".into());
+    }
+    check_path_text(pattern)?;
+    check_pattern(pattern)?;
+    Ok(if pattern.contains('/') {
+        absolute(Path::new(pattern), base).to_string_lossy().into_owned()
+    } else {
+        pattern.to_string()
+    })
+}
+
+/// `path` made absolute against `base`, with `.` and `..` folded lexically (no symlinks resolved).
+pub fn absolute(path: &Path, base: &Path) -> PathBuf {
+    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(s) => out.push(s),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Checks a pattern (and its excludes) before anything uses it: `Err` names what is wrong.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    Pattern::new(pattern).map(|_| ()).map_err(|e| format!("{pattern:?} is not a valid glob pattern: {e}"))
+}
+
+/// Resolves `..` lexically and symlinks as far as the path exists, then checks the result
+/// against the allowlist (directory prefixes; `*` and `?` allowed within one component).
+pub fn allowed_path(path: &Path, allowed: &[String]) -> Result<(), String> {
+    let resolved = resolve(path);
+    if allowed.iter().any(|a| under(&resolved, Path::new(a))) {
+        return Ok(());
+    }
+    let shown = if resolved != path { format!(" (resolves to {})", resolved.display()) } else { String::new() };
+    Err(format!("outside etcd_allowed_paths{shown}; refused"))
+}
+
+/// `..` folded, and the longest existing prefix replaced by its canonical (symlink-free) form.
+fn resolve(path: &Path) -> PathBuf {
+    let lexical = absolute(path, Path::new("/"));
+    let mut existing = lexical.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canon) = std::fs::canonicalize(&existing) {
+            let mut out = canon;
+            for c in rest.iter().rev() {
+                out.push(c);
+            }
+            return out;
+        }
+        match (existing.file_name().map(|s| s.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return lexical,
+        }
+    }
+}
+
+/// Whether `path` lies under `prefix`, comparing whole components (`/var/logs` is not under
+/// `/var/log`); a prefix component may use `*` and `?` wildcards.
+fn under(path: &Path, prefix: &Path) -> bool {
+    let mut p = path.components().filter(|c| !matches!(c, Component::CurDir));
+    for want in prefix.components().filter(|c| !matches!(c, Component::CurDir)) {
+        match p.next() {
+            Some(got)
+                if component_matches(
+                    want.as_os_str().to_string_lossy().as_ref(),
+                    &got.as_os_str().to_string_lossy(),
+                ) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn component_matches(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    go(&p, &t)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics() {
+        assert!(check_topic("app.log_1-x").is_ok());
+        assert!(check_topic("a b").is_err());
+        assert!(check_topic("..").is_err());
+        assert!(check_topic(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn globs_and_their_literal_prefix() {
+        assert!(Selector::file("/var/log/*.log".into(), "t").is_glob());
+        assert!(!Selector::file("/var/log/app.log".into(), "t").is_glob());
+        assert_eq!(literal_prefix(Path::new("/var/log/*/app-?.log")), Path::new("/var/log"));
+        assert_eq!(literal_prefix(Path::new("/var/log/**/x.log")), Path::new("/var/log"));
+    }
+}
