@@ -21,8 +21,11 @@ struct Inner {
     acked: u64,
     /// End of the last line registered (sent, or being sent).
     sent: u64,
-    /// The tail that owned this tracker stopped; it is kept only until its lines are acknowledged.
-    closed: bool,
+    /// Readers reading with this tracker: a copy left by copytruncate goes on with its
+    /// original's tracker, so two can. At 0 the tracker is kept only until its lines are
+    /// acknowledged. (A flag, cleared by whichever reader ended first, let the checkpointer
+    /// forget a copy still being read: found by the tail's model test.)
+    readers: usize,
 }
 
 /// Thread-safe: registered by the tail's thread, acknowledged by the producer's delivery thread,
@@ -41,7 +44,7 @@ impl AckTracker {
                 pending: VecDeque::new(),
                 acked: offset,
                 sent: offset,
-                closed: false,
+                readers: 0,
             }),
         }
     }
@@ -102,23 +105,26 @@ impl AckTracker {
         self.lock().pending.len()
     }
 
+    /// A reader stops reading with this tracker (the tail's `Reader` does it when dropped).
     pub fn close(&self) {
-        self.lock().closed = true;
+        let mut g = self.lock();
+        g.readers = g.readers.saturating_sub(1);
     }
 
     /// Whether no reader has the file open now.
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.lock().readers == 0
     }
 
+    /// A reader starts reading with this tracker (registered by `Checkpoints::track`).
     pub fn reopen(&self) {
-        self.lock().closed = false;
+        self.lock().readers += 1;
     }
 
     /// Closed and nothing left in flight: the checkpointer can forget the live tracker.
     pub fn finished(&self) -> bool {
         let g = self.lock();
-        g.closed && g.pending.is_empty()
+        g.readers == 0 && g.pending.is_empty()
     }
 }
 

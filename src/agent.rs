@@ -137,6 +137,7 @@ fn start(config: Config) -> Result<Running, StartError> {
         metrics: metrics.clone(),
         waker,
         checkpoints: checkpoints.clone(),
+        claims: Arc::default(),
         files,
         settings: TailSettings::from_config(&config),
     });

@@ -8,10 +8,7 @@
 //! (older offsets mean a few lines sent twice, never lost); when neither is, the agent refuses to
 //! start rather than silently start over.
 //!
-//! A live tracker also *claims* its file for the tail that reads it: one file (by identity, for
-//! one topic) is read by one tail at a time. When a glob matches both `app.log` and its rotated
-//! `app.log.1`, the tail of `app.log` drains the old file it already has open, and the tail of
-//! `app.log.1` waits for that claim to end, then goes on from where the first one stopped.
+//! Which tail reads a file now is not kept here but in `claims`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -77,6 +74,7 @@ pub struct Past {
 }
 
 /// What is known about a file a tail is about to read.
+#[derive(Debug)]
 pub enum Known {
     /// A tracker from this process (a tail that restarted or was stopped and started again).
     Live(Arc<AckTracker>),
@@ -89,11 +87,10 @@ pub enum Known {
     /// that reading when lines of it may be in flight (their acknowledgements cover the copy's
     /// bytes too; a new tracker would count them acknowledged at once, and a kill lose them).
     CopyOf { offset: u64, tracker: Option<Arc<AckTracker>> },
-    /// Another tail (`owner`) reads this file now; ask again later.
-    Claimed { owner: u64 },
     /// Seen, but it no longer holds what was read: truncated (copytruncate) or its inode reused.
     /// `fp` and `offset` describe the content that was read, to find a copy of it.
-    Replaced { fp: Fingerprint, offset: u64 },
+    /// `tracker`: the reading's, when lines of it may be in flight (its copy carries it on).
+    Replaced { fp: Fingerprint, offset: u64, tracker: Option<Arc<AckTracker>> },
 }
 
 #[derive(Debug)]
@@ -125,20 +122,11 @@ struct Live {
     tracker: Arc<AckTracker>,
     path: String,
     fp: Fingerprint,
-    /// The tail (its generation) that has or last had the file open.
-    owner: u64,
     /// (offset, fingerprint length) last folded into the saved entry: an idle tracker is
     /// skipped without touching the entry (1,000 idle files, five saves a second).
     folded: Option<(u64, u64)>,
     /// Unix seconds when it was registered.
     since: u64,
-}
-
-impl Live {
-    /// Whether another tail than `owner` has the file open now.
-    fn claimed_against(&self, owner: u64) -> bool {
-        self.owner != owner && !self.tracker.is_closed()
-    }
 }
 
 /// Content that was read and then cut from its file (copytruncate) or found replaced: a copy of
@@ -205,16 +193,12 @@ impl Checkpoints {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`, asked by the
-    /// tail `owner`. A file that is shorter than its position, or whose first bytes changed, is
+    /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`. A file that is shorter than its position, or whose first bytes changed, is
     /// `Replaced`; its entry is dropped.
-    pub fn resolve(&self, topic: &str, id: FileId, file: &File, size: u64, owner: u64) -> Known {
+    pub fn resolve(&self, topic: &str, id: FileId, file: &File, size: u64) -> Known {
         let key = (topic.to_string(), id);
         let mut st = self.lock();
         if let Some(live) = st.live.get(&key) {
-            if live.claimed_against(owner) {
-                return Known::Claimed { owner: live.owner };
-            }
             let sent = live.tracker.sent();
             if live.fp.len == 0 && sent == 0 {
                 // Empty when seen and nothing read: it tells nothing about what the inode holds
@@ -228,8 +212,8 @@ impl Checkpoints {
             st.live.remove(&key);
             st.saved.remove(&key);
             st.dirty = true;
-            st.note_replaced(topic, &path, fp, sent, Some(tracker));
-            return Known::Replaced { fp, offset: sent };
+            st.note_replaced(topic, &path, fp, sent, Some(tracker.clone()));
+            return Known::Replaced { fp, offset: sent, tracker: Some(tracker) };
         }
         match st.saved.get(&key) {
             Some(e) if e.fp_len == 0 && e.offset == 0 => Known::Unknown,
@@ -239,7 +223,7 @@ impl Checkpoints {
                 st.saved.remove(&key);
                 st.dirty = true;
                 st.note_replaced(topic, &path, fp, offset, None);
-                Known::Replaced { fp, offset }
+                Known::Replaced { fp, offset, tracker: None }
             }
             None => Known::Unknown,
         }
@@ -248,9 +232,9 @@ impl Checkpoints {
     /// The one question a tail asks before it reads a file (`file`, found at `at`, identity `id`,
     /// `size` bytes) for `topic`: what is known of it. `resolve`, then, for a file never seen,
     /// whether it is a copy of one that was (`copy_of`).
-    pub fn position(&self, topic: &str, at: &Path, id: FileId, file: &File, size: u64, owner: u64) -> Known {
+    pub fn position(&self, topic: &str, at: &Path, id: FileId, file: &File, size: u64) -> Known {
         // A known inode that holds other content now (reused) may hold a copy, too.
-        match self.resolve(topic, id, file, size, owner) {
+        match self.resolve(topic, id, file, size) {
             known @ (Known::Unknown | Known::Replaced { .. }) => match self.copy_of(topic, at, file) {
                 Some((offset, tracker)) => Known::CopyOf { offset, tracker },
                 None => known,
@@ -354,26 +338,11 @@ impl Checkpoints {
         st.saved.values().any(|e| e.path == path && e.topic == topic) || st.live.values().any(|l| l.path == path)
     }
 
-    /// Registers the tracker of a file the tail `owner` opens, claiming the file. False (and
-    /// nothing registered) when another tail has it open.
-    #[must_use]
-    pub fn track(
-        &self,
-        topic: &str,
-        id: FileId,
-        path: &str,
-        fp: Fingerprint,
-        tracker: Arc<AckTracker>,
-        owner: u64,
-    ) -> bool {
-        let mut st = self.lock();
-        let key = (topic.to_string(), id);
-        if st.live.get(&key).is_some_and(|l| l.claimed_against(owner)) {
-            return false;
-        }
+    /// Registers the tracker of a file a tail opens (its claim is the tail's, in `claims`).
+    pub fn track(&self, topic: &str, id: FileId, path: &str, fp: Fingerprint, tracker: Arc<AckTracker>) {
         tracker.reopen();
-        st.live.insert(key, Live { tracker, path: path.to_string(), fp, owner, folded: None, since: now_secs() });
-        true
+        let live = Live { tracker, path: path.to_string(), fp, folded: None, since: now_secs() };
+        self.lock().live.insert((topic.to_string(), id), live);
     }
 
     /// Records a file left out for its age (`ignore_older`) as read up to `size`, unless it is
@@ -589,7 +558,7 @@ mod tests {
         let f = File::open(&p).unwrap();
         let id = FileId::of(&f.metadata().unwrap());
         let t = Arc::new(AckTracker::new(0));
-        assert!(cp.track("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), t.clone(), 1));
+        cp.track("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), t.clone());
         (t, id, f)
     }
 
@@ -604,11 +573,11 @@ mod tests {
         assert!(cp.save().unwrap());
         assert!(!cp.save().unwrap(), "nothing changed, nothing written");
         let again = Checkpoints::open(dir.path()).unwrap();
-        match again.resolve("t", id, &f, 8, 1) {
+        match again.resolve("t", id, &f, 8) {
             Known::Saved(off) => assert_eq!(off, 4, "only the acknowledged prefix is saved"),
             _ => panic!("expected a saved entry"),
         }
-        assert!(matches!(again.resolve("other", id, &f, 8, 1), Known::Unknown));
+        assert!(matches!(again.resolve("other", id, &f, 8), Known::Unknown));
     }
 
     #[test]
@@ -627,7 +596,7 @@ mod tests {
         let text = std::fs::read(&file).unwrap();
         std::fs::write(&file, &text[..text.len() / 2]).unwrap();
         let again = Checkpoints::open(dir.path()).unwrap();
-        assert!(matches!(again.resolve("t", id, &f, 8, 1), Known::Saved(4)));
+        assert!(matches!(again.resolve("t", id, &f, 8), Known::Saved(4)));
     }
 
     #[test]
@@ -639,27 +608,6 @@ mod tests {
         assert!(msg.contains("corrupt") && msg.contains("checksum"), "{msg}");
         std::fs::write(dir.path().join(STORE_FILE), b"\x00\x01garbage").unwrap();
         assert!(Checkpoints::open(dir.path()).is_err());
-    }
-
-    #[test]
-    fn one_tail_at_a_time_reads_a_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let cp = Checkpoints::open(dir.path()).unwrap();
-        let (t, id, f) = tracked(&cp, dir.path(), "a.log", b"one\ntwo\n");
-        let s = t.register(4);
-        // Tail 2 (say, of a glob matching the rotated name) finds the file claimed by tail 1.
-        assert!(matches!(cp.resolve("t", id, &f, 8, 2), Known::Claimed { owner: 1 }));
-        assert!(!cp.track("t", id, "/x/a.log.1", Fingerprint::of_file(&f).unwrap(), Arc::new(AckTracker::new(0)), 2));
-        assert!(matches!(cp.resolve("t", id, &f, 8, 1), Known::Live(_)), "its owner may go on");
-        assert!(matches!(cp.resolve("u", id, &f, 8, 2), Known::Unknown), "claims are per topic");
-        // Tail 1 closes it: tail 2 takes it over where tail 1 stopped.
-        t.close();
-        match cp.resolve("t", id, &f, 8, 2) {
-            Known::Live(live) => assert_eq!(live.sent(), 4),
-            _ => panic!("expected the live tracker"),
-        }
-        assert!(cp.track("t", id, "/x/a.log.1", Fingerprint::of_file(&f).unwrap(), t.clone(), 2));
-        t.ack(s);
     }
 
     #[test]
@@ -691,9 +639,9 @@ mod tests {
         let f = File::open(&p).unwrap();
         let id = FileId::of(&f.metadata().unwrap());
         cp.skip_old("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), 8);
-        assert!(matches!(cp.resolve("t", id, &f, 8, 1), Known::Saved(8)));
+        assert!(matches!(cp.resolve("t", id, &f, 8), Known::Saved(8)));
         cp.skip_old("t", id, p.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), 20);
-        assert!(matches!(cp.resolve("t", id, &f, 8, 1), Known::Saved(8)), "a known file keeps its position");
+        assert!(matches!(cp.resolve("t", id, &f, 8), Known::Saved(8)), "a known file keeps its position");
     }
 
     #[test]
@@ -710,7 +658,7 @@ mod tests {
         std::fs::write(dir.path().join("a.log"), b"second file, longer\n").unwrap();
         let f = File::open(dir.path().join("a.log")).unwrap();
         assert_eq!(FileId::of(&f.metadata().unwrap()), id);
-        assert!(matches!(cp.resolve("t", id, &f, 20, 1), Known::Replaced { offset: 11, .. }));
+        assert!(matches!(cp.resolve("t", id, &f, 20), Known::Replaced { offset: 11, .. }));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod ack;
 pub mod agent;
 pub mod budget;
 pub mod checkpoint;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod config_watch;

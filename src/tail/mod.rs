@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 use crate::ack::AckTracker;
 use crate::budget::{out_of_descriptors, FileBudget, Permit};
 use crate::checkpoint::{Checkpoints, Known};
+use crate::claims::{Claim, Claims};
 use crate::config::{MessageKey, StartPosition};
 use crate::desired::TailSpec;
 use crate::discover::compressed;
@@ -107,6 +108,8 @@ pub struct TailCtx {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub waker: crate::waker::Waker,
     pub checkpoints: Arc<Checkpoints>,
+    /// Which tail reads which file now.
+    pub claims: Arc<Claims>,
     pub files: Arc<FileBudget>,
     pub settings: TailSettings,
 }
@@ -136,6 +139,16 @@ struct Reader {
     idle_since: Option<Instant>,
     /// Its share of the open-file budget.
     _permit: Permit,
+    /// This tail's hold on the file, released when the reader is dropped.
+    _claim: Claim,
+}
+
+/// A reader ends by being dropped: its tracker is told (the checkpointer forgets it once its
+/// lines are acknowledged) and its claim and permit go back.
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.tracker.close();
+    }
 }
 
 impl Reader {
@@ -413,9 +426,8 @@ impl TailState {
         let id = FileId::of(&file.metadata().expect("fstat of an open file"));
         let fp = Fingerprint::of_file(&file).unwrap_or_default();
         let tracker = tracker.unwrap_or_else(|| Arc::new(AckTracker::new(offset)));
-        if !ctx.checkpoints.track(&self.spec.topic, id, &self.path_text, fp, tracker.clone(), self.owner) {
-            return None;
-        }
+        let claim = ctx.claims.claim(&self.topic, id, self.owner).ok()?;
+        ctx.checkpoints.track(&self.spec.topic, id, &self.path_text, fp, tracker.clone());
         Some(Reader {
             file,
             id,
@@ -430,6 +442,7 @@ impl TailState {
             checked: Stamp { size: offset, mtime: (0, 0) },
             idle_since: None,
             _permit: permit,
+            _claim: claim,
         })
     }
 
@@ -440,7 +453,8 @@ impl TailState {
     fn resume_point(&mut self, ctx: &TailCtx, file: &File, unknown: u64) -> Option<(u64, Option<Arc<AckTracker>>)> {
         let Ok(meta) = file.metadata() else { return Some((unknown, None)) };
         let id = FileId::of(&meta);
-        let known = ctx.checkpoints.position(&self.spec.topic, &self.spec.path, id, file, meta.len(), self.owner);
+        let holder = ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
+        let known = ctx.checkpoints.position(&self.spec.topic, &self.spec.path, id, file, meta.len());
         if let Known::CopyOf { offset, .. } = known {
             log::info!(
                 "tail {}: the file begins as a file already read beside it (a copy left by copytruncate); \
@@ -448,7 +462,7 @@ impl TailState {
                 self.spec
             );
         }
-        match resume::plan(known, meta.len(), unknown) {
+        match resume::plan(holder, known, meta.len(), unknown) {
             Resume::Wait { owner } => {
                 self.wait_for(
                     format!(
@@ -462,13 +476,13 @@ impl TailState {
                 None
             }
             Resume::At { offset, tracker } => Some((offset, tracker)),
-            Resume::Replaced { fp, offset } => {
+            Resume::Replaced { fp, offset, tracker } => {
                 log::info!(
                     "{}: the file no longer holds what was read up to offset {offset} (truncated or replaced); \
                      reading it from the start",
                     self.path_text
                 );
-                self.drain_copy(ctx, fp, offset, id, None);
+                self.drain_copy(ctx, fp, offset, id, tracker.filter(|t| t.sent() == offset));
                 Some((0, None))
             }
         }
@@ -586,9 +600,13 @@ impl TailState {
             // stopped (a closed tracker carries on), a copy of read content from where that
             // reading got to, one cut and renamed (its old content remembered for its copy) and
             // one never seen from 0. One with nothing left, or another tail's, is left alone.
-            let known = ctx.checkpoints.position(&self.spec.topic, &path, id, &file, meta.len(), self.owner);
+            let holder = ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
+            if holder.is_some() {
+                continue; // another tail's (a glob matches it too): its claim says so
+            }
+            let known = ctx.checkpoints.position(&self.spec.topic, &path, id, &file, meta.len());
             let copy = matches!(known, Known::CopyOf { .. });
-            let (from, tracker) = match resume::plan(known, meta.len(), 0) {
+            let (from, tracker) = match resume::plan(holder, known, meta.len(), 0) {
                 Resume::Wait { .. } => continue,
                 Resume::At { offset, .. } if offset >= meta.len() => {
                     if copy {
@@ -754,7 +772,6 @@ impl TailState {
             self.spec,
             ctx.settings.close_inactive
         );
-        r.tracker.close();
         self.inactive = Some((r.id, size));
     }
 
@@ -1037,8 +1054,7 @@ impl TailState {
             r.pos = r.buf.len();
         }
         log::info!("{}: finished reading {} at offset {}", self.path_text, r.opened_as.display(), r.read_offset);
-        r.tracker.close();
-        Ok(())
+        Ok(()) // dropping `r` closes its tracker and releases its claim
     }
 
     /// The tail is stopping: its files are closed, their trackers handed to the checkpointer. A
@@ -1049,15 +1065,11 @@ impl TailState {
         for r in readers {
             let deleted = r.file.metadata().is_ok_and(|m| m.nlink() == 0);
             if deleted && r.pos < r.buf.len() {
-                // Closes it; one it could not hand over is back in `draining`, closed below.
+                // One it could not hand over is back in `draining`, dropped below.
                 let _ = self.finish(ctx, r, stop);
-            } else {
-                r.tracker.close();
             }
         }
-        for r in self.draining.drain(..) {
-            r.tracker.close();
-        }
+        self.draining.clear(); // dropped readers close their trackers
         self.started = false;
         self.inactive = None;
         log::info!("tail {} stopped", self.spec);

@@ -208,6 +208,7 @@ impl Agent {
             metrics: Arc::default(),
             waker: crate::waker::Waker::new(),
             checkpoints: Arc::new(Checkpoints::open(&dir.join("data")).unwrap()),
+            claims: Arc::default(),
             files: FileBudget::new(64),
             settings,
         };
@@ -486,12 +487,17 @@ fn a_copy_given_the_inode_of_a_deleted_file() {
     run(&[Write(1), Delete, Write(1), Poll(2), CopyTruncate, Rename { create: false }]).unwrap();
 }
 
-/// Known to fail (a line lost): a partial line, a restart, a copytruncate, a rename and another
-/// restart. Left open in issue 18's note; `cargo test --lib -- --ignored` runs it.
 #[test]
-#[ignore = "known failure, see the issue 18 note"]
 fn partial_restart_copytruncate_rename_restart() {
     use Step::*;
     let _ = cases();
     run(&[Write(1), WritePartial, Restart, CopyTruncate, Write(1), Rename { create: true }, Poll(1), Restart]).unwrap();
+}
+
+#[test]
+fn a_partial_line_in_a_copy_of_a_copy() {
+    use Step::*;
+    let _ = cases();
+    run(&[Write(1), Poll(1), Write(1), WritePartial, CopyTruncate, Rename { create: true }, Poll(1), Deliver, CopyTruncate, Restart])
+        .unwrap();
 }

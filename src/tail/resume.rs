@@ -21,20 +21,23 @@ pub enum Resume {
     At { offset: u64, tracker: Option<Arc<AckTracker>> },
     /// It holds other content than what was read: read it from 0, after the copy of the old
     /// content (`fp`, read up to `offset`), if there is one beside it.
-    Replaced { fp: Fingerprint, offset: u64 },
+    Replaced { fp: Fingerprint, offset: u64, tracker: Option<Arc<AckTracker>> },
 }
 
-/// `known`: the store's answer for a file of `size` bytes; `unknown`: where a file never seen
-/// starts (`start_position`, or 0 for a file that appeared while watched).
-pub fn plan(known: Known, size: u64, unknown: u64) -> Resume {
+/// `holder`: another tail that reads the file now (from `claims`); `known`: the store's answer
+/// for a file of `size` bytes; `unknown`: where a file never seen starts (`start_position`, or 0
+/// for a file that appeared while watched).
+pub fn plan(holder: Option<u64>, known: Known, size: u64, unknown: u64) -> Resume {
+    if let Some(owner) = holder {
+        return Resume::Wait { owner };
+    }
     match known {
-        Known::Claimed { owner } => Resume::Wait { owner },
         Known::Live(t) => {
             let sent = t.sent();
             Resume::At { offset: sent, tracker: Some(t) }
         }
         Known::Saved(offset) => Resume::At { offset, tracker: None },
-        Known::Replaced { fp, offset } => Resume::Replaced { fp, offset },
+        Known::Replaced { fp, offset, tracker } => Resume::Replaced { fp, offset, tracker },
         Known::CopyOf { offset, tracker } => Resume::At { offset, tracker },
         Known::Unknown => Resume::At { offset: unknown.min(size), tracker: None },
     }
@@ -47,13 +50,13 @@ mod tests {
     #[test]
     fn every_answer_of_the_store() {
         let t = Arc::new(AckTracker::new(40));
-        assert!(matches!(plan(Known::Claimed { owner: 3 }, 100, 0), Resume::Wait { owner: 3 }));
-        assert!(matches!(plan(Known::Live(t), 100, 0), Resume::At { offset: 40, tracker: Some(_) }));
-        assert!(matches!(plan(Known::Saved(60), 100, 0), Resume::At { offset: 60, tracker: None }));
+        assert!(matches!(plan(Some(3), Known::Saved(5), 100, 0), Resume::Wait { owner: 3 }));
+        assert!(matches!(plan(None, Known::Live(t), 100, 0), Resume::At { offset: 40, tracker: Some(_) }));
+        assert!(matches!(plan(None, Known::Saved(60), 100, 0), Resume::At { offset: 60, tracker: None }));
         let fp = Fingerprint { len: 8, hash: 1 };
-        assert!(matches!(plan(Known::Replaced { fp, offset: 8 }, 3, 0), Resume::Replaced { offset: 8, .. }));
-        assert!(matches!(plan(Known::CopyOf { offset: 30, tracker: None }, 100, 0), Resume::At { offset: 30, .. }));
-        assert!(matches!(plan(Known::Unknown, 100, 100), Resume::At { offset: 100, .. }), "start_position: end");
-        assert!(matches!(plan(Known::Unknown, 100, 0), Resume::At { offset: 0, .. }));
+        assert!(matches!(plan(None, Known::Replaced { fp, offset: 8, tracker: None }, 3, 0), Resume::Replaced { offset: 8, .. }));
+        assert!(matches!(plan(None, Known::CopyOf { offset: 30, tracker: None }, 100, 0), Resume::At { offset: 30, .. }));
+        assert!(matches!(plan(None, Known::Unknown, 100, 100), Resume::At { offset: 100, .. }), "start_position: end");
+        assert!(matches!(plan(None, Known::Unknown, 100, 0), Resume::At { offset: 0, .. }));
     }
 }
