@@ -122,9 +122,9 @@ struct Live {
     tracker: Arc<AckTracker>,
     path: String,
     fp: Fingerprint,
-    /// (offset, fingerprint length) last folded into the saved entry: an idle tracker is
+    /// (offset, fingerprint) last folded into the saved entry: an idle tracker is
     /// skipped without touching the entry (1,000 idle files, five saves a second).
-    folded: Option<(u64, u64)>,
+    folded: Option<(u64, Fingerprint)>,
     /// Unix seconds when it was registered.
     since: u64,
 }
@@ -386,10 +386,10 @@ impl Checkpoints {
             for (key, live) in st.live.iter_mut() {
                 let offset = live.tracker.acked();
                 let done = live.tracker.finished();
-                if live.folded == Some((offset, live.fp.len)) && !done {
+                if live.folded == Some((offset, live.fp)) && !done {
                     continue;
                 }
-                live.folded = Some((offset, live.fp.len));
+                live.folded = Some((offset, live.fp));
                 let entry = st.saved.entry(key.clone()).or_insert_with(|| {
                     dirty = true;
                     Entry {
@@ -403,7 +403,9 @@ impl Checkpoints {
                         updated: now,
                     }
                 });
-                if entry.offset != offset || entry.fp_len != live.fp.len || entry.path != live.path {
+                // The whole fingerprint: a reused inode can hold as many bytes as the file it replaced
+                // (found by the model test: the old file's hash was kept for its successor).
+                if entry.offset != offset || entry.fingerprint() != live.fp || entry.path != live.path {
                     entry.offset = offset;
                     entry.fp_len = live.fp.len;
                     entry.fp_hash = live.fp.hash;

@@ -501,3 +501,25 @@ fn a_partial_line_in_a_copy_of_a_copy() {
     run(&[Write(1), Poll(1), Write(1), WritePartial, CopyTruncate, Rename { create: true }, Poll(1), Deliver, CopyTruncate, Restart])
         .unwrap();
 }
+
+#[test]
+fn a_partial_line_copytruncated_then_the_file_deleted() {
+    use Step::*;
+    let _ = cases();
+    let steps = [
+        Write(4),
+        Rename { create: false },
+        Write(2),
+        Rename { create: true },
+        Rename { create: true },
+        Rename { create: false },
+        Write(1),
+        Write(2),
+        WritePartial,
+        CopyTruncate,
+        Save,
+        Delete,
+        Save,
+    ];
+    run(&steps).unwrap();
+}
