@@ -47,6 +47,9 @@ enum Step {
     Delete,
     /// The tail looks `n` times.
     Poll(u8),
+    /// The current file had nothing new for `close_inactive`: it is closed (opened again when
+    /// it changes). Only a tail that has read everything is idle that long: it settles first.
+    CloseInactive,
     /// The checkpointer saves.
     Save,
     /// Kafka acknowledges everything handed to it.
@@ -65,6 +68,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::CopyTruncate),
         1 => Just(Step::Delete),
         5 => (1u8..4).prop_map(Step::Poll),
+        1 => Just(Step::CloseInactive),
         2 => Just(Step::Save),
         3 => Just(Step::Deliver),
         1 => Just(Step::Restart),
@@ -314,6 +318,12 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     agent.poll();
                 }
             }
+            Step::CloseInactive => {
+                agent.settle();
+                if agent.state.draining.is_empty() {
+                    agent.state.close_inactive(&agent.ctx);
+                }
+            }
             Step::Save => {
                 agent.ctx.checkpoints.save().unwrap();
                 world.unseen &= agent.state.current.is_none();
@@ -522,4 +532,18 @@ fn a_partial_line_copytruncated_then_the_file_deleted() {
         Save,
     ];
     run(&steps).unwrap();
+}
+
+#[test]
+fn a_file_closed_for_inactivity_ending_in_a_partial_line_then_deleted() {
+    use Step::*;
+    let _ = cases();
+    run(&[WritePartial, CloseInactive, Delete]).unwrap();
+}
+
+#[test]
+fn a_file_closed_for_inactivity_copytruncated_and_written_to_the_same_size() {
+    use Step::*;
+    let _ = cases();
+    run(&[Write(2), Write(5), CloseInactive, CopyTruncate, Write(4), Write(3), Delete]).unwrap();
 }
