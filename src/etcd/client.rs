@@ -14,6 +14,43 @@ pub use crate::config::Credentials;
 
 use super::gateway::{b64, decode_watch_line, unb64, LineSplitter, RangeResponse, WatchMsg};
 
+/// What went wrong with a call; the watcher branches on it (`is_hopeless`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// No endpoint answered: each endpoint with why. Retried with backoff.
+    Unreachable { tried: Vec<(String, String)> },
+    /// etcd refused the user (or kept refusing its token).
+    Auth { user: String, status: u16 },
+    /// etcd answered the request with an error: the request itself is wrong for this etcd.
+    Refused { status: u16, body: String },
+    /// An answer that could not be read or understood.
+    Garbage(String),
+}
+
+impl Error {
+    /// Whether retrying soon is pointless (wrong credentials, a request etcd refuses): the
+    /// watcher then waits its longest backoff and says so as an error.
+    pub fn is_hopeless(&self) -> bool {
+        matches!(self, Error::Auth { .. } | Error::Refused { .. })
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Unreachable { tried } => {
+                let list: Vec<String> = tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
+                write!(f, "no etcd endpoint answers: {}", list.join("; "))
+            }
+            Error::Auth { user, status } => write!(f, "etcd refused user {user:?} (HTTP {status})"),
+            Error::Refused { status, body } => write!(f, "etcd answered HTTP {status}: {body}"),
+            Error::Garbage(what) => write!(f, "{what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
 /// How long a quiet watch stream is kept before it is re-opened from the last revision (this
 /// also bounds how long a silently dead connection goes unnoticed).
 pub const WATCH_IDLE: Duration = Duration::from_secs(30);
@@ -140,8 +177,8 @@ impl EtcdClient {
     }
 
     /// POSTs `body` to `path`, trying each endpoint once, starting at the current one.
-    fn call(&mut self, path: &str, body: &serde_json::Value, watch: bool) -> Result<ureq::Body, String> {
-        let mut errors = Vec::new();
+    fn call(&mut self, path: &str, body: &serde_json::Value, watch: bool) -> Result<ureq::Body, Error> {
+        let mut tried = Vec::new();
         for _ in 0..self.endpoints.len() {
             let url = format!("{}{path}", self.endpoint());
             match self.post_once(&url, body, watch) {
@@ -158,16 +195,17 @@ impl EtcdClient {
                     if self.healthy && self.endpoints.len() > 1 {
                         log::warn!("etcd: {from} failed ({e}); switching to {}", self.endpoint());
                     }
-                    errors.push(format!("{from}: {e}"));
+                    tried.push((from, e));
                 }
                 Err(Failure::Request(e)) => return Err(e),
             }
         }
+        let error = Error::Unreachable { tried };
         if self.healthy {
-            log::warn!("etcd: no endpoint answers ({}); retrying with backoff", errors.join("; "));
+            log::warn!("etcd: {error}; retrying with backoff");
             self.healthy = false;
         }
-        Err(format!("no etcd endpoint answers: {}", errors.join("; ")))
+        Err(error)
     }
 
     fn post_once(&mut self, url: &str, body: &serde_json::Value, watch: bool) -> Result<ureq::Body, Failure> {
@@ -194,11 +232,12 @@ impl EtcdClient {
                 }
                 _ => {
                     let text = body.read_to_string().unwrap_or_default();
-                    return Err(Failure::Request(format!("etcd answered HTTP {status}: {}", text.trim())));
+                    return Err(Failure::Request(Error::Refused { status, body: text.trim().to_string() }));
                 }
             }
         }
-        Err(Failure::Request("etcd rejected the credentials".into()))
+        let user = self.creds.as_ref().map(|c| c.user.clone()).unwrap_or_default();
+        Err(Failure::Request(Error::Auth { user, status: 401 }))
     }
 
     fn authenticate(&mut self, url: &str) -> Result<(), Failure> {
@@ -210,11 +249,7 @@ impl EtcdClient {
             .send_json(json!({"name": creds.user, "password": creds.password}))
             .map_err(|e| Failure::Endpoint(e.to_string()))?;
         if resp.status().as_u16() != 200 {
-            return Err(Failure::Request(format!(
-                "etcd refused user {:?} (HTTP {})",
-                creds.user,
-                resp.status().as_u16()
-            )));
+            return Err(Failure::Request(Error::Auth { user: creds.user, status: resp.status().as_u16() }));
         }
         let v: serde_json::Value = resp
             .into_body()
@@ -224,35 +259,38 @@ impl EtcdClient {
         Ok(())
     }
 
-    fn json_call(&mut self, path: &str, body: serde_json::Value) -> Result<Vec<u8>, String> {
+    fn json_call(&mut self, path: &str, body: serde_json::Value) -> Result<Vec<u8>, Error> {
         let mut b = self.call(path, &body, false)?;
         let mut out = Vec::new();
-        b.as_reader().take(64 * 1024 * 1024).read_to_end(&mut out).map_err(|e| format!("etcd {path}: {e}"))?;
+        b.as_reader()
+            .take(64 * 1024 * 1024)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Garbage(format!("etcd {path}: {e}")))?;
         Ok(out)
     }
 
     /// Reads a key.
-    pub fn range(&mut self, key: &str) -> Result<Range, String> {
+    pub fn range(&mut self, key: &str) -> Result<Range, Error> {
         let bytes = self.json_call("/v3/kv/range", json!({"key": b64(key.as_bytes())}))?;
-        let r: RangeResponse =
-            serde_json::from_slice(&bytes).map_err(|e| format!("unreadable range answer from etcd: {e}"))?;
+        let r: RangeResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Garbage(format!("unreadable range answer from etcd: {e}")))?;
         let value = match r.kvs.first() {
-            Some(kv) => Some(unb64(&kv.value)?),
+            Some(kv) => Some(unb64(&kv.value).map_err(Error::Garbage)?),
             None => None,
         };
         Ok(Range { revision: r.header.revision, value })
     }
 
-    pub fn put(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+    pub fn put(&mut self, key: &str, value: &[u8]) -> Result<(), Error> {
         self.json_call("/v3/kv/put", json!({"key": b64(key.as_bytes()), "value": b64(value)})).map(|_| ())
     }
 
-    pub fn delete(&mut self, key: &str) -> Result<(), String> {
+    pub fn delete(&mut self, key: &str) -> Result<(), Error> {
         self.json_call("/v3/kv/deleterange", json!({"key": b64(key.as_bytes())})).map(|_| ())
     }
 
     /// Opens a watch of `key` from `start_revision`.
-    pub fn watch(&mut self, key: &str, start_revision: i64) -> Result<WatchStream, String> {
+    pub fn watch(&mut self, key: &str, start_revision: i64) -> Result<WatchStream, Error> {
         let body =
             json!({"create_request": {"key": b64(key.as_bytes()), "start_revision": start_revision.to_string()}});
         let b = self.call("/v3/watch", &body, true)?;
@@ -274,7 +312,7 @@ enum Failure {
     /// The endpoint is down or broken: try another.
     Endpoint(String),
     /// The request itself is wrong: another endpoint will say the same.
-    Request(String),
+    Request(Error),
 }
 
 #[cfg(test)]
@@ -303,6 +341,10 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut c = EtcdClient::new(&[format!("127.0.0.1:{port}")], None);
         let err = c.range("k").unwrap_err();
-        assert!(err.contains(&port.to_string()), "{err}");
+        assert!(matches!(&err, Error::Unreachable { tried } if tried.len() == 1), "{err:?}");
+        assert!(!err.is_hopeless(), "an endpoint that does not answer may answer later");
+        assert!(err.to_string().contains(&port.to_string()), "{err}");
+        let auth = Error::Auth { user: "u".into(), status: 401 };
+        assert!(auth.is_hopeless() && auth.to_string().contains("\"u\""));
     }
 }

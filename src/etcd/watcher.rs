@@ -88,7 +88,7 @@ fn open(
     client: &mut EtcdClient,
     events: &Sender<Event>,
     opened_once: &mut bool,
-) -> Result<super::client::WatchStream, String> {
+) -> Result<super::client::WatchStream, super::client::Error> {
     if st.revision == 0 {
         let r = client.range(&st.key)?;
         if r.value.is_none() {
@@ -104,23 +104,32 @@ fn open(
 }
 
 /// The watcher thread's loop.
+///
+/// Long on purpose: a thread's loop is one function (house style).
 pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &AtomicBool, wake: &Receiver<()>) {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let mut client = EtcdClient::new(&st.endpoints, st.creds.clone());
     let mut backoff = FIRST_BACKOFF;
     let mut opened_once = false;
     // Each distinct failure is logged once, not on every retry.
-    let mut last_error = String::new();
+    let mut last_error: Option<super::client::Error> = None;
     while !stop.load(Ordering::SeqCst) {
         // 1. Read the key (the first time, and after a compaction); 2. watch from the next
         // revision.
         let mut stream = match open(&mut st, &mut client, events, &mut opened_once) {
             Ok(s) => s,
             Err(e) => {
-                if e != last_error {
-                    log::warn!("etcd key {:?}: {e}; retrying", st.key);
-                    last_error = e;
+                // Wrong credentials or a request etcd refuses: retrying soon will not help.
+                let hopeless = e.is_hopeless();
+                if last_error.as_ref() != Some(&e) {
+                    if hopeless {
+                        log::error!("etcd key {:?}: {e}; retrying every {MAX_BACKOFF:?}", st.key);
+                    } else {
+                        log::warn!("etcd key {:?}: {e}; retrying", st.key);
+                    }
+                    last_error = Some(e);
                 }
+                backoff = if hopeless { MAX_BACKOFF } else { backoff };
                 if pause(backoff, stop, wake) {
                     break;
                 }
