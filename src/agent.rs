@@ -112,6 +112,8 @@ pub fn run(path: &Path) -> Result<(), StartError> {
 }
 
 /// Starts every thread, under the supervisor.
+///
+/// Long on purpose: the start order the delivery guarantee depends on, read top to bottom in one place.
 fn start(config: Config) -> Result<Running, StartError> {
     let instance = process::claim(&config.data_dir, config.pid_file.as_deref()).map_err(StartError::Claimed)?;
     log::info!("{} starting with {}", crate::version::short(), config.file.display());

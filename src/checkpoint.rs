@@ -160,7 +160,14 @@ pub struct Checkpoints {
 }
 
 impl State {
-    fn note_replaced(&mut self, topic: &str, path: &str, fp: Fingerprint, offset: u64, tracker: Option<Arc<AckTracker>>) {
+    fn note_replaced(
+        &mut self,
+        topic: &str,
+        path: &str,
+        fp: Fingerprint,
+        offset: u64,
+        tracker: Option<Arc<AckTracker>>,
+    ) {
         if fp.len == 0 || offset == 0 {
             return; // nothing was read: a copy is read from its start anyway
         }
@@ -184,7 +191,13 @@ impl Checkpoints {
         let saved = entries.iter().cloned().map(|e| ((e.topic.clone(), e.id()), e)).collect();
         Ok(Checkpoints {
             file,
-            state: Mutex::new(State { loaded_at: now_secs(), replaced: Default::default(), saved, live: HashMap::new(), dirty: false }),
+            state: Mutex::new(State {
+                loaded_at: now_secs(),
+                replaced: Default::default(),
+                saved,
+                live: HashMap::new(),
+                dirty: false,
+            }),
             writing: Mutex::new(()),
         })
     }

@@ -327,73 +327,13 @@ impl Config {
 }
 
 fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>) -> Config {
-    let log = {
-        let sys = raw.catsyslog.unwrap_or(RawSysLog { logpath: None, loglevel: None });
-        let level = match sys.loglevel.as_deref().unwrap_or("info").to_ascii_lowercase().as_str() {
-            "off" => log::LevelFilter::Off,
-            "error" => log::LevelFilter::Error,
-            "warn" | "warning" => log::LevelFilter::Warn,
-            "info" => log::LevelFilter::Info,
-            "debug" => log::LevelFilter::Debug,
-            "trace" => log::LevelFilter::Trace,
-            other => {
-                problems
-                    .push(format!("catsyslog.loglevel: {other:?} is not one of off, error, warn, info, debug, trace"));
-                log::LevelFilter::Info
-            }
-        };
-        let path = optional_path("catsyslog.logpath", sys.logpath.as_deref(), base, "to log to stderr only", problems);
-        LogSettings { path, level }
-    };
-
+    let log = resolve_log(raw.catsyslog, base, problems);
     let sources = resolve_sources(&raw.collectlogs, base, problems);
 
-    let max_line_bytes = match raw.max_line_bytes {
-        None => DEFAULT_MAX_LINE_BYTES,
-        Some(s) => match parse_size_raw(&s) {
-            Ok(n) if (16..=64 * 1024 * 1024).contains(&n) => n as usize,
-            Ok(n) => {
-                problems.push(format!("max_line_bytes: {n} is outside 16 bytes .. 64MiB"));
-                DEFAULT_MAX_LINE_BYTES
-            }
-            Err(e) => {
-                problems.push(format!("max_line_bytes: {e}"));
-                DEFAULT_MAX_LINE_BYTES
-            }
-        },
-    };
+    let max_line_bytes = resolve_max_line_bytes(raw.max_line_bytes, problems);
     let kafka = resolve_kafka(raw.kafkaconfig, max_line_bytes, problems);
 
-    let allowed_paths = raw
-        .etcd_allowed_paths
-        .clone()
-        .unwrap_or_else(|| vec!["/var/log".into()])
-        .iter()
-        .map(|p| absolute(Path::new(p), base).to_string_lossy().into_owned())
-        .collect();
-    let mut etcd = EtcdSettings {
-        endpoints: raw.etcdconfig.clone(),
-        credentials: raw.etcd_auth.map(|a| Credentials { user: a.username, password: a.password }),
-        keys: Vec::new(),
-        allowed_paths,
-    };
-    for (i, e) in raw.etcdconfig.iter().enumerate() {
-        if e.trim().is_empty() {
-            problems.push(format!("etcdconfig[{i}]: empty endpoint"));
-        } else if e.trim().starts_with("https://") {
-            problems.push(format!("etcdconfig[{i}]: {e:?}: https is not supported by this build; use http://"));
-        }
-    }
-    for (i, k) in raw.etcdkeys.iter().enumerate() {
-        if k.is_empty() {
-            problems.push(format!("etcdkeys[{i}]: empty key"));
-        } else if !etcd.keys.contains(k) {
-            etcd.keys.push(k.clone());
-        }
-    }
-    if !etcd.keys.is_empty() && etcd.endpoints.is_empty() {
-        problems.push("etcdconfig: etcdkeys are set but no etcd endpoint is listed".into());
-    }
+    let etcd = resolve_etcd(raw.etcdconfig, raw.etcdkeys, raw.etcd_allowed_paths, raw.etcd_auth, base, problems);
 
     let data_dir = absolute(Path::new(raw.data_dir.as_deref().unwrap_or("./data")), base);
     let rotate_wait = duration_field("rotate_wait", raw.rotate_wait.as_deref(), "5s", problems);
@@ -419,15 +359,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
     if raw.max_open_files == Some(0) {
         problems.push("max_open_files: must be at least 1 (leave the key out to derive it from ulimit -n)".into());
     }
-    let metrics = {
-        let raw = raw.metrics.unwrap_or(RawMetrics { path: None, interval: None });
-        let interval = duration_field("metrics.interval", raw.interval.as_deref(), "10s", problems);
-        if interval < Duration::from_millis(100) {
-            problems.push("metrics.interval: must be at least 100ms".into());
-        }
-        let path = optional_path("metrics.path", raw.path.as_deref(), base, "for no metrics file", problems);
-        MetricsSettings { path, interval }
-    };
+    let metrics = resolve_metrics(raw.metrics, base, problems);
     let pid_file = optional_path("pid_file", raw.pid_file.as_deref(), base, "for none", problems);
 
     Config {
@@ -450,6 +382,94 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         metrics,
         pid_file,
     }
+}
+
+/// `catsyslog`: where the agent logs, and how much.
+fn resolve_log(raw: Option<RawSysLog>, base: &Path, problems: &mut Vec<String>) -> LogSettings {
+    let sys = raw.unwrap_or(RawSysLog { logpath: None, loglevel: None });
+    let level = match sys.loglevel.as_deref().unwrap_or("info").to_ascii_lowercase().as_str() {
+        "off" => log::LevelFilter::Off,
+        "error" => log::LevelFilter::Error,
+        "warn" | "warning" => log::LevelFilter::Warn,
+        "info" => log::LevelFilter::Info,
+        "debug" => log::LevelFilter::Debug,
+        "trace" => log::LevelFilter::Trace,
+        other => {
+            problems.push(format!("catsyslog.loglevel: {other:?} is not one of off, error, warn, info, debug, trace"));
+            log::LevelFilter::Info
+        }
+    };
+    let path = optional_path("catsyslog.logpath", sys.logpath.as_deref(), base, "to log to stderr only", problems);
+    LogSettings { path, level }
+}
+
+/// `max_line_bytes`: 16 bytes .. 64 MiB.
+fn resolve_max_line_bytes(raw: Option<RawSize>, problems: &mut Vec<String>) -> usize {
+    match raw {
+        None => DEFAULT_MAX_LINE_BYTES,
+        Some(s) => match parse_size_raw(&s) {
+            Ok(n) if (16..=64 * 1024 * 1024).contains(&n) => n as usize,
+            Ok(n) => {
+                problems.push(format!("max_line_bytes: {n} is outside 16 bytes .. 64MiB"));
+                DEFAULT_MAX_LINE_BYTES
+            }
+            Err(e) => {
+                problems.push(format!("max_line_bytes: {e}"));
+                DEFAULT_MAX_LINE_BYTES
+            }
+        },
+    }
+}
+
+/// `etcdconfig`, `etcdkeys`, `etcd_allowed_paths` and `etcd_auth`.
+fn resolve_etcd(
+    endpoints: Vec<String>,
+    keys: Vec<String>,
+    allowed: Option<Vec<String>>,
+    auth: Option<RawEtcdAuth>,
+    base: &Path,
+    problems: &mut Vec<String>,
+) -> EtcdSettings {
+    let allowed_paths = allowed
+        .unwrap_or_else(|| vec!["/var/log".into()])
+        .iter()
+        .map(|p| absolute(Path::new(p), base).to_string_lossy().into_owned())
+        .collect();
+    let mut etcd = EtcdSettings {
+        endpoints: endpoints.clone(),
+        credentials: auth.map(|a| Credentials { user: a.username, password: a.password }),
+        keys: Vec::new(),
+        allowed_paths,
+    };
+    for (i, e) in endpoints.iter().enumerate() {
+        if e.trim().is_empty() {
+            problems.push(format!("etcdconfig[{i}]: empty endpoint"));
+        } else if e.trim().starts_with("https://") {
+            problems.push(format!("etcdconfig[{i}]: {e:?}: https is not supported by this build; use http://"));
+        }
+    }
+    for (i, k) in keys.iter().enumerate() {
+        if k.is_empty() {
+            problems.push(format!("etcdkeys[{i}]: empty key"));
+        } else if !etcd.keys.contains(k) {
+            etcd.keys.push(k.clone());
+        }
+    }
+    if !etcd.keys.is_empty() && etcd.endpoints.is_empty() {
+        problems.push("etcdconfig: etcdkeys are set but no etcd endpoint is listed".into());
+    }
+    etcd
+}
+
+/// `metrics`: the Prometheus text file and how often it is written.
+fn resolve_metrics(raw: Option<RawMetrics>, base: &Path, problems: &mut Vec<String>) -> MetricsSettings {
+    let raw = raw.unwrap_or(RawMetrics { path: None, interval: None });
+    let interval = duration_field("metrics.interval", raw.interval.as_deref(), "10s", problems);
+    if interval < Duration::from_millis(100) {
+        problems.push("metrics.interval: must be at least 100ms".into());
+    }
+    let path = optional_path("metrics.path", raw.path.as_deref(), base, "for no metrics file", problems);
+    MetricsSettings { path, interval }
 }
 
 /// etcd's user and password (`etcd_auth`): owned by the config, used by the etcd client.
@@ -481,6 +501,7 @@ fn resolve_sources(entries: &[RawCollectLog], base: &Path, problems: &mut Vec<St
 /// framing (a key is a path: at most 4 KiB).
 const MESSAGE_OVERHEAD: usize = 64 * 1024;
 
+/// Long on purpose: one short block per `kafkaconfig` key, in the README table's order.
 fn resolve_kafka(raw: Option<RawKafka>, max_line_bytes: usize, problems: &mut Vec<String>) -> KafkaSettings {
     let Some(raw) = raw else {
         problems.push("kafkaconfig: missing (kafkaconfig.kafkaaddr names the brokers)".into());
@@ -491,46 +512,11 @@ fn resolve_kafka(raw: Option<RawKafka>, max_line_bytes: usize, problems: &mut Ve
             flush_timeout: Duration::from_secs(10),
         };
     };
-    let brokers = match raw.kafkaaddr.as_deref().map(str::trim) {
-        None | Some("") => {
-            problems.push("kafkaconfig.kafkaaddr: missing or empty".into());
-            String::new()
-        }
-        Some(list) => {
-            let parts: Vec<&str> = list.split(',').map(str::trim).collect();
-            for p in &parts {
-                if p.is_empty() || !p.contains(':') {
-                    problems.push(format!("kafkaconfig.kafkaaddr: {p:?} is not host:port"));
-                }
-            }
-            parts.join(",")
-        }
-    };
-    let mut props: BTreeMap<String, String> = BTreeMap::new();
+    let brokers = kafka_brokers(raw.kafkaaddr.as_deref(), problems);
+    let mut props = kafka_defaults(&brokers, max_line_bytes);
     let mut set = |k: &str, v: String| {
         props.insert(k.to_string(), v);
     };
-    // Defaults: every replica acknowledges, idempotent (no duplicates from librdkafka's own
-    // retries, order kept per partition), and no local message timeout: a line waits for the
-    // broker for as long as it takes instead of being failed after 5 minutes.
-    set("bootstrap.servers", brokers.clone());
-    set("acks", "all".into());
-    set("enable.idempotence", "true".into());
-    set("message.timeout.ms", "0".into());
-    set("linger.ms", "5".into());
-    set("compression.type", "none".into());
-    set("queue.buffering.max.messages", DEFAULT_QUEUE_MAX_MESSAGES.to_string());
-    set("queue.buffering.max.kbytes", (DEFAULT_QUEUE_MAX_BYTES / 1024).to_string());
-    // Follows max_line_bytes, so the longest piece a tail hands over fits librdkafka's own limit
-    // (pinned to the default before, a 2 MB line under `max_line_bytes: 4MiB` was refused at
-    // `send` for ever). A broker with a smaller limit refuses it in the delivery report: given
-    // up with an error, nothing else held up (README, "Lines Kafka refuses").
-    set("message.max.bytes", (max_line_bytes + MESSAGE_OVERHEAD).to_string());
-    set("allow.auto.create.topics", "false".into());
-    // Connect to the brokers as soon as they are known: with lazy ("sparse") connections, the
-    // idempotent producer waits for its 500 ms timer to pick a broker for its producer id, and
-    // no line is sent for 0.5 to 1 s after every start (measured against tansu: 10 ms instead).
-    set("enable.sparse.connections", "false".into());
     if let Some(a) = &raw.acks {
         let v = a.to_property();
         match v.as_str() {
@@ -585,6 +571,55 @@ fn resolve_kafka(raw: Option<RawKafka>, max_line_bytes: usize, problems: &mut Ve
         properties: props,
         flush_timeout,
     }
+}
+
+/// `kafkaconfig.kafkaaddr`: a comma-separated list of host:port.
+fn kafka_brokers(list: Option<&str>, problems: &mut Vec<String>) -> String {
+    match list.map(str::trim) {
+        None | Some("") => {
+            problems.push("kafkaconfig.kafkaaddr: missing or empty".into());
+            String::new()
+        }
+        Some(list) => {
+            let parts: Vec<&str> = list.split(',').map(str::trim).collect();
+            for p in &parts {
+                if p.is_empty() || !p.contains(':') {
+                    problems.push(format!("kafkaconfig.kafkaaddr: {p:?} is not host:port"));
+                }
+            }
+            parts.join(",")
+        }
+    }
+}
+
+/// librdkafka's settings before the config's own keys and `properties` apply.
+fn kafka_defaults(brokers: &str, max_line_bytes: usize) -> BTreeMap<String, String> {
+    let mut props: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        props.insert(k.to_string(), v);
+    };
+    // Defaults: every replica acknowledges, idempotent (no duplicates from librdkafka's own
+    // retries, order kept per partition), and no local message timeout: a line waits for the
+    // broker for as long as it takes instead of being failed after 5 minutes.
+    set("bootstrap.servers", brokers.to_string());
+    set("acks", "all".into());
+    set("enable.idempotence", "true".into());
+    set("message.timeout.ms", "0".into());
+    set("linger.ms", "5".into());
+    set("compression.type", "none".into());
+    set("queue.buffering.max.messages", DEFAULT_QUEUE_MAX_MESSAGES.to_string());
+    set("queue.buffering.max.kbytes", (DEFAULT_QUEUE_MAX_BYTES / 1024).to_string());
+    // Follows max_line_bytes, so the longest piece a tail hands over fits librdkafka's own limit
+    // (pinned to the default before, a 2 MB line under `max_line_bytes: 4MiB` was refused at
+    // `send` for ever). A broker with a smaller limit refuses it in the delivery report: given
+    // up with an error, nothing else held up (README, "Lines Kafka refuses").
+    set("message.max.bytes", (max_line_bytes + MESSAGE_OVERHEAD).to_string());
+    set("allow.auto.create.topics", "false".into());
+    // Connect to the brokers as soon as they are known: with lazy ("sparse") connections, the
+    // idempotent producer waits for its 500 ms timer to pick a broker for its producer id, and
+    // no line is sent for 0.5 to 1 s after every start (measured against tansu: 10 ms instead).
+    set("enable.sparse.connections", "false".into());
+    props
 }
 
 /// An optional path key: absent is None, empty is a problem, anything else resolves against

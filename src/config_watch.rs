@@ -35,6 +35,8 @@ pub enum ConfigMsg {
 }
 
 /// The config thread's loop. `last_good` survives restarts of this thread.
+///
+/// Long on purpose: a thread's loop is one function (house style).
 pub fn run_config_watcher(
     file: &Path,
     last_good: &Mutex<Config>,

@@ -180,5 +180,4 @@ mod tests {
         assert!(d.of(&k).is_empty());
         assert_eq!(d.iter().count(), 1);
     }
-
 }

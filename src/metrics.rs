@@ -183,6 +183,8 @@ fn esc(v: &str) -> String {
 }
 
 /// Renders a snapshot in the Prometheus text exposition format.
+///
+/// Long on purpose: one block per metric family, in the order they are written.
 pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> String {
     let mut o = String::new();
     let family = |o: &mut String, name: &str, kind: &str, help: &str| {

@@ -239,7 +239,6 @@ fn component_matches(pattern: &str, text: &str) -> bool {
     go(&p, &t)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,9 +19,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config::Config;
 use crate::desired::{plan, Change, Desired, SourceId, TailSpec};
-use crate::selector::Selector;
 use crate::discover::{covers, expand, watch_dirs, Input, Rules};
 use crate::fingerprint::{FileId, Fingerprint};
+use crate::selector::Selector;
 use crate::supervisor::Supervisor;
 use crate::tail::{Tail, TailCtx};
 use crate::waker::Listener;

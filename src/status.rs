@@ -38,6 +38,8 @@ pub fn status(config_path: &Path) -> (String, u8) {
 }
 
 /// Judges a metrics file's text as of `now` (Unix seconds).
+///
+/// Long on purpose: one block per section of the report, in the order printed.
 pub fn report(text: &str, now: f64, path: &Path) -> (String, u8) {
     let m = match metrics::parse(text) {
         Ok(m) => m,

@@ -103,6 +103,8 @@ struct Worker {
 }
 
 /// The supervisor thread's loop.
+///
+/// Long on purpose: a thread's loop is one function (house style).
 fn run_supervisor(rx: Receiver<SupervisorMsg>, tx: Sender<SupervisorMsg>) {
     let mut workers: HashMap<String, Worker> = HashMap::new();
     loop {

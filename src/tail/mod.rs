@@ -16,14 +16,18 @@
 //!   nothing new for `close_inactive` is closed (its descriptor freed), opened again when it
 //!   changes;
 //! - a file is opened only with a permit of the open-file budget (`budget`), and only when no
-//!   other tail has it open (a claim in the checkpoint store): a rotated file that a glob also
-//!   matches is read by one tail, never two;
+//!   other tail has it open (a claim in `claims`, released when its reader is dropped): a rotated
+//!   file that a glob also matches is read by one tail, never two;
 //! - a tail *retired* by the file server (its file vanished from a glob) ends by itself once
 //!   nothing is left to drain.
 //!
-//! Pure parts, each with its own tests: `framer` (where the next line of the buffer lies) and
-//! `change` (what happened to the file: rotated, truncated, vanished...). What remains here acts
-//! on their answers; the resume plan and the state `enum` are still to be drawn out (issue 18).
+//! Parts with one job each, after Vector's file source: `framer` (where the next line of the
+//! buffer lies, pure, property-tested), `change` (what happened to the file: rotated, truncated,
+//! vanished..., pure), `resume` (from which offset a file is read, pure, fed by one query to the
+//! position store), the tail's states in one `enum` (`Current`, changed only by
+//! `TailState::enter`), and `model`, a model-based test that runs random sequences of writes,
+//! rotations, copytruncates, deletes, restarts and kills against this code. Which tail holds
+//! which file is `crate::claims`; where reading got to is `crate::checkpoint`.
 //!
 //! The tail's state (`TailState`, with its open files and buffers) lives outside the thread so
 //! that when the supervisor restarts a panicked tail, the new thread continues from the last line
@@ -31,9 +35,9 @@
 
 mod change;
 mod framer;
-mod resume;
 #[cfg(test)]
 mod model;
+mod resume;
 
 use change::{classify, Change, Observed};
 use framer::Framed;
@@ -57,8 +61,8 @@ use crate::desired::TailSpec;
 use crate::discover::compressed;
 use crate::failpoint;
 use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
-use crate::sink::{Batch, Outlet, Stopped};
 use crate::metrics::TailStats;
+use crate::sink::{Batch, Outlet, Stopped};
 use crate::waker::Doorbell;
 
 /// Bytes read from a file per `pread`.
@@ -167,22 +171,75 @@ pub struct TailState {
     path_text: String,
     topic: Arc<str>,
     key: Option<Arc<[u8]>>,
-    started: bool,
-    current: Option<Reader>,
+    /// The file the path names, and what the tail has of it.
+    current: Current,
     /// Rotated-away files still being read to their end.
     draining: Vec<Reader>,
     /// The last problem logged, so the same one is not logged on every poll.
     last_problem: Option<String>,
-    /// The current file was closed by `close_inactive`: its identity and size then. It is opened
-    /// again when the path names another file or the size changes.
-    inactive: Option<(FileId, Stamp)>,
-    /// Why the current file is not open although it exists (claimed by another tail, no
-    /// descriptor free): the tail then polls at `poll_interval`.
-    waiting: Option<String>,
-    /// The path named no file since then (unix seconds): files rotated by meanwhile are read
-    /// when it names one again.
-    absent_since: Option<u64>,
     pub stats: Arc<TailStats>,
+}
+
+/// The tail's states: what it has of the file its path names. Every change of state goes through
+/// `TailState::enter`; `poll` dispatches on the state.
+///
+/// ```text
+/// Starting --open_at_start--> Open | Absent | Waiting   (again from Inactive, when the file changed)
+/// Open --rotated, vanished--> Absent --a file appears--> Open   (generations rotated by meanwhile adopted)
+/// Open --truncated--> Open (the same file from 0, after its copy)
+/// Open --close_inactive--> Inactive
+/// Absent | Waiting --the file can be opened--> Open
+/// any --stop--> Starting
+/// ```
+enum Current {
+    /// Not looked at yet (the tail starts, or starts again after a stop).
+    Starting,
+    /// The path names no file, since then (unix seconds): files rotated by meanwhile are read
+    /// when it names one again.
+    Absent { since: u64 },
+    /// The path names a file that cannot be read now (claimed by another tail, no descriptor
+    /// free, an open error): why, logged once; the tail polls at `poll_interval`.
+    Waiting { why: String, absent_since: Option<u64> },
+    /// Reading it.
+    Open(Reader),
+    /// Closed by `close_inactive`: its identity and stamp then. Opened again (as at start) when
+    /// the path names another file or the file changes.
+    Inactive { id: FileId, stamp: Stamp },
+}
+
+impl Current {
+    fn reader(&self) -> Option<&Reader> {
+        match self {
+            Current::Open(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn reader_mut(&mut self) -> Option<&mut Reader> {
+        match self {
+            Current::Open(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Since when the path named no file, if it names none now.
+    fn absent_since(&self) -> Option<u64> {
+        match self {
+            Current::Absent { since } => Some(*since),
+            Current::Waiting { absent_since, .. } => *absent_since,
+            _ => None,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Current::Starting => "starting",
+            Current::Absent { .. } => "absent",
+            Current::Waiting { .. } => "waiting",
+            Current::Open(_) => "open",
+            Current::Inactive { .. } => "inactive",
+        }
+    }
 }
 
 /// The coordinator's handle on a running tail.
@@ -296,7 +353,8 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
     // Armed since the last read; and whether the next write will ring the bell.
     let (mut armed, mut content_covered) = (false, false);
     while !stop.load(Ordering::SeqCst) {
-        if flags.retire.load(Ordering::SeqCst) && st.started && st.current.is_none() && st.draining.is_empty() {
+        let no_file = matches!(st.current, Current::Absent { .. } | Current::Waiting { .. } | Current::Inactive { .. });
+        if flags.retire.load(Ordering::SeqCst) && no_file && st.draining.is_empty() {
             log::info!("tail {}: its file is gone from the glob and drained", st.spec);
             break;
         }
@@ -319,7 +377,7 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 // A file closed by close_inactive is watched like an open one; with no file at
                 // all, the directory's name events announce one (if the directory is there).
                 armed = true;
-                let has_file = st.current.is_some() || st.inactive.is_some();
+                let has_file = matches!(st.current, Current::Open(_) | Current::Inactive { .. });
                 content_covered = if has_file {
                     ctx.waker.arm(&st.spec.path, st.owner, bell)
                 } else {
@@ -332,7 +390,7 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 // Rotated files being drained have names the waker does not know, and a file
                 // waiting for a claim or a descriptor changes without an event: poll them.
                 let covered = flags.notified.load(Ordering::Relaxed) && content_covered;
-                let ceiling = if covered && st.draining.is_empty() && st.waiting.is_none() {
+                let ceiling = if covered && st.draining.is_empty() && !matches!(st.current, Current::Waiting { .. }) {
                     ctx.settings.poll_interval.max(NOTIFIED_IDLE)
                 } else {
                     ctx.settings.poll_interval
@@ -387,14 +445,20 @@ impl TailState {
             topic: spec.topic.as_str().into(),
             spec,
             key,
-            started: false,
-            current: None,
+            current: Current::Starting,
             draining: Vec::new(),
             last_problem: None,
-            inactive: None,
-            waiting: None,
-            absent_since: None,
             stats,
+        }
+    }
+
+    /// Moves the tail to state `next` (the one place its state changes); gives back the reader
+    /// it had open, if any.
+    fn enter(&mut self, next: Current) -> Option<Reader> {
+        log::debug!("tail {}: {} -> {}", self.spec, self.current.name(), next.name());
+        match std::mem::replace(&mut self.current, next) {
+            Current::Open(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -490,9 +554,14 @@ impl TailState {
 
     /// Notes why the current file is not open although it exists (logged when the reason changes).
     fn wait_for(&mut self, why: String, level: log::Level) {
-        if self.waiting.as_ref() != Some(&why) {
-            log::log!(level, "{why}");
-            self.waiting = Some(why);
+        match &self.current {
+            Current::Waiting { why: w, .. } if *w == why => {}
+            Current::Open(_) => debug_assert!(false, "wait_for with the file open"),
+            _ => {
+                log::log!(level, "{why}");
+                let absent_since = self.current.absent_since();
+                self.enter(Current::Waiting { why, absent_since });
+            }
         }
     }
 
@@ -584,7 +653,7 @@ impl TailState {
     /// already read (copytruncate's, found by its first bytes) is read from where that reading
     /// got to: it was once taken for an unread generation, and all of it sent again.
     fn adopt_unseen(&mut self, ctx: &TailCtx, since: u64) {
-        let current = self.current.as_ref().map(|r| r.id);
+        let current = self.current.reader().map(|r| r.id);
         for path in rotated_siblings(&self.spec.path) {
             if compressed(&path) {
                 continue;
@@ -683,13 +752,16 @@ impl TailState {
             if let Some((offset, tracker)) = self.resume_point(ctx, &file, unknown) {
                 if let Some(r) = self.reader(ctx, file, self.spec.path.clone(), offset, tracker, permit) {
                     log::info!("tail {} started at offset {offset} of {size}", self.spec);
-                    self.current = Some(r);
-                    self.waiting = None;
+                    self.enter(Current::Open(r));
                 }
             }
         } else if !self.spec.path.exists() {
             log::info!("tail {} waiting for the file to appear", self.spec);
-            self.absent_since = Some(unix_now());
+            self.enter(Current::Absent { since: unix_now() });
+        }
+        if matches!(self.current, Current::Starting | Current::Inactive { .. }) {
+            let why = format!("tail {}: the file cannot be opened yet", self.spec);
+            self.enter(Current::Waiting { why, absent_since: None });
         }
         if let Some(since) = last_update {
             self.adopt_unseen(ctx, since);
@@ -698,10 +770,11 @@ impl TailState {
 
     /// One pass over the draining files and the current one. Ok(true) when anything was read
     /// or changed.
+    ///
+    /// Long on purpose: the dispatch on the tail's state (`Current`), every state in one place.
     fn poll(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<bool, Stopped> {
-        if !self.started {
+        if let Current::Starting = self.current {
             self.open_at_start(ctx);
-            self.started = true;
             return Ok(true);
         }
         let mut progressed = false;
@@ -712,7 +785,11 @@ impl TailState {
                 // Cut after it was rotated away (or before the rotation was seen): its old
                 // content is in a copy, what it holds now is new (found by the model test).
                 let old = self.draining.remove(i);
-                log::info!("{}: {} was cut (copytruncate?); reading it again from the start", self.path_text, old.opened_as.display());
+                log::info!(
+                    "{}: {} was cut (copytruncate?); reading it again from the start",
+                    self.path_text,
+                    old.opened_as.display()
+                );
                 self.stats.truncations.fetch_add(1, Ordering::Relaxed);
                 if let Some(again) = self.reread_from_start(ctx, old, stop)? {
                     self.draining.insert(i, again);
@@ -733,21 +810,22 @@ impl TailState {
             i += 1;
         }
 
-        if self.current.is_none() {
-            if let Some((id, stamp)) = self.inactive {
+        match self.current {
+            Current::Open(_) => {}
+            Current::Inactive { id, stamp } => {
                 // Closed for inactivity: open again (as at start) once the path changed (its
                 // time too: cut and written again to the same size, found by the model test).
                 if std::fs::metadata(&self.spec.path).is_ok_and(|m| FileId::of(&m) == id && Stamp::of(&m) == stamp) {
                     return Ok(progressed);
                 }
-                self.inactive = None;
                 self.open_at_start(ctx);
                 return Ok(true);
             }
-            return Ok(self.try_open_current(ctx) || progressed);
+            Current::Absent { .. } | Current::Waiting { .. } => return Ok(self.try_open_current(ctx) || progressed),
+            Current::Starting => unreachable!("a started tail is never Starting"),
         }
         let n = self.read_some(ctx, Slot::Current, stop)?;
-        let r = self.current.as_mut().expect("current reader");
+        let r = self.current.reader_mut().expect("current reader");
         if n > 0 {
             r.idle_since = None;
             return Ok(true);
@@ -768,23 +846,25 @@ impl TailState {
     /// A file ending in an unfinished line stays open: were it deleted while closed, that line
     /// could never be sent (found by the model test).
     fn close_inactive(&mut self, ctx: &TailCtx) {
-        if self.current.as_ref().is_some_and(|r| r.pos < r.buf.len()) {
+        let Some(r) = self.current.reader() else { return };
+        if r.pos < r.buf.len() {
             return;
         }
-        let Some(r) = self.current.take() else { return };
-        let stamp = r.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(r.checked);
+        let (id, stamp) = (r.id, r.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(r.checked));
         log::info!(
             "tail {}: nothing new for {:?} (close_inactive); file closed, opened again when it changes",
             self.spec,
             ctx.settings.close_inactive
         );
-        self.inactive = Some((r.id, stamp));
+        self.enter(Current::Inactive { id, stamp });
     }
 
     /// The current file is at its end: has the path moved on to another file, or did it shrink?
     /// `change::classify` decides; this acts.
+    ///
+    /// Long on purpose: one arm per `Change`, what the tail does about each.
     fn check_current(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<bool, Stopped> {
-        let r = self.current.as_mut().expect("current reader");
+        let r = self.current.reader_mut().expect("current reader");
         let stamp = r.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(r.checked);
         let size = stamp.size;
         let observed = Observed {
@@ -799,7 +879,9 @@ impl TailState {
             Change::Rotated => {
                 // Renamed away (or deleted) and a new file took the path: keep draining the old
                 // one, read the new one from its start.
-                let mut old = self.current.take().expect("current reader");
+                // Generations rotated by since it was opened are adopted when the new file is.
+                let since = self.current.reader().map_or(0, |r| r.opened_at);
+                let mut old = self.enter(Current::Absent { since }).expect("current reader");
                 // Its rotate_wait starts now, not when it last went quiet as the current file.
                 old.idle_since = None;
                 log::info!(
@@ -808,10 +890,8 @@ impl TailState {
                     ctx.settings.rotate_wait
                 );
                 self.stats.rotations.fetch_add(1, Ordering::Relaxed);
-                let since = old.opened_at;
                 self.draining.push(old);
                 self.try_open_current(ctx);
-                self.adopt_unseen(ctx, since);
                 Ok(true)
             }
             Change::Truncated { .. } => {
@@ -821,11 +901,14 @@ impl TailState {
                     r.read_offset
                 );
                 self.stats.truncations.fetch_add(1, Ordering::Relaxed);
-                let old = self.current.take().expect("current reader");
+                let old = self.enter(Current::Starting).expect("current reader");
                 let since = old.opened_at;
                 let again = self.reread_from_start(ctx, old, stop)?;
                 self.adopt_unseen(ctx, since);
-                self.current = again;
+                match again {
+                    Some(r) => self.enter(Current::Open(r)),
+                    None => self.enter(Current::Waiting { why: "cannot reopen".into(), absent_since: None }),
+                };
                 Ok(true)
             }
             Change::Unchanged => {
@@ -836,9 +919,9 @@ impl TailState {
             Change::Vanished => {
                 log::info!("{}: removed or renamed away; draining it and waiting for a new file", self.path_text);
                 self.stats.rotations.fetch_add(1, Ordering::Relaxed);
-                let mut old = self.current.take().expect("current reader");
+                let since = self.current.reader().map_or(0, |r| r.opened_at);
+                let mut old = self.enter(Current::Absent { since }).expect("current reader");
                 old.idle_since = None;
-                self.absent_since = Some(old.opened_at);
                 self.draining.push(old);
                 Ok(true)
             }
@@ -859,7 +942,7 @@ impl TailState {
         if let Some(i) = self.draining.iter().position(|r| r.id == id) {
             let mut r = self.draining.remove(i);
             r.idle_since = None;
-            self.current = Some(r);
+            self.enter(Current::Open(r));
             return true;
         }
         self.clear_problem();
@@ -871,10 +954,10 @@ impl TailState {
             return false;
         };
         log::info!("tail {}: new file (inode {}), reading from offset {offset}", self.spec, meta.ino());
-        self.current = Some(r);
-        self.waiting = None;
+        let absent_since = self.current.absent_since();
+        self.enter(Current::Open(r));
         // While the path named nothing, a file may have come and been rotated away unseen.
-        if let Some(since) = self.absent_since.take() {
+        if let Some(since) = absent_since {
             self.adopt_unseen(ctx, since);
         }
         true
@@ -882,6 +965,8 @@ impl TailState {
 
     /// Reads up to `BUDGET` bytes of one reader and sends every complete line. Returns the
     /// number of bytes read.
+    ///
+    /// Long on purpose: the read loop and its three ways out (budget spent, end of file, error).
     fn read_some(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<usize, Stopped> {
         let max = ctx.settings.max_line_bytes;
         let stats = self.stats.clone();
@@ -965,7 +1050,7 @@ impl TailState {
 
     fn slot(&mut self, slot: Slot) -> &mut Reader {
         match slot {
-            Slot::Current => self.current.as_mut().expect("current reader"),
+            Slot::Current => self.current.reader_mut().expect("current reader"),
             Slot::Draining(i) => &mut self.draining[i],
         }
     }
@@ -978,7 +1063,7 @@ impl TailState {
         let (topic, key, stats) = (self.topic.clone(), self.key.clone(), self.stats.clone());
         loop {
             let r = match slot {
-                Slot::Current => self.current.as_mut().expect("current reader"),
+                Slot::Current => self.current.reader_mut().expect("current reader"),
                 Slot::Draining(i) => &mut self.draining[i],
             };
             // Lines are framed in place, as spans of the unread buffer from `first`, and copied
@@ -1067,7 +1152,7 @@ impl TailState {
     /// deleted file's unfinished last line is sent as it is (no successor can read it again);
     /// any other file's waits in the file for the next tail.
     fn release(&mut self, ctx: &TailCtx, stop: &AtomicBool) {
-        let readers: Vec<Reader> = self.current.take().into_iter().chain(self.draining.drain(..)).collect();
+        let readers: Vec<Reader> = self.enter(Current::Starting).into_iter().chain(self.draining.drain(..)).collect();
         for r in readers {
             let deleted = r.file.metadata().is_ok_and(|m| m.nlink() == 0);
             if deleted && r.pos < r.buf.len() {
@@ -1076,8 +1161,6 @@ impl TailState {
             }
         }
         self.draining.clear(); // dropped readers close their trackers
-        self.started = false;
-        self.inactive = None;
         log::info!("tail {} stopped", self.spec);
     }
 }

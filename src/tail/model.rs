@@ -246,12 +246,21 @@ impl Agent {
     }
 }
 
+/// Long on purpose: one arm per `Step`.
 fn run(steps: &[Step]) -> Result<(), TestCaseError> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let memory = Arc::new(Memory::default());
-    let mut world =
-        World { path: dir.join("app.log"), dir: dir.clone(), next: 0, partial: None, expected: Vec::new(), epoch: 0, generations: 0, unseen: false };
+    let mut world = World {
+        path: dir.join("app.log"),
+        dir: dir.clone(),
+        next: 0,
+        partial: None,
+        expected: Vec::new(),
+        epoch: 0,
+        generations: 0,
+        unseen: false,
+    };
     let mut agent = Agent::start(&dir, &memory, 1);
     agent.poll(); // the agent starts before anything is written
     for (i, step) in steps.iter().enumerate() {
@@ -270,7 +279,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 if world.generations >= KEEP {
                     agent.settle(); // the oldest generation goes: it must have been read
                     memory.deliver();
-                world.unseen = false;
+                    world.unseen = false;
                 }
                 world.end_partial();
                 world.epoch += 1;
@@ -282,7 +291,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 }
             }
             Step::CopyTruncate => {
-                if agent.state.current.as_ref().is_some_and(|r| r.fp.len == 0) {
+                if agent.state.current.reader().is_some_and(|r| r.fp.len == 0) {
                     // A file opened empty, written, copied and cut before the tail read a byte
                     // of it just grew, to the tail (and to any tailer): the copy goes unnoticed.
                     // A tail with the file open reads within milliseconds of a write.
@@ -326,7 +335,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             }
             Step::Save => {
                 agent.ctx.checkpoints.save().unwrap();
-                world.unseen &= agent.state.current.is_none();
+                world.unseen &= agent.state.current.reader().is_none();
             }
             Step::Deliver => memory.deliver(),
             Step::Restart => {
@@ -472,14 +481,16 @@ fn a_partial_line_copytruncated_then_renamed() {
 fn copytruncates_renames_and_restarts() {
     use Step::*;
     let _ = cases();
-    run(&[Write(1), CopyTruncate, Write(1), Restart, CopyTruncate, Rename { create: false }, Write(1), Restart]).unwrap();
+    run(&[Write(1), CopyTruncate, Write(1), Restart, CopyTruncate, Rename { create: false }, Write(1), Restart])
+        .unwrap();
 }
 
 #[test]
 fn a_partial_line_copytruncated_renamed_twice_then_killed() {
     use Step::*;
     let _ = cases();
-    run(&[Write(1), WritePartial, Poll(1), CopyTruncate, Rename { create: true }, Rename { create: false }, Kill]).unwrap();
+    run(&[Write(1), WritePartial, Poll(1), CopyTruncate, Rename { create: true }, Rename { create: false }, Kill])
+        .unwrap();
 }
 
 #[test]
@@ -487,7 +498,19 @@ fn many_renames_then_a_copytruncate_and_a_restart() {
     use Step::*;
     let _ = cases();
     let r = Rename { create: true };
-    run(&[Write(1), r.clone(), r.clone(), r.clone(), r.clone(), r, Rename { create: false }, Write(1), CopyTruncate, Restart]).unwrap();
+    run(&[
+        Write(1),
+        r.clone(),
+        r.clone(),
+        r.clone(),
+        r.clone(),
+        r,
+        Rename { create: false },
+        Write(1),
+        CopyTruncate,
+        Restart,
+    ])
+    .unwrap();
 }
 
 #[test]
@@ -508,8 +531,19 @@ fn partial_restart_copytruncate_rename_restart() {
 fn a_partial_line_in_a_copy_of_a_copy() {
     use Step::*;
     let _ = cases();
-    run(&[Write(1), Poll(1), Write(1), WritePartial, CopyTruncate, Rename { create: true }, Poll(1), Deliver, CopyTruncate, Restart])
-        .unwrap();
+    run(&[
+        Write(1),
+        Poll(1),
+        Write(1),
+        WritePartial,
+        CopyTruncate,
+        Rename { create: true },
+        Poll(1),
+        Deliver,
+        CopyTruncate,
+        Restart,
+    ])
+    .unwrap();
 }
 
 #[test]

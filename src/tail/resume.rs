@@ -54,8 +54,14 @@ mod tests {
         assert!(matches!(plan(None, Known::Live(t), 100, 0), Resume::At { offset: 40, tracker: Some(_) }));
         assert!(matches!(plan(None, Known::Saved(60), 100, 0), Resume::At { offset: 60, tracker: None }));
         let fp = Fingerprint { len: 8, hash: 1 };
-        assert!(matches!(plan(None, Known::Replaced { fp, offset: 8, tracker: None }, 3, 0), Resume::Replaced { offset: 8, .. }));
-        assert!(matches!(plan(None, Known::CopyOf { offset: 30, tracker: None }, 100, 0), Resume::At { offset: 30, .. }));
+        assert!(matches!(
+            plan(None, Known::Replaced { fp, offset: 8, tracker: None }, 3, 0),
+            Resume::Replaced { offset: 8, .. }
+        ));
+        assert!(matches!(
+            plan(None, Known::CopyOf { offset: 30, tracker: None }, 100, 0),
+            Resume::At { offset: 30, .. }
+        ));
         assert!(matches!(plan(None, Known::Unknown, 100, 100), Resume::At { offset: 100, .. }), "start_position: end");
         assert!(matches!(plan(None, Known::Unknown, 100, 0), Resume::At { offset: 0, .. }));
     }
