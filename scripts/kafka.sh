@@ -5,6 +5,7 @@
 #   scripts/kafka.sh start single DIR        one combined broker+controller node
 #   scripts/kafka.sh start cluster DIR       3 combined nodes: replication factor 3,
 #                                            min.insync.replicas=2
+#   scripts/kafka.sh start secure DIR        one node with TLS listeners too (SSL=, SASL_SSL=, PKI=)
 #   scripts/kafka.sh stop DIR                stop every node of DIR (by PID)
 #   scripts/kafka.sh topic DIR NAME [PARTITIONS]   create a topic (replication: all nodes)
 #
@@ -52,6 +53,31 @@ free_port() {
     done
 }
 
+# `secure` mode: a TLS listener that requires a client certificate (SSL) and a TLS listener with
+# SASL (SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN; user logcatch, password logcatch-secret), beside
+# the plain one the tests read from. Certificates from scripts/pki.sh in DIR/pki.
+secure_listeners() { # secure_listeners ID
+    grep -q '^secure=1' "$dir/ports" || return 0
+    printf ',SSL://127.0.0.1:%s,SASL_SSL://127.0.0.1:%s' \
+        "$(sed -n "s/^ssl$1=//p" "$dir/ports")" "$(sed -n "s/^sasl$1=//p" "$dir/ports")"
+}
+
+secure_props() {
+    grep -q '^secure=1' "$dir/ports" || return 0
+    cat <<EOF
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/pki/server-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/pki/ca.pem
+listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.client.auth=none
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_logcatch="logcatch-secret";
+EOF
+}
+
 node_props() { # node_props ID NODES
     local id=$1 n=$2 voters="" i bport cport rf=$2 isr
     isr=$(( n >= 3 ? 2 : 1 ))
@@ -64,11 +90,11 @@ node_props() { # node_props ID NODES
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$bport
+listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport$(secure_listeners "$id")
+advertised.listeners=PLAINTEXT://127.0.0.1:$bport$(secure_listeners "$id")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
 log.dirs=$dir/node-$id/data
 num.partitions=1
 default.replication.factor=$rf
@@ -82,11 +108,12 @@ num.network.threads=2
 num.io.threads=2
 log.flush.interval.messages=9223372036854775807
 EOF
+    secure_props
 }
 
 start() { # start single|cluster DIR
     local mode=$1 n id pid
-    case "$mode" in single) n=1 ;; cluster) n=3 ;; *) echo "kafka.sh: start single|cluster DIR" >&2; exit 2 ;; esac
+    case "$mode" in single|secure) n=1 ;; cluster) n=3 ;; *) echo "kafka.sh: start single|cluster|secure DIR" >&2; exit 2 ;; esac
     install
     mkdir -p "$dir"
     if [ ! -f "$dir/ports" ]; then
@@ -96,6 +123,10 @@ start() { # start single|cluster DIR
             echo "controller$id=$(free_port)" >> "$dir/ports"
         done
         echo "nodes=$n" >> "$dir/ports"
+        if [ "$mode" = secure ]; then
+            { echo "ssl1=$(free_port)"; echo "sasl1=$(free_port)"; echo "secure=1"; } >> "$dir/ports"
+            bash "$here/pki.sh" "$dir/pki"
+        fi
     fi
     n=$(sed -n 's/^nodes=//p' "$dir/ports")
     local cluster_id
@@ -109,8 +140,13 @@ start() { # start single|cluster DIR
         fi
         node_props "$id" "$n" > "$dir/node-$id.properties"
         if [ ! -f "$dir/node-$id/data/meta.properties" ]; then
+            local scram=()
+            if grep -q '^secure=1' "$dir/ports"; then
+                scram=(--add-scram 'SCRAM-SHA-512=[name=logcatch,password=logcatch-secret]'
+                       --add-scram 'SCRAM-SHA-256=[name=logcatch,password=logcatch-secret]')
+            fi
             java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/node-$id.properties" \
-                --ignore-formatted >> "$dir/node-$id.log" 2>&1
+                --ignore-formatted "${scram[@]}" >> "$dir/node-$id.log" 2>&1
         fi
         nohup java $HEAP -XX:+UseSerialGC -XX:ActiveProcessorCount=2 -Djava.awt.headless=true \
             -cp "$LIBS/*" kafka.Kafka "$dir/node-$id.properties" >> "$dir/node-$id.log" 2>&1 < /dev/null &
@@ -141,6 +177,11 @@ start() { # start single|cluster DIR
     done
     echo "$bootstrap" > "$dir/bootstrap"
     echo "BOOTSTRAP=$bootstrap"
+    if grep -q '^secure=1' "$dir/ports"; then
+        echo "SSL=127.0.0.1:$(sed -n 's/^ssl1=//p' "$dir/ports")"
+        echo "SASL_SSL=127.0.0.1:$(sed -n 's/^sasl1=//p' "$dir/ports")"
+        echo "PKI=$dir/pki"
+    fi
 }
 
 stop() {

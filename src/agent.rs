@@ -44,6 +44,9 @@ pub enum StartError {
     State(String),
     /// The producer refused its settings.
     Kafka(SinkError),
+    /// A restart in place (after a reload) could not exec the binary; the agent stopped in
+    /// order. Exit code 6: supervisord, configured by the bundle, starts it again.
+    Restart(String),
 }
 
 impl StartError {
@@ -53,6 +56,7 @@ impl StartError {
             StartError::State(_) => 3,
             StartError::Kafka(_) => 4,
             StartError::Claimed(_) => 5,
+            StartError::Restart(_) => 6,
         }
     }
 }
@@ -61,11 +65,23 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Config(e) => write!(f, "{e}"),
-            StartError::Log(e) | StartError::Claimed(e) | StartError::State(e) => write!(f, "{e}"),
+            StartError::Log(e) | StartError::Claimed(e) | StartError::State(e) | StartError::Restart(e) => {
+                write!(f, "{e}")
+            }
             StartError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             StartError::Kafka(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// What the agent's main thread waits for (one channel, one enum).
+pub enum AgentMsg {
+    /// SIGHUP, SIGINT or SIGTERM, forwarded by the supervised "signals" thread.
+    Signal(i32),
+    /// A reload changed settings a running agent cannot take (`kafkaconfig`, `data_dir`...):
+    /// stop in order, then exec the same binary with the same arguments (same PID, so
+    /// supervisord and systemd see no exit).
+    Restart { why: String },
 }
 
 /// Everything the running agent holds, built by `start`.
@@ -80,6 +96,8 @@ struct Running {
     /// Dropped at shutdown: the checkpointer and metrics threads see it disconnect.
     stop_tx: crossbeam_channel::Sender<()>,
     metrics_done: crossbeam_channel::Receiver<()>,
+    /// Signals and restart requests for the main thread.
+    agent_rx: crossbeam_channel::Receiver<AgentMsg>,
     _instance: process::Instance,
 }
 
@@ -90,33 +108,61 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     logging::init(&config.log).map_err(|e| StartError::Log(format!("{}: {e}", config.file.display())))?;
     logging::log_panics();
     // Signals are caught from here on; SIGHUP before the config thread runs is kept for it.
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(StartError::Signals)?;
-    let running = start(config)?;
-    for signal in signals.forever() {
-        if signal != SIGHUP {
-            break;
+    let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(StartError::Signals)?;
+    let handle = signals.handle();
+    let running = start(config, signals)?;
+    let restart = loop {
+        match running.agent_rx.recv() {
+            Ok(AgentMsg::Signal(SIGHUP)) => {
+                log::info!("SIGHUP: reloading {}", running.config.file.display());
+                let _ = running.reload.send(ConfigMsg::Reload);
+            }
+            Ok(AgentMsg::Signal(_)) | Err(_) => break None,
+            Ok(AgentMsg::Restart { why }) => break Some(why),
         }
-        log::info!("SIGHUP: reloading {}", running.config.file.display());
-        let _ = running.reload.send(ConfigMsg::Reload);
-    }
+    };
     // A second SIGINT/SIGTERM while shutting down: stop now, without waiting for Kafka.
+    let rx = running.agent_rx.clone();
     std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if signal != SIGHUP {
+        while let Ok(msg) = rx.recv() {
+            if matches!(msg, AgentMsg::Signal(s) if s != SIGHUP) {
                 std::process::exit(130);
             }
         }
     });
     stop(running);
-    Ok(())
+    handle.close();
+    match restart {
+        None => Ok(()),
+        Some(why) => Err(StartError::Restart(restart_in_place(&why))),
+    }
+}
+
+/// Replaces this process with a fresh run of the same binary and arguments (`exec`: the same
+/// PID). Returns only when that fails, with why.
+fn restart_in_place(why: &str) -> String {
+    use std::os::unix::process::CommandExt;
+    log::info!("restarting in place to apply: {why}");
+    log::logger().flush();
+    // /proc/self/exe is the binary even if its path was replaced since; a chroot may lack /proc.
+    let exe = std::fs::read_link("/proc/self/exe").or_else(|_| std::env::current_exe());
+    let exe = match exe {
+        Ok(p) => p,
+        Err(e) => return format!("cannot restart in place (the binary's path: {e}); start logcatch again"),
+    };
+    let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+    format!("cannot restart in place ({} : {err}); start logcatch again", exe.display())
 }
 
 /// Starts every thread, under the supervisor.
 ///
 /// Long on purpose: the start order the delivery guarantee depends on, read top to bottom in one place.
-fn start(config: Config) -> Result<Running, StartError> {
+fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     let instance = process::claim(&config.data_dir, config.pid_file.as_deref()).map_err(StartError::Claimed)?;
     log::info!("{} starting with {}", crate::version::short(), config.file.display());
+    for w in &config.warnings {
+        log::warn!("{}: {w}", config.file.display());
+    }
     for w in crate::host::warnings(&config.kafka.brokers, &config.etcd.endpoints, Path::new("/")) {
         log::warn!("{w}");
     }
@@ -130,6 +176,21 @@ fn start(config: Config) -> Result<Running, StartError> {
     let files = FileBudget::from_config(config.max_open_files);
     metrics.set_files(files.clone());
     let (supervisor, _supervisor_thread) = Supervisor::start();
+    // Signals reach the main thread through the same channel as restart requests.
+    let (agent_tx, agent_rx) = unbounded::<AgentMsg>();
+    {
+        let tx = agent_tx.clone();
+        let signals = Arc::new(Mutex::new(signals));
+        supervisor.spawn(
+            "signals",
+            Arc::new(move || {
+                let mut signals = signals.lock().unwrap_or_else(|p| p.into_inner());
+                for signal in signals.forever() {
+                    let _ = tx.send(AgentMsg::Signal(signal));
+                }
+            }),
+        );
+    }
     let waker = Waker::new();
     if let Some(run) = waker.events_worker() {
         supervisor.spawn("inotify", run);
@@ -150,8 +211,14 @@ fn start(config: Config) -> Result<Running, StartError> {
     let stopping = Arc::new(AtomicBool::new(false));
 
     let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone(), metrics.clone()));
-    let server =
-        Arc::new(Mutex::new(ServerState::new(ctx, supervisor.clone(), config.clone(), etcd, events_tx.clone())));
+    let server = Arc::new(Mutex::new(ServerState::new(
+        ctx,
+        supervisor.clone(),
+        config.clone(),
+        etcd,
+        events_tx.clone(),
+        agent_tx.clone(),
+    )));
     supervisor.spawn("server", Arc::new(move || run_server(&server, &events_rx)));
 
     let (reload_tx, reload_rx) = unbounded();
@@ -186,6 +253,7 @@ fn start(config: Config) -> Result<Running, StartError> {
         stopping,
         stop_tx,
         metrics_done,
+        agent_rx,
         _instance: instance,
     })
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::secret::{check_file, read_secret, Secret, TlsFiles};
 use crate::selector::{absolute, Selector, SelectorError};
 
 /// Where a file that has no saved position starts.
@@ -63,6 +64,9 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// Optional pid file (a second instance on the same data_dir is refused in any case).
     pub pid_file: Option<PathBuf>,
+    /// What is allowed but unwise (a password file others can read), each naming its field:
+    /// logged at start and printed by `--check`.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +91,9 @@ pub struct KafkaSettings {
     pub properties: BTreeMap<String, String>,
     /// How long shutdown waits for in-flight lines to be acknowledged.
     pub flush_timeout: Duration,
+    /// librdkafka properties that hold secrets (`sasl.password`, `ssl.key.password`, any key
+    /// with "password" in `properties`): apart, so that no print of the config shows them.
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -96,6 +103,8 @@ pub struct EtcdSettings {
     pub keys: Vec<String>,
     /// Directory prefixes or globs that paths coming from etcd must fall under.
     pub allowed_paths: Vec<String>,
+    /// `etcd_tls`: the CA for `https://` endpoints and the client certificate for mutual TLS.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Adds `name` to `list` when `changed`.
@@ -139,6 +148,7 @@ impl Config {
             scan_frequency,
             metrics,
             pid_file,
+            warnings: _,
         } = self;
         let mut plan = ReloadPlan::default();
         let (live, restart) = (&mut plan.live, &mut plan.at_restart);
@@ -203,6 +213,7 @@ struct RawConfig {
     etcdkeys: Vec<String>,
     etcd_allowed_paths: Option<Vec<String>>,
     etcd_auth: Option<RawEtcdAuth>,
+    etcd_tls: Option<RawTls>,
     data_dir: Option<String>,
     start_position: Option<StartPosition>,
     max_line_bytes: Option<RawSize>,
@@ -229,7 +240,28 @@ struct RawMetrics {
 #[serde(deny_unknown_fields)]
 struct RawEtcdAuth {
     username: String,
-    password: String,
+    /// In config.yaml (the origin's way), or better in a file of its own.
+    password: Option<String>,
+    password_file: Option<String>,
+}
+
+/// `kafkaconfig.tls` and `etcd_tls`: each file optional (`tls: {}` is TLS with the system's CAs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    verify_hostname: Option<bool>,
+}
+
+/// `kafkaconfig.sasl`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSasl {
+    mechanism: Option<String>,
+    username: Option<String>,
+    password_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +292,8 @@ struct RawKafka {
     queue_max_messages: Option<u64>,
     queue_max_bytes: Option<RawSize>,
     flush_timeout: Option<String>,
+    tls: Option<RawTls>,
+    sasl: Option<RawSasl>,
     #[serde(default)]
     properties: BTreeMap<String, RawScalar>,
 }
@@ -316,8 +350,9 @@ impl Config {
         }
         let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| fail(vec![e.to_string()]))?;
         let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let mut problems = Vec::new();
-        let cfg = resolve(raw, file, &base, &mut problems);
+        let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+        let mut cfg = resolve(raw, file, &base, &mut problems, &mut warnings);
+        cfg.warnings = warnings;
         if problems.is_empty() {
             Ok(cfg)
         } else {
@@ -326,14 +361,25 @@ impl Config {
     }
 }
 
-fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>) -> Config {
+fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> Config {
     let log = resolve_log(raw.catsyslog, base, problems);
     let sources = resolve_sources(&raw.collectlogs, base, problems);
 
     let max_line_bytes = resolve_max_line_bytes(raw.max_line_bytes, problems);
-    let kafka = resolve_kafka(raw.kafkaconfig, max_line_bytes, problems);
+    let kafka = resolve_kafka(raw.kafkaconfig, max_line_bytes, base, problems, warnings);
 
-    let etcd = resolve_etcd(raw.etcdconfig, raw.etcdkeys, raw.etcd_allowed_paths, raw.etcd_auth, base, problems);
+    let etcd = resolve_etcd(
+        EtcdRaw {
+            endpoints: raw.etcdconfig,
+            keys: raw.etcdkeys,
+            allowed: raw.etcd_allowed_paths,
+            auth: raw.etcd_auth,
+            tls: raw.etcd_tls,
+        },
+        base,
+        problems,
+        warnings,
+    );
 
     let data_dir = absolute(Path::new(raw.data_dir.as_deref().unwrap_or("./data")), base);
     let rotate_wait = duration_field("rotate_wait", raw.rotate_wait.as_deref(), "5s", problems);
@@ -381,6 +427,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>)
         scan_frequency,
         metrics,
         pid_file,
+        warnings: Vec::new(),
     }
 }
 
@@ -421,34 +468,50 @@ fn resolve_max_line_bytes(raw: Option<RawSize>, problems: &mut Vec<String>) -> u
     }
 }
 
-/// `etcdconfig`, `etcdkeys`, `etcd_allowed_paths` and `etcd_auth`.
-fn resolve_etcd(
+/// The etcd keys of config.yaml, as written.
+struct EtcdRaw {
     endpoints: Vec<String>,
     keys: Vec<String>,
     allowed: Option<Vec<String>>,
     auth: Option<RawEtcdAuth>,
-    base: &Path,
-    problems: &mut Vec<String>,
-) -> EtcdSettings {
-    let allowed_paths = allowed
+    tls: Option<RawTls>,
+}
+
+/// `etcdconfig`, `etcdkeys`, `etcd_allowed_paths`, `etcd_auth` and `etcd_tls`.
+fn resolve_etcd(raw: EtcdRaw, base: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> EtcdSettings {
+    let allowed_paths = raw
+        .allowed
         .unwrap_or_else(|| vec!["/var/log".into()])
         .iter()
         .map(|p| absolute(Path::new(p), base).to_string_lossy().into_owned())
         .collect();
-    let mut etcd = EtcdSettings {
-        endpoints: endpoints.clone(),
-        credentials: auth.map(|a| Credentials { user: a.username, password: a.password }),
-        keys: Vec::new(),
-        allowed_paths,
-    };
-    for (i, e) in endpoints.iter().enumerate() {
+    let credentials = raw.auth.and_then(|a| {
+        let password = match (a.password, a.password_file) {
+            (Some(p), None) => Secret::new(p),
+            (None, Some(f)) => {
+                let path = absolute(Path::new(&f), base);
+                read_secret("etcd_auth.password_file", &path, warnings).map_err(|e| problems.push(e)).ok()?
+            }
+            _ => {
+                problems.push("etcd_auth: give one of password, password_file".into());
+                return None;
+            }
+        };
+        Some(Credentials { user: a.username, password })
+    });
+    if raw.tls.as_ref().is_some_and(|t| t.verify_hostname.is_some()) {
+        problems.push("etcd_tls.verify_hostname: not supported (etcd's certificates are always checked)".into());
+    }
+    let tls = raw.tls.map(|t| tls_files("etcd_tls", t, base, problems, warnings));
+    let mut etcd = EtcdSettings { endpoints: raw.endpoints.clone(), credentials, keys: Vec::new(), allowed_paths, tls };
+    for (i, e) in raw.endpoints.iter().enumerate() {
         if e.trim().is_empty() {
             problems.push(format!("etcdconfig[{i}]: empty endpoint"));
-        } else if e.trim().starts_with("https://") {
-            problems.push(format!("etcdconfig[{i}]: {e:?}: https is not supported by this build; use http://"));
+        } else if etcd.tls.is_some() && !e.trim().starts_with("https://") {
+            warnings.push(format!("etcdconfig[{i}]: {e:?} is not https://, so etcd_tls does not apply to it"));
         }
     }
-    for (i, k) in keys.iter().enumerate() {
+    for (i, k) in raw.keys.iter().enumerate() {
         if k.is_empty() {
             problems.push(format!("etcdkeys[{i}]: empty key"));
         } else if !etcd.keys.contains(k) {
@@ -459,6 +522,95 @@ fn resolve_etcd(
         problems.push("etcdconfig: etcdkeys are set but no etcd endpoint is listed".into());
     }
     etcd
+}
+
+/// The files of a `tls` section, made absolute and checked (`field` names the section).
+fn tls_files(
+    field: &str,
+    raw: RawTls,
+    base: &Path,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> TlsFiles {
+    let mut file = |key: &str, value: Option<String>, private: bool| {
+        let path = absolute(Path::new(&value?), base);
+        check_file(&format!("{field}.{key}"), &path, private, warnings).map_err(|e| problems.push(e)).ok()?;
+        Some(path)
+    };
+    let files = TlsFiles {
+        ca_file: file("ca_file", raw.ca_file, false),
+        cert_file: file("cert_file", raw.cert_file, false),
+        key_file: file("key_file", raw.key_file, true),
+    };
+    if files.cert_file.is_some() != files.key_file.is_some() {
+        problems.push(format!("{field}: cert_file and key_file go together (a client certificate and its key)"));
+    }
+    files
+}
+
+/// `kafkaconfig.tls` and `kafkaconfig.sasl`, as librdkafka settings (the secrets apart).
+fn kafka_security(
+    tls: Option<RawTls>,
+    sasl: Option<RawSasl>,
+    base: &Path,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, Secret>) {
+    let (mut props, mut secrets) = (BTreeMap::new(), BTreeMap::new());
+    let protocol = match (&tls, &sasl) {
+        (None, None) => return (props, secrets),
+        (Some(_), None) => "ssl",
+        (None, Some(_)) => "sasl_plaintext",
+        (Some(_), Some(_)) => "sasl_ssl",
+    };
+    props.insert("security.protocol".to_string(), protocol.to_string());
+    if let Some(t) = tls {
+        let verify = t.verify_hostname.unwrap_or(true);
+        let files = tls_files("kafkaconfig.tls", t, base, problems, warnings);
+        let location = |p: Option<PathBuf>| p.map(|p| p.to_string_lossy().into_owned());
+        // No ca_file: the system's store, which librdkafka's bundled OpenSSL finds by probing
+        // the usual places (/etc/ssl/certs, /etc/pki/tls...): the static binary has none built in.
+        props.insert("ssl.ca.location".into(), location(files.ca_file).unwrap_or_else(|| "probe".into()));
+        if let (Some(cert), Some(key)) = (location(files.cert_file), location(files.key_file)) {
+            props.insert("ssl.certificate.location".into(), cert);
+            props.insert("ssl.key.location".into(), key);
+        }
+        props.insert("ssl.endpoint.identification.algorithm".into(), if verify { "https" } else { "none" }.into());
+    }
+    if let Some(s) = sasl {
+        let mechanism = s.mechanism.as_deref().unwrap_or("").to_ascii_uppercase();
+        match mechanism.as_str() {
+            "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512" => {
+                props.insert("sasl.mechanism".into(), mechanism);
+            }
+            "GSSAPI" => problems.push(
+                "kafkaconfig.sasl.mechanism: GSSAPI (Kerberos) is not built in (see README, \"Secured Kafka and etcd\")".into(),
+            ),
+            "" => problems.push("kafkaconfig.sasl.mechanism: missing (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)".into()),
+            other => problems.push(format!(
+                "kafkaconfig.sasl.mechanism: {other:?} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
+            )),
+        }
+        match s.username.as_deref() {
+            Some(u) if !u.is_empty() => {
+                props.insert("sasl.username".into(), u.to_string());
+            }
+            _ => problems.push("kafkaconfig.sasl.username: missing".into()),
+        }
+        match s.password_file {
+            Some(f) => {
+                let path = absolute(Path::new(&f), base);
+                match read_secret("kafkaconfig.sasl.password_file", &path, warnings) {
+                    Ok(secret) => {
+                        secrets.insert("sasl.password".to_string(), secret);
+                    }
+                    Err(e) => problems.push(e),
+                }
+            }
+            None => problems.push("kafkaconfig.sasl.password_file: missing (the password is read from a file)".into()),
+        }
+    }
+    (props, secrets)
 }
 
 /// `metrics`: the Prometheus text file and how often it is written.
@@ -476,7 +628,7 @@ fn resolve_metrics(raw: Option<RawMetrics>, base: &Path, problems: &mut Vec<Stri
 #[derive(Debug, Clone, PartialEq)]
 pub struct Credentials {
     pub user: String,
-    pub password: String,
+    pub password: Secret,
 }
 
 /// `collectlogs`, each entry checked by `Selector::build` and its problems named by field.
@@ -502,18 +654,27 @@ fn resolve_sources(entries: &[RawCollectLog], base: &Path, problems: &mut Vec<St
 const MESSAGE_OVERHEAD: usize = 64 * 1024;
 
 /// Long on purpose: one short block per `kafkaconfig` key, in the README table's order.
-fn resolve_kafka(raw: Option<RawKafka>, max_line_bytes: usize, problems: &mut Vec<String>) -> KafkaSettings {
-    let Some(raw) = raw else {
+fn resolve_kafka(
+    raw: Option<RawKafka>,
+    max_line_bytes: usize,
+    base: &Path,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> KafkaSettings {
+    let Some(mut raw) = raw else {
         problems.push("kafkaconfig: missing (kafkaconfig.kafkaaddr names the brokers)".into());
         return KafkaSettings {
             brokers: String::new(),
             message_key: MessageKey::Path,
             properties: BTreeMap::new(),
             flush_timeout: Duration::from_secs(10),
+            secrets: BTreeMap::new(),
         };
     };
     let brokers = kafka_brokers(raw.kafkaaddr.as_deref(), problems);
     let mut props = kafka_defaults(&brokers, max_line_bytes);
+    let (security, mut secrets) = kafka_security(raw.tls.take(), raw.sasl.take(), base, problems, warnings);
+    props.extend(security);
     let mut set = |k: &str, v: String| {
         props.insert(k.to_string(), v);
     };
@@ -526,10 +687,9 @@ fn resolve_kafka(raw: Option<RawKafka>, max_line_bytes: usize, problems: &mut Ve
     }
     if let Some(c) = &raw.compression {
         match c.as_str() {
-            "none" | "gzip" => set("compression.type", c.clone()),
-            _ => problems.push(format!(
-                "kafkaconfig.compression: {c:?} is not one of none, gzip (the build includes zlib only)"
-            )),
+            // All built in (zstd statically, with rdkafka's `zstd` feature).
+            "none" | "gzip" | "snappy" | "lz4" | "zstd" => set("compression.type", c.clone()),
+            _ => problems.push(format!("kafkaconfig.compression: {c:?} is not one of none, gzip, snappy, lz4, zstd")),
         }
     }
     if let Some(l) = &raw.linger {
@@ -563,6 +723,11 @@ fn resolve_kafka(raw: Option<RawKafka>, max_line_bytes: usize, problems: &mut Ve
             problems.push("kafkaconfig.properties.bootstrap.servers: set kafkaconfig.kafkaaddr instead".into());
             continue;
         }
+        if k.contains("password") || k.contains("secret") {
+            // The escape hatch may carry a secret too: kept apart like the others.
+            secrets.insert(k.clone(), Secret::new(v.to_property()));
+            continue;
+        }
         set(k, v.to_property());
     }
     KafkaSettings {
@@ -570,6 +735,7 @@ fn resolve_kafka(raw: Option<RawKafka>, max_line_bytes: usize, problems: &mut Ve
         message_key: raw.message_key.unwrap_or(MessageKey::Path),
         properties: props,
         flush_timeout,
+        secrets,
     }
 }
 
@@ -781,7 +947,7 @@ catsyslog: {loglevel: loud}
 collectlogs:
   - {logpath: /a.log, logtopic: "bad topic"}
   - {logtopic: t}
-kafkaconfig: {kafkaaddr: "nohost", compression: zstd, linger: soon}
+kafkaconfig: {kafkaaddr: "nohost", compression: brotli, linger: soon}
 max_line_bytes: 2
 rotate_wait: 5 parsecs
 etcdkeys: [k]
@@ -900,5 +1066,56 @@ kafkaconfig:
     fn absolute_folds_dots() {
         assert_eq!(absolute(Path::new("../x/./y"), Path::new("/a/b")), Path::new("/a/x/y"));
         assert_eq!(absolute(Path::new("/../../z"), Path::new("/a")), Path::new("/z"));
+    }
+
+    #[test]
+    fn tls_and_sasl_map_onto_librdkafka_and_the_password_never_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        use std::os::unix::fs::PermissionsExt;
+        for (name, mode) in [("ca.pem", 0o644), ("client.pem", 0o644), ("client.key", 0o640), ("kafka.pass", 0o600)] {
+            std::fs::write(d.join(name), if name.ends_with("pass") { "hunter2\n" } else { "x" }).unwrap();
+            std::fs::set_permissions(d.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let text = format!(
+            "kafkaconfig:\n  kafkaaddr: h:9093\n  tls: {{ca_file: ca.pem, cert_file: client.pem, key_file: client.key}}\n  \
+             sasl: {{mechanism: scram-sha-512, username: lc, password_file: {}}}\n  compression: zstd\n",
+            d.join("kafka.pass").display()
+        );
+        let c = Config::parse(&text, &d.join("config.yaml")).unwrap();
+        let p = &c.kafka.properties;
+        assert_eq!(p["security.protocol"], "sasl_ssl");
+        assert_eq!(p["ssl.ca.location"], d.join("ca.pem").to_string_lossy());
+        assert_eq!(p["ssl.key.location"], d.join("client.key").to_string_lossy());
+        assert_eq!(p["ssl.endpoint.identification.algorithm"], "https");
+        assert_eq!((p["sasl.mechanism"].as_str(), p["sasl.username"].as_str()), ("SCRAM-SHA-512", "lc"));
+        assert_eq!(p["compression.type"], "zstd");
+        assert_eq!(c.kafka.secrets["sasl.password"].expose(), "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"), "the config's Debug shows no password");
+        assert!(c.warnings.len() == 1 && c.warnings[0].contains("kafkaconfig.tls.key_file"), "{:?}", c.warnings);
+
+        let bad = "kafkaconfig:\n  kafkaaddr: h:9093\n  tls: {ca_file: /no/ca.pem, cert_file: client.pem}\n  \
+                   sasl: {mechanism: GSSAPI}\netcd_auth: {username: u}\n";
+        let e = Config::parse(bad, &d.join("config.yaml")).unwrap_err().to_string();
+        for needle in [
+            "kafkaconfig.tls.ca_file: cannot read /no/ca.pem",
+            "kafkaconfig.tls: cert_file and key_file go together",
+            "kafkaconfig.sasl.mechanism: GSSAPI (Kerberos) is not built in",
+            "kafkaconfig.sasl.username: missing",
+            "kafkaconfig.sasl.password_file: missing",
+            "etcd_auth: give one of password, password_file",
+        ] {
+            assert!(e.contains(needle), "{needle} missing from:\n{e}");
+        }
+        let plain = Config::parse("kafkaconfig: {kafkaaddr: h:1, tls: {}}\n", &d.join("c.yaml")).unwrap();
+        assert_eq!(plain.kafka.properties["security.protocol"], "ssl");
+        assert_eq!(plain.kafka.properties["ssl.ca.location"], "probe", "tls: {{}} is the system's CAs");
+        let hatch =
+            Config::parse("kafkaconfig: {kafkaaddr: h:1, properties: {ssl.key.password: pw}}\n", &d.join("c.yaml"))
+                .unwrap();
+        assert!(
+            !hatch.kafka.properties.contains_key("ssl.key.password")
+                && hatch.kafka.secrets.contains_key("ssl.key.password")
+        );
     }
 }

@@ -31,6 +31,7 @@ pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod process;
+pub mod secret;
 pub mod selector;
 pub mod server;
 pub mod sink;

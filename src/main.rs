@@ -36,6 +36,9 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => match Config::load(&config) {
             Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "{}: OK ({} entries in collectlogs, {} etcd keys)",
                     c.file.display(),

@@ -131,6 +131,7 @@ impl Metrics {
             dropped: s.dropped.load(Ordering::Relaxed),
             delivery_errors: s.delivery_errors.load(Ordering::Relaxed),
             broker_up: !s.brokers_down.load(Ordering::Relaxed),
+            error: lock(&s.last_error).clone(),
             topics_waiting: s.topics_waiting.load(Ordering::Relaxed),
             queue: lock(&self.queue).as_ref().map(|q| q()).unwrap_or(0),
         });
@@ -163,6 +164,8 @@ pub struct SinkSnap {
     pub dropped: u64,
     pub delivery_errors: u64,
     pub broker_up: bool,
+    /// The client's last error (TLS, authentication, connection), until a delivery succeeds.
+    pub error: Option<String>,
     /// Topics whose messages wait because the broker refused one of them.
     pub topics_waiting: u64,
     pub queue: i64,
@@ -257,6 +260,10 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
         for (name, kind, help, v) in rows {
             family(&mut o, name, kind, help);
             let _ = writeln!(o, "{name} {v}");
+        }
+        if let Some(e) = &p.error {
+            family(&mut o, "logcatch_producer_error", "gauge", "1 with the client's last error as a label.");
+            let _ = writeln!(o, "logcatch_producer_error{{error=\"{}\"}} 1", esc(e));
         }
     }
     if let Some((open, limit)) = s.files {
@@ -464,6 +471,7 @@ mod tests {
                 topics_waiting: 0,
                 delivery_errors: 0,
                 broker_up: true,
+                error: None,
                 queue: 1,
             }),
             files: Some((3, 100)),

@@ -83,6 +83,8 @@ struct Scans {
 pub struct ServerState {
     ctx: Arc<TailCtx>,
     supervisor: Supervisor,
+    /// The agent's main thread: asked to restart in place when a reload needs it.
+    agent: Sender<crate::agent::AgentMsg>,
     config: Config,
     desired: Desired,
     /// Running tails, retiring ones included.
@@ -103,10 +105,12 @@ impl ServerState {
         config: Config,
         etcd: Box<dyn EtcdControl>,
         events: Sender<Event>,
+        agent: Sender<crate::agent::AgentMsg>,
     ) -> ServerState {
         ServerState {
             ctx,
             supervisor,
+            agent,
             config,
             desired: Desired::default(),
             tails: HashMap::new(),
@@ -239,7 +243,12 @@ impl ServerState {
             log::info!("config.yaml: applied now: {}", plan.live.join(", "));
         }
         if !plan.at_restart.is_empty() {
-            log::warn!("config.yaml: changed, applied at the next restart: {}", plan.at_restart.join(", "));
+            // Applied by the agent restarting itself in place (orderly stop, then exec): the
+            // lines not yet acknowledged are read again from the checkpoints, none lost.
+            let why = plan.at_restart.join(", ");
+            log::warn!("config.yaml: changed, applied by restarting in place: {why}");
+            let _ = self.agent.send(crate::agent::AgentMsg::Restart { why });
+            return;
         }
         if old.log.level != new.log.level {
             log::set_max_level(new.log.level);

@@ -78,7 +78,8 @@ pub fn report(text: &str, now: f64, path: &Path) -> (String, u8) {
             STUCK,
         )
     } else if !broker_up {
-        ("STUCK: no Kafka broker reachable".to_string(), STUCK)
+        let why = m.samples.iter().find(|s| s.0 == "logcatch_producer_error").and_then(|s| s.1.get("error").cloned());
+        (format!("STUCK: no Kafka broker reachable{}", why.map(|w| format!(": {w}")).unwrap_or_default()), STUCK)
     } else {
         ("RUNNING".to_string(), OK)
     };
@@ -149,6 +150,7 @@ mod tests {
                 dropped: 0,
                 delivery_errors: 0,
                 broker_up,
+                error: None,
                 topics_waiting: 0,
                 queue: 0,
             }),

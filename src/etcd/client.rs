@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde_json::json;
 
 pub use crate::config::Credentials;
+use crate::secret::TlsFiles;
+use ureq::tls::{parse_pem, Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
 use super::gateway::{b64, decode_watch_line, unb64, LineSplitter, RangeResponse, WatchMsg};
 
@@ -25,13 +27,15 @@ pub enum Error {
     Refused { status: u16, body: String },
     /// An answer that could not be read or understood.
     Garbage(String),
+    /// The TLS files (`etcd_tls`) cannot be used: a file unreadable, no certificate or key in it.
+    Tls(String),
 }
 
 impl Error {
     /// Whether retrying soon is pointless (wrong credentials, a request etcd refuses): the
     /// watcher then waits its longest backoff and says so as an error.
     pub fn is_hopeless(&self) -> bool {
-        matches!(self, Error::Auth { .. } | Error::Refused { .. })
+        matches!(self, Error::Auth { .. } | Error::Refused { .. } | Error::Tls(_))
     }
 }
 
@@ -45,6 +49,7 @@ impl std::fmt::Display for Error {
             Error::Auth { user, status } => write!(f, "etcd refused user {user:?} (HTTP {status})"),
             Error::Refused { status, body } => write!(f, "etcd answered HTTP {status}: {body}"),
             Error::Garbage(what) => write!(f, "{what}"),
+            Error::Tls(why) => write!(f, "etcd_tls: {why}"),
         }
     }
 }
@@ -87,14 +92,48 @@ pub fn normalize_endpoint(e: &str) -> String {
     }
 }
 
-fn agent(read_timeout: Option<Duration>, global: Option<Duration>) -> ureq::Agent {
+fn agent(read_timeout: Option<Duration>, global: Option<Duration>, tls: &TlsConfig) -> ureq::Agent {
     ureq::Agent::config_builder()
+        .tls_config(tls.clone())
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .timeout_global(global)
         .timeout_per_read(read_timeout)
         .http_status_as_error(false)
         .build()
         .into()
+}
+
+/// The certificates and key of `etcd_tls`, for rustls (pure Rust: nothing more to link).
+fn tls_config(files: &TlsFiles) -> Result<TlsConfig, Error> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| Error::Tls(format!("cannot read {}: {e}", path.display())))
+    };
+    let certs = |path: &std::path::Path| -> Result<Vec<Certificate<'static>>, Error> {
+        let pem = read(path)?;
+        let mut out = Vec::new();
+        for item in parse_pem(&pem) {
+            match item {
+                Ok(PemItem::Certificate(c)) => out.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(Error::Tls(format!("{}: {e}", path.display()))),
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::Tls(format!("{}: no PEM certificate in it", path.display())));
+        }
+        Ok(out)
+    };
+    let mut builder = TlsConfig::builder();
+    if let Some(ca) = &files.ca_file {
+        builder = builder.root_certs(RootCerts::new_with_certs(&certs(ca)?));
+    }
+    if let (Some(cert), Some(key)) = (&files.cert_file, &files.key_file) {
+        let chain = certs(cert)?;
+        let key = PrivateKey::from_pem(&read(key)?)
+            .map_err(|e| Error::Tls(format!("{}: no PEM private key in it ({e})", key.display())))?;
+        builder = builder.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+    }
+    Ok(builder.build())
 }
 
 /// Why a watch stream stopped yielding messages; the watcher decides by the kind (before, by
@@ -160,16 +199,23 @@ impl WatchStream {
 }
 
 impl EtcdClient {
-    pub fn new(endpoints: &[String], creds: Option<Credentials>) -> EtcdClient {
-        EtcdClient {
+    /// `tls`: the CA and client certificate for `https://` endpoints (without it, https is
+    /// checked against the Mozilla roots built into the binary). `Err` when those files cannot
+    /// be used.
+    pub fn new(endpoints: &[String], creds: Option<Credentials>, tls: Option<&TlsFiles>) -> Result<EtcdClient, Error> {
+        let tls = match tls {
+            Some(files) => tls_config(files)?,
+            None => TlsConfig::default(),
+        };
+        Ok(EtcdClient {
             endpoints: endpoints.iter().map(|e| normalize_endpoint(e)).collect(),
             current: 0,
-            agent: agent(None, Some(CALL_TIMEOUT)),
-            watch_agent: agent(Some(WATCH_IDLE), None),
+            agent: agent(None, Some(CALL_TIMEOUT), &tls),
+            watch_agent: agent(Some(WATCH_IDLE), None, &tls),
             creds,
             token: None,
             healthy: true,
-        }
+        })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -200,12 +246,12 @@ impl EtcdClient {
                 Err(Failure::Request(e)) => return Err(e),
             }
         }
-        let error = Error::Unreachable { tried };
         if self.healthy {
-            log::warn!("etcd: {error}; retrying with backoff");
+            let list: Vec<String> = tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
+            log::warn!("etcd: no endpoint answers ({}); retrying with backoff", list.join("; "));
             self.healthy = false;
         }
-        Err(error)
+        Err(Error::Unreachable { tried })
     }
 
     fn post_once(&mut self, url: &str, body: &serde_json::Value, watch: bool) -> Result<ureq::Body, Failure> {
@@ -246,7 +292,7 @@ impl EtcdClient {
         let resp = self
             .agent
             .post(&format!("{base}/v3/auth/authenticate"))
-            .send_json(json!({"name": creds.user, "password": creds.password}))
+            .send_json(json!({"name": creds.user, "password": creds.password.expose()}))
             .map_err(|e| Failure::Endpoint(e.to_string()))?;
         if resp.status().as_u16() != 200 {
             return Err(Failure::Request(Error::Auth { user: creds.user, status: resp.status().as_u16() }));
@@ -339,7 +385,7 @@ mod tests {
     #[test]
     fn unreachable_endpoints_are_an_error_naming_them() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut c = EtcdClient::new(&[format!("127.0.0.1:{port}")], None);
+        let mut c = EtcdClient::new(&[format!("127.0.0.1:{port}")], None, None).unwrap();
         let err = c.range("k").unwrap_err();
         assert!(matches!(&err, Error::Unreachable { tried } if tried.len() == 1), "{err:?}");
         assert!(!err.is_hopeless(), "an endpoint that does not answer may answer later");

@@ -70,6 +70,7 @@ impl EtcdWatchers {
             id,
             s.endpoints.clone(),
             s.credentials.clone(),
+            s.tls.clone(),
             s.allowed_paths.clone(),
             stats,
         );

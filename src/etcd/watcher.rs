@@ -18,6 +18,7 @@ use super::gateway::WatchMsg;
 use super::value;
 use crate::failpoint;
 use crate::metrics::EtcdStats;
+use crate::secret::TlsFiles;
 use crate::server::Event;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -30,6 +31,7 @@ pub struct WatchState {
     pub watcher: u64,
     endpoints: Vec<String>,
     creds: Option<Credentials>,
+    tls: Option<TlsFiles>,
     allowed: Vec<String>,
     /// The last revision applied (0: the key has not been read yet).
     pub revision: i64,
@@ -42,10 +44,11 @@ impl WatchState {
         watcher: u64,
         endpoints: Vec<String>,
         creds: Option<Credentials>,
+        tls: Option<TlsFiles>,
         allowed: Vec<String>,
         stats: Arc<EtcdStats>,
     ) -> Self {
-        WatchState { key, watcher, endpoints, creds, allowed, revision: 0, stats }
+        WatchState { key, watcher, endpoints, creds, tls, allowed, revision: 0, stats }
     }
 
     /// Reports a value (or a delete, for `None`) at `revision` to the server.
@@ -108,7 +111,18 @@ fn open(
 /// Long on purpose: a thread's loop is one function (house style).
 pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &AtomicBool, wake: &Receiver<()>) {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    let mut client = EtcdClient::new(&st.endpoints, st.creds.clone());
+    // The TLS files may be fixed while the agent runs: try again at the longest backoff.
+    let mut client = loop {
+        match EtcdClient::new(&st.endpoints, st.creds.clone(), st.tls.as_ref()) {
+            Ok(c) => break c,
+            Err(e) => {
+                log::error!("etcd key {:?}: {e}; trying again every {MAX_BACKOFF:?}", st.key);
+                if pause(MAX_BACKOFF, stop, wake) {
+                    return;
+                }
+            }
+        }
+    };
     let mut backoff = FIRST_BACKOFF;
     let mut opened_once = false;
     // Each distinct failure is logged once, not on every retry.

@@ -137,6 +137,11 @@ pub struct SinkStats {
     pub delivery_errors: AtomicU64,
     /// Set when librdkafka reports every broker down; cleared by the next delivery.
     pub brokers_down: AtomicBool,
+    /// The client's last error (a TLS handshake, an authentication, a connection refused),
+    /// naming the broker; cleared by the next delivery. For `status` and the metrics file.
+    pub last_error: Mutex<Option<String>>,
+    /// `last_error` is set: checked (one atomic load) before the lock on every delivery.
+    pub error_set: AtomicBool,
     /// Topics whose messages wait because the broker refused one (unknown topic, ...).
     pub topics_waiting: AtomicU64,
 }
@@ -218,10 +223,16 @@ pub struct Context {
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
+        let text = format!("kafka: {error}: {reason}");
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            // A consequence: the error that says why (a TLS handshake, a refused password) is
+            // the one kept for `status`.
             self.shared.stats.brokers_down.store(true, Ordering::Relaxed);
+        } else {
+            *self.shared.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.clone());
+            self.shared.stats.error_set.store(true, Ordering::Relaxed);
         }
-        self.shared.log.warn(format!("kafka: {error}: {reason}"));
+        self.shared.log.warn(text);
     }
 }
 
@@ -234,6 +245,9 @@ impl ProducerContext for Context {
             Ok(_) => {
                 stats.acked.fetch_add(1, Ordering::Relaxed);
                 stats.brokers_down.store(false, Ordering::Relaxed);
+                if stats.error_set.load(Ordering::Relaxed) && stats.error_set.swap(false, Ordering::Relaxed) {
+                    *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
                 token.delivered();
                 return;
             }
@@ -298,6 +312,9 @@ impl Sink {
         let mut cc = ClientConfig::new();
         for (k, v) in &settings.properties {
             cc.set(k, v);
+        }
+        for (k, v) in &settings.secrets {
+            cc.set(k, v.expose());
         }
         let shared = Arc::new(Shared::default());
         let (refused_tx, refused_rx) = unbounded();

@@ -125,6 +125,8 @@ pub struct KafkaNodes {
     pub dir: PathBuf,
     pub bootstrap: String,
     mode: &'static str,
+    /// What `start` printed besides BOOTSTRAP (`secure` mode: SSL=, SASL_SSL=, PKI=).
+    pub printed: std::collections::HashMap<String, String>,
 }
 
 impl KafkaNodes {
@@ -132,20 +134,25 @@ impl KafkaNodes {
         concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh")
     }
 
-    /// `mode`: "single" or "cluster" (3 nodes, replication factor 3, min.insync.replicas=2).
+    /// `mode`: "single", "cluster" (3 nodes, replication factor 3, min.insync.replicas=2) or
+    /// "secure" (one node with TLS listeners too).
     pub fn start(dir: &Path, mode: &'static str) -> KafkaNodes {
-        KafkaNodes { dir: dir.to_path_buf(), bootstrap: Self::run_start(dir, mode), mode }
+        let printed = Self::run_start(dir, mode);
+        KafkaNodes { dir: dir.to_path_buf(), bootstrap: printed["BOOTSTRAP"].clone(), mode, printed }
     }
 
     /// `scripts/kafka.sh start MODE DIR`: returns once every node accepts requests, with the
-    /// bootstrap list it prints. On a DIR it formatted before, the stopped nodes come back.
-    fn run_start(dir: &Path, mode: &str) -> String {
+    /// KEY=VALUE lines it prints (BOOTSTRAP at least). On a DIR it formatted before, the stopped
+    /// nodes come back.
+    fn run_start(dir: &Path, mode: &str) -> std::collections::HashMap<String, String> {
         let out = Command::new("bash").arg(Self::script()).args(["start", mode]).arg(dir).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        match stdout.lines().find_map(|l| l.strip_prefix("BOOTSTRAP=")) {
-            Some(b) if out.status.success() => b.to_string(),
-            _ => panic!("scripts/kafka.sh start {mode}: {}{stdout}", String::from_utf8_lossy(&out.stderr)),
+        let printed: std::collections::HashMap<String, String> =
+            stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if !out.status.success() || !printed.contains_key("BOOTSTRAP") {
+            panic!("scripts/kafka.sh start {mode}: {}{stdout}", String::from_utf8_lossy(&out.stderr));
         }
+        printed
     }
 
     /// The PID of node `id` (1-based).
@@ -159,7 +166,7 @@ impl KafkaNodes {
 
     /// Starts every stopped node again, with its data, on its ports.
     pub fn restart(&self) {
-        assert_eq!(Self::run_start(&self.dir, self.mode), self.bootstrap, "same ports after a restart");
+        assert_eq!(Self::run_start(&self.dir, self.mode)["BOOTSTRAP"], self.bootstrap, "same ports after a restart");
     }
 }
 

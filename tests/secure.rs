@@ -1,0 +1,298 @@
+//! Secured transport (issue 12) against real servers: Apache Kafka 4.1.1 with TLS listeners
+//! (`scripts/kafka.sh start secure`: one that requires a client certificate, one with SASL
+//! SCRAM-SHA-512/256 and PLAIN), and etcd serving TLS with client certificates, written to with
+//! Debian's etcdctl. Certificates from `scripts/pki.sh`. tansu cannot serve TLS (see
+//! ../shared/ENVIRONMENT.md), so these run on Apache Kafka whatever LOGCATCH_TEST_BROKER says.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(40);
+const PASSWORD: &str = "logcatch-secret";
+
+/// Fields drop in order: the broker is stopped before its directory goes.
+struct Secure {
+    broker: Broker,
+    dir: tempfile::TempDir,
+    ssl: String,
+    sasl_ssl: String,
+    pki: PathBuf,
+}
+
+fn secure_kafka() -> Secure {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_kafka(dir.path(), "secure");
+    let printed = &broker.kafka.as_ref().unwrap().printed;
+    let (ssl, sasl_ssl, pki) = (printed["SSL"].clone(), printed["SASL_SSL"].clone(), PathBuf::from(&printed["PKI"]));
+    Secure { dir, broker, ssl, sasl_ssl, pki }
+}
+
+fn password_file(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("kafka.pass");
+    std::fs::write(&p, format!("{text}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// A directory with one file of `n` numbered lines, and a config shipping it to `topic` with
+/// the given kafkaconfig (and a metrics file, for `status`).
+fn agent_dir(root: &Path, name: &str, topic: &str, n: usize, kafka: &str) -> (PathBuf, PathBuf) {
+    let d = root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let file = d.join("app.log");
+    append(&file, &numbered(name, 0..n));
+    let extra =
+        format!("start_position: beginning\nmetrics: {{path: {}/metrics.prom, interval: 200ms}}\n{kafka}", d.display());
+    let cfg = write_config(&d, "", &[(&file, topic)], &extra);
+    (d, cfg)
+}
+
+fn status(cfg: &Path) -> (String, Option<i32>) {
+    let out = Command::new(bin()).args(["status", "-c"]).arg(cfg).output().unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr), out.status.code())
+}
+
+#[test]
+fn kafka_over_tls_with_sasl_or_a_client_certificate_ships_every_line() {
+    let s = secure_kafka();
+    let pki = s.pki.display();
+    let pw = password_file(s.dir.path(), PASSWORD);
+    let pw = pw.display();
+    let cases = [
+        (
+            "scram512",
+            format!(
+                "kafkaconfig:\n  kafkaaddr: \"{}\"\n  tls: {{ca_file: {pki}/ca.pem}}\n  \
+                 sasl: {{mechanism: SCRAM-SHA-512, username: logcatch, password_file: {pw}}}\n  compression: zstd\n",
+                s.sasl_ssl
+            ),
+        ),
+        (
+            "scram256",
+            format!(
+                "kafkaconfig:\n  kafkaaddr: \"{}\"\n  tls: {{ca_file: {pki}/ca.pem}}\n  \
+                 sasl: {{mechanism: SCRAM-SHA-256, username: logcatch, password_file: {pw}}}\n",
+                s.sasl_ssl
+            ),
+        ),
+        (
+            "plain",
+            format!(
+                "kafkaconfig:\n  kafkaaddr: \"{}\"\n  tls: {{ca_file: {pki}/ca.pem}}\n  \
+                 sasl: {{mechanism: PLAIN, username: logcatch, password_file: {pw}}}\n",
+                s.sasl_ssl
+            ),
+        ),
+        (
+            "mtls",
+            format!(
+                "kafkaconfig:\n  kafkaaddr: \"{}\"\n  \
+                 tls: {{ca_file: {pki}/ca.pem, cert_file: {pki}/client.pem, key_file: {pki}/client.key}}\n",
+                s.ssl
+            ),
+        ),
+    ];
+    for (name, kafka) in &cases {
+        s.broker.create_topic(name);
+        let (d, cfg) = agent_dir(s.dir.path(), name, name, 200, kafka);
+        let check = Command::new(bin()).args(["--check", "-c"]).arg(&cfg).output().unwrap();
+        assert!(check.status.success(), "{name}: {}", String::from_utf8_lossy(&check.stderr));
+        let mut agent = Agent::start(&cfg);
+        assert_eq!(s.broker.lines(name, 200, T), numbered(name, 0..200), "{name}");
+        assert_eq!(agent.terminate(), Some(0), "{name}");
+        // The password is in no log, no metrics file, no --check output.
+        let logs = agent.log_text() + &std::fs::read_to_string(d.join("agent.log")).unwrap_or_default();
+        let metrics = std::fs::read_to_string(d.join("metrics.prom")).unwrap_or_default();
+        let check = String::from_utf8_lossy(&check.stdout).into_owned() + &String::from_utf8_lossy(&check.stderr);
+        for (what, text) in [("log", &logs), ("metrics", &metrics), ("--check", &check)] {
+            assert!(!text.contains(PASSWORD), "{name}: the password is in the {what}");
+        }
+    }
+}
+
+#[test]
+fn a_wrong_ca_or_password_is_named_and_the_lines_ship_once_it_is_fixed() {
+    let s = secure_kafka();
+    let pki = s.pki.display();
+    s.broker.create_topic("t");
+    let good = password_file(s.dir.path(), PASSWORD);
+    let kafka = |ca: &str, pw: &Path| {
+        format!(
+            "kafkaconfig:\n  kafkaaddr: \"{}\"\n  tls: {{ca_file: {pki}/{ca}}}\n  \
+             sasl: {{mechanism: SCRAM-SHA-512, username: logcatch, password_file: {}}}\n",
+            s.sasl_ssl,
+            pw.display()
+        )
+    };
+    // A CA that did not sign the broker's certificate.
+    let (d, cfg) = agent_dir(s.dir.path(), "a", "t", 100, &kafka("other-ca.pem", &good));
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("certificate verify failed", T);
+    let text = agent.log_text();
+    let line = text.lines().find(|l| l.contains("certificate verify failed")).unwrap();
+    assert!(line.contains(&s.sasl_ssl), "the error names the broker: {line}");
+    wait_until(T, "status to say why it is stuck", || {
+        let (out, code) = status(&cfg);
+        code == Some(3) && out.contains("certificate verify failed")
+    });
+
+    // The right CA, a wrong password: fixed in config.yaml, applied by a reload (SIGHUP).
+    let wrong = d.join("wrong.pass");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = d.join("app.log");
+    write_config(
+        &d,
+        "",
+        &[(&file, "t")],
+        &format!(
+            "start_position: beginning\nmetrics: {{path: {}/metrics.prom, interval: 200ms}}\n{}",
+            d.display(),
+            kafka("ca.pem", &wrong)
+        ),
+    );
+    agent.proc.signal(libc::SIGHUP);
+    agent.wait_log("Authentication failed", T);
+    assert!(!agent.log_text().contains("not-the-password"));
+
+    // Fixed: every line arrives, once.
+    append(&file, &numbered("a", 100..150));
+    write_config(
+        &d,
+        "",
+        &[(&file, "t")],
+        &format!(
+            "start_position: beginning\nmetrics: {{path: {}/metrics.prom, interval: 200ms}}\n{}",
+            d.display(),
+            kafka("ca.pem", &good)
+        ),
+    );
+    agent.proc.signal(libc::SIGHUP);
+    assert_eq!(s.broker.lines("t", 150, T), numbered("a", 0..150));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(s.broker.lines("t", 150, Duration::from_secs(2)).len(), 150, "nothing twice");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+/// One etcd member serving TLS only, requiring client certificates signed by the test CA.
+struct TlsEtcd {
+    proc: Proc,
+    endpoint: String,
+    pki: PathBuf,
+    _data: tempfile::TempDir,
+}
+
+impl TlsEtcd {
+    fn start(dir: &Path) -> TlsEtcd {
+        let pki = dir.join("pki");
+        assert!(Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pki.sh"))
+            .arg(&pki)
+            .status()
+            .unwrap()
+            .success());
+        let (client, peer) = (free_port(), free_port());
+        let data = tempfile::tempdir().unwrap();
+        let c = format!("https://127.0.0.1:{client}");
+        let p = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.join("etcd-tls.log")).unwrap();
+        let child = Command::new("etcd")
+            .args(["--name", "tls", "--data-dir"])
+            .arg(data.path())
+            .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+            .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+            .args(["--initial-cluster", &format!("tls={p}")])
+            .arg("--cert-file")
+            .arg(pki.join("server.pem"))
+            .arg("--key-file")
+            .arg(pki.join("server.key"))
+            .arg("--trusted-ca-file")
+            .arg(pki.join("ca.pem"))
+            .arg("--client-cert-auth")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd (run scripts/install-deps.sh)");
+        let e = TlsEtcd { proc: Proc { child: Some(child), name: "etcd-tls".into() }, endpoint: c, pki, _data: data };
+        wait_until(Duration::from_secs(30), "etcd over TLS to answer", || e.etcdctl(&["endpoint", "health"]).is_ok());
+        e
+    }
+
+    /// Debian's etcdctl, as an operator's script would run it, with the client certificate.
+    fn etcdctl(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint))
+            .arg(format!("--cacert={}", self.pki.join("ca.pem").display()))
+            .arg(format!("--cert={}", self.pki.join("client.pem").display()))
+            .arg(format!("--key={}", self.pki.join("client.key").display()))
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+#[test]
+fn etcd_over_mutual_tls_drives_the_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("te");
+    let etcd = TlsEtcd::start(dir.path());
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let a = logs.join("a.log");
+    append(&a, &numbered("e", 0..50));
+    etcd.etcdctl(&["put", "k", &format!("[{{\"path\":\"{}\",\"topic\":\"te\"}}]", a.display())]).unwrap();
+    let pki = etcd.pki.display();
+    let extra = format!(
+        "start_position: beginning\netcdkeys: [k]\netcdconfig: [\"{}\"]\netcd_allowed_paths: [\"{}\"]\n\
+         etcd_tls: {{ca_file: {pki}/ca.pem, cert_file: {pki}/client.pem, key_file: {pki}/client.key}}\n",
+        etcd.endpoint,
+        logs.display()
+    );
+    let cfg = write_config(dir.path(), &broker.addr(), &[], &extra);
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("te", 50, T), numbered("e", 0..50));
+
+    // A CA that did not sign etcd's certificate, or no client certificate: named with the
+    // endpoint, and the agent runs on (retrying).
+    for (name, tls, cause) in [
+        ("other-ca", format!("{{ca_file: {pki}/other-ca.pem}}"), "invalid peer certificate: UnknownIssuer"),
+        ("no-client-cert", format!("{{ca_file: {pki}/ca.pem}}"), "received fatal alert: BadCertificate"),
+    ] {
+        let bad = dir.path().join(name);
+        std::fs::create_dir_all(&bad).unwrap();
+        let extra = format!(
+            "etcdkeys: [k]\netcdconfig: [\"{}\"]\netcd_allowed_paths: [\"{}\"]\netcd_tls: {tls}\n",
+            etcd.endpoint,
+            logs.display()
+        );
+        let cfg = write_config(&bad, &broker.addr(), &[], &extra);
+        let mut refused = Agent::start(&cfg);
+        refused.wait_log(cause, T);
+        let text = refused.log_text();
+        let line = text.lines().find(|l| l.contains(cause)).unwrap();
+        assert!(line.contains(&etcd.endpoint), "{name}: the error names the endpoint: {line}");
+        assert!(refused.proc.is_running(), "{name}");
+        assert_eq!(refused.terminate(), Some(0), "{name}");
+    }
+    drop(etcd);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+impl Drop for TlsEtcd {
+    fn drop(&mut self) {
+        self.proc.kill();
+    }
+}
