@@ -43,7 +43,7 @@ fn main() {
     let kafka =
         args.iter().position(|a| a == "--broker").and_then(|i| args.get(i + 1)).map(String::as_str) == Some("kafka");
     let mut b = Bench::new(quick, kafka);
-    // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction.
+    // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction, codecs.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let mut rows = Vec::new();
@@ -58,6 +58,9 @@ fn main() {
     }
     if want("reaction") {
         rows.extend(b.reaction());
+    }
+    if want("codecs") {
+        rows.extend(b.codecs());
     }
     let table = render(&rows, &b);
     print!("{table}");
@@ -439,8 +442,14 @@ impl Bench {
     }
 
     fn config(&self, dir: &Path, files: &[(PathBuf, String)], extra: &str) -> PathBuf {
+        self.config_kafka(dir, files, extra, "")
+    }
+
+    /// `kafka`: more keys of kafkaconfig (`compression: zstd`).
+    fn config_kafka(&self, dir: &Path, files: &[(PathBuf, String)], extra: &str, kafka: &str) -> PathBuf {
+        let kafka = if kafka.is_empty() { String::new() } else { format!(", {kafka}") };
         let mut y = format!(
-            "catsyslog: {{logpath: {}/agent.log, loglevel: warn}}\nkafkaconfig: {{kafkaaddr: \"{}\"}}\ndata_dir: {}/data\n{extra}",
+            "catsyslog: {{logpath: {}/agent.log, loglevel: warn}}\nkafkaconfig: {{kafkaaddr: \"{}\"{kafka}}}\ndata_dir: {}/data\n{extra}",
             dir.display(),
             self.addr(),
             dir.display()
@@ -587,6 +596,62 @@ impl Bench {
         let (cpu, rss) = reap(&mut child);
         assert_eq!(got, n, "{} delivered every line", bin.display());
         (secs, cpu, rss as f64)
+    }
+
+    // --- 5. compression codecs ------------------------------------------------------------------
+
+    /// Catch-up of the same file with each `kafkaconfig.compression`: CPU seconds per million
+    /// lines (median of the runs), against `none` in the same run. Lines are the catch-up
+    /// scenario's (a counter, then padding: very compressible, as many logs are).
+    fn codecs(&mut self) -> Vec<Row> {
+        let n: usize = if self.quick { 200_000 } else { 1_000_000 };
+        let file = self.dir.path().join("codecs.log");
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+            for i in 0..n {
+                let head = format!("{i:010} level=info msg=\"request served\" path=/api/v1/items/{} ", i % 977);
+                w.write_all(head.as_bytes()).unwrap();
+                w.write_all(&vec![b'x'; LINE_BYTES.saturating_sub(head.len() + 1)]).unwrap();
+                w.write_all(b"\n").unwrap();
+            }
+        }
+        let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); codecs.len()];
+        for run in 0..self.runs {
+            for (i, codec) in codecs.iter().enumerate() {
+                let topic = self.topic(&format!("codec-{codec}"));
+                let d = self.run_dir(&format!("codec-{codec}{run}"));
+                let cfg = self.config_kafka(
+                    &d,
+                    &[(file.clone(), topic.clone())],
+                    "start_position: beginning\n",
+                    &format!("compression: {codec}"),
+                );
+                let reader = ReadyReader::start(&self.addr(), &topic, n, Duration::from_secs(300));
+                let mut child = self.spawn_agent(&cfg);
+                let (got, _) = reader.join();
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let (c, _) = reap(&mut child);
+                assert_eq!(got, n, "{codec}: every line delivered");
+                cpu[i].push(c);
+            }
+            eprintln!("codecs run {run} done");
+        }
+        let per_m: Vec<f64> = cpu.into_iter().map(|v| median(v) / (n as f64 / 1e6)).collect();
+        let s = "5. compression";
+        codecs
+            .iter()
+            .zip(&per_m)
+            .map(|(codec, c)| {
+                row(
+                    s,
+                    &format!("{codec}: CPU s per million lines"),
+                    format!("{c:.2} ({:.2}x none)", c / per_m[0]),
+                    "",
+                    None,
+                )
+            })
+            .collect()
     }
 
     // --- 2. live tail -------------------------------------------------------------------------

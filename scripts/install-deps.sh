@@ -3,7 +3,9 @@
 #   - tansu 0.6.0 (Kafka-compatible broker) from crates.io, skipped when that version is on PATH;
 #   - etcd-server + etcd-client from Debian, skipped when `etcd` is on PATH;
 #   - curl (the etcd-logconf script and the demo use it);
-#   - supervisor from Debian (the shipped supervisord conf is tested under the real one).
+#   - supervisor from Debian (the shipped supervisord conf is tested under the real one);
+#   - openssl and perl (scripts/pki.sh makes the TLS tests' certificates; OpenSSL's own build,
+#     compiled into the binary by rdkafka's ssl-vendored, runs perl).
 # Safe to run again and again; prints what it skips.
 set -euo pipefail
 
@@ -14,6 +16,9 @@ command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server etcd-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # Debian's supervisord: tests/operations.rs runs the shipped program section under it.
 command -v supervisord >/dev/null 2>&1 || need_apt+=(supervisor)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v perl >/dev/null 2>&1 || need_apt+=(perl)
+command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -276,14 +276,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             // logrotate leaves a missing file alone (missingok).
             Step::Rename { .. } | Step::CopyTruncate if !world.path.exists() => {}
             Step::Rename { create } => {
-                if world.generations >= KEEP {
-                    agent.settle(); // the oldest generation goes: it must have been read
-                    memory.deliver();
-                    world.unseen = false;
-                }
-                world.end_partial();
-                world.epoch += 1;
-                world.shift();
+                rotate(&mut agent, &memory, &mut world);
                 std::fs::rename(&world.path, world.generation(1)).unwrap();
                 if create {
                     File::create(&world.path).unwrap();
@@ -297,14 +290,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     // A tail with the file open reads within milliseconds of a write.
                     agent.poll();
                 }
-                if world.generations >= KEEP {
-                    agent.settle();
-                    memory.deliver();
-                    world.unseen = false;
-                }
-                world.end_partial();
-                world.epoch += 1;
-                world.shift();
+                rotate(&mut agent, &memory, &mut world);
                 std::fs::copy(&world.path, world.generation(1)).unwrap();
                 OpenOptions::new().write(true).open(&world.path).unwrap().set_len(0).unwrap();
             }
@@ -359,6 +345,20 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
     let killed = agent.killed || steps.iter().any(|s| matches!(s, Step::Kill));
     let out = std::mem::take(&mut memory.inner.lock().unwrap().delivered);
     check(&world.expected, &out, killed)
+}
+
+/// What both rotations do first: the oldest generation goes once it was read and delivered (it
+/// would be lost otherwise, by any tailer), the file's unfinished line stays as it is, and the
+/// generations shift to make room for `app.log.1`.
+fn rotate(agent: &mut Agent, memory: &Memory, world: &mut World) {
+    if world.generations >= KEEP {
+        agent.settle();
+        memory.deliver();
+        world.unseen = false;
+    }
+    world.end_partial();
+    world.epoch += 1;
+    world.shift();
 }
 
 /// A file that came and went unseen, at a path with no record, is out of reach of a tail that
