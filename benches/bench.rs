@@ -615,12 +615,14 @@ impl Bench {
                 w.write_all(b"\n").unwrap();
             }
         }
-        let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+        // The second, with headers: what the `host`, `path` and `offset` headers cost (issue 17).
+        let codecs = ["none", "none, headers: [host, path, offset]", "gzip", "snappy", "lz4", "zstd"];
         let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); codecs.len()];
         for run in 0..self.runs {
             for (i, codec) in codecs.iter().enumerate() {
-                let topic = self.topic(&format!("codec-{codec}"));
-                let d = self.run_dir(&format!("codec-{codec}{run}"));
+                let name = codec.split(',').next().unwrap_or(codec).to_string() + if i == 1 { "-headers" } else { "" };
+                let topic = self.topic(&format!("codec-{name}"));
+                let d = self.run_dir(&format!("codec-{name}{run}"));
                 let cfg = self.config_kafka(
                     &d,
                     &[(file.clone(), topic.clone())],
@@ -638,20 +640,33 @@ impl Bench {
             eprintln!("codecs run {run} done");
         }
         let per_m: Vec<f64> = cpu.into_iter().map(|v| median(v) / (n as f64 / 1e6)).collect();
-        let s = "5. compression";
-        codecs
+        let s = "5. compression, headers";
+        let none = per_m[0];
+        let mut rows: Vec<Row> = codecs
             .iter()
             .zip(&per_m)
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, x)| x)
             .map(|(codec, c)| {
                 row(
                     s,
                     &format!("{codec}: CPU s per million lines"),
-                    format!("{c:.2} ({:.2}x none)", c / per_m[0]),
+                    format!("{c:.2} ({:.2}x none)", c / none),
                     "",
                     None,
                 )
             })
-            .collect()
+            .collect();
+        let cost = per_m[1] / none;
+        rows.push(row(
+            s,
+            "headers host, path, offset: CPU per line, with / without",
+            format!("{cost:.2}x ({:.2} / {none:.2})", per_m[1]),
+            "<= 1.1x",
+            Some(cost <= 1.1),
+        ));
+        rows
     }
 
     // --- 2. live tail -------------------------------------------------------------------------

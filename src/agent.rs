@@ -167,7 +167,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         log::warn!("{w}");
     }
     let checkpoints = Arc::new(Checkpoints::open(&config.data_dir).map_err(|e| StartError::State(e.to_string()))?);
-    let sink = Arc::new(Sink::new(&config.kafka).map_err(StartError::Kafka)?);
+    let sink = Arc::new(Sink::new(&config.kafka, &config.hostname).map_err(StartError::Kafka)?);
     let metrics = Arc::new(Metrics::default());
     {
         let s = sink.clone();

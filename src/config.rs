@@ -33,6 +33,28 @@ pub enum MessageKey {
     Topic,
     /// No key.
     None,
+    /// The host name (`hostname`): one host's lines of a topic stay in one partition.
+    Host,
+    /// The host name, `:`, and the file's configured path.
+    #[serde(rename = "host_path")]
+    HostPath,
+}
+
+/// Which Kafka headers every message carries (`kafkaconfig.headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Headers {
+    /// `host`: the agent's `hostname`.
+    pub host: bool,
+    /// `path`: the file actually read (a glob's match, a rotated file's name then).
+    pub path: bool,
+    /// `offset`: the decimal byte offset of the line's first byte in that file.
+    pub offset: bool,
+}
+
+impl Headers {
+    pub fn any(&self) -> bool {
+        self.host || self.path || self.offset
+    }
 }
 
 /// The validated, resolved configuration the agent runs on.
@@ -64,6 +86,9 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// Optional pid file (a second instance on the same data_dir is refused in any case).
     pub pid_file: Option<PathBuf>,
+    /// This host's name (`hostname`, default the system's): the `host` header, `{host}` in
+    /// `etcdkeys`.
+    pub hostname: String,
     /// What is allowed but unwise (a password file others can read), each naming its field:
     /// logged at start and printed by `--check`.
     pub warnings: Vec<String>,
@@ -91,6 +116,8 @@ pub struct KafkaSettings {
     pub properties: BTreeMap<String, String>,
     /// How long shutdown waits for in-flight lines to be acknowledged.
     pub flush_timeout: Duration,
+    /// Headers on every message.
+    pub headers: Headers,
     /// librdkafka properties that hold secrets (`sasl.password`, `ssl.key.password`, any key
     /// with "password" in `properties`): apart, so that no print of the config shows them.
     pub secrets: BTreeMap<String, Secret>,
@@ -148,6 +175,7 @@ impl Config {
             scan_frequency,
             metrics,
             pid_file,
+            hostname,
             warnings: _,
         } = self;
         let mut plan = ReloadPlan::default();
@@ -170,6 +198,7 @@ impl Config {
         note(restart, "max_open_files", *max_open_files != new.max_open_files);
         note(restart, "metrics", *metrics != new.metrics);
         note(restart, "pid_file", *pid_file != new.pid_file);
+        note(restart, "hostname", *hostname != new.hostname);
         plan
     }
 }
@@ -214,6 +243,7 @@ struct RawConfig {
     etcd_allowed_paths: Option<Vec<String>>,
     etcd_auth: Option<RawEtcdAuth>,
     etcd_tls: Option<RawTls>,
+    hostname: Option<String>,
     data_dir: Option<String>,
     start_position: Option<StartPosition>,
     max_line_bytes: Option<RawSize>,
@@ -294,6 +324,7 @@ struct RawKafka {
     flush_timeout: Option<String>,
     tls: Option<RawTls>,
     sasl: Option<RawSasl>,
+    headers: Option<Vec<String>>,
     #[serde(default)]
     properties: BTreeMap<String, RawScalar>,
 }
@@ -368,10 +399,12 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     let max_line_bytes = resolve_max_line_bytes(raw.max_line_bytes, problems);
     let kafka = resolve_kafka(raw.kafkaconfig, max_line_bytes, base, problems, warnings);
 
+    let hostname = resolve_hostname(raw.hostname.as_deref(), problems);
     let etcd = resolve_etcd(
         EtcdRaw {
             endpoints: raw.etcdconfig,
-            keys: raw.etcdkeys,
+            // One config.yaml for a fleet: `{host}` in a key is this host's name.
+            keys: raw.etcdkeys.iter().map(|k| k.replace("{host}", &hostname)).collect(),
             allowed: raw.etcd_allowed_paths,
             auth: raw.etcd_auth,
             tls: raw.etcd_tls,
@@ -427,8 +460,43 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
         scan_frequency,
         metrics,
         pid_file,
+        hostname,
         warnings: Vec::new(),
     }
+}
+
+/// `kafkaconfig.headers`: a list of `host`, `path`, `offset`. Default none for now: issue 17
+/// asks for all three by default once they cost at most 1.1x the CPU per line of catch-up, and
+/// measured they cost 1.74x (BENCHMARKS.md); until that is brought down they are asked for.
+fn kafka_headers(list: Option<&[String]>, problems: &mut Vec<String>) -> Headers {
+    let Some(list) = list else {
+        return Headers::default();
+    };
+    let mut h = Headers::default();
+    for (i, name) in list.iter().enumerate() {
+        match name.as_str() {
+            "host" => h.host = true,
+            "path" => h.path = true,
+            "offset" => h.offset = true,
+            other => problems.push(format!("kafkaconfig.headers[{i}]: {other:?} is not one of host, path, offset")),
+        }
+    }
+    h
+}
+
+/// `hostname`, or the system's host name; checked, since it goes into etcd keys and headers.
+fn resolve_hostname(raw: Option<&str>, problems: &mut Vec<String>) -> String {
+    let name = match raw {
+        Some(n) => n.to_string(),
+        None => crate::host::system_hostname().unwrap_or_else(|| "localhost".to_string()),
+    };
+    if name.is_empty()
+        || name.len() > 253
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        problems.push(format!("hostname: {name:?} is not a host name (letters, digits, '.', '-', '_')"));
+    }
+    name
 }
 
 /// `catsyslog`: where the agent logs, and how much.
@@ -668,6 +736,7 @@ fn resolve_kafka(
             message_key: MessageKey::Path,
             properties: BTreeMap::new(),
             flush_timeout: Duration::from_secs(10),
+            headers: Headers::default(),
             secrets: BTreeMap::new(),
         };
     };
@@ -735,6 +804,7 @@ fn resolve_kafka(
         message_key: raw.message_key.unwrap_or(MessageKey::Path),
         properties: props,
         flush_timeout,
+        headers: kafka_headers(raw.headers.as_deref(), problems),
         secrets,
     }
 }
@@ -1117,5 +1187,25 @@ kafkaconfig:
             !hatch.kafka.properties.contains_key("ssl.key.password")
                 && hatch.kafka.secrets.contains_key("ssl.key.password")
         );
+    }
+
+    #[test]
+    fn hostname_headers_and_host_in_etcd_keys() {
+        let text = "kafkaconfig: {kafkaaddr: h:1, headers: [host, offset], message_key: host_path}\n\
+                    hostname: web-7\netcdconfig: [e:2379]\netcdkeys: [logcatch/all, \"logcatch/host/{host}\"]\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.hostname, "web-7");
+        assert_eq!(c.etcd.keys, ["logcatch/all", "logcatch/host/web-7"]);
+        assert_eq!(c.kafka.headers, Headers { host: true, path: false, offset: true });
+        assert_eq!(c.kafka.message_key, MessageKey::HostPath);
+        let d = parse("kafkaconfig: {kafkaaddr: h:1}\n").unwrap();
+        assert!(!d.kafka.headers.any(), "none by default, for now (see kafka_headers)");
+        assert!(!d.hostname.is_empty(), "the system's host name by default");
+        let off = parse("kafkaconfig: {kafkaaddr: h:1, headers: []}\n").unwrap();
+        assert!(!off.kafka.headers.any());
+        let e =
+            parse("kafkaconfig: {kafkaaddr: h:1, headers: [host, user]}\nhostname: \"a b\"\n").unwrap_err().to_string();
+        assert!(e.contains("kafkaconfig.headers[1]: \"user\" is not one of host, path, offset"), "{e}");
+        assert!(e.contains("hostname: \"a b\" is not a host name"), "{e}");
     }
 }

@@ -7,11 +7,26 @@
 //!   librdkafka's and the etcd client's own errors then name the host that does not resolve.
 //! - `/proc/<pid>/cmdline`, only to tell whether a `pid_file` names a live logcatch; without
 //!   `/proc` such a pid file is taken as stale (the `data_dir` lock still refuses a second agent).
+//! - The host name, from the kernel (`gethostname`, no file): the default of `hostname`.
 //! - Not `/etc/localtime`: the agent's log is stamped in UTC (RFC 3339 with `Z`) everywhere, so
 //!   hosts in different zones read alike.
 
 use std::net::IpAddr;
 use std::path::Path;
+
+/// The kernel's host name (what `hostname` prints), or None if it cannot be had.
+pub fn system_hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is valid for writes of its whole length, which is what is passed; the kernel
+    // writes at most that many bytes (a name of 64 at most on Linux) and nothing else is touched.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (!name.is_empty()).then_some(name)
+}
 
 /// The host part of `host:port` (IPv6 in brackets allowed), or of a URL.
 fn host_of(addr: &str) -> &str {

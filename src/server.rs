@@ -295,8 +295,7 @@ impl ServerState {
             // reads the same file.
             self.wait_stopped(|t| t.spec == spec, Duration::from_secs(2));
             self.generation += 1;
-            let tail =
-                Tail::new(spec.clone(), self.generation, self.ctx.settings.message_key, appeared.contains(&spec));
+            let tail = Tail::new(spec.clone(), self.generation, &self.ctx.settings, appeared.contains(&spec));
             tail.watch(&self.ctx.waker);
             let restarts = self.supervisor.spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
             self.ctx.metrics.add_source(&spec, tail.stats.clone(), restarts);

@@ -320,3 +320,59 @@ fn check_flag_reports_problems_by_field() {
     let out = std::process::Command::new(bin()).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Issue 17: every message says where it came from, in Kafka headers (the payload stays the
+/// raw line): `host` (the `hostname` key), `path` (the file actually read: here a glob's
+/// matches) and `offset` (the decimal byte offset of the line's first byte in that file).
+#[test]
+fn every_message_says_where_it_came_from_in_headers() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    broker.create_topic("bare");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    append(&a, &numbered("a", 0..20));
+    append(&b, &numbered("bb", 0..30));
+    let bare = dir.path().join("bare.log");
+    append(&bare, &numbered("c", 0..5));
+    let glob = logs.join("*.log");
+    let extra = format!(
+        "start_position: beginning\nhostname: web-7\n\
+         kafkaconfig: {{kafkaaddr: \"{}\", message_key: host_path, headers: [host, path, offset]}}\n",
+        broker.addr()
+    );
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&glob, "t")], &extra);
+    let mut agent = Agent::start(&cfg);
+    let msgs = broker.read("t", 50, T);
+    assert_eq!(msgs.len(), 50);
+    for (file, prefix, n) in [(&a, "a", 20), (&b, "bb", 30)] {
+        let path = file.to_str().unwrap();
+        let mine: Vec<&Msg> = msgs.iter().filter(|m| m.headers.iter().any(|(k, v)| k == "path" && v == path)).collect();
+        let values: Vec<String> = mine.iter().map(|m| String::from_utf8_lossy(&m.value).into_owned()).collect();
+        assert_eq!(values, numbered(prefix, 0..n), "{path}: its lines, in order, with its path header");
+        // Each line's offset is where its first byte lies in the file.
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut at = 0;
+        for (m, line) in mine.iter().zip(text.lines()) {
+            let headers: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert_eq!(headers, [("host", "web-7"), ("path", path), ("offset", at.to_string().as_str())]);
+            assert_eq!(m.key.as_deref(), Some(format!("web-7:{path}").as_bytes()), "message_key: host_path");
+            at += line.len() + 1;
+        }
+    }
+    assert_eq!(agent.terminate(), Some(0));
+
+    // `headers: []` turns them off; `message_key: host` keys by host alone.
+    let d2 = dir.path().join("second");
+    std::fs::create_dir_all(&d2).unwrap();
+    let extra = format!(
+        "start_position: beginning\nhostname: web-8\nkafkaconfig: {{kafkaaddr: \"{}\", headers: [], message_key: host}}\n",
+        broker.addr()
+    );
+    let cfg = write_config(&d2, &broker.addr(), &[(&bare, "bare")], &extra);
+    let mut agent = Agent::start(&cfg);
+    let msgs = broker.read("bare", 5, T);
+    assert!(msgs.iter().all(|m| m.headers.is_empty() && m.key.as_deref() == Some(&b"web-8"[..])));
+    assert_eq!(agent.terminate(), Some(0));
+}

@@ -304,3 +304,38 @@ fn a_glob_from_etcd_with_an_exclude_follows_its_files() {
     assert_stopped(&env, &agent, &b, "tg", 10);
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// Issue 17: one config.yaml for a fleet. `{host}` in an etcd key is the agent's `hostname`, so
+/// two agents with the same file watch the shared key and each its own.
+#[test]
+fn host_in_an_etcd_key_is_each_agents_hostname() {
+    let env = setup(1, &["shared", "web1", "web2"]);
+    let logs = env.logs();
+    let (s, w1, w2) = (logs.join("shared.log"), logs.join("w1.log"), logs.join("w2.log"));
+    append(&s, &numbered("s", 0..5));
+    append(&w1, &numbered("w1", 0..5));
+    append(&w2, &numbered("w2", 0..5));
+    env.etcd.put("logcatch/all", &[(&s, "shared")]);
+    env.etcd.put("logcatch/host/web-1", &[(&w1, "web1")]);
+    env.etcd.put("logcatch/host/web-2", &[(&w2, "web2")]);
+    let mut agents = Vec::new();
+    for host in ["web-1", "web-2"] {
+        let root = env.root.join(host);
+        std::fs::create_dir_all(&root).unwrap();
+        let extra = format!(
+            "start_position: beginning\nhostname: {host}\n{}",
+            etcd_yaml(&env.etcd.endpoints(), &["logcatch/all", "logcatch/host/{host}"], &logs)
+        );
+        let cfg = write_config(&root, &env.broker.addr(), &[], &extra);
+        agents.push(Agent::start(&cfg));
+    }
+    // The shared file from both agents; each host's own file from that host alone.
+    let shared = env.broker.lines("shared", 10, T);
+    assert_eq!(shared.iter().filter(|l| l.starts_with('s')).count(), 10, "both agents ship the shared key's file");
+    assert_eq!(env.broker.lines("web1", 6, Duration::from_secs(5)), numbered("w1", 0..5));
+    assert_eq!(env.broker.lines("web2", 6, Duration::from_secs(5)), numbered("w2", 0..5));
+    agents[0].wait_log("watching etcd key \"logcatch/host/web-1\"", T);
+    for mut a in agents {
+        assert_eq!(a.terminate(), Some(0));
+    }
+}

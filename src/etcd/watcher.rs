@@ -192,8 +192,15 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
                     break; // a quiet key: reopen on the same endpoint
                 }
                 Err(e @ (StreamError::Broken(_) | StreamError::Garbage(_))) => {
-                    log::debug!("etcd key {:?}: {e}; watching again from revision {}", st.key, st.revision + 1);
+                    // Said once per switch (issue 17: it used to be silent): which endpoint
+                    // failed and why, which one is tried now, and from which revision.
                     client.rotate();
+                    log::warn!(
+                        "etcd key {:?}: {e}; switching to {} from revision {}",
+                        st.key,
+                        client.endpoint(),
+                        st.revision + 1
+                    );
                     break;
                 }
             }

@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
 use super::refusal::{classify_error, Refusal, Waiting};
-use super::{BatchAck, KafkaProducer, Outgoing, Shared};
+use super::{Batch, BatchAck, KafkaProducer, Outgoing, Shared};
 
 /// How long a parked topic waits before its first waiting message is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -179,6 +180,9 @@ fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) 
         if let Some(k) = &out.batch.key {
             record = record.key(&**k);
         }
+        if let Some(h) = headers(&out.batch, start, shared) {
+            record = record.headers(h);
+        }
         match send_when_room(producer, record) {
             Ok(()) => {
                 shared.stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -192,6 +196,45 @@ fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) 
         out.next += 1;
     }
     Ok(())
+}
+
+/// The headers of the line starting at `start` in the batch's data (`kafkaconfig.headers`):
+/// `host`, `path` (the file read) and `offset` (of the line's first byte in it, in decimal).
+fn headers(batch: &Batch, start: usize, shared: &Shared) -> Option<OwnedHeaders> {
+    if let Some(h) = &batch.headers {
+        return Some(h.clone()); // a message sent again keeps its own
+    }
+    let set = shared.headers;
+    if !set.any() {
+        return None;
+    }
+    let mut h = OwnedHeaders::new_with_capacity(3);
+    if set.host {
+        h = h.insert(Header { key: "host", value: Some(&*shared.host) });
+    }
+    if let Some(origin) = &batch.origin {
+        if set.path {
+            h = h.insert(Header { key: "path", value: Some(&*origin.path) });
+        }
+        if set.offset {
+            let mut buf = [0u8; 20];
+            h = h.insert(Header { key: "offset", value: Some(decimal(origin.offset + start as u64, &mut buf)) });
+        }
+    }
+    Some(h)
+}
+
+/// `n` in decimal, written into `buf` (no allocation per message).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// Logs and counts a message that can never be delivered.

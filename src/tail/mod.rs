@@ -88,6 +88,8 @@ pub struct TailSettings {
     pub message_key: MessageKey,
     /// A current file with nothing new for this long is closed, and opened again when it changes.
     pub close_inactive: Duration,
+    /// This host's name (`message_key: host`, `host_path`).
+    pub hostname: Arc<str>,
 }
 
 impl TailSettings {
@@ -101,6 +103,7 @@ impl TailSettings {
             start_position: c.start_position,
             message_key: c.kafka.message_key,
             close_inactive: c.close_inactive,
+            hostname: c.hostname.as_str().into(),
         }
     }
 }
@@ -126,6 +129,8 @@ struct Reader {
     tracker: Arc<AckTracker>,
     /// Where it was opened (a rotated file keeps the name it had then).
     opened_as: PathBuf,
+    /// `opened_as` as text, for the `path` header of its lines.
+    origin: Arc<str>,
     /// File offset just past `buf`.
     read_offset: u64,
     /// Bytes read and not yet sent start at `buf[pos]`.
@@ -262,9 +267,9 @@ pub struct Tail {
 impl Tail {
     /// `from_start`: the file is new since its glob was first scanned (read all of it unless a
     /// checkpoint says otherwise).
-    pub fn new(spec: TailSpec, generation: u64, message_key: MessageKey, from_start: bool) -> Tail {
+    pub fn new(spec: TailSpec, generation: u64, settings: &TailSettings, from_start: bool) -> Tail {
         let stats = Arc::new(TailStats::default());
-        let state = TailState::new(spec.clone(), generation, message_key, from_start, stats.clone());
+        let state = TailState::new(spec.clone(), generation, settings, from_start, stats.clone());
         Tail {
             name: format!("tail#{generation}:{}", spec.path.display()),
             generation,
@@ -432,11 +437,14 @@ fn submit(ctx: &TailCtx, mut batch: Batch, end: u64, stop: &AtomicBool) -> Resul
 }
 
 impl TailState {
-    fn new(spec: TailSpec, owner: u64, message_key: MessageKey, from_start: bool, stats: Arc<TailStats>) -> TailState {
-        let key: Option<Arc<[u8]>> = match message_key {
+    fn new(spec: TailSpec, owner: u64, settings: &TailSettings, from_start: bool, stats: Arc<TailStats>) -> TailState {
+        let host = settings.hostname.as_bytes();
+        let key: Option<Arc<[u8]>> = match settings.message_key {
             MessageKey::Path => Some(spec.path.as_os_str().as_bytes().into()),
             MessageKey::Topic => Some(spec.topic.as_bytes().into()),
             MessageKey::None => None,
+            MessageKey::Host => Some(host.into()),
+            MessageKey::HostPath => Some([host, b":", spec.path.as_os_str().as_bytes()].concat().into()),
         };
         TailState {
             owner,
@@ -497,6 +505,7 @@ impl TailState {
             id,
             fp,
             tracker,
+            origin: opened_as.to_string_lossy().into(),
             opened_as,
             read_offset: offset,
             buf: Vec::new(),
@@ -1093,7 +1102,8 @@ impl TailState {
                 return Ok(());
             }
             let batch =
-                Batch::from_spans(topic.clone(), key.clone(), r.tracker.clone(), r.buf[first..pos].to_vec(), lines);
+                Batch::from_spans(topic.clone(), key.clone(), r.tracker.clone(), r.buf[first..pos].to_vec(), lines)
+                    .with_origin(r.origin.clone(), r.offset_of(first));
             submit(ctx, batch, end_offset, stop)?;
             r.pos = pos;
             r.scanned = scanned;
@@ -1135,7 +1145,8 @@ impl TailState {
             let unsent = r.offset_of(r.pos);
             ctx.checkpoints.note_replaced(&self.spec.topic, &self.path_text, r.fp, unsent, r.tracker.clone());
         } else if r.pos < r.buf.len() {
-            let mut batch = Batch::new(self.topic.clone(), self.key.clone(), r.tracker.clone());
+            let mut batch = Batch::new(self.topic.clone(), self.key.clone(), r.tracker.clone())
+                .with_origin(r.origin.clone(), r.offset_of(r.pos));
             batch.push(&r.buf[r.pos..]);
             if let Err(s) = submit(ctx, batch, r.read_offset, stop) {
                 self.draining.push(r);

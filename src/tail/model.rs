@@ -206,6 +206,7 @@ impl Agent {
             start_position: StartPosition::Beginning,
             message_key: MessageKey::None,
             close_inactive: Duration::from_secs(3600),
+            hostname: "model".into(),
         };
         let ctx = TailCtx {
             sink: memory.clone(),
@@ -217,7 +218,7 @@ impl Agent {
             settings,
         };
         let spec = TailSpec::new(dir.join("app.log"), "t");
-        let state = TailState::new(spec, owner, MessageKey::None, false, Arc::new(TailStats::default()));
+        let state = TailState::new(spec, owner, &ctx.settings, false, Arc::new(TailStats::default()));
         Agent { ctx, state, owner, killed: false }
     }
 
@@ -242,7 +243,7 @@ impl Agent {
         self.state.release(&self.ctx, &AtomicBool::new(true));
         self.owner += 1;
         let spec = self.state.spec.clone();
-        self.state = TailState::new(spec, self.owner, MessageKey::None, false, Arc::new(TailStats::default()));
+        self.state = TailState::new(spec, self.owner, &self.ctx.settings, false, Arc::new(TailStats::default()));
     }
 }
 

@@ -353,7 +353,22 @@ impl Broker {
                 break;
             }
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                out.push(Msg { key: m.key().map(|k| k.to_vec()), value: m.payload().unwrap_or_default().to_vec() });
+                use rdkafka::message::Headers;
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Msg {
+                    key: m.key().map(|k| k.to_vec()),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
             }
             if out.len() >= want && extra_until.is_none() {
                 extra_until = Some(Instant::now() + Duration::from_millis(500));
@@ -385,6 +400,8 @@ fn spawn_tansu(storage: &str, port: u16, log: &Path) -> Proc {
 pub struct Msg {
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
+    /// The message's headers, as text, in order.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Messages grouped by key (the configured path of the file they came from), in topic order.
