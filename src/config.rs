@@ -467,7 +467,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
 
 /// `kafkaconfig.headers`: a list of `host`, `path`, `offset`. Default none for now: issue 17
 /// asks for all three by default once they cost at most 1.1x the CPU per line of catch-up, and
-/// measured they cost 1.74x (BENCHMARKS.md); until that is brought down they are asked for.
+/// measured they cost 1.41x (BENCHMARKS.md); until that is brought down they are asked for.
 fn kafka_headers(list: Option<&[String]>, problems: &mut Vec<String>) -> Headers {
     let Some(list) = list else {
         return Headers::default();
