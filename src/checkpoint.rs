@@ -446,7 +446,12 @@ impl Checkpoints {
             }
             st.saved.values().cloned().collect::<Vec<Entry>>()
         };
-        write_atomically(&self.file, &entries).map_err(|error| StoreError::Io { file: self.file.clone(), error })?;
+        if let Err(error) = write_atomically(&self.file, &entries) {
+            // Still to be written: the next save (or the one at shutdown) tries again, and a
+            // failure then is reported as such, not as "checkpointed" (issue 15: a full disk).
+            self.lock().dirty = true;
+            return Err(StoreError::Io { file: self.file.clone(), error });
+        }
         Ok(true)
     }
 }
@@ -704,5 +709,23 @@ mod tests {
         let h = cp.history(path, "t", None);
         assert_eq!((h.len(), h[0].id, h[0].offset), (1, id, 4));
         assert!(h[0].tracker.as_ref().is_some_and(|x| Arc::ptr_eq(x, &t)), "its tracker carries on");
+    }
+
+    #[test]
+    fn a_failed_write_is_tried_again_not_forgotten() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        let cp = Checkpoints::open(&dir).unwrap();
+        let (t, _, _) = tracked(&cp, root.path(), "a.log", b"one\n");
+        let s = t.register(4);
+        t.ack(s);
+        // The store's directory cannot be written (here: it is a file now; on a host, ENOSPC).
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(&dir, b"").unwrap();
+        assert!(cp.save().is_err());
+        assert!(cp.save().is_err(), "still owed, so still an error");
+        std::fs::remove_file(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        assert!(cp.save().unwrap(), "written once the disk takes it");
     }
 }

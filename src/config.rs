@@ -247,13 +247,20 @@ struct RawConfig {
     data_dir: Option<String>,
     start_position: Option<StartPosition>,
     max_line_bytes: Option<RawSize>,
+    #[serde(default, deserialize_with = "duration_text")]
     rotate_wait: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     poll_interval: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     batch_wait: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     checkpoint_interval: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     ignore_older: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     close_inactive: Option<String>,
     max_open_files: Option<u64>,
+    #[serde(default, deserialize_with = "duration_text")]
     scan_frequency: Option<String>,
     metrics: Option<RawMetrics>,
     pid_file: Option<String>,
@@ -327,6 +334,21 @@ struct RawKafka {
     headers: Option<Vec<String>>,
     #[serde(default)]
     properties: BTreeMap<String, RawScalar>,
+}
+
+/// A duration key as written: a string with a unit, or the bare number 0 (which YAML reads as
+/// an integer: `batch_wait: 0` was refused as "invalid type").
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    Ok(Option::<Raw>::deserialize(d)?.map(|r| match r {
+        Raw::Number(n) => n.to_string(),
+        Raw::Text(t) => t,
+    }))
 }
 
 /// A size written as a number of bytes or as a string with a unit (`64KiB`, `1MiB`).
@@ -890,6 +912,9 @@ fn duration_field(name: &str, value: Option<&str>, default: &str, problems: &mut
 /// Parses `500ms`, `10s`, `5m`, `24h`, `2d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO); // `batch_wait: 0`: zero needs no unit
+    }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s, 5m, 24h"))?;
@@ -1207,5 +1232,13 @@ kafkaconfig:
             parse("kafkaconfig: {kafkaaddr: h:1, headers: [host, user]}\nhostname: \"a b\"\n").unwrap_err().to_string();
         assert!(e.contains("kafkaconfig.headers[1]: \"user\" is not one of host, path, offset"), "{e}");
         assert!(e.contains("hostname: \"a b\" is not a host name"), "{e}");
+    }
+
+    #[test]
+    fn a_bare_zero_is_a_duration_and_other_bare_numbers_are_not() {
+        let c = parse("kafkaconfig: {kafkaaddr: h:1}\nbatch_wait: 0\n").unwrap();
+        assert_eq!(c.batch_wait, Duration::ZERO);
+        let e = parse("kafkaconfig: {kafkaaddr: h:1}\nrotate_wait: 5\n").unwrap_err().to_string();
+        assert!(e.contains("rotate_wait: \"5\" is not a duration"), "{e}");
     }
 }

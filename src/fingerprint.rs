@@ -97,10 +97,18 @@ pub fn rotated_siblings(path: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Opens `path` for reading without ever blocking: a FIFO (or a device) named where a log is
+/// expected would block `open()` until a writer came, stalling whichever thread asked. Callers
+/// then refuse what is not a regular file. On a regular file the flag changes nothing.
+pub fn open_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
 /// Finds the file with identity `id` among `path` itself and its rotated siblings.
 pub fn find_by_id(path: &Path, id: FileId) -> Option<(PathBuf, File)> {
     std::iter::once(path.to_path_buf()).chain(rotated_siblings(path)).find_map(|p| {
-        let f = File::open(&p).ok()?;
+        let f = open_file(&p).ok()?;
         let meta = f.metadata().ok()?;
         (FileId::of(&meta) == id).then_some((p, f))
     })

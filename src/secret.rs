@@ -42,7 +42,14 @@ impl fmt::Display for Secret {
 /// trailing newline. `Err` names the field, the file and the cause; a file others can read adds
 /// a warning.
 pub fn read_secret(field: &str, path: &Path, warnings: &mut Vec<String>) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
+    let mut file =
+        crate::fingerprint::open_file(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("{field}: {} is not a regular file", path.display()));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let text = text.strip_suffix('\r').unwrap_or(text);
     if text.is_empty() {
@@ -55,7 +62,11 @@ pub fn read_secret(field: &str, path: &Path, warnings: &mut Vec<String>) -> Resu
 /// Checks that a certificate or key file can be read; a private key others can read adds a
 /// warning (`private`).
 pub fn check_file(field: &str, path: &Path, private: bool, warnings: &mut Vec<String>) -> Result<(), String> {
-    std::fs::File::open(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
+    let file =
+        crate::fingerprint::open_file(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("{field}: {} is not a regular file", path.display()));
+    }
     if private {
         warn_if_shared(field, path, warnings);
     }

@@ -205,8 +205,10 @@ impl ServerState {
     /// A file left out for its age is recorded as read to its end, so that if it is written to
     /// again only the new lines are shipped (as Filebeat does with `ignore_older`).
     fn skip_old(&self, spec: &TailSpec) {
-        let Ok(file) = std::fs::File::open(&spec.path) else { return };
-        let Ok(meta) = file.metadata() else { return };
+        let Ok(file) = crate::fingerprint::open_file(&spec.path) else { return };
+        let Ok(meta) = file.metadata().map_err(drop).and_then(|m| if m.is_file() { Ok(m) } else { Err(()) }) else {
+            return;
+        };
         let fp = Fingerprint::of_file(&file).unwrap_or_default();
         let path = spec.path.to_string_lossy();
         self.ctx.checkpoints.skip_old(&spec.topic, FileId::of(&meta), &path, fp, meta.len());

@@ -376,3 +376,23 @@ fn every_message_says_where_it_came_from_in_headers() {
     assert!(msgs.iter().all(|m| m.headers.is_empty() && m.key.as_deref() == Some(&b"web-8"[..])));
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// Issue 15: a FIFO named as a log path blocked its tail inside open() (and shutdown waited for
+/// it). It is refused as not a regular file, without blocking; the other file ships.
+#[test]
+fn a_fifo_named_as_a_log_is_refused_without_blocking_anything() {
+    let (dir, broker) = setup();
+    broker.create_topic("t");
+    let fifo = dir.path().join("pipe.log");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let a = dir.path().join("a.log");
+    append(&a, &numbered("a", 0..10));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&fifo, "t"), (&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T), numbered("a", 0..10));
+    agent.wait_log("not a regular file", T);
+    let t0 = std::time::Instant::now();
+    assert_eq!(agent.terminate(), Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(5), "shutdown held up for {:?}", t0.elapsed());
+    assert!(!agent.log_text().contains("did not"), "every tail stopped in time");
+}

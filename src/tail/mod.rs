@@ -60,7 +60,7 @@ use crate::config::{MessageKey, StartPosition};
 use crate::desired::TailSpec;
 use crate::discover::compressed;
 use crate::failpoint;
-use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
+use crate::fingerprint::{find_by_id, open_file, rotated_siblings, FileId, Fingerprint};
 use crate::metrics::TailStats;
 use crate::sink::{Batch, Outlet, Stopped};
 use crate::waker::Doorbell;
@@ -584,7 +584,9 @@ impl TailState {
             }
             return None;
         };
-        let file = match File::open(&self.spec.path) {
+        // Never blocks: a FIFO named as a log path is refused below as not a regular file (it
+        // blocked open() until a writer came, and shutdown waited for the stuck tail).
+        let file = match open_file(&self.spec.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) if out_of_descriptors(&e) => {
@@ -630,7 +632,7 @@ impl TailState {
             return false;
         }
         for path in rotated_siblings(&self.spec.path) {
-            let Ok(file) = File::open(&path) else { continue };
+            let Ok(file) = open_file(&path) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let id = FileId::of(&meta);
             if id == not
@@ -667,7 +669,7 @@ impl TailState {
             if compressed(&path) {
                 continue;
             }
-            let Ok(file) = File::open(&path) else { continue };
+            let Ok(file) = open_file(&path) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let id = FileId::of(&meta);
             let mtime = meta.mtime().max(0) as u64;
