@@ -31,6 +31,14 @@ fn read_pid(path: &Path) -> Option<u32> {
     s.trim().parse().ok()
 }
 
+/// For `status`: the pid written in `data_dir`'s lock file when that process is gone (killed,
+/// crashed), which the metrics file cannot say until it is old. None while it runs, when no
+/// agent ever ran there, or where `/proc` cannot tell (a chroot).
+pub fn dead_holder(data_dir: &Path) -> Option<u32> {
+    let pid = read_pid(&data_dir.join(LOCK_FILE))?;
+    (Path::new("/proc/self").exists() && !is_logcatch(pid)).then_some(pid)
+}
+
 /// Takes the `data_dir` lock and writes the pid file. Err says who holds it.
 pub fn claim(data_dir: &Path, pid_file: Option<&Path>) -> Result<Instance, String> {
     std::fs::create_dir_all(data_dir).map_err(|e| format!("data_dir {}: {e}", data_dir.display()))?;

@@ -34,13 +34,15 @@ pub fn status(config_path: &Path) -> (String, u8) {
         Err(e) => return (format!("DEAD: no metrics file {} ({e}); is logcatch running?\n", path.display()), DEAD),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    report(&text, now, &path)
+    report(&text, now, &path, crate::process::dead_holder(&cfg.data_dir))
 }
 
 /// Judges a metrics file's text as of `now` (Unix seconds).
 ///
 /// Long on purpose: one block per section of the report, in the order printed.
-pub fn report(text: &str, now: f64, path: &Path) -> (String, u8) {
+/// `dead_pid`: the agent that wrote `data_dir`'s lock is gone (`process::dead_holder`): a
+/// SIGKILLed agent is DEAD at once, not only once its metrics file is old.
+pub fn report(text: &str, now: f64, path: &Path, dead_pid: Option<u32>) -> (String, u8) {
     let m = match metrics::parse(text) {
         Ok(m) => m,
         Err(e) => return (format!("DEAD: metrics file {} is unreadable: {e}\n", path.display()), DEAD),
@@ -67,6 +69,8 @@ pub fn report(text: &str, now: f64, path: &Path) -> (String, u8) {
 
     let (verdict, code) = if !up {
         ("STOPPED: the agent stopped cleanly (logcatch_up 0)".to_string(), DEAD)
+    } else if let Some(pid) = dead_pid {
+        (format!("DEAD: the agent (pid {pid}, from data_dir's lock) is not running: killed or crashed"), DEAD)
     } else if age > 3.0 * interval + 5.0 {
         (format!("DEAD: metrics not written for {age:.0} s (every {interval:.0} s expected)"), DEAD)
     } else if !stuck.is_empty() {
@@ -162,12 +166,15 @@ mod tests {
     #[test]
     fn verdicts() {
         let p = Path::new("/m.prom");
-        assert_eq!(report(&text(true, 0, true), 1005.0, p).1, OK);
-        assert_eq!(report(&text(false, 0, true), 1005.0, p).1, DEAD);
-        assert_eq!(report(&text(true, 0, true), 1100.0, p).1, DEAD, "stale file");
-        assert_eq!(report(&text(true, 120, true), 1005.0, p).1, STUCK);
-        assert_eq!(report(&text(true, 0, false), 1005.0, p).1, STUCK);
-        assert_eq!(report("garbage here", 1005.0, p).1, DEAD);
-        assert!(report(&text(true, 0, true), 1005.0, p).0.contains("/var/log/a.log"));
+        assert_eq!(report(&text(true, 0, true), 1005.0, p, None).1, OK);
+        assert_eq!(report(&text(false, 0, true), 1005.0, p, None).1, DEAD);
+        assert_eq!(report(&text(true, 0, true), 1100.0, p, None).1, DEAD, "stale file");
+        assert_eq!(report(&text(true, 120, true), 1005.0, p, None).1, STUCK);
+        assert_eq!(report(&text(true, 0, false), 1005.0, p, None).1, STUCK);
+        assert_eq!(report("garbage here", 1005.0, p, None).1, DEAD);
+        assert!(report(&text(true, 0, true), 1005.0, p, None).0.contains("/var/log/a.log"));
+        let (out, code) = report(&text(true, 0, true), 1005.0, p, Some(4242));
+        assert_eq!(code, DEAD, "a fresh metrics file, but its agent is gone");
+        assert!(out.contains("pid 4242"), "{out}");
     }
 }

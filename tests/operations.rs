@@ -211,3 +211,27 @@ fn the_shipped_supervisord_conf_restarts_a_crash_but_not_exit_5() {
     ctl(&["stop", "logcatch"]);
     wait_until(T, "a clean stop (exit 0, expected)", || log().contains("stopped: logcatch (exit status 0)"));
 }
+
+/// Issue 15: a SIGKILLed agent is DEAD for `status` at once (the pid in data_dir's lock is no
+/// longer a running logcatch), not only once its metrics file is three intervals old.
+#[test]
+fn status_calls_a_killed_agent_dead_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    append(&a, &numbered("a", 0..5));
+    let metrics = dir.path().join("metrics.prom");
+    // 2 s: the file would be judged stale only 11 s after the kill; status must not wait for that.
+    let extra = format!("start_position: beginning\nmetrics: {{path: {}, interval: 2s}}\n", metrics.display());
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], &extra);
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 5, T), numbered("a", 0..5));
+    wait_until(T, "the metrics file", || metrics.exists());
+    assert_eq!(status(&cfg).0, Some(0), "running");
+    agent.proc.signal(libc::SIGKILL);
+    assert!(agent.proc.wait_exit(T).is_none(), "killed by the signal, no exit code");
+    let (code, out) = status(&cfg);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("not running: killed or crashed"), "{out}");
+}
