@@ -232,6 +232,19 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         let (cp, every, stop) = (checkpoints.clone(), config.checkpoint_interval, stop_rx.clone());
         supervisor.spawn("checkpointer", Arc::new(move || run_checkpointer(&cp, every, &stop)));
     }
+    if !config.etcd.endpoints.is_empty() && !config.etcd.fleet_prefix.is_empty() {
+        let fleet = Arc::new(crate::fleet::Fleet {
+            key: format!("{}/{}", config.etcd.fleet_prefix, config.hostname),
+            endpoints: config.etcd.endpoints.clone(),
+            creds: config.etcd.credentials.clone(),
+            tls: config.etcd.tls.clone(),
+            metrics: metrics.clone(),
+            started: crate::fleet::now_rfc3339(),
+            ttl: std::env::var("LOGCATCH_FLEET_TTL").ok().and_then(|v| v.parse().ok()).unwrap_or(crate::fleet::TTL),
+        });
+        let stop = stop_rx.clone();
+        supervisor.spawn("fleet", Arc::new(move || crate::fleet::run_fleet(&fleet, &stop)));
+    }
     let (metrics_done_tx, metrics_done) = bounded(1);
     {
         let (m, path, every, stop) = (metrics, config.metrics.path.clone(), config.metrics.interval, stop_rx);

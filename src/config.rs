@@ -132,6 +132,8 @@ pub struct EtcdSettings {
     pub allowed_paths: Vec<String>,
     /// `etcd_tls`: the CA for `https://` endpoints and the client certificate for mutual TLS.
     pub tls: Option<TlsFiles>,
+    /// `fleet_prefix`: where this agent reports itself (`<prefix>/<hostname>`); empty: nowhere.
+    pub fleet_prefix: String,
 }
 
 /// Adds `name` to `list` when `changed`.
@@ -243,6 +245,7 @@ struct RawConfig {
     etcd_allowed_paths: Option<Vec<String>>,
     etcd_auth: Option<RawEtcdAuth>,
     etcd_tls: Option<RawTls>,
+    fleet_prefix: Option<String>,
     hostname: Option<String>,
     data_dir: Option<String>,
     start_position: Option<StartPosition>,
@@ -424,6 +427,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     let hostname = resolve_hostname(raw.hostname.as_deref(), problems);
     let etcd = resolve_etcd(
         EtcdRaw {
+            fleet_prefix: raw.fleet_prefix,
             endpoints: raw.etcdconfig,
             // One config.yaml for a fleet: `{host}` in a key is this host's name.
             keys: raw.etcdkeys.iter().map(|k| k.replace("{host}", &hostname)).collect(),
@@ -560,6 +564,7 @@ fn resolve_max_line_bytes(raw: Option<RawSize>, problems: &mut Vec<String>) -> u
 
 /// The etcd keys of config.yaml, as written.
 struct EtcdRaw {
+    fleet_prefix: Option<String>,
     endpoints: Vec<String>,
     keys: Vec<String>,
     allowed: Option<Vec<String>>,
@@ -593,7 +598,15 @@ fn resolve_etcd(raw: EtcdRaw, base: &Path, problems: &mut Vec<String>, warnings:
         problems.push("etcd_tls.verify_hostname: not supported (etcd's certificates are always checked)".into());
     }
     let tls = raw.tls.map(|t| tls_files("etcd_tls", t, base, problems, warnings));
-    let mut etcd = EtcdSettings { endpoints: raw.endpoints.clone(), credentials, keys: Vec::new(), allowed_paths, tls };
+    let fleet_prefix = raw.fleet_prefix.unwrap_or_else(|| "logcatch/agents".into()).trim_end_matches('/').to_string();
+    let mut etcd = EtcdSettings {
+        endpoints: raw.endpoints.clone(),
+        credentials,
+        keys: Vec::new(),
+        allowed_paths,
+        tls,
+        fleet_prefix,
+    };
     for (i, e) in raw.endpoints.iter().enumerate() {
         if e.trim().is_empty() {
             problems.push(format!("etcdconfig[{i}]: empty endpoint"));

@@ -27,6 +27,7 @@ pub mod etcd;
 pub mod failpoint;
 pub mod fastcopy;
 pub mod fingerprint;
+pub mod fleet;
 pub mod host;
 pub mod logging;
 pub mod metrics;

@@ -32,12 +32,18 @@ pub struct TailStats {
     pub last_error: Mutex<Option<String>>,
 }
 
+/// A rejected revision of an etcd key, and why.
+pub type Rejection = (i64, String);
+
 /// Counters of one etcd key's watcher.
 #[derive(Default, Debug)]
 pub struct EtcdStats {
     pub revision: AtomicI64,
     pub reconnects: AtomicU64,
     pub rejected: AtomicU64,
+    /// The revision whose value was rejected last, and why (until a later one is applied):
+    /// for the fleet's report in etcd.
+    pub rejection: Mutex<Option<Rejection>>,
 }
 
 struct Source {
@@ -92,6 +98,15 @@ impl Metrics {
     }
 
     /// A snapshot of every counter.
+    /// Each watched etcd key: the revision applied, and the rejected one with why, if the last
+    /// value seen was rejected.
+    pub fn etcd_keys(&self) -> Vec<(String, i64, Option<Rejection>)> {
+        lock(&self.etcd)
+            .iter()
+            .map(|(k, s)| (k.clone(), s.revision.load(Ordering::Relaxed), lock(&s.rejection).clone()))
+            .collect()
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let sources = lock(&self.sources)
             .iter()

@@ -339,3 +339,57 @@ fn host_in_an_etcd_key_is_each_agents_hostname() {
         assert_eq!(a.terminate(), Some(0));
     }
 }
+
+/// `etcdctl get` of one key on the test etcd: its value, or None.
+fn etcd_get(env: &Env, key: &str) -> Option<String> {
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", env.etcd.endpoints()[0]))
+        .args(["get", key, "--print-value-only"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// Issue 17: every agent keeps `logcatch/agents/<hostname>` on a lease: what it applied (and
+/// rejected), what it ships; a killed agent's key goes with its lease, a stopped one's at once,
+/// and a second agent with the same host name is refused the key, named.
+#[test]
+fn each_agent_reports_itself_in_etcd_and_a_dead_one_disappears() {
+    let env = setup(1, &["ta"]);
+    let logs = env.logs();
+    let a = logs.join("a.log");
+    append(&a, &numbered("a", 0..5));
+    env.etcd.put("k", &[(&a, "ta")]);
+    let mut agents = Vec::new();
+    for host in ["web-1", "web-2", "web-1"] {
+        let root = env.root.join(format!("{host}-{}", agents.len()));
+        std::fs::create_dir_all(&root).unwrap();
+        let extra =
+            format!("start_position: beginning\nhostname: {host}\n{}", etcd_yaml(&env.etcd.endpoints(), &["k"], &logs));
+        let cfg = write_config(&root, &env.broker.addr(), &[], &extra);
+        agents.push(Agent::start_env(&cfg, &[("LOGCATCH_FLEET_TTL", "3")]));
+        if agents.len() == 1 {
+            agents[0].wait_log("fleet: reporting in etcd as logcatch/agents/web-1", T);
+        }
+    }
+    env.broker.lines("ta", 10, T); // two agents ship a.log (the third is refused nothing else)
+    wait_until(T, "web-1's report", || {
+        etcd_get(&env, "logcatch/agents/web-1")
+            .is_some_and(|v| v.contains("\"lines_shipped\":5") && v.contains("\"k\":{\"revision\":"))
+    });
+    agents[2].wait_log("logcatch/agents/web-1 is held by another agent (pid", T);
+    // A rejected value is reported with its error.
+    env.etcd.put_raw("k", "not json");
+    wait_until(T, "the rejection in web-2's report", || {
+        etcd_get(&env, "logcatch/agents/web-2")
+            .is_some_and(|v| v.contains("\"error\":") && v.contains("not a JSON array"))
+    });
+    // Killed: gone with the lease (3 s here, 30 s by default). Stopped: gone at once.
+    agents[1].proc.signal(libc::SIGKILL);
+    wait_until(Duration::from_secs(10), "web-2's key to go", || etcd_get(&env, "logcatch/agents/web-2").is_none());
+    assert_eq!(agents[2].terminate(), Some(0)); // first, or it takes the key when web-1 lets go
+    assert_eq!(agents[0].terminate(), Some(0));
+    wait_until(Duration::from_secs(3), "web-1's key to go", || etcd_get(&env, "logcatch/agents/web-1").is_none());
+}

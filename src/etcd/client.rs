@@ -103,6 +103,14 @@ fn agent(read_timeout: Option<Duration>, global: Option<Duration>, tls: &TlsConf
         .into()
 }
 
+/// An int64 field, which the JSON gateway writes as a string.
+fn id_field(v: &serde_json::Value, name: &str) -> Option<i64> {
+    match v.get(name)? {
+        serde_json::Value::String(s) => s.parse().ok(),
+        n => n.as_i64(),
+    }
+}
+
 /// The certificates and key of `etcd_tls`, for rustls (pure Rust: nothing more to link).
 fn tls_config(files: &TlsFiles) -> Result<TlsConfig, Error> {
     let read = |path: &std::path::Path| {
@@ -333,6 +341,50 @@ impl EtcdClient {
 
     pub fn delete(&mut self, key: &str) -> Result<(), Error> {
         self.json_call("/v3/kv/deleterange", json!({"key": b64(key.as_bytes())})).map(|_| ())
+    }
+
+    /// Grants a lease of `ttl` seconds; its id.
+    pub fn lease_grant(&mut self, ttl: u64) -> Result<i64, Error> {
+        let v = self.json_value("/v3/lease/grant", json!({"TTL": ttl}))?;
+        id_field(&v, "ID").ok_or_else(|| Error::Garbage(format!("no lease ID in etcd's answer: {v}")))
+    }
+
+    /// Keeps lease `id` alive; the seconds it has left (0: it is gone, expired or revoked).
+    pub fn lease_keepalive(&mut self, id: i64) -> Result<i64, Error> {
+        let v = self.json_value("/v3/lease/keepalive", json!({"ID": id.to_string()}))?;
+        Ok(v.get("result").and_then(|r| id_field(r, "TTL")).unwrap_or(0))
+    }
+
+    /// Revokes lease `id` (its keys go at once).
+    pub fn lease_revoke(&mut self, id: i64) -> Result<(), Error> {
+        self.json_value("/v3/lease/revoke", json!({"ID": id.to_string()})).map(|_| ())
+    }
+
+    /// Puts `key` bound to lease `lease`.
+    pub fn put_leased(&mut self, key: &str, value: &[u8], lease: i64) -> Result<(), Error> {
+        let body = json!({"key": b64(key.as_bytes()), "value": b64(value), "lease": lease.to_string()});
+        self.json_call("/v3/kv/put", body).map(|_| ())
+    }
+
+    /// Creates `key` bound to `lease` unless it exists: None when created, else the value there.
+    pub fn create_leased(&mut self, key: &str, value: &[u8], lease: i64) -> Result<Option<Vec<u8>>, Error> {
+        let k = b64(key.as_bytes());
+        let body = json!({
+            "compare": [{"key": k, "result": "EQUAL", "target": "CREATE", "create_revision": "0"}],
+            "success": [{"request_put": {"key": k, "value": b64(value), "lease": lease.to_string()}}],
+            "failure": [{"request_range": {"key": k}}],
+        });
+        let v = self.json_value("/v3/kv/txn", body)?;
+        if v.get("succeeded").and_then(|b| b.as_bool()) == Some(true) {
+            return Ok(None);
+        }
+        let existing = v.pointer("/responses/0/response_range/kvs/0/value").and_then(|x| x.as_str()).unwrap_or("");
+        Ok(Some(unb64(existing).map_err(Error::Garbage)?))
+    }
+
+    fn json_value(&mut self, path: &str, body: serde_json::Value) -> Result<serde_json::Value, Error> {
+        let bytes = self.json_call(path, body)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Garbage(format!("unreadable answer from etcd {path}: {e}")))
     }
 
     /// Opens a watch of `key` from `start_revision`.

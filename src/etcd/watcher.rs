@@ -66,12 +66,14 @@ impl WatchState {
                 Err(e) => {
                     log::error!("etcd key {key:?} at revision {revision}: {e}; the key's tails keep running unchanged");
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    *self.stats.rejection.lock().unwrap_or_else(|p| p.into_inner()) = Some((revision, e.clone()));
                     None
                 }
             },
         };
         if let Some(ev) = event {
             let _ = events.send(ev);
+            *self.stats.rejection.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         self.revision = revision;
         self.stats.revision.store(revision, Ordering::Relaxed);
