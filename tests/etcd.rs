@@ -380,6 +380,23 @@ fn each_agent_reports_itself_in_etcd_and_a_dead_one_disappears() {
             .is_some_and(|v| v.contains("\"lines_shipped\":5") && v.contains("\"k\":{\"revision\":"))
     });
     agents[2].wait_log("logcatch/agents/web-1 is held by another agent (pid", T);
+    // An operator's script: put, and wait until every live agent watching the key applied it.
+    let logconf = |args: &[&str]| {
+        let out = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf"))
+            .args(args)
+            .env("ETCD_ENDPOINT", &env.etcd.endpoints()[0])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = logconf(&["put", "--wait", "10", "k", &format!("{}=ta", a.display())]);
+    assert!(ok && out.contains("every live agent watching k applied revision"), "{out}");
+    let (ok, table) = logconf(&["agents"]);
+    assert!(ok && table.lines().filter(|l| l.starts_with("web-1 ") || l.starts_with("web-2 ")).count() == 2, "{table}");
     // A rejected value is reported with its error.
     env.etcd.put_raw("k", "not json");
     wait_until(T, "the rejection in web-2's report", || {
