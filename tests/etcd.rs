@@ -410,3 +410,84 @@ fn each_agent_reports_itself_in_etcd_and_a_dead_one_disappears() {
     assert_eq!(agents[0].terminate(), Some(0));
     wait_until(Duration::from_secs(3), "web-1's key to go", || etcd_get(&env, "logcatch/agents/web-1").is_none());
 }
+
+/// Issue 17 at fleet scale on one machine: 20 agents (each its own data_dir, hostname and log
+/// directory) with one config.yaml's etcd keys, `logcatch/all` and `logcatch/host/{host}`, on
+/// a 3-member etcd: a put to `logcatch/all` is reported applied by all 20 within 2 s
+/// (`etcd-logconf put --wait`); a put to one host's key changes that host only; a SIGKILLed
+/// agent's key goes with its lease; a consumer grouping by the `host` header finds each host's
+/// lines complete and in order.
+#[test]
+fn twenty_agents_one_config_and_the_fleet_in_etcd() {
+    const N: usize = 20;
+    let env = setup(3, &["all", "own"]);
+    let mut agents = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 0..N {
+        let root = env.root.join(format!("host{i}"));
+        let logs = root.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        // Each host may read only its own directory (etcd_allowed_paths), as each real host has
+        // only its own /var/log: of the shared value's 20 entries, each agent takes its own.
+        append(&logs.join("app.log"), &numbered(&format!("h{i}-"), 0..20));
+        let extra = format!(
+            "start_position: beginning\nhostname: host{i}\nkafkaconfig: {{kafkaaddr: \"{}\", headers: [host, path, offset]}}\n{}",
+            env.broker.addr(),
+            etcd_yaml(&env.etcd.endpoints(), &["logcatch/all", "logcatch/host/{host}"], &logs)
+        );
+        let cfg = write_config(&root, &env.broker.addr(), &[], &extra);
+        agents.push(Agent::start_env(&cfg, &[("LOGCATCH_FLEET_TTL", "3")]));
+        dirs.push(logs);
+    }
+    let logconf = |args: &[&str]| {
+        let out = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf"))
+            .args(args)
+            .env("ETCD_ENDPOINT", &env.etcd.endpoints()[0])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    wait_until(T, "all 20 agents in the fleet", || {
+        logconf(&["agents"]).1.lines().filter(|l| l.starts_with("host")).count() == N
+    });
+    let pairs: Vec<String> = dirs.iter().map(|d| format!("{}=all", d.join("app.log").display())).collect();
+    let mut args = vec!["put", "--wait", "2", "logcatch/all"];
+    args.extend(pairs.iter().map(String::as_str));
+    let t0 = std::time::Instant::now();
+    let (ok, out) = logconf(&args);
+    assert!(ok, "{out}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "applied by all {N} in {:?}", t0.elapsed());
+    let msgs = env.broker.read("all", N * 20, T);
+    let mut by_host: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for m in &msgs {
+        let host = m.headers.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone()).unwrap_or_default();
+        by_host.entry(host).or_default().push(String::from_utf8_lossy(&m.value).into_owned());
+    }
+    assert_eq!(by_host.len(), N, "every host");
+    for i in 0..N {
+        assert_eq!(by_host[&format!("host{i}")], numbered(&format!("h{i}-"), 0..20), "host{i}: complete, in order");
+    }
+    assert_eq!(env.broker.read("all", N * 20 + 1, Duration::from_secs(2)).len(), N * 20, "nothing more");
+    // One host's key: that host only.
+    let extra = dirs[7].join("extra.log");
+    append(&extra, &numbered("x", 0..3));
+    let (ok, out) = logconf(&["put", "--wait", "5", "logcatch/host/host7", &format!("{}=own", extra.display())]);
+    assert!(ok, "{out}");
+    let own = env.broker.read("own", 4, Duration::from_secs(5));
+    assert_eq!(own.len(), 3, "one host ships it");
+    assert!(own.iter().all(|m| m.headers.iter().any(|(k, v)| k == "host" && v == "host7")));
+    // Killed: gone from the fleet with its lease.
+    agents[3].proc.signal(libc::SIGKILL);
+    wait_until(Duration::from_secs(15), "host3 to leave the fleet", || {
+        !logconf(&["agents"]).1.lines().any(|l| l.starts_with("host3 "))
+    });
+    for (i, a) in agents.iter_mut().enumerate() {
+        if i != 3 {
+            assert_eq!(a.terminate(), Some(0));
+        }
+    }
+}
