@@ -340,6 +340,17 @@ fn host_in_an_etcd_key_is_each_agents_hostname() {
     }
 }
 
+/// scripts/etcd-logconf ARGS against the first member: (success, stdout and stderr).
+fn etcd_logconf(env: &Env, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf"))
+        .args(args)
+        .env("ETCD_ENDPOINT", &env.etcd.endpoints()[0])
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
 /// `etcdctl get` of one key on the test etcd: its value, or None.
 fn etcd_get(env: &Env, key: &str) -> Option<String> {
     let out = std::process::Command::new("etcdctl")
@@ -381,18 +392,7 @@ fn each_agent_reports_itself_in_etcd_and_a_dead_one_disappears() {
     });
     agents[2].wait_log("logcatch/agents/web-1 is held by another agent (pid", T);
     // An operator's script: put, and wait until every live agent watching the key applied it.
-    let logconf = |args: &[&str]| {
-        let out = std::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf"))
-            .args(args)
-            .env("ETCD_ENDPOINT", &env.etcd.endpoints()[0])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let logconf = |args: &[&str]| etcd_logconf(&env, args);
     let (ok, out) = logconf(&["put", "--wait", "10", "k", &format!("{}=ta", a.display())]);
     assert!(ok && out.contains("every live agent watching k applied revision"), "{out}");
     let (ok, table) = logconf(&["agents"]);
@@ -439,18 +439,7 @@ fn twenty_agents_one_config_and_the_fleet_in_etcd() {
         agents.push(Agent::start_env(&cfg, &[("LOGCATCH_FLEET_TTL", "3")]));
         dirs.push(logs);
     }
-    let logconf = |args: &[&str]| {
-        let out = std::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf"))
-            .args(args)
-            .env("ETCD_ENDPOINT", &env.etcd.endpoints()[0])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let logconf = |args: &[&str]| etcd_logconf(&env, args);
     wait_until(T, "all 20 agents in the fleet", || {
         logconf(&["agents"]).1.lines().filter(|l| l.starts_with("host")).count() == N
     });
