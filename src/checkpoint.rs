@@ -206,8 +206,9 @@ impl Checkpoints {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`. A file that is shorter than its position, or whose first bytes changed, is
-    /// `Replaced`; its entry is dropped.
+    /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`. A file that
+    /// is shorter than its position, or whose first bytes changed, is `Replaced`; its entry is
+    /// dropped.
     pub fn resolve(&self, topic: &str, id: FileId, file: &File, size: u64) -> Known {
         let key = (topic.to_string(), id);
         let mut st = self.lock();
@@ -291,7 +292,7 @@ impl Checkpoints {
         let (_, offset, tracker) = live
             .chain(saved)
             .chain(replaced)
-            .filter(|(fp, _, _)| fp.len > 0 && fp.matches(file))
+            .filter(|(fp, _, _)| fp.identifies(file))
             .max_by_key(|(_, offset, _)| *offset)?;
         let tracker = tracker.filter(|t| t.sent() <= size).cloned();
         Some((offset.min(size), tracker))
@@ -305,15 +306,13 @@ impl Checkpoints {
         let saved = st
             .saved
             .values()
-            .filter(|e| e.path == path && e.topic == topic && Some(e.id()) != except && e.fp_len > 0)
+            .filter(|e| e.path == path && e.topic == topic && Some(e.id()) != except)
             .filter(|e| !st.live.contains_key(&(e.topic.clone(), e.id())))
             .map(|e| Past { id: e.id(), fp: e.fingerprint(), offset: e.offset, tracker: None, updated: e.updated });
         let live = st
             .live
             .iter()
-            .filter(|((t, id), l)| {
-                t == topic && l.path == path && Some(*id) != except && l.tracker.is_closed() && l.fp.len > 0
-            })
+            .filter(|((t, id), l)| t == topic && l.path == path && Some(*id) != except && l.tracker.is_closed())
             .map(|((_, id), l)| Past {
                 id: *id,
                 fp: l.fp,
@@ -342,7 +341,7 @@ impl Checkpoints {
         let st = self.lock();
         let key = (topic.to_string(), id);
         let fp = st.live.get(&key).map(|l| l.fp).or_else(|| st.saved.get(&key).map(Entry::fingerprint));
-        fp.is_some_and(|fp| fp.len > 0 && fp.matches(file))
+        fp.is_some_and(|fp| fp.identifies(file))
     }
 
     /// Whether a saved entry or a live tracker exists for `path` and `topic`.

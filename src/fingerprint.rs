@@ -58,6 +58,13 @@ impl Fingerprint {
         }
     }
 
+    /// Whether this fingerprint tells that `file` is the file it was taken of: it matches and
+    /// covers at least one byte. One of no bytes (a file seen while empty) matches any file, so
+    /// it identifies none (an inode reused by another file would pass for it).
+    pub fn identifies(&self, file: &File) -> bool {
+        self.len > 0 && self.matches(file)
+    }
+
     /// Whether a longer fingerprint can be taken once the file has `size` bytes.
     pub fn can_grow(&self, size: u64) -> bool {
         self.len < FP_BYTES && size > self.len

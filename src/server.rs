@@ -206,9 +206,10 @@ impl ServerState {
     /// again only the new lines are shipped (as Filebeat does with `ignore_older`).
     fn skip_old(&self, spec: &TailSpec) {
         let Ok(file) = crate::fingerprint::open_file(&spec.path) else { return };
-        let Ok(meta) = file.metadata().map_err(drop).and_then(|m| if m.is_file() { Ok(m) } else { Err(()) }) else {
-            return;
-        };
+        let Ok(meta) = file.metadata() else { return };
+        if !meta.is_file() {
+            return; // a FIFO or a device: nothing to record
+        }
         let fp = Fingerprint::of_file(&file).unwrap_or_default();
         let path = spec.path.to_string_lossy();
         self.ctx.checkpoints.skip_old(&spec.topic, FileId::of(&meta), &path, fp, meta.len());

@@ -681,13 +681,10 @@ impl TailState {
             // reading got to, one cut and renamed (its old content remembered for its copy) and
             // one never seen from 0. One with nothing left, or another tail's, is left alone.
             let holder = ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
-            if holder.is_some() {
-                continue; // another tail's (a glob matches it too): its claim says so
-            }
             let known = ctx.checkpoints.position(&self.spec.topic, &path, id, &file, meta.len());
             let copy = matches!(known, Known::CopyOf { .. });
             let (from, tracker) = match resume::plan(holder, known, meta.len(), 0) {
-                Resume::Wait { .. } => continue,
+                Resume::Wait { .. } => continue, // another tail's (a glob matches it too)
                 Resume::At { offset, .. } if offset >= meta.len() => {
                     if copy {
                         log::info!(
@@ -736,7 +733,8 @@ impl TailState {
             let Some((found, file)) = find_by_id(&self.spec.path, past.id) else {
                 continue;
             };
-            if !past.fp.matches(&file) {
+            // (A file recorded while empty is not told apart from an inode's next file: skipped.)
+            if !past.fp.identifies(&file) {
                 continue;
             }
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -852,10 +850,9 @@ impl TailState {
     }
 
     /// The current file had nothing new for `close_inactive`: close it (its descriptor and
-    /// permit go back), remember what it was, and open it again when the path changes. An
-    /// unfinished last line is read again then.
-    /// A file ending in an unfinished line stays open: were it deleted while closed, that line
-    /// could never be sent (found by the model test).
+    /// permit go back), remember what it was, and open it again when the path changes. A file
+    /// ending in an unfinished line stays open: were it deleted while closed, that line could
+    /// never be sent (found by the model test).
     fn close_inactive(&mut self, ctx: &TailCtx) {
         let Some(r) = self.current.reader() else { return };
         if r.pos < r.buf.len() {
