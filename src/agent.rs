@@ -239,7 +239,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
             creds: config.etcd.credentials.clone(),
             tls: config.etcd.tls.clone(),
             metrics: metrics.clone(),
-            started: crate::fleet::now_rfc3339(),
+            started: crate::timestamp::now_rfc3339(),
             ttl: std::env::var("LOGCATCH_FLEET_TTL").ok().and_then(|v| v.parse().ok()).unwrap_or(crate::fleet::TTL),
         });
         let stop = stop_rx.clone();

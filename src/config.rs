@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::secret::{check_file, read_secret, Secret, TlsFiles};
-use crate::selector::{absolute, Selector, SelectorError};
+use crate::envelope::Format;
+use crate::selector::{absolute, Entry, Selector, SelectorError};
 
 /// Where a file that has no saved position starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -76,6 +77,8 @@ pub struct Config {
     pub checkpoint_interval: Duration,
     /// Files not modified for this long are not picked up (a tail that has them keeps them).
     pub ignore_older: Option<Duration>,
+    /// The payload of every message whose source entry says no `format` of its own.
+    pub format: Format,
     /// A file with nothing new for this long is closed (its descriptor freed), and opened again
     /// when it changes.
     pub close_inactive: Duration,
@@ -172,6 +175,7 @@ impl Config {
             batch_wait,
             checkpoint_interval,
             ignore_older,
+            format,
             close_inactive,
             max_open_files,
             scan_frequency,
@@ -186,6 +190,7 @@ impl Config {
         note(live, "collectlogs", *sources != new.sources);
         note(live, "etcdconfig/etcdkeys/etcd_*", *etcd != new.etcd);
         note(live, "ignore_older", *ignore_older != new.ignore_older);
+        note(live, "format", *format != new.format);
         note(live, "scan_frequency", *scan_frequency != new.scan_frequency);
         note(restart, "catsyslog.logpath", log.path != new.log.path);
         note(restart, "kafkaconfig", *kafka != new.kafka);
@@ -267,6 +272,7 @@ struct RawConfig {
     scan_frequency: Option<String>,
     metrics: Option<RawMetrics>,
     pid_file: Option<String>,
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,6 +324,7 @@ struct RawCollectLog {
     logtopic: Option<String>,
     #[serde(default)]
     exclude: Vec<String>,
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -466,6 +473,10 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     }
     let metrics = resolve_metrics(raw.metrics, base, problems);
     let pid_file = optional_path("pid_file", raw.pid_file.as_deref(), base, "for none", problems);
+    let format = raw.format.as_deref().map_or(Ok(Format::Raw), Format::parse).unwrap_or_else(|why| {
+        problems.push(format!("format: {why}"));
+        Format::Raw
+    });
 
     Config {
         file: file.to_path_buf(),
@@ -481,6 +492,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
         batch_wait,
         checkpoint_interval,
         ignore_older: ignore_older.filter(|d| !d.is_zero()),
+        format,
         close_inactive,
         max_open_files: raw.max_open_files.map(|n| n as usize),
         scan_frequency,
@@ -491,12 +503,13 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     }
 }
 
-/// `kafkaconfig.headers`: a list of `host`, `path`, `offset`. Default none for now: issue 17
-/// asks for all three by default once they cost at most 1.1x the CPU per line of catch-up, and
-/// measured they cost 1.41x (BENCHMARKS.md); until that is brought down they are asked for.
+/// `kafkaconfig.headers`: a list of `host`, `path`, `offset`; all three when absent (issue 17:
+/// a fleet's consumers must tell hosts apart), `[]` for none. They cost about 1.7x the CPU per
+/// line of a catch-up of 120-byte lines (librdkafka allocates, encodes and frees every header of
+/// every message, and each line carries ~60 more bytes; BENCHMARKS.md); `[]` takes that back.
 fn kafka_headers(list: Option<&[String]>, problems: &mut Vec<String>) -> Headers {
     let Some(list) = list else {
-        return Headers::default();
+        return Headers { host: true, path: true, offset: true };
     };
     let mut h = Headers::default();
     for (i, name) in list.iter().enumerate() {
@@ -739,13 +752,15 @@ fn resolve_sources(entries: &[RawCollectLog], base: &Path, problems: &mut Vec<St
     let mut sources: Vec<Selector> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let (path, topic) = (entry.logpath.as_deref().unwrap_or(""), entry.logtopic.as_deref().unwrap_or(""));
-        match Selector::build(path, topic, &entry.exclude, base) {
+        let entry = Entry { path, topic, exclude: &entry.exclude, format: entry.format.as_deref() };
+        match Selector::build(&entry, base) {
             Ok(sel) if !sources.contains(&sel) => sources.push(sel),
             Ok(_) => {}
             Err(errors) => problems.extend(errors.into_iter().map(|e| match e {
                 SelectorError::Path(why) => format!("collectlogs[{i}].logpath: {why}"),
                 SelectorError::Topic(why) => format!("collectlogs[{i}].logtopic: {why}"),
                 SelectorError::Exclude { index, why } => format!("collectlogs[{i}].exclude[{index}]: {why}"),
+                SelectorError::Format(why) => format!("collectlogs[{i}].format: {why}"),
             })),
         }
     }
@@ -1237,7 +1252,7 @@ kafkaconfig:
         assert_eq!(c.kafka.headers, Headers { host: true, path: false, offset: true });
         assert_eq!(c.kafka.message_key, MessageKey::HostPath);
         let d = parse("kafkaconfig: {kafkaaddr: h:1}\n").unwrap();
-        assert!(!d.kafka.headers.any(), "none by default, for now (see kafka_headers)");
+        assert_eq!(d.kafka.headers, Headers { host: true, path: true, offset: true }, "all three by default");
         assert!(!d.hostname.is_empty(), "the system's host name by default");
         let off = parse("kafkaconfig: {kafkaaddr: h:1, headers: []}\n").unwrap();
         assert!(!off.kafka.headers.any());

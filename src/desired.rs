@@ -10,24 +10,37 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use crate::envelope::Format;
 use crate::selector::Selector;
 
-/// One tail: a file and the topic its lines go to. The same file to two topics is two tails.
+/// One tail: a file, the topic its lines go to, and what its messages carry. The same file to
+/// two topics is two tails; a tail whose `format` changes is stopped and another started (it
+/// goes on from the first one's position).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TailSpec {
     pub path: PathBuf,
     pub topic: String,
+    pub format: Format,
 }
 
 impl TailSpec {
     pub fn new(path: PathBuf, topic: &str) -> TailSpec {
-        TailSpec { path, topic: topic.to_string() }
+        TailSpec { path, topic: topic.to_string(), format: Format::Raw }
+    }
+
+    pub fn with_format(mut self, format: Format) -> TailSpec {
+        self.format = format;
+        self
     }
 }
 
 impl std::fmt::Display for TailSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} -> {}", self.path.display(), self.topic)
+        write!(f, "{} -> {}", self.path.display(), self.topic)?;
+        if self.format != Format::Raw {
+            write!(f, " ({})", self.format)?;
+        }
+        Ok(())
     }
 }
 

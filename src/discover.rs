@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use glob::{MatchOptions, Pattern};
 
 use crate::desired::TailSpec;
+use crate::envelope::Format;
 use crate::selector::{allowed_path, literal_prefix, Selector};
 
 /// `*` and `?` stay within one path component; `**` crosses directories; a leading dot needs no
@@ -46,6 +47,8 @@ pub struct Rules<'a> {
     /// The agent's own log file: never matched by a glob.
     pub own_log: Option<&'a Path>,
     pub now: SystemTime,
+    /// The top-level `format`, for selectors with none of their own.
+    pub format: Format,
 }
 
 /// What a scan found.
@@ -69,13 +72,25 @@ pub fn expand<'a>(
     rules: &Rules,
 ) -> Found {
     let mut found = Found::default();
+    // (path, topic) of each tail found: the first selector to find a file decides its format.
+    let mut seen: BTreeSet<(PathBuf, String)> = BTreeSet::new();
     for input in inputs {
         let sel = input.selector;
         let paths =
             if sel.is_glob() { matches(sel, rules.own_log, &mut found.problems) } else { vec![sel.pattern.clone()] };
         for path in paths {
-            let spec = TailSpec::new(path, &sel.topic);
+            let spec = TailSpec::new(path, &sel.topic).with_format(sel.format.unwrap_or(rules.format));
             if found.tails.contains(&spec) {
+                continue;
+            }
+            if !seen.insert((spec.path.clone(), spec.topic.clone())) {
+                found.problems.push(format!(
+                    "{}: to topic {} in two formats; {} asks for {}, the first found wins",
+                    spec.path.display(),
+                    spec.topic,
+                    sel.pattern.display(),
+                    spec.format
+                ));
                 continue;
             }
             if sel.is_glob() {
@@ -212,10 +227,11 @@ mod tests {
             pattern: pattern.to_path_buf(),
             topic: "t".into(),
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            format: None,
         }
     }
     fn rules(ignore_older: Option<Duration>) -> Rules<'static> {
-        Rules { ignore_older, own_log: None, now: SystemTime::now() }
+        Rules { ignore_older, own_log: None, now: SystemTime::now(), format: Format::Raw }
     }
     fn input(s: &Selector) -> Input<'_> {
         Input { selector: s, allowed: None, scanned_before: false }

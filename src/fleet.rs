@@ -10,7 +10,7 @@
 //! second (the loop's tick). Two agents with the same host name: the second is refused the key
 //! (a transaction creates it only if absent) and says so, naming the pid that holds it.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::json;
@@ -146,38 +146,5 @@ fn hold(client: &mut EtcdClient, f: &Fleet, value: &[u8]) -> Result<Result<Held,
             let v: serde_json::Value = serde_json::from_slice(&existing).unwrap_or_default();
             Ok(Err(format!("pid {}, started {}", v["pid"], v["started"].as_str().unwrap_or("?"))))
         }
-    }
-}
-
-/// Now, RFC 3339 in UTC to the second (`2026-11-28T23:20:35Z`).
-pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    rfc3339(secs)
-}
-
-/// Unix seconds as RFC 3339 UTC (days to a civil date: Howard Hinnant's algorithm).
-fn rfc3339(secs: u64) -> String {
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_902_035), "2026-11-28T21:40:35Z");
     }
 }

@@ -14,6 +14,7 @@
 //! - `sink`: the shared Kafka producer, its sending thread and its delivery-report thread.
 
 pub mod ack;
+pub mod alloc;
 pub mod agent;
 pub mod budget;
 pub mod checkpoint;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod config_watch;
 pub mod desired;
 pub mod discover;
+pub mod envelope;
 pub mod etcd;
 pub mod failpoint;
 pub mod fastcopy;
@@ -39,5 +41,6 @@ pub mod sink;
 pub mod status;
 pub mod supervisor;
 pub mod tail;
+pub mod timestamp;
 pub mod version;
 pub mod waker;

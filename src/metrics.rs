@@ -145,6 +145,7 @@ impl Metrics {
             retried: s.retried.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
             delivery_errors: s.delivery_errors.load(Ordering::Relaxed),
+            json_replaced: s.json_replaced.load(Ordering::Relaxed),
             broker_up: !s.brokers_down.load(Ordering::Relaxed),
             error: lock(&s.last_error).clone(),
             topics_waiting: s.topics_waiting.load(Ordering::Relaxed),
@@ -178,6 +179,8 @@ pub struct SinkSnap {
     pub retried: u64,
     pub dropped: u64,
     pub delivery_errors: u64,
+    /// Lines in the JSON envelope whose invalid UTF-8 was replaced.
+    pub json_replaced: u64,
     pub broker_up: bool,
     /// The client's last error (TLS, authentication, connection), until a delivery succeeds.
     pub error: Option<String>,
@@ -252,7 +255,7 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
         }
     }
     if let Some(p) = &s.sink {
-        let rows: [(&str, &str, &str, i64); 8] = [
+        let rows: [(&str, &str, &str, i64); 9] = [
             ("logcatch_producer_queue_messages", "gauge", "Messages in flight.", p.queue),
             ("logcatch_producer_sent_total", "counter", "Messages handed to the producer.", p.sent as i64),
             ("logcatch_producer_acked_total", "counter", "Messages acknowledged by Kafka.", p.acked as i64),
@@ -265,6 +268,12 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
                 p.delivery_errors as i64,
             ),
             ("logcatch_producer_broker_up", "gauge", "0 while no broker is reachable.", i64::from(p.broker_up)),
+            (
+                "logcatch_json_replaced_lines_total",
+                "counter",
+                "Lines shipped in the JSON envelope with invalid UTF-8 replaced by U+FFFD.",
+                p.json_replaced as i64,
+            ),
             (
                 "logcatch_producer_topics_waiting",
                 "gauge",
@@ -485,6 +494,7 @@ mod tests {
                 dropped: 0,
                 topics_waiting: 0,
                 delivery_errors: 0,
+                json_replaced: 2,
                 broker_up: true,
                 error: None,
                 queue: 1,
@@ -499,6 +509,7 @@ mod tests {
         let p = parse(&text).unwrap();
         assert_eq!(p.value("logcatch_up"), Some(1.0));
         assert_eq!(p.value("logcatch_producer_acked_total"), Some(9.0));
+        assert_eq!(p.value("logcatch_json_replaced_lines_total"), Some(2.0));
         let lines = p.by_source("logcatch_source_lines_total");
         assert_eq!(lines[&("/var/log/a \"q\".log".to_string(), "t".to_string())], 10.0);
         let err = p.samples.iter().find(|s| s.0 == "logcatch_source_error").unwrap();

@@ -12,6 +12,8 @@ use std::path::{Component, Path, PathBuf};
 
 use glob::Pattern;
 
+use crate::envelope::Format;
+
 /// What one entry of a source asks for: the files a path or glob pattern names (less those an
 /// exclude pattern matches), shipped to one topic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,12 +24,23 @@ pub struct Selector {
     /// Glob patterns; one with a `/` is matched against the whole path, one without against the
     /// file name.
     pub exclude: Vec<String>,
+    /// The entry's own `format`; `None` follows the top-level one.
+    pub format: Option<Format>,
+}
+
+/// One entry of a source as written, before it is checked (`Selector::build`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Entry<'a> {
+    pub path: &'a str,
+    pub topic: &'a str,
+    pub exclude: &'a [String],
+    pub format: Option<&'a str>,
 }
 
 impl Selector {
     /// A selector of exactly one file.
     pub fn file(path: PathBuf, topic: &str) -> Selector {
-        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new() }
+        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new(), format: None }
     }
 
     /// Whether the pattern has glob characters (otherwise it names one file, present or not).
@@ -41,6 +54,9 @@ impl fmt::Display for Selector {
         write!(f, "{} -> {}", self.pattern.display(), self.topic)?;
         if !self.exclude.is_empty() {
             write!(f, " (excluding {})", self.exclude.join(", "))?;
+        }
+        if let Some(format) = self.format {
+            write!(f, " (format {format})")?;
         }
         Ok(())
     }
@@ -70,13 +86,15 @@ pub enum SelectorError {
     Path(String),
     Topic(String),
     Exclude { index: usize, why: String },
+    Format(String),
 }
 
 impl Selector {
     /// Checks one entry's pieces and builds its selector: `path` made absolute against `base`,
     /// excludes checked, sorted and deduplicated. Every bad exclude is reported (`Err` holds the
     /// first problem of the path or topic, else every exclude problem).
-    pub fn build(path: &str, topic: &str, exclude: &[String], base: &Path) -> Result<Selector, Vec<SelectorError>> {
+    pub fn build(entry: &Entry<'_>, base: &Path) -> Result<Selector, Vec<SelectorError>> {
+        let Entry { path, topic, exclude, format } = *entry;
         if path.is_empty() {
             return Err(vec![SelectorError::Path("missing or empty".into())]);
         }
@@ -85,6 +103,7 @@ impl Selector {
             return Err(vec![SelectorError::Topic("missing or empty".into())]);
         }
         check_topic(topic).map_err(|e| vec![SelectorError::Topic(e)])?;
+        let format = format.map(Format::parse).transpose().map_err(|e| vec![SelectorError::Format(e)])?;
         let mut problems = Vec::new();
         let mut excludes = Vec::new();
         for (index, ex) in exclude.iter().enumerate() {
@@ -98,7 +117,7 @@ impl Selector {
         }
         excludes.sort();
         excludes.dedup();
-        Ok(Selector { pattern: absolute(Path::new(path), base), topic: topic.to_string(), exclude: excludes })
+        Ok(Selector { pattern: absolute(Path::new(path), base), topic: topic.to_string(), exclude: excludes, format })
     }
 }
 

@@ -172,6 +172,7 @@ impl ServerState {
             ignore_older: self.config.ignore_older,
             own_log: self.config.log.path.as_deref(),
             now: SystemTime::now(),
+            format: self.config.format,
         };
         let mut found = expand(inputs, |spec| self.tails.contains_key(spec), &rules);
         let dirs: BTreeSet<PathBuf> = self
@@ -191,9 +192,11 @@ impl ServerState {
             self.skip_old(spec);
         }
         let running: BTreeMap<TailSpec, bool> = self.tails.iter().map(|(s, t)| (s.clone(), t.is_retiring())).collect();
-        let desired = &self.desired;
+        let (desired, format) = (&self.desired, self.config.format);
         let change = plan(&running, &found.tails, |spec| {
-            desired.iter().any(|(_, sel)| sel.topic == spec.topic && covers(sel, &spec.path))
+            desired.iter().any(|(_, sel)| {
+                sel.topic == spec.topic && sel.format.unwrap_or(format) == spec.format && covers(sel, &spec.path)
+            })
         });
         if always_log || !change.is_empty() {
             log::info!("{why}: {}", describe(&change));

@@ -154,6 +154,7 @@ mod tests {
                 dropped: 0,
                 delivery_errors: 0,
                 broker_up,
+                json_replaced: 0,
                 error: None,
                 topics_waiting: 0,
                 queue: 0,

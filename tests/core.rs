@@ -3,7 +3,9 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -339,7 +341,7 @@ fn every_message_says_where_it_came_from_in_headers() {
     let glob = logs.join("*.log");
     let extra = format!(
         "start_position: beginning\nhostname: web-7\n\
-         kafkaconfig: {{kafkaaddr: \"{}\", message_key: host_path, headers: [host, path, offset]}}\n",
+         kafkaconfig: {{kafkaaddr: \"{}\", message_key: host_path}}\n", // headers: all three by default
         broker.addr()
     );
     let cfg = write_config(dir.path(), &broker.addr(), &[(&glob, "t")], &extra);
@@ -375,6 +377,84 @@ fn every_message_says_where_it_came_from_in_headers() {
     let msgs = broker.read("bare", 5, T);
     assert!(msgs.iter().all(|m| m.headers.is_empty() && m.key.as_deref() == Some(&b"web-8"[..])));
     assert_eq!(agent.terminate(), Some(0));
+}
+
+/// Issue 17: `format: json` ships each line in an Elastic Common Schema envelope: when it was
+/// read, the host, the file and the offset, the line as `message` (invalid UTF-8 replaced and
+/// counted). Per entry, or top level; a top level change applies live, and the file's tail goes
+/// on from where it was (no line lost or shipped twice).
+#[test]
+fn a_json_source_ships_each_line_in_an_ecs_envelope() {
+    let (dir, broker) = setup();
+    broker.create_topic("j");
+    broker.create_topic("r");
+    let (j, r) = (dir.path().join("j.log"), dir.path().join("r.log"));
+    let mut lines = numbered("j", 0..3);
+    lines.push("quote \" backslash \\ tab \t end".into());
+    append(&j, &lines);
+    std::fs::OpenOptions::new().append(true).open(&j).unwrap().write_all(b"caf\xe9 latin-1\n").unwrap();
+    append(&r, &numbered("r", 0..2));
+    let config = |top: &str| {
+        let y = format!(
+            "catsyslog: {{logpath: {d}/agent.log, loglevel: debug}}\ndata_dir: {d}/data\npoll_interval: 50ms\n\
+             start_position: beginning\nhostname: web-9\nmetrics: {{path: {d}/m.prom, interval: 200ms}}\n{top}\
+             kafkaconfig: {{kafkaaddr: \"{}\"}}\ncollectlogs:\n\
+             - {{logpath: \"{}\", logtopic: j, format: json}}\n- {{logpath: \"{}\", logtopic: r}}\n",
+            broker.addr(),
+            j.display(),
+            r.display(),
+            d = dir.path().display()
+        );
+        let tmp = dir.path().join(".config.tmp");
+        std::fs::write(&tmp, y).unwrap();
+        std::fs::rename(&tmp, dir.path().join("config.yaml")).unwrap();
+        dir.path().join("config.yaml")
+    };
+    let before = std::time::SystemTime::now();
+    let mut agent = Agent::start(&config(""));
+    let msgs = broker.read("j", 5, T);
+    let text = std::fs::read(&j).unwrap();
+    let mut at = 0u64;
+    let mut expect: Vec<String> = lines.clone();
+    expect.push("caf\u{fffd} latin-1".into());
+    assert_eq!(msgs.len(), 5);
+    for (m, want) in msgs.iter().zip(&expect) {
+        let v: serde_json::Value = serde_json::from_slice(&m.value).expect("the payload is JSON");
+        assert_eq!(v["message"], want.as_str());
+        assert_eq!(v["host"]["name"], "web-9");
+        assert_eq!(v["log"]["file"]["path"], j.to_str().unwrap());
+        assert_eq!(v["log"]["offset"], at, "{v}");
+        let stamp = v["@timestamp"].as_str().unwrap();
+        assert!(stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.', "{stamp}");
+        assert!(stamp >= &rfc3339_of(before)[..], "read after the test began: {stamp}");
+        at += text[at as usize..].iter().position(|&b| b == b'\n').unwrap() as u64 + 1;
+    }
+    let raw = broker.lines("r", 2, T);
+    assert_eq!(raw, numbered("r", 0..2), "an entry with no format ships raw lines");
+    let metrics = dir.path().join("m.prom");
+    wait_until(T, "the replaced line counted", || metric(&metrics, "logcatch_json_replaced_lines_total") == Some(1.0));
+
+    // Top level `format: json`, applied live: r.log's tail is replaced by a JSON one, which goes
+    // on from where the raw one was.
+    config("format: json\n");
+    agent.wait_log("applied now: format", T);
+    append(&r, &numbered("r", 2..4));
+    let msgs = broker.read("r", 4, T);
+    let values: Vec<String> = msgs.iter().map(|m| String::from_utf8_lossy(&m.value).into_owned()).collect();
+    assert_eq!(&values[..2], &numbered("r", 0..2)[..]);
+    for (m, want) in msgs[2..].iter().zip(numbered("r", 2..4)) {
+        let v: serde_json::Value = serde_json::from_slice(&m.value).expect("now JSON");
+        assert_eq!(v["message"], want.as_str());
+    }
+    assert_eq!(broker.read("r", 5, Duration::from_secs(2)).len(), 4, "nothing shipped twice");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+/// `t` as RFC 3339 UTC to the second, the way the envelope starts its `@timestamp`.
+fn rfc3339_of(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let out = Command::new("date").args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Issue 15: a FIFO named as a log path blocked its tail inside open() (and shutdown waited for

@@ -317,7 +317,9 @@ fn host_in_an_etcd_key_is_each_agents_hostname() {
     append(&w2, &numbered("w2", 0..5));
     env.etcd.put("logcatch/all", &[(&s, "shared")]);
     env.etcd.put("logcatch/host/web-1", &[(&w1, "web1")]);
-    env.etcd.put("logcatch/host/web-2", &[(&w2, "web2")]);
+    // An etcd entry may carry its own `format` (issue 17: the JSON envelope).
+    let value = serde_json::json!([{"path": w2, "topic": "web2", "format": "json"}]);
+    env.etcd.put_raw("logcatch/host/web-2", &value.to_string());
     let mut agents = Vec::new();
     for host in ["web-1", "web-2"] {
         let root = env.root.join(host);
@@ -333,7 +335,15 @@ fn host_in_an_etcd_key_is_each_agents_hostname() {
     let shared = env.broker.lines("shared", 10, T);
     assert_eq!(shared.iter().filter(|l| l.starts_with('s')).count(), 10, "both agents ship the shared key's file");
     assert_eq!(env.broker.lines("web1", 6, Duration::from_secs(5)), numbered("w1", 0..5));
-    assert_eq!(env.broker.lines("web2", 6, Duration::from_secs(5)), numbered("w2", 0..5));
+    let web2: Vec<serde_json::Value> = env
+        .broker
+        .read("web2", 6, Duration::from_secs(5))
+        .iter()
+        .map(|m| serde_json::from_slice(&m.value).expect("a JSON envelope"))
+        .collect();
+    let messages: Vec<&str> = web2.iter().map(|v| v["message"].as_str().unwrap()).collect();
+    assert_eq!(messages, numbered("w2", 0..5));
+    assert!(web2.iter().all(|v| v["host"]["name"] == "web-2" && v["log"]["file"]["path"] == w2.to_str().unwrap()));
     agents[0].wait_log("watching etcd key \"logcatch/host/web-1\"", T);
     for mut a in agents {
         assert_eq!(a.terminate(), Some(0));

@@ -6,14 +6,14 @@
 //! are resolved, so that etcd cannot be used to read any file on the host; a refused entry is
 //! reported and the rest of the value still applies. A path may be a glob pattern (its directory
 //! before the first glob component is checked here, every file it matches again when it is found)
-//! and an entry may carry `"exclude": ["*.gz", ...]`, as in config.yaml.
+//! and an entry may carry `"exclude": ["*.gz", ...]` and `"format": "json"`, as in config.yaml.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::selector::{allowed_path, literal_prefix, Selector, SelectorError};
+use crate::selector::{allowed_path, literal_prefix, Entry, Selector, SelectorError};
 
 /// Values larger than this are rejected before parsing.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
@@ -27,6 +27,7 @@ struct RawEntry {
     topic: String,
     #[serde(default)]
     exclude: Vec<String>,
+    format: Option<String>,
 }
 
 /// A value that was understood: what to tail, and the entries refused by the allowlist.
@@ -55,13 +56,15 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
         if let Some((j, ex)) = e.exclude.iter().enumerate().find(|(_, ex)| ex.contains('/') && !ex.starts_with('/')) {
             return Err(format!("entry {i}: exclude[{j}] {ex:?} has a '/' but is not absolute"));
         }
-        let sel = Selector::build(&e.path, &e.topic, &e.exclude, Path::new("/")).map_err(|errors| {
+        let entry = Entry { path: &e.path, topic: &e.topic, exclude: &e.exclude, format: e.format.as_deref() };
+        let sel = Selector::build(&entry, Path::new("/")).map_err(|errors| {
             let e = &errors[0];
             match e {
                 SelectorError::Path(why) if why == "missing or empty" => format!("entry {i}: empty path"),
                 SelectorError::Path(why) => format!("entry {i}: path {why}"),
                 SelectorError::Topic(why) => format!("entry {i}: topic {why}"),
                 SelectorError::Exclude { index, why } => format!("entry {i}: exclude[{index}] {why}"),
+                SelectorError::Format(why) => format!("entry {i}: format {why}"),
             }
         })?;
         // A glob is checked by its fixed directory here, and each file it matches when found.

@@ -39,6 +39,7 @@ use refusal::Refusal;
 
 use crate::ack::AckTracker;
 use crate::config::KafkaSettings;
+use crate::envelope::Format;
 
 /// What every message of a batch carries so that its delivery report can be credited to its
 /// file: when the last of the batch's messages is delivered (or given up on as undeliverable),
@@ -93,27 +94,46 @@ pub struct Batch {
     pub lines: Vec<(usize, usize)>,
     /// The batch's sequence number with `tracker` (set by `register`).
     pub seq: u64,
-    /// Where the lines were read: the `path` and `offset` headers.
+    /// Where and when the lines were read: the `path` and `offset` headers, and the envelope.
     pub origin: Option<Origin>,
+    /// The payload of each message: the line, or the line in a JSON envelope (written by the
+    /// sending thread). A message sent back for another try is `Raw`: its payload is final.
+    pub format: Format,
     /// A failed message sent back for another try keeps the headers it had.
     pub headers: Option<OwnedHeaders>,
 }
 
 /// The file a batch was read from, and the file offset of its `data[0]`: a line's `offset`
-/// header is that plus the line's start in `data`.
+/// header is that plus the line's start in `data`. `read_ms`: when (Unix milliseconds).
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub path: Arc<str>,
     pub offset: u64,
+    pub read_ms: u64,
 }
 
 impl Batch {
     pub fn new(topic: Arc<str>, key: Option<Arc<[u8]>>, tracker: Arc<AckTracker>) -> Batch {
-        Batch { topic, key, tracker, data: Vec::new(), lines: Vec::new(), seq: 0, origin: None, headers: None }
+        Batch {
+            topic,
+            key,
+            tracker,
+            data: Vec::new(),
+            lines: Vec::new(),
+            seq: 0,
+            origin: None,
+            format: Format::Raw,
+            headers: None,
+        }
     }
-    /// The batch's lines were read from `path`, `data[0]` at file offset `offset`.
+    /// The batch's lines were read from `path` just now, `data[0]` at file offset `offset`.
     pub fn with_origin(mut self, path: Arc<str>, offset: u64) -> Batch {
-        self.origin = Some(Origin { path, offset });
+        self.origin = Some(Origin { path, offset, read_ms: crate::timestamp::now_millis() });
+        self
+    }
+    /// The batch's messages are shipped as `format` says.
+    pub fn with_format(mut self, format: Format) -> Batch {
+        self.format = format;
         self
     }
     pub fn push(&mut self, line: &[u8]) {
@@ -134,7 +154,7 @@ impl Batch {
         lines: Vec<(usize, usize)>,
     ) -> Batch {
         debug_assert!(lines.iter().all(|&(s, e)| s <= e && e <= data.len()));
-        Batch { topic, key, tracker, data, lines, seq: 0, origin: None, headers: None }
+        Batch { topic, key, tracker, data, lines, seq: 0, origin: None, format: Format::Raw, headers: None }
     }
     /// Whether a batch of `bytes` bytes in `lines` lines is to be handed over now.
     pub fn full_at(bytes: usize, lines: usize) -> bool {
@@ -156,6 +176,8 @@ pub struct SinkStats {
     pub retried: AtomicU64,
     pub dropped: AtomicU64,
     pub delivery_errors: AtomicU64,
+    /// Lines shipped in the JSON envelope whose invalid UTF-8 was replaced.
+    pub json_replaced: AtomicU64,
     /// Set when librdkafka reports every broker down; cleared by the next delivery.
     pub brokers_down: AtomicBool,
     /// The client's last error (a TLS handshake, an authentication, a connection refused),

@@ -24,6 +24,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
 use super::refusal::{classify_error, Refusal, Waiting};
+use crate::envelope::{self, Format};
+use crate::timestamp;
 use super::{Batch, BatchAck, KafkaProducer, Outgoing, Shared};
 
 /// How long a parked topic waits before its first waiting message is tried again.
@@ -173,10 +175,26 @@ pub fn run_sender(
 /// (and counts as delivered for its batch); a refusal that can pass stops here and returns its
 /// cause, with `out.next` at the refused line.
 fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) -> Result<(), String> {
+    // The JSON envelope's pieces shared by the batch's lines, and its buffer (reused per line).
+    let json = match (&out.batch.format, &out.batch.origin) {
+        (Format::Json, Some(origin)) => Some((timestamp::rfc3339_millis(origin.read_ms), origin.path.clone())),
+        _ => None,
+    };
+    let mut envelope_buf = Vec::new();
     while out.next < out.batch.lines.len() {
         let (start, end) = out.batch.lines[out.next];
-        let mut record =
-            BaseRecord::with_opaque_to(&out.batch.topic, out.token.clone()).payload(&out.batch.data[start..end]);
+        let line = &out.batch.data[start..end];
+        let payload = match (&json, &out.batch.origin) {
+            (Some((timestamp, path)), Some(origin)) => {
+                let ctx = envelope::Context { timestamp, host: &shared.host, path };
+                if envelope::write(&mut envelope_buf, &ctx, origin.offset + start as u64, line) {
+                    shared.stats.json_replaced.fetch_add(1, Ordering::Relaxed);
+                }
+                &envelope_buf[..]
+            }
+            _ => line,
+        };
+        let mut record = BaseRecord::with_opaque_to(&out.batch.topic, out.token.clone()).payload(payload);
         if let Some(k) = &out.batch.key {
             record = record.key(&**k);
         }

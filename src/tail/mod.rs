@@ -351,6 +351,7 @@ pub struct Flags<'a> {
 /// The tail thread's loop: read what is new, send it, wait a little when there is nothing.
 /// Before it sleeps, the tail arms a one-shot watch on its file and looks once more.
 pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &Arc<Doorbell>) {
+    crate::alloc::no_thread_cache(); // a thread per file: see src/alloc.rs
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
     let stop = flags.stop;
     let mut idle = FIRST_IDLE;
@@ -1102,7 +1103,8 @@ impl TailState {
             }
             let batch =
                 Batch::from_spans(topic.clone(), key.clone(), r.tracker.clone(), r.buf[first..pos].to_vec(), lines)
-                    .with_origin(r.origin.clone(), r.offset_of(first));
+                    .with_origin(r.origin.clone(), r.offset_of(first))
+                    .with_format(self.spec.format);
             submit(ctx, batch, end_offset, stop)?;
             r.pos = pos;
             r.scanned = scanned;
@@ -1145,7 +1147,8 @@ impl TailState {
             ctx.checkpoints.note_replaced(&self.spec.topic, &self.path_text, r.fp, unsent, r.tracker.clone());
         } else if r.pos < r.buf.len() {
             let mut batch = Batch::new(self.topic.clone(), self.key.clone(), r.tracker.clone())
-                .with_origin(r.origin.clone(), r.offset_of(r.pos));
+                .with_origin(r.origin.clone(), r.offset_of(r.pos))
+                .with_format(self.spec.format);
             batch.push(&r.buf[r.pos..]);
             if let Err(s) = submit(ctx, batch, r.read_offset, stop) {
                 self.draining.push(r);
