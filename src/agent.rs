@@ -47,6 +47,11 @@ pub enum StartError {
     /// A restart in place (after a reload) could not exec the binary; the agent stopped in
     /// order. Exit code 6: supervisord, configured by the bundle, starts it again.
     Restart(String),
+    /// `delivery: exactly_once`: another agent took this one's transactional id (or the broker
+    /// failed the producer for good); it stopped in order without shipping more. Exit code 7.
+    Fenced(String),
+    /// A signal came before the agent was ready (exactly-once waits for the broker at start).
+    Interrupted,
 }
 
 impl StartError {
@@ -57,6 +62,8 @@ impl StartError {
             StartError::Kafka(_) => 4,
             StartError::Claimed(_) => 5,
             StartError::Restart(_) => 6,
+            StartError::Fenced(_) => 7,
+            StartError::Interrupted => 0,
         }
     }
 }
@@ -65,9 +72,12 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Config(e) => write!(f, "{e}"),
-            StartError::Log(e) | StartError::Claimed(e) | StartError::State(e) | StartError::Restart(e) => {
-                write!(f, "{e}")
-            }
+            StartError::Log(e)
+            | StartError::Claimed(e)
+            | StartError::State(e)
+            | StartError::Restart(e)
+            | StartError::Fenced(e) => write!(f, "{e}"),
+            StartError::Interrupted => write!(f, "stopped by a signal before it was ready"),
             StartError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             StartError::Kafka(e) => write!(f, "{e}"),
         }
@@ -82,6 +92,8 @@ pub enum AgentMsg {
     /// stop in order, then exec the same binary with the same arguments (same PID, so
     /// supervisord and systemd see no exit).
     Restart { why: String },
+    /// The transactional producer was fenced: stop in order and exit 7.
+    Fenced { why: String },
 }
 
 /// Everything the running agent holds, built by `start`.
@@ -110,15 +122,19 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     // Signals are caught from here on; SIGHUP before the config thread runs is kept for it.
     let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(StartError::Signals)?;
     let handle = signals.handle();
-    let running = start(config, signals)?;
-    let restart = loop {
+    let running = match start(config, signals) {
+        Err(StartError::Interrupted) => return Ok(()),
+        r => r?,
+    };
+    let end = loop {
         match running.agent_rx.recv() {
             Ok(AgentMsg::Signal(SIGHUP)) => {
                 log::info!("SIGHUP: reloading {}", running.config.file.display());
                 let _ = running.reload.send(ConfigMsg::Reload);
             }
             Ok(AgentMsg::Signal(_)) | Err(_) => break None,
-            Ok(AgentMsg::Restart { why }) => break Some(why),
+            Ok(AgentMsg::Restart { why }) => break Some(Ok(why)),
+            Ok(AgentMsg::Fenced { why }) => break Some(Err(why)),
         }
     };
     // A second SIGINT/SIGTERM while shutting down: stop now, without waiting for Kafka.
@@ -130,11 +146,17 @@ pub fn run(path: &Path) -> Result<(), StartError> {
             }
         }
     });
-    stop(running);
+    let why = match &end {
+        None => "signal received",
+        Some(Ok(_)) => "restarting in place",
+        Some(Err(_)) => "the transactional producer failed for good",
+    };
+    stop(running, why);
     handle.close();
-    match restart {
+    match end {
         None => Ok(()),
-        Some(why) => Err(StartError::Restart(restart_in_place(&why))),
+        Some(Ok(why)) => Err(StartError::Restart(restart_in_place(&why))),
+        Some(Err(why)) => Err(StartError::Fenced(why)),
     }
 }
 
@@ -204,8 +226,25 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         files,
         settings: TailSettings::from_config(&config),
     });
-    supervisor.spawn("kafka-sender", sink.sender_worker());
-    supervisor.spawn("kafka-poll", sink.poll_worker());
+    match &config.kafka.exactly_once {
+        None => supervisor.spawn("kafka-sender", sink.sender_worker()),
+        Some(eo) => {
+            supervisor.spawn("kafka-poll", sink.poll_worker()); // commits wait on delivery reports
+            prepare_exactly_once(&sink, &config.kafka, eo, &checkpoints, &agent_rx)?;
+            let tx = agent_tx.clone();
+            let txn = crate::sink::transaction::Transactions {
+                settings: eo.clone(),
+                checkpoints: checkpoints.clone(),
+                fatal: Box::new(move |why| {
+                    let _ = tx.send(AgentMsg::Fenced { why });
+                }),
+            };
+            supervisor.spawn("kafka-sender", sink.transactional_worker(Arc::new(txn)))
+        }
+    };
+    if config.kafka.exactly_once.is_none() {
+        supervisor.spawn("kafka-poll", sink.poll_worker());
+    }
     let (events_tx, events_rx) = unbounded::<Event>();
     let (stop_tx, stop_rx) = bounded::<()>(0);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -271,10 +310,56 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     })
 }
 
+/// `delivery: exactly_once`, before any tail starts: the transactional id is registered (which
+/// fences a predecessor and settles its open transaction), the positions topic made if absent,
+/// and the positions committed there adopted as the authority. Waits for the broker as long as
+/// it takes (nothing may be read before the positions are known), logging why; a signal
+/// meanwhile stops the agent.
+fn prepare_exactly_once(
+    sink: &Sink,
+    kafka: &crate::config::KafkaSettings,
+    eo: &crate::config::ExactlyOnce,
+    checkpoints: &Checkpoints,
+    agent_rx: &crossbeam_channel::Receiver<AgentMsg>,
+) -> Result<(), StartError> {
+    use crate::sink::positions;
+    let timeout = Duration::from_secs(10);
+    let mut step = 0;
+    loop {
+        let attempt = match step {
+            0 => sink.init_transactions(timeout).map_err(|e| format!("registering transactional id {}: {e}", eo.transactional_id)),
+            1 => positions::ensure_topic(kafka, eo, timeout).map_err(|e| e.to_string()),
+            _ => match positions::load(kafka, eo, Duration::from_secs(60)) {
+                Ok(entries) => {
+                    let n = entries.len();
+                    let changed = checkpoints.adopt(entries);
+                    log::info!(
+                        "exactly_once: transactional id {}, {n} positions committed in {} ({changed} ahead of checkpoints.json)",
+                        eo.transactional_id,
+                        eo.positions_topic
+                    );
+                    return Ok(());
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match attempt {
+            Ok(()) => step += 1,
+            Err(e) => {
+                log::warn!("exactly_once: waiting for Kafka before any file is read: {e}");
+                match agent_rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(AgentMsg::Signal(s)) if s != SIGHUP => return Err(StartError::Interrupted),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 /// The orderly shutdown: tails stop, the producer is flushed (bounded), positions are saved,
 /// the metrics file says "stopped", and the last line says what is true.
-fn stop(r: Running) {
-    log::info!("signal received: stopping tails, then flushing what is in flight");
+fn stop(r: Running, why: &str) {
+    log::info!("{why}: stopping tails, then flushing what is in flight");
     r.stopping.store(true, Ordering::SeqCst);
     let (done_tx, done_rx) = bounded(1);
     let _ = r.events.send(Event::Shutdown { done: done_tx });

@@ -386,6 +386,49 @@ impl Checkpoints {
         }
     }
 
+    /// Exactly-once (src/sink/transaction.rs): the entries of the files read by `trackers`, each
+    /// at the offset given with its tracker (the end of its last line in the transaction), to be
+    /// committed with those lines. A tracker carried on by a copy (copytruncate) yields both.
+    pub fn entries_at(&self, trackers: &[(Arc<AckTracker>, u64)]) -> Vec<Entry> {
+        let now = now_secs();
+        let at: HashMap<*const AckTracker, u64> = trackers.iter().map(|(t, o)| (Arc::as_ptr(t), *o)).collect();
+        let st = self.lock();
+        let mut out = Vec::new();
+        for (key, live) in &st.live {
+            let Some(offset) = at.get(&Arc::as_ptr(&live.tracker)) else {
+                continue;
+            };
+            out.push(Entry {
+                path: live.path.clone(),
+                topic: key.0.clone(),
+                dev: key.1.dev,
+                ino: key.1.ino,
+                fp_len: live.fp.len,
+                fp_hash: live.fp.hash,
+                offset: *offset,
+                updated: now,
+            });
+        }
+        out
+    }
+
+    /// Exactly-once: the positions committed to Kafka with the lines are the authority; each
+    /// replaces the saved entry of its file (which, acknowledged only after a commit, can only
+    /// be behind). Returns how many entries changed.
+    pub fn adopt(&self, committed: Vec<Entry>) -> usize {
+        let mut st = self.lock();
+        let mut changed = 0;
+        for e in committed {
+            let key = (e.topic.clone(), e.id());
+            if st.saved.get(&key) != Some(&e) {
+                st.saved.insert(key, e);
+                changed += 1;
+            }
+        }
+        st.dirty |= changed > 0;
+        changed
+    }
+
     /// Folds live trackers into the saved entries and writes the store if anything changed.
     pub fn save(&self) -> Result<bool, StoreError> {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());

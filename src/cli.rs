@@ -25,6 +25,8 @@ EXIT CODES:
     3  the state in data_dir cannot be used (for example a corrupt checkpoint store)
     4  the Kafka producer rejected its settings (kafkaconfig)
     5  another logcatch runs on the same data_dir (or pid_file names a running one)
+    6  a reload needed a restart in place and the exec of the binary failed
+    7  delivery: exactly_once: the producer was fenced, or the broker has no transactions
 ";
 
 #[derive(Debug, PartialEq, Eq)]

@@ -124,6 +124,20 @@ pub struct KafkaSettings {
     /// librdkafka properties that hold secrets (`sasl.password`, `ssl.key.password`, any key
     /// with "password" in `properties`): apart, so that no print of the config shows them.
     pub secrets: BTreeMap<String, Secret>,
+    /// `delivery: exactly_once`: lines and positions go in Kafka transactions (issue 13).
+    pub exactly_once: Option<ExactlyOnce>,
+}
+
+/// What `delivery: exactly_once` needs (see src/sink/transaction.rs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactlyOnce {
+    /// `kafkaconfig.transactional_id`: by default `logcatch-<hostname>-<hash of data_dir>`, the
+    /// same for every run of one agent, so that a restarted agent fences its predecessor.
+    pub transactional_id: String,
+    /// `kafkaconfig.transaction_interval`: how often a transaction is committed.
+    pub interval: Duration,
+    /// `kafkaconfig.positions_topic`: the compacted topic the positions are committed to.
+    pub positions_topic: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -273,6 +287,7 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     pid_file: Option<String>,
     format: Option<String>,
+    delivery: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,6 +357,10 @@ struct RawKafka {
     tls: Option<RawTls>,
     sasl: Option<RawSasl>,
     headers: Option<Vec<String>>,
+    transactional_id: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
+    transaction_interval: Option<String>,
+    positions_topic: Option<String>,
     #[serde(default)]
     properties: BTreeMap<String, RawScalar>,
 }
@@ -429,7 +448,12 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     let sources = resolve_sources(&raw.collectlogs, base, problems);
 
     let max_line_bytes = resolve_max_line_bytes(raw.max_line_bytes, problems);
-    let kafka = resolve_kafka(raw.kafkaconfig, max_line_bytes, base, problems, warnings);
+    let transactions = raw.kafkaconfig.as_ref().map(|k| RawTransactions {
+        transactional_id: k.transactional_id.clone(),
+        interval: k.transaction_interval.clone(),
+        positions_topic: k.positions_topic.clone(),
+    });
+    let mut kafka = resolve_kafka(raw.kafkaconfig, max_line_bytes, base, problems, warnings);
 
     let hostname = resolve_hostname(raw.hostname.as_deref(), problems);
     let etcd = resolve_etcd(
@@ -448,6 +472,9 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     );
 
     let data_dir = absolute(Path::new(raw.data_dir.as_deref().unwrap_or("./data")), base);
+    if let Some(t) = transactions {
+        resolve_delivery(raw.delivery.as_deref(), t, &mut kafka, &hostname, &data_dir, problems);
+    }
     let rotate_wait = duration_field("rotate_wait", raw.rotate_wait.as_deref(), "5s", problems);
     let poll_interval = duration_field("poll_interval", raw.poll_interval.as_deref(), "1s", problems);
     let checkpoint_interval =
@@ -788,6 +815,7 @@ fn resolve_kafka(
             flush_timeout: Duration::from_secs(10),
             headers: Headers::default(),
             secrets: BTreeMap::new(),
+            exactly_once: None,
         };
     };
     let brokers = kafka_brokers(raw.kafkaaddr.as_deref(), problems);
@@ -856,7 +884,73 @@ fn resolve_kafka(
         flush_timeout,
         headers: kafka_headers(raw.headers.as_deref(), problems),
         secrets,
+        exactly_once: None, // set by resolve_delivery, which knows the host and the data_dir
     }
+}
+
+/// The exactly-once keys of `kafkaconfig`, kept for `resolve_delivery`.
+struct RawTransactions {
+    transactional_id: Option<String>,
+    interval: Option<String>,
+    positions_topic: Option<String>,
+}
+
+/// `delivery`: `at_least_once` (the default) or `exactly_once`, which makes the producer
+/// transactional (librdkafka's `transactional.id`, `transaction.timeout.ms`).
+fn resolve_delivery(
+    delivery: Option<&str>,
+    raw: RawTransactions,
+    kafka: &mut KafkaSettings,
+    hostname: &str,
+    data_dir: &Path,
+    problems: &mut Vec<String>,
+) {
+    let asked = raw.transactional_id.is_some() || raw.interval.is_some() || raw.positions_topic.is_some();
+    match delivery.unwrap_or("at_least_once") {
+        "at_least_once" => {
+            if asked {
+                problems.push(
+                    "kafkaconfig.transactional_id/transaction_interval/positions_topic: only with delivery: exactly_once"
+                        .into(),
+                );
+            }
+            return;
+        }
+        "exactly_once" => {}
+        other => {
+            problems.push(format!("delivery: {other:?} is not one of at_least_once, exactly_once"));
+            return;
+        }
+    }
+    let transactional_id = match raw.transactional_id {
+        Some(id) if id.trim().is_empty() => {
+            problems.push("kafkaconfig.transactional_id: empty".into());
+            return;
+        }
+        Some(id) => id,
+        None => format!(
+            "logcatch-{hostname}-{:08x}",
+            crate::fingerprint::fnv1a(data_dir.as_os_str().as_encoded_bytes()) as u32
+        ),
+    };
+    let interval =
+        duration_field("kafkaconfig.transaction_interval", raw.interval.as_deref(), "100ms", problems);
+    if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
+        problems.push("kafkaconfig.transaction_interval: between 10ms and 60s".into());
+    }
+    let positions_topic = raw.positions_topic.unwrap_or_else(|| "logcatch-positions".into());
+    if let Err(why) = crate::selector::check_topic(&positions_topic) {
+        problems.push(format!("kafkaconfig.positions_topic: {why}"));
+    }
+    let props = &mut kafka.properties;
+    props.insert("transactional.id".into(), transactional_id.clone());
+    // A transaction left open by a long broker outage is aborted by the broker after this long;
+    // the agent then aborts too and sends the same lines again in a new one.
+    props.entry("transaction.timeout.ms".into()).or_insert_with(|| "60000".into());
+    if props.get("acks").is_some_and(|a| a != "all" && a != "-1") {
+        problems.push("kafkaconfig.acks: exactly_once needs acks: all".into());
+    }
+    kafka.exactly_once = Some(ExactlyOnce { transactional_id, interval, positions_topic });
 }
 
 /// `kafkaconfig.kafkaaddr`: a comma-separated list of host:port.
@@ -1240,6 +1334,37 @@ kafkaconfig:
             !hatch.kafka.properties.contains_key("ssl.key.password")
                 && hatch.kafka.secrets.contains_key("ssl.key.password")
         );
+    }
+
+    #[test]
+    fn delivery_exactly_once() {
+        let base = "kafkaconfig: {kafkaaddr: h:1}\nhostname: web-3\ndata_dir: /var/lib/logcatch\n";
+        assert_eq!(parse(base).unwrap().kafka.exactly_once, None, "at least once by default");
+        let c = parse(&format!("{base}delivery: exactly_once\n")).unwrap();
+        let eo = c.kafka.exactly_once.expect("exactly once");
+        assert!(eo.transactional_id.starts_with("logcatch-web-3-"), "{}", eo.transactional_id);
+        assert_eq!(eo.interval, Duration::from_millis(100));
+        assert_eq!(eo.positions_topic, "logcatch-positions");
+        assert_eq!(c.kafka.properties["transactional.id"], eo.transactional_id);
+        assert_eq!(c.kafka.properties["transaction.timeout.ms"], "60000");
+        // The id follows the data_dir: two agents of one host differ, a restarted one is the same.
+        let other = parse(&format!("{base}delivery: exactly_once\ndata_dir: /srv/two\n").replace("data_dir: /var/lib/logcatch\n", ""));
+        assert_ne!(other.unwrap().kafka.exactly_once.unwrap().transactional_id, eo.transactional_id);
+        let own = "kafkaconfig: {kafkaaddr: h:1, transactional_id: app-7, transaction_interval: 1s, positions_topic: pos}\n\
+                   delivery: exactly_once\n";
+        let eo = parse(own).unwrap().kafka.exactly_once.unwrap();
+        assert_eq!((eo.transactional_id.as_str(), eo.interval, eo.positions_topic.as_str()), ("app-7", Duration::from_secs(1), "pos"));
+        for (text, needle) in [
+            ("delivery: twice\n", "delivery: \"twice\" is not one of at_least_once, exactly_once"),
+            ("kafkaconfig: {kafkaaddr: h:1, transactional_id: x}\n", "only with delivery: exactly_once"),
+            ("delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, acks: 1}\n", "exactly_once needs acks: all"),
+            ("delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, transaction_interval: 5ms}\n", "between 10ms and 60s"),
+            ("delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, positions_topic: \"a b\"}\n", "kafkaconfig.positions_topic"),
+        ] {
+            let text = if text.contains("kafkaconfig") { text.to_string() } else { format!("kafkaconfig: {{kafkaaddr: h:1}}\n{text}") };
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -146,6 +146,8 @@ impl Metrics {
             dropped: s.dropped.load(Ordering::Relaxed),
             delivery_errors: s.delivery_errors.load(Ordering::Relaxed),
             json_replaced: s.json_replaced.load(Ordering::Relaxed),
+            txn_committed: s.txn_committed.load(Ordering::Relaxed),
+            txn_aborted: s.txn_aborted.load(Ordering::Relaxed),
             broker_up: !s.brokers_down.load(Ordering::Relaxed),
             error: lock(&s.last_error).clone(),
             topics_waiting: s.topics_waiting.load(Ordering::Relaxed),
@@ -181,6 +183,9 @@ pub struct SinkSnap {
     pub delivery_errors: u64,
     /// Lines in the JSON envelope whose invalid UTF-8 was replaced.
     pub json_replaced: u64,
+    /// `delivery: exactly_once`: transactions committed and aborted.
+    pub txn_committed: u64,
+    pub txn_aborted: u64,
     pub broker_up: bool,
     /// The client's last error (TLS, authentication, connection), until a delivery succeeds.
     pub error: Option<String>,
@@ -255,7 +260,7 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
         }
     }
     if let Some(p) = &s.sink {
-        let rows: [(&str, &str, &str, i64); 9] = [
+        let rows: [(&str, &str, &str, i64); 11] = [
             ("logcatch_producer_queue_messages", "gauge", "Messages in flight.", p.queue),
             ("logcatch_producer_sent_total", "counter", "Messages handed to the producer.", p.sent as i64),
             ("logcatch_producer_acked_total", "counter", "Messages acknowledged by Kafka.", p.acked as i64),
@@ -273,6 +278,18 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
                 "counter",
                 "Lines shipped in the JSON envelope with invalid UTF-8 replaced by U+FFFD.",
                 p.json_replaced as i64,
+            ),
+            (
+                "logcatch_transactions_committed_total",
+                "counter",
+                "delivery: exactly_once: transactions committed.",
+                p.txn_committed as i64,
+            ),
+            (
+                "logcatch_transactions_aborted_total",
+                "counter",
+                "delivery: exactly_once: transactions aborted (their lines sent again).",
+                p.txn_aborted as i64,
             ),
             (
                 "logcatch_producer_topics_waiting",
@@ -495,6 +512,8 @@ mod tests {
                 topics_waiting: 0,
                 delivery_errors: 0,
                 json_replaced: 2,
+                txn_committed: 0,
+                txn_aborted: 0,
                 broker_up: true,
                 error: None,
                 queue: 1,

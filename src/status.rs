@@ -155,6 +155,8 @@ mod tests {
                 delivery_errors: 0,
                 broker_up,
                 json_replaced: 0,
+                txn_committed: 0,
+                txn_aborted: 0,
                 error: None,
                 topics_waiting: 0,
                 queue: 0,

@@ -20,8 +20,10 @@
 //! of an idle agent (measured with perf). Our thread waits `POLL_WAIT` at a time instead; a
 //! delivery report still ends the wait at once.
 
+pub mod positions;
 pub mod refusal;
 pub mod sender;
+pub mod transaction;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,12 +49,19 @@ use crate::envelope::Format;
 pub struct BatchAck {
     tracker: Arc<AckTracker>,
     seq: u64,
+    /// The file offset just past the batch's last line (exactly-once commits it as a position).
+    end: u64,
     remaining: AtomicUsize,
 }
 
 impl BatchAck {
     fn new(batch: &Batch) -> BatchAck {
-        BatchAck { tracker: batch.tracker.clone(), seq: batch.seq, remaining: AtomicUsize::new(batch.lines.len()) }
+        BatchAck {
+            tracker: batch.tracker.clone(),
+            seq: batch.seq,
+            end: batch.end,
+            remaining: AtomicUsize::new(batch.lines.len()),
+        }
     }
 
     fn delivered(&self) {
@@ -92,8 +101,10 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// (start, end) of each line in `data`.
     pub lines: Vec<(usize, usize)>,
-    /// The batch's sequence number with `tracker` (set by `register`).
+    /// The batch's sequence number with `tracker`, and the offset past its last line (set by
+    /// `register`).
     pub seq: u64,
+    pub end: u64,
     /// Where and when the lines were read: the `path` and `offset` headers, and the envelope.
     pub origin: Option<Origin>,
     /// The payload of each message: the line, or the line in a JSON envelope (written by the
@@ -121,6 +132,7 @@ impl Batch {
             data: Vec::new(),
             lines: Vec::new(),
             seq: 0,
+            end: 0,
             origin: None,
             format: Format::Raw,
             headers: None,
@@ -144,6 +156,7 @@ impl Batch {
     /// Registers the batch with its tracker: its last line ends at file offset `end`.
     pub fn register(&mut self, end: u64) {
         self.seq = self.tracker.register(end);
+        self.end = end;
     }
     /// A batch of lines already framed: `lines` are (start, end) spans of `data`.
     pub fn from_spans(
@@ -154,7 +167,7 @@ impl Batch {
         lines: Vec<(usize, usize)>,
     ) -> Batch {
         debug_assert!(lines.iter().all(|&(s, e)| s <= e && e <= data.len()));
-        Batch { topic, key, tracker, data, lines, seq: 0, origin: None, format: Format::Raw, headers: None }
+        Batch { topic, key, tracker, data, lines, seq: 0, end: 0, origin: None, format: Format::Raw, headers: None }
     }
     /// Whether a batch of `bytes` bytes in `lines` lines is to be handed over now.
     pub fn full_at(bytes: usize, lines: usize) -> bool {
@@ -178,6 +191,9 @@ pub struct SinkStats {
     pub delivery_errors: AtomicU64,
     /// Lines shipped in the JSON envelope whose invalid UTF-8 was replaced.
     pub json_replaced: AtomicU64,
+    /// `delivery: exactly_once`: transactions committed, and aborted (their lines sent again).
+    pub txn_committed: AtomicU64,
+    pub txn_aborted: AtomicU64,
     /// Set when librdkafka reports every broker down; cleared by the next delivery.
     pub brokers_down: AtomicBool,
     /// The client's last error (a TLS handshake, an authentication, a connection refused),
@@ -234,6 +250,9 @@ pub struct Shared {
     /// Which headers every message carries, and the `host` one's value.
     pub headers: crate::config::Headers,
     pub host: Arc<str>,
+    /// `delivery: exactly_once`: a batch is acknowledged when its transaction commits, not by
+    /// delivery reports.
+    pub transactional: bool,
 }
 
 /// Batches of one waiting topic held by the sender before that topic's tails are held back:
@@ -294,11 +313,20 @@ impl ProducerContext for Context {
                 if stats.error_set.load(Ordering::Relaxed) && stats.error_set.swap(false, Ordering::Relaxed) {
                     *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 }
-                token.delivered();
+                if !self.shared.transactional {
+                    token.delivered();
+                }
                 return;
             }
             Err(e) => e,
         };
+        if self.shared.transactional {
+            // The commit fails for it, and the transaction's lines are sent again
+            // (transaction.rs); nothing to do per message.
+            stats.delivery_errors.fetch_add(1, Ordering::Relaxed);
+            self.shared.log.warn(format!("kafka: a message of a transaction to {} failed: {}", msg.topic(), err));
+            return;
+        }
         stats.delivery_errors.fetch_add(1, Ordering::Relaxed);
         let payload = msg.payload().unwrap_or_default();
         if refusal::classify_error(err) == Refusal::Permanent {
@@ -350,6 +378,8 @@ pub struct Sink {
     batches_rx: Receiver<Outgoing>,
     refused_rx: Receiver<sender::Refused>,
     state: Arc<Mutex<sender::SenderState>>,
+    /// `delivery: exactly_once`: the transactional sender's state.
+    txn_state: Arc<Mutex<transaction::TxnState>>,
 }
 
 impl Sink {
@@ -364,7 +394,12 @@ impl Sink {
         for (k, v) in &settings.secrets {
             cc.set(k, v.expose());
         }
-        let shared = Arc::new(Shared { headers: settings.headers, host: host.into(), ..Shared::default() });
+        let shared = Arc::new(Shared {
+            headers: settings.headers,
+            host: host.into(),
+            transactional: settings.exactly_once.is_some(),
+            ..Shared::default()
+        });
         let (refused_tx, refused_rx) = unbounded();
         let ctx = Context { shared: shared.clone(), refused_tx };
         let producer: KafkaProducer = cc.create_with_context(ctx).map_err(|e| SinkError::Settings(e.to_string()))?;
@@ -377,7 +412,22 @@ impl Sink {
             batches_rx,
             refused_rx,
             state: Arc::default(),
+            txn_state: Arc::default(),
         })
+    }
+
+    /// `delivery: exactly_once`: registers the transactional id with the broker, which fences
+    /// any earlier producer with the same id and aborts its open transaction. Done before the
+    /// committed positions are read (what the fenced one left open is then settled).
+    pub fn init_transactions(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.init_transactions(timeout)
+    }
+
+    /// The transactional sending thread's body, for the supervisor (`delivery: exactly_once`).
+    pub fn transactional_worker(&self, txn: Arc<transaction::Transactions>) -> crate::supervisor::WorkerFn {
+        let (producer, batches, state, shared) =
+            (self.producer.clone(), self.batches_rx.clone(), self.txn_state.clone(), self.shared.clone());
+        Arc::new(move || transaction::run_transactional(&producer, &batches, &state, &shared, &txn))
     }
 
     /// The polling thread's body, for the supervisor: serves delivery reports (and client

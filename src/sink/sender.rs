@@ -174,7 +174,7 @@ pub fn run_sender(
 /// Hands the lines of `out` to librdkafka from `out.next` on. A line refused for good is given up
 /// (and counts as delivered for its batch); a refusal that can pass stops here and returns its
 /// cause, with `out.next` at the refused line.
-fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) -> Result<(), String> {
+pub(super) fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) -> Result<(), String> {
     // The JSON envelope's pieces shared by the batch's lines, and its buffer (reused per line).
     let json = match (&out.batch.format, &out.batch.origin) {
         (Format::Json, Some(origin)) => Some((timestamp::rfc3339_millis(origin.read_ms), origin.path.clone())),
@@ -267,7 +267,7 @@ pub fn give_up(shared: &Shared, topic: &str, bytes: usize, e: &KafkaError) {
 /// `send`, waiting while librdkafka's queue is full (backing off 0.2 to 1 ms: the queue frees
 /// space in chunks, one produce request's acknowledgements at a time, and a longer sleep leaves
 /// the broker connection idle). Any other refusal is returned.
-fn send_when_room(
+pub(super) fn send_when_room(
     producer: &KafkaProducer,
     mut record: BaseRecord<'_, [u8], [u8], Arc<BatchAck>>,
 ) -> Result<(), KafkaError> {
