@@ -43,7 +43,8 @@ fn main() {
     let kafka =
         args.iter().position(|a| a == "--broker").and_then(|i| args.get(i + 1)).map(String::as_str) == Some("kafka");
     let mut b = Bench::new(quick, kafka);
-    // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction, codecs.
+    // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction, codecs, fleet,
+    // exactly-once (needs `--broker kafka`).
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let mut rows = Vec::new();
@@ -64,6 +65,9 @@ fn main() {
     }
     if want("fleet") {
         rows.extend(b.fleet());
+    }
+    if want("exactly-once") {
+        rows.extend(b.exactly_once());
     }
     let table = render(&rows, &b);
     print!("{table}");
@@ -206,6 +210,8 @@ struct Bench {
     /// The static release binary (LOGCATCH_STATIC_BIN, set by scripts/bench.sh), measured as a
     /// column beside the glibc build in the same run.
     static_bin: Option<PathBuf>,
+    /// Top-level YAML added to every agent's config (`delivery: exactly_once` in scenario 7).
+    delivery: &'static str,
 }
 
 /// An Apache Kafka node started by scripts/kafka.sh, stopped (by PID) when dropped.
@@ -419,6 +425,7 @@ impl Bench {
             etcd_port,
             topics: 0,
             static_bin,
+            delivery: "",
         }
     }
 
@@ -445,7 +452,7 @@ impl Bench {
     }
 
     fn config(&self, dir: &Path, files: &[(PathBuf, String)], extra: &str) -> PathBuf {
-        self.config_kafka(dir, files, extra, "")
+        self.config_kafka(dir, files, &format!("{extra}{}", self.delivery), "")
     }
 
     /// `kafka`: more keys of kafkaconfig (`compression: zstd`).
@@ -796,6 +803,79 @@ impl Bench {
             None,
         ));
         rows
+    }
+
+    // --- 7. exactly once ----------------------------------------------------------------------
+
+    /// `delivery: exactly_once` beside `at_least_once`, same run, same broker (Apache Kafka: tansu
+    /// has no transactions): catch-up throughput and CPU per line, and the live tail's latency
+    /// (read back with read_committed: a line counts when its transaction committed).
+    fn exactly_once(&mut self) -> Vec<Row> {
+        let s = "7. exactly once";
+        if self.kafka.is_none() {
+            return vec![row(s, "needs --broker kafka (tansu has no transactions)", "skipped".into(), "", None)];
+        }
+        let n: usize = if self.quick { 200_000 } else { 1_000_000 };
+        let file = self.dir.path().join("eo.log");
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+            for i in 0..n {
+                let head = format!("{i:010} ");
+                w.write_all(head.as_bytes()).unwrap();
+                w.write_all(&vec![b'x'; LINE_BYTES - head.len() - 1]).unwrap();
+                w.write_all(b"\n").unwrap();
+            }
+        }
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_logcatch"));
+        let (mut alo, mut eo) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for run in 0..self.runs {
+            for (mode, out) in [("", &mut alo), ("delivery: exactly_once\n", &mut eo)] {
+                self.delivery = mode;
+                let name = if mode.is_empty() { "alo" } else { "eo" };
+                let (secs, cpu, _) = self.catch_up_agent(&bin, &file, n, run, name);
+                out.0.push(n as f64 / secs);
+                out.1.push(cpu / (n as f64 / 1e6));
+            }
+            eprintln!("exactly-once catch-up run {run}: lines/s {alo0:?} / {eo0:?}", alo0 = alo.0.last(), eo0 = eo.0.last());
+        }
+        let (files, rate, secs) = (20, 1000, if self.quick { 15 } else { 60 });
+        self.delivery = "";
+        let live_alo = self.live_agent(&bin, "live-alo", files, rate, secs);
+        self.delivery = "delivery: exactly_once\n";
+        let live_eo = self.live_agent(&bin, "live-eo", files, rate, secs);
+        self.delivery = "";
+        let (tp, cpu) = (median(eo.0.clone()) / median(alo.0.clone()), median(eo.1.clone()) / median(alo.1.clone()));
+        let p99 = |l: &LiveRun| percentile(&l.lat, 0.99);
+        vec![
+            row(
+                s,
+                "catch-up throughput, exactly / at least once",
+                format!("{tp:.2}x ({:.0} / {:.0} lines/s)", median(eo.0), median(alo.0)),
+                ">= 0.8x",
+                Some(tp >= 0.8),
+            ),
+            row(
+                s,
+                "catch-up CPU per line, exactly / at least once",
+                format!("{cpu:.2}x ({:.2} / {:.2} CPU s per million)", median(eo.1), median(alo.1)),
+                "<= 1.3x",
+                Some(cpu <= 1.3),
+            ),
+            row(
+                s,
+                &format!("live, {files} files x {rate} lines/s: p50 / p99, exactly once"),
+                format!("{:.1} / {:.1} ms, CPU {:.1}%", percentile(&live_eo.lat, 0.5), p99(&live_eo), live_eo.cpu_pct),
+                "p99 < 250 ms",
+                Some(p99(&live_eo) < 250.0 && live_eo.read_back == files * rate * secs as usize),
+            ),
+            row(
+                s,
+                &format!("live, {files} files x {rate} lines/s: p50 / p99, at least once"),
+                format!("{:.1} / {:.1} ms, CPU {:.1}%", percentile(&live_alo.lat, 0.5), p99(&live_alo), live_alo.cpu_pct),
+                "",
+                None,
+            ),
+        ]
     }
 
     // --- 2. live tail -------------------------------------------------------------------------

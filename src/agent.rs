@@ -229,7 +229,6 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     match &config.kafka.exactly_once {
         None => supervisor.spawn("kafka-sender", sink.sender_worker()),
         Some(eo) => {
-            supervisor.spawn("kafka-poll", sink.poll_worker()); // commits wait on delivery reports
             prepare_exactly_once(&sink, &config.kafka, eo, &checkpoints, &agent_rx)?;
             let tx = agent_tx.clone();
             let txn = crate::sink::transaction::Transactions {

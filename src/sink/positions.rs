@@ -104,6 +104,9 @@ pub fn load(settings: &KafkaSettings, eo: &ExactlyOnce, timeout: Duration) -> Re
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
+        // At the end of a partition the broker holds a fetch this long before it answers (the
+        // default 500 ms was most of the agent's start-up in this mode).
+        .set("fetch.wait.max.ms", "10")
         .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer<Quiet> =
         cc.create_with_context(Quiet).map_err(|e| PositionsError::Settings(e.to_string()))?;

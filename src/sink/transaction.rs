@@ -17,6 +17,10 @@
 //! - a fatal one (fenced: another agent took the transactional id) stops shipping and tells the
 //!   agent, which exits with code 7.
 //!
+//! This thread is the only one that serves librdkafka's queue in this mode (no kafka-poll
+//! thread): before each commit it serves the delivery reports itself (`serve_until_delivered`),
+//! when idle once a second.
+//!
 //! Memory stays bounded as in at-least-once: while a commit waits the thread takes no batch, the
 //! channel fills and `Sink::submit` holds the tails back.
 
@@ -39,6 +43,8 @@ use crate::config::ExactlyOnce;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The wait between two tries of a call that failed for a reason that can pass.
 const RETRY_WAIT: Duration = Duration::from_secs(1);
+/// How often an idle sender serves librdkafka's queue (client errors).
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// What the transactional sender needs besides the producer.
 pub struct Transactions {
@@ -98,9 +104,13 @@ pub fn run_transactional(
             Phase::Ready => {
                 if st.batches.is_empty() {
                     drop(st);
-                    let got = match batches.recv() {
+                    // Idle: client errors (a broker down) are served once a second. Delivery
+                    // reports are served before each commit (see the module's doc).
+                    producer.poll(Duration::ZERO);
+                    let got = match batches.recv_timeout(IDLE_POLL) {
                         Ok(out) => out,
-                        Err(_) => return,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => return,
                     };
                     st = lock(state);
                     st.batches.push(got);
@@ -177,8 +187,11 @@ fn produce_positions(producer: &KafkaProducer, st: &TxnState, txn: &Transactions
 /// Commits the open transaction with its positions; on success every batch of it is
 /// acknowledged.
 fn commit(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Transactions) {
+    let asked = Instant::now();
+    serve_until_delivered(producer, asked + CALL_TIMEOUT);
     match producer.commit_transaction(CALL_TIMEOUT) {
         Ok(()) => {
+            log::debug!("kafka: transaction of {} batches committed in {:?}", st.batches.len(), asked.elapsed());
             for out in st.batches.drain(..) {
                 out.token.tracker.ack(out.token.seq);
                 shared.queued.fetch_sub(1, Ordering::SeqCst);
@@ -187,6 +200,16 @@ fn commit(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Tr
             st.phase = Phase::Ready;
         }
         Err(e) => fail(st, e, "commit", txn),
+    }
+}
+
+/// Serves delivery reports until every message is delivered (or `until`). rdkafka's
+/// `commit_transaction` flushes first, and its flush polls in slices of 100 ms that always last
+/// their whole 100 ms: every commit took 101.5 ms, of which 100 ms that wait (measured), and the
+/// live tail's p50 was 233 ms. Polled 1 ms at a time here, its own flush finds nothing left.
+fn serve_until_delivered(producer: &KafkaProducer, until: Instant) {
+    while producer.in_flight_count() > 0 && Instant::now() < until {
+        producer.poll(Duration::from_millis(1));
     }
 }
 
