@@ -98,6 +98,17 @@ fn produce(broker: &str, topic: &str, file: &Path) {
     p.flush(Duration::from_secs(60)).unwrap();
 }
 
+/// `n` lines of LINE_BYTES: a counter, then padding (the catch-up scenarios' file).
+fn numbered_file(file: &Path, n: usize) {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(file).unwrap());
+    for i in 0..n {
+        let head = format!("{i:010} ");
+        w.write_all(head.as_bytes()).unwrap();
+        w.write_all(&vec![b'x'; LINE_BYTES - head.len() - 1]).unwrap();
+        w.write_all(b"\n").unwrap();
+    }
+}
+
 /// Microseconds since the Unix epoch: the stamp written into live lines, comparable across
 /// processes.
 fn now_us() -> u64 {
@@ -199,11 +210,12 @@ fn render(rows: &[Row], b: &Bench) -> String {
 struct Bench {
     quick: bool,
     runs: usize,
+    /// Apache Kafka's node directory when `--broker kafka` (stopped by scripts/kafka.sh on drop;
+    /// declared before `dir`, so it is dropped while its directory is still there).
+    kafka: Option<KafkaNode>,
     dir: tempfile::TempDir,
     _broker: Proc,
     port: u16,
-    /// Apache Kafka's node directory when `--broker kafka` (stopped by scripts/kafka.sh on drop).
-    kafka: Option<KafkaNode>,
     _etcd: Proc,
     etcd_port: u16,
     topics: usize,
@@ -503,15 +515,7 @@ impl Bench {
     fn catch_up(&mut self) -> Vec<Row> {
         let n: usize = if self.quick { 200_000 } else { 1_000_000 };
         let file = self.dir.path().join("catchup.log");
-        {
-            let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-            for i in 0..n {
-                let head = format!("{i:010} ");
-                w.write_all(head.as_bytes()).unwrap();
-                w.write_all(&vec![b'x'; LINE_BYTES - head.len() - 1]).unwrap();
-                w.write_all(b"\n").unwrap();
-            }
-        }
+        numbered_file(&file, n);
         let mut base = (Vec::new(), Vec::new(), Vec::new());
         let mut lc = (Vec::new(), Vec::new(), Vec::new());
         let mut st: (Vec<f64>, Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new(), Vec::new());
@@ -817,15 +821,7 @@ impl Bench {
         }
         let n: usize = if self.quick { 200_000 } else { 1_000_000 };
         let file = self.dir.path().join("eo.log");
-        {
-            let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-            for i in 0..n {
-                let head = format!("{i:010} ");
-                w.write_all(head.as_bytes()).unwrap();
-                w.write_all(&vec![b'x'; LINE_BYTES - head.len() - 1]).unwrap();
-                w.write_all(b"\n").unwrap();
-            }
-        }
+        numbered_file(&file, n);
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_logcatch"));
         let (mut alo, mut eo) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
         for run in 0..self.runs {

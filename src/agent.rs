@@ -226,6 +226,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         files,
         settings: TailSettings::from_config(&config),
     });
+    supervisor.spawn("kafka-poll", sink.poll_worker());
     match &config.kafka.exactly_once {
         None => supervisor.spawn("kafka-sender", sink.sender_worker()),
         Some(eo) => {
@@ -241,9 +242,6 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
             supervisor.spawn("kafka-sender", sink.transactional_worker(Arc::new(txn)))
         }
     };
-    if config.kafka.exactly_once.is_none() {
-        supervisor.spawn("kafka-poll", sink.poll_worker());
-    }
     let (events_tx, events_rx) = unbounded::<Event>();
     let (stop_tx, stop_rx) = bounded::<()>(0);
     let stopping = Arc::new(AtomicBool::new(false));

@@ -129,6 +129,22 @@ struct Live {
     since: u64,
 }
 
+impl Live {
+    /// The entry of this live file (`key`: its topic and identity) at `offset`.
+    fn entry(&self, key: &Key, offset: u64, now: u64) -> Entry {
+        Entry {
+            path: self.path.clone(),
+            topic: key.0.clone(),
+            dev: key.1.dev,
+            ino: key.1.ino,
+            fp_len: self.fp.len,
+            fp_hash: self.fp.hash,
+            offset,
+            updated: now,
+        }
+    }
+}
+
 /// Content that was read and then cut from its file (copytruncate) or found replaced: a copy of
 /// it beside the file is read on from `offset`, however late the copy is looked at.
 struct Replaced {
@@ -398,16 +414,7 @@ impl Checkpoints {
             let Some(offset) = at.get(&Arc::as_ptr(&live.tracker)) else {
                 continue;
             };
-            out.push(Entry {
-                path: live.path.clone(),
-                topic: key.0.clone(),
-                dev: key.1.dev,
-                ino: key.1.ino,
-                fp_len: live.fp.len,
-                fp_hash: live.fp.hash,
-                offset: *offset,
-                updated: now,
-            });
+            out.push(live.entry(key, *offset, now));
         }
         out
     }
@@ -447,16 +454,7 @@ impl Checkpoints {
                 live.folded = Some((offset, live.fp));
                 let entry = st.saved.entry(key.clone()).or_insert_with(|| {
                     dirty = true;
-                    Entry {
-                        path: live.path.clone(),
-                        topic: key.0.clone(),
-                        dev: key.1.dev,
-                        ino: key.1.ino,
-                        fp_len: live.fp.len,
-                        fp_hash: live.fp.hash,
-                        offset,
-                        updated: now,
-                    }
+                    live.entry(key, offset, now)
                 });
                 // The whole fingerprint: a reused inode can hold as many bytes as the file it replaced
                 // (found by the model test: the old file's hash was kept for its successor).

@@ -11,11 +11,13 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
+
+/// The torture's files: rotated by rename, by copytruncate, not rotated.
+const FILES: [&str; 3] = ["renamed", "copied", "plain"];
 
 const T: Duration = Duration::from_secs(90);
 
@@ -31,7 +33,7 @@ fn kafka() -> (tempfile::TempDir, Broker) {
 #[test]
 fn sigkill_under_rotation_ships_each_line_exactly_once() {
     let (dir, broker) = kafka();
-    let files = ["renamed", "copied", "plain"];
+    let files = FILES;
     for f in files {
         broker.create_topic(f);
     }
@@ -42,29 +44,7 @@ fn sigkill_under_rotation_ships_each_line_exactly_once() {
 
     // 1,000 lines/s per file in batches of 50; renamed.log rotated by rename every 4,000 lines,
     // copied.log by copytruncate every 3,000 (the at-least-once torture's writer).
-    let done = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (paths, done) = (paths.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut gen = 0;
-            for start in (0..per_file).step_by(50) {
-                for (i, p) in paths.iter().enumerate() {
-                    append(p, &numbered(files[i], start..start + 50));
-                }
-                let written = start + 50;
-                if written % 4000 == 0 {
-                    gen += 1;
-                    std::fs::rename(&paths[0], paths[0].with_extension(format!("log.{gen}"))).unwrap();
-                }
-                if written % 3000 == 0 {
-                    std::fs::copy(&paths[1], paths[1].with_extension(format!("log.{written}"))).unwrap();
-                    std::fs::OpenOptions::new().write(true).open(&paths[1]).unwrap().set_len(0).unwrap();
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            done.store(true, Ordering::SeqCst);
-        })
-    };
+    let (writer, done) = rotating_writer(paths.clone(), &FILES, per_file);
     let mut agent = Agent::start(&cfg);
     let mut kills = 0;
     let mut pause = 700u64;

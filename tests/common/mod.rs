@@ -755,3 +755,36 @@ pub fn a_huge_line_is_given_up_and_holds_nothing_up(dir: &Path, broker: &Broker,
     assert_eq!(agent.terminate(), Some(0));
     assert!(agent.log_text().contains("stopped: every line was delivered"), "nothing is left owed");
 }
+
+/// The torture tests' writer: `per_file` numbered lines into each of `paths` (prefixed with its
+/// `names` entry), 1,000 lines/s per file in batches of 50; the first file is rotated by rename
+/// every 4,000 lines (`x.log.1`, `x.log.2`, ...), the second by copytruncate every 3,000
+/// (`x.log.3000`, ...). The flag is raised when every line is written.
+pub fn rotating_writer(
+    paths: Vec<PathBuf>,
+    names: &'static [&'static str],
+    per_file: usize,
+) -> (std::thread::JoinHandle<()>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let handle = std::thread::spawn(move || {
+        let mut gen = 0;
+        for start in (0..per_file).step_by(50) {
+            for (i, p) in paths.iter().enumerate() {
+                append(p, &numbered(names[i], start..start + 50));
+            }
+            let written = start + 50;
+            if written % 4000 == 0 {
+                gen += 1;
+                std::fs::rename(&paths[0], paths[0].with_extension(format!("log.{gen}"))).unwrap();
+            }
+            if written % 3000 == 0 {
+                std::fs::copy(&paths[1], paths[1].with_extension(format!("log.{written}"))).unwrap();
+                std::fs::OpenOptions::new().write(true).open(&paths[1]).unwrap().set_len(0).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    (handle, done)
+}
