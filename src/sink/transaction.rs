@@ -209,38 +209,40 @@ fn serve_until_delivered(producer: &KafkaProducer, until: Instant) {
     }
 }
 
-/// Sorts a failed transaction call: retriable (try again, the phase stays), abortable (abort
-/// and resend), fatal (stop).
+/// Sorts a failed transaction call: fatal (stop), abortable (abort and resend), anything else
+/// (retriable, a broker away longer than the call's timeout) is tried again with the phase
+/// unchanged: the agent keeps running on what it has rather than give up on a doubt.
 fn fail(st: &mut TxnState, e: KafkaError, what: &str, txn: &Transactions) {
-    let (retriable, abortable) = match &e {
-        KafkaError::Transaction(t) => (t.is_retriable(), t.txn_requires_abort()),
+    let (fatal, abortable) = match &e {
+        KafkaError::Transaction(t) => (t.is_fatal(), t.txn_requires_abort()),
         _ => (false, false),
     };
-    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature) {
-        // tansu 0.6 answers InitProducerId but has no EndTxn (librdkafka: "EndTxnRequest (KIP-98)
-        // not supported by broker"), and calls that retriable: it never passes.
-        let why = format!(
-            "kafka: the broker does not support transactions ({e}); delivery: exactly_once needs \
-             Apache Kafka (or another broker with KIP-98 transactions); nothing more is shipped"
-        );
+    let unsupported = e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature);
+    if fatal || unsupported {
+        let why = if unsupported {
+            // tansu 0.6 answers InitProducerId but has no EndTxn (librdkafka: "EndTxnRequest
+            // (KIP-98) not supported by broker"), and calls that retriable: it never passes.
+            format!(
+                "kafka: the broker does not support transactions ({e}); delivery: exactly_once needs \
+                 Apache Kafka (or another broker with KIP-98 transactions); nothing more is shipped"
+            )
+        } else {
+            format!(
+                "kafka: the transactional producer {} failed for good ({e}): another agent with the \
+                 same transactional_id fenced this one, or the broker refused transactions; nothing \
+                 more is shipped",
+                txn.settings.transactional_id
+            )
+        };
         log::error!("{why}");
         st.phase = Phase::Dead;
         (txn.fatal)(why);
-    } else if retriable {
-        log::warn!("kafka: could not {what} the transaction yet ({e}); trying again");
-        std::thread::sleep(RETRY_WAIT);
     } else if abortable {
         log::warn!("kafka: the transaction failed ({e}); aborting it and sending its lines again");
         st.phase = Phase::MustAbort;
     } else {
-        let why = format!(
-            "kafka: the transactional producer {} failed for good ({e}): another agent with the same \
-             transactional_id fenced this one, or the broker refused transactions; nothing more is shipped",
-            txn.settings.transactional_id
-        );
-        log::error!("{why}");
-        st.phase = Phase::Dead;
-        (txn.fatal)(why);
+        log::warn!("kafka: could not {what} the transaction yet ({e}); trying again");
+        std::thread::sleep(RETRY_WAIT);
     }
 }
 
