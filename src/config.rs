@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::secret::{check_file, read_secret, Secret, TlsFiles};
 use crate::envelope::Format;
+pub use crate::units::{parse_duration, parse_size};
 use crate::selector::{absolute, Entry, Selector, SelectorError};
 
 /// Where a file that has no saved position starts.
@@ -340,6 +341,7 @@ struct RawCollectLog {
     #[serde(default)]
     exclude: Vec<String>,
     format: Option<String>,
+    multiline: Option<crate::multiline::Raw>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -779,7 +781,13 @@ fn resolve_sources(entries: &[RawCollectLog], base: &Path, problems: &mut Vec<St
     let mut sources: Vec<Selector> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let (path, topic) = (entry.logpath.as_deref().unwrap_or(""), entry.logtopic.as_deref().unwrap_or(""));
-        let entry = Entry { path, topic, exclude: &entry.exclude, format: entry.format.as_deref() };
+        let entry = Entry {
+            path,
+            topic,
+            exclude: &entry.exclude,
+            format: entry.format.as_deref(),
+            multiline: entry.multiline.as_ref(),
+        };
         match Selector::build(&entry, base) {
             Ok(sel) if !sources.contains(&sel) => sources.push(sel),
             Ok(_) => {}
@@ -788,6 +796,7 @@ fn resolve_sources(entries: &[RawCollectLog], base: &Path, problems: &mut Vec<St
                 SelectorError::Topic(why) => format!("collectlogs[{i}].logtopic: {why}"),
                 SelectorError::Exclude { index, why } => format!("collectlogs[{i}].exclude[{index}]: {why}"),
                 SelectorError::Format(why) => format!("collectlogs[{i}].format: {why}"),
+                SelectorError::Multiline(why) => format!("collectlogs[{i}].multiline: {why}"),
             })),
         }
     }
@@ -1031,44 +1040,6 @@ fn duration_field(name: &str, value: Option<&str>, default: &str, problems: &mut
     }
 }
 
-/// Parses `500ms`, `10s`, `5m`, `24h`, `2d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO); // `batch_wait: 0`: zero needs no unit
-    }
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s, 5m, 24h"))?;
-    let ms = match unit.trim() {
-        "ms" => n,
-        "s" => n.saturating_mul(1000),
-        "m" => n.saturating_mul(60_000),
-        "h" => n.saturating_mul(3_600_000),
-        "d" => n.saturating_mul(86_400_000),
-        _ => return Err(format!("{text:?} is not a duration such as 500ms, 10s, 5m, 24h")),
-    };
-    Ok(Duration::from_millis(ms))
-}
-
-/// Parses `4096`, `64KiB`, `1MiB`, `1GiB` (also `KB`/`MB`/`GB`, as powers of 1000).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a size such as 4096, 64KiB, 1MiB"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" | "kB" => 1000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return Err(format!("{text:?} is not a size such as 4096, 64KiB, 1MiB")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("{text:?} is too large"))
-}
 
 fn parse_size_raw(raw: &RawSize) -> Result<u64, String> {
     match raw {
@@ -1334,6 +1305,28 @@ kafkaconfig:
             !hatch.kafka.properties.contains_key("ssl.key.password")
                 && hatch.kafka.secrets.contains_key("ssl.key.password")
         );
+    }
+
+    #[test]
+    fn multiline_per_entry() {
+        let ok = "kafkaconfig: {kafkaaddr: h:1}\ncollectlogs:\n\
+                  - {logpath: /a.log, logtopic: t, multiline: java}\n\
+                  - {logpath: /b.log, logtopic: t, multiline: {condition_pattern: '\\\\$', mode: continue_past, max_lines: 50, max_bytes: 64KiB, timeout: 2s}}\n";
+        let c = parse(ok).unwrap();
+        assert_eq!(c.sources[0].multiline, crate::multiline::preset("java"));
+        let b = c.sources[1].multiline.as_ref().unwrap();
+        assert_eq!((b.mode, b.max_lines, b.max_bytes, b.timeout), (crate::multiline::Mode::ContinuePast, 50, 65536, Duration::from_secs(2)));
+        for (entry, needle) in [
+            ("multiline: cobol", "collectlogs[0].multiline: \"cobol\" is not one of java, python, go"),
+            ("multiline: {condition_pattern: '(', mode: halt_before}", "collectlogs[0].multiline: condition_pattern: "),
+            ("multiline: {condition_pattern: x, mode: halt}", "collectlogs[0].multiline: mode: \"halt\""),
+            ("multiline: {condition_pattern: x, mode: halt_with, timeout: 0}", "timeout: between 10ms and 1h"),
+            ("multiline: {mode: halt_with}", "condition_pattern: missing"),
+        ] {
+            let text = format!("kafkaconfig: {{kafkaaddr: h:1}}\ncollectlogs:\n- {{logpath: /a.log, logtopic: t, {entry}}}\n");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{entry}: {e}");
+        }
     }
 
     #[test]

@@ -21,11 +21,13 @@ pub struct TailSpec {
     pub path: PathBuf,
     pub topic: String,
     pub format: Format,
+    /// Lines joined into events (`multiline`); a change restarts the tail like `format`.
+    pub multiline: Option<crate::multiline::Spec>,
 }
 
 impl TailSpec {
     pub fn new(path: PathBuf, topic: &str) -> TailSpec {
-        TailSpec { path, topic: topic.to_string(), format: Format::Raw }
+        TailSpec { path, topic: topic.to_string(), format: Format::Raw, multiline: None }
     }
 
     pub fn with_format(mut self, format: Format) -> TailSpec {

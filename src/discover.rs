@@ -79,13 +79,14 @@ pub fn expand<'a>(
         let paths =
             if sel.is_glob() { matches(sel, rules.own_log, &mut found.problems) } else { vec![sel.pattern.clone()] };
         for path in paths {
-            let spec = TailSpec::new(path, &sel.topic).with_format(sel.format.unwrap_or(rules.format));
+            let mut spec = TailSpec::new(path, &sel.topic).with_format(sel.format.unwrap_or(rules.format));
+            spec.multiline = sel.multiline.clone();
             if found.tails.contains(&spec) {
                 continue;
             }
             if !seen.insert((spec.path.clone(), spec.topic.clone())) {
                 found.problems.push(format!(
-                    "{}: to topic {} in two formats; {} asks for {}, the first found wins",
+                    "{}: to topic {} in two ways (format or multiline); {} asks for {}, the first found wins",
                     spec.path.display(),
                     spec.topic,
                     sel.pattern.display(),
@@ -228,6 +229,7 @@ mod tests {
             topic: "t".into(),
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
             format: None,
+            multiline: None,
         }
     }
     fn rules(ignore_older: Option<Duration>) -> Rules<'static> {

@@ -13,6 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use glob::Pattern;
 
 use crate::envelope::Format;
+use crate::multiline;
 
 /// What one entry of a source asks for: the files a path or glob pattern names (less those an
 /// exclude pattern matches), shipped to one topic.
@@ -26,6 +27,8 @@ pub struct Selector {
     pub exclude: Vec<String>,
     /// The entry's own `format`; `None` follows the top-level one.
     pub format: Option<Format>,
+    /// Lines joined into events (`multiline`).
+    pub multiline: Option<multiline::Spec>,
 }
 
 /// One entry of a source as written, before it is checked (`Selector::build`).
@@ -35,12 +38,13 @@ pub struct Entry<'a> {
     pub topic: &'a str,
     pub exclude: &'a [String],
     pub format: Option<&'a str>,
+    pub multiline: Option<&'a multiline::Raw>,
 }
 
 impl Selector {
     /// A selector of exactly one file.
     pub fn file(path: PathBuf, topic: &str) -> Selector {
-        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new(), format: None }
+        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new(), format: None, multiline: None }
     }
 
     /// Whether the pattern has glob characters (otherwise it names one file, present or not).
@@ -57,6 +61,9 @@ impl fmt::Display for Selector {
         }
         if let Some(format) = self.format {
             write!(f, " (format {format})")?;
+        }
+        if self.multiline.is_some() {
+            write!(f, " (multiline)")?;
         }
         Ok(())
     }
@@ -87,6 +94,7 @@ pub enum SelectorError {
     Topic(String),
     Exclude { index: usize, why: String },
     Format(String),
+    Multiline(String),
 }
 
 impl Selector {
@@ -94,7 +102,7 @@ impl Selector {
     /// excludes checked, sorted and deduplicated. Every bad exclude is reported (`Err` holds the
     /// first problem of the path or topic, else every exclude problem).
     pub fn build(entry: &Entry<'_>, base: &Path) -> Result<Selector, Vec<SelectorError>> {
-        let Entry { path, topic, exclude, format } = *entry;
+        let Entry { path, topic, exclude, format, multiline } = *entry;
         if path.is_empty() {
             return Err(vec![SelectorError::Path("missing or empty".into())]);
         }
@@ -104,6 +112,8 @@ impl Selector {
         }
         check_topic(topic).map_err(|e| vec![SelectorError::Topic(e)])?;
         let format = format.map(Format::parse).transpose().map_err(|e| vec![SelectorError::Format(e)])?;
+        let multiline =
+            multiline.map(multiline::Raw::resolve).transpose().map_err(|e| vec![SelectorError::Multiline(e)])?;
         let mut problems = Vec::new();
         let mut excludes = Vec::new();
         for (index, ex) in exclude.iter().enumerate() {
@@ -117,7 +127,13 @@ impl Selector {
         }
         excludes.sort();
         excludes.dedup();
-        Ok(Selector { pattern: absolute(Path::new(path), base), topic: topic.to_string(), exclude: excludes, format })
+        Ok(Selector {
+            pattern: absolute(Path::new(path), base),
+            topic: topic.to_string(),
+            exclude: excludes,
+            format,
+            multiline,
+        })
     }
 }
 

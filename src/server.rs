@@ -195,7 +195,10 @@ impl ServerState {
         let (desired, format) = (&self.desired, self.config.format);
         let change = plan(&running, &found.tails, |spec| {
             desired.iter().any(|(_, sel)| {
-                sel.topic == spec.topic && sel.format.unwrap_or(format) == spec.format && covers(sel, &spec.path)
+                sel.topic == spec.topic
+                    && sel.format.unwrap_or(format) == spec.format
+                    && sel.multiline == spec.multiline
+                    && covers(sel, &spec.path)
             })
         });
         if always_log || !change.is_empty() {

@@ -28,6 +28,7 @@ struct RawEntry {
     #[serde(default)]
     exclude: Vec<String>,
     format: Option<String>,
+    multiline: Option<crate::multiline::Raw>,
 }
 
 /// A value that was understood: what to tail, and the entries refused by the allowlist.
@@ -56,7 +57,13 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
         if let Some((j, ex)) = e.exclude.iter().enumerate().find(|(_, ex)| ex.contains('/') && !ex.starts_with('/')) {
             return Err(format!("entry {i}: exclude[{j}] {ex:?} has a '/' but is not absolute"));
         }
-        let entry = Entry { path: &e.path, topic: &e.topic, exclude: &e.exclude, format: e.format.as_deref() };
+        let entry = Entry {
+            path: &e.path,
+            topic: &e.topic,
+            exclude: &e.exclude,
+            format: e.format.as_deref(),
+            multiline: e.multiline.as_ref(),
+        };
         let sel = Selector::build(&entry, Path::new("/")).map_err(|errors| {
             let e = &errors[0];
             match e {
@@ -65,6 +72,7 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
                 SelectorError::Topic(why) => format!("entry {i}: topic {why}"),
                 SelectorError::Exclude { index, why } => format!("entry {i}: exclude[{index}] {why}"),
                 SelectorError::Format(why) => format!("entry {i}: format {why}"),
+                SelectorError::Multiline(why) => format!("entry {i}: multiline {why}"),
             }
         })?;
         // A glob is checked by its fixed directory here, and each file it matches when found.
@@ -154,6 +162,10 @@ mod tests {
         assert_eq!(s.exclude, vec!["*.gz", "/var/log/app/x*"]);
         assert!(p.refused.is_empty());
         // The glob's fixed directory must be allowed.
+        let p = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"java"},{"path":"/var/log/k.log","topic":"t","multiline":{"condition_pattern":";$","mode":"halt_with"}}]"#, &a).unwrap();
+        assert!(p.tails.iter().all(|s| s.multiline.is_some()));
+        let e = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"jaav"}]"#, &a).unwrap_err();
+        assert!(e.starts_with("entry 0: multiline \"jaav\" is not one of"), "{e}");
         let p = parse(br#"[{"path":"/etc/*","topic":"t"}]"#, &a).unwrap();
         assert!(p.tails.is_empty() && p.refused.len() == 1);
         for (v, needle) in [

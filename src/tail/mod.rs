@@ -58,6 +58,7 @@ use crate::checkpoint::{Checkpoints, Known};
 use crate::claims::{Claim, Claims};
 use crate::config::{MessageKey, StartPosition};
 use crate::desired::TailSpec;
+use crate::multiline;
 use crate::discover::compressed;
 use crate::failpoint;
 use crate::fingerprint::{find_by_id, open_file, rotated_siblings, FileId, Fingerprint};
@@ -143,6 +144,9 @@ struct Reader {
     /// The file's size at the last end-of-file check (its first bytes are compared only when
     /// it changed).
     checked: Stamp,
+    /// `multiline`: the file offset of the open event's first line, and since when it waits
+    /// for a line that ends it (shipped as it is after the rule's timeout).
+    event_since: Option<(u64, Instant)>,
     /// When the reader last reached its end with nothing new (draining readers close after
     /// `rotate_wait` of this, the current one after `close_inactive`).
     idle_since: Option<Instant>,
@@ -183,6 +187,8 @@ pub struct TailState {
     /// The last problem logged, so the same one is not logged on every poll.
     last_problem: Option<String>,
     pub stats: Arc<TailStats>,
+    /// `multiline`: the spec's rule, compiled once (the spec was checked when resolved).
+    multiline: Option<multiline::Rule>,
 }
 
 /// The tail's states: what it has of the file its path names. Every change of state goes through
@@ -196,6 +202,9 @@ pub struct TailState {
 /// Absent | Waiting --the file can be opened--> Open
 /// any --stop--> Starting
 /// ```
+// One per tail: the size of a Reader inline costs nothing a Box's allocation and indirection
+// would save.
+#[allow(clippy::large_enum_variant)]
 enum Current {
     /// Not looked at yet (the tail starts, or starts again after a stop).
     Starting,
@@ -401,6 +410,8 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 } else {
                     ctx.settings.poll_interval
                 };
+                // A multiline event waiting for its timeout is looked at again in time.
+                let ceiling = st.event_wait().map_or(ceiling, |w| ceiling.min(w));
                 idle = (idle * 2).min(ceiling);
             }
             Err(Stopped) => break,
@@ -458,7 +469,22 @@ impl TailState {
             draining: Vec::new(),
             last_problem: None,
             stats,
+            multiline: None,
         }
+        .with_multiline()
+    }
+
+    fn with_multiline(mut self) -> TailState {
+        self.multiline = self.spec.multiline.as_ref().and_then(|m| multiline::Rule::new(m).ok());
+        self
+    }
+
+    /// With `multiline`, how long the tail may sleep while an event waits for its timeout.
+    fn event_wait(&self) -> Option<Duration> {
+        let rule = self.multiline.as_ref()?;
+        let waiting = self.current.reader().is_some_and(|r| r.event_since.is_some())
+            || self.draining.iter().any(|r| r.event_since.is_some());
+        waiting.then_some(rule.timeout / 2)
     }
 
     /// Moves the tail to state `next` (the one place its state changes); gives back the reader
@@ -514,6 +540,7 @@ impl TailState {
             scanned: 0,
             opened_at: unix_now(),
             checked: Stamp { size: offset, mtime: (0, 0) },
+            event_since: None,
             idle_since: None,
             _permit: permit,
             _claim: claim,
@@ -1068,6 +1095,9 @@ impl TailState {
     /// batches handed to the sending thread. The reader's position moves only once a batch is
     /// handed over, so a stop or a panic never skips or repeats a line.
     fn send_lines(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<(), Stopped> {
+        if self.multiline.is_some() {
+            return self.send_events(ctx, slot, stop);
+        }
         let max = ctx.settings.max_line_bytes;
         let (topic, key, stats) = (self.topic.clone(), self.key.clone(), self.stats.clone());
         loop {
@@ -1117,6 +1147,60 @@ impl TailState {
         }
     }
 
+    /// `multiline`: sends the finished events among the complete lines buffered, each as one
+    /// message (its lines joined by `\n`: the bytes between its first line's start and its last
+    /// line's end). The reader's position stays at the open event's first line, so an event is
+    /// acknowledged whole or read again whole; the open event is sent as it is once it has
+    /// waited the rule's timeout.
+    fn send_events(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<(), Stopped> {
+        let max = ctx.settings.max_line_bytes;
+        let (topic, key, stats, format) = (self.topic.clone(), self.key.clone(), self.stats.clone(), self.spec.format);
+        let rule = self.multiline.clone().expect("multiline tails have a rule");
+        let r = match slot {
+            Slot::Current => self.current.reader_mut().expect("current reader"),
+            Slot::Draining(i) => &mut self.draining[i],
+        };
+        // Every complete line buffered, as (start, end, next) spans.
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        let (mut pos, mut scanned) = (r.pos, r.scanned);
+        while let Framed::Line { end, next, .. } = framer::frame(&r.buf, pos, scanned, max) {
+            spans.push((pos, end, next));
+            pos = next;
+            scanned = scanned.max(pos);
+        }
+        if spans.is_empty() {
+            r.scanned = r.buf.len();
+            return Ok(());
+        }
+        let now = Instant::now();
+        let first_offset = r.offset_of(spans[0].0);
+        let timed_out = matches!(r.event_since, Some((at, since)) if at == first_offset && now.duration_since(since) >= rule.timeout);
+        let lines: Vec<&[u8]> = spans.iter().map(|&(s, e, _)| &r.buf[s..e]).collect();
+        let g = multiline::group(&rule, &lines, timed_out);
+        // The open event's lines are framed again at the next look.
+        r.scanned = r.pos;
+        let open_at = g.open.map(|i| r.offset_of(spans[i].0));
+        if r.event_since.map(|(at, _)| at) != open_at {
+            r.event_since = open_at.map(|at| (at, now));
+        }
+        let Some(last) = g.events.last() else { return Ok(()) };
+        let (first, consumed) = (r.pos, spans[last.last].2);
+        let events: Vec<(usize, usize)> =
+            g.events.iter().map(|e| (spans[e.first].0 - first, spans[e.last].1 - first)).collect();
+        let n = events.len() as u64;
+        let batch = Batch::from_spans(topic, key, r.tracker.clone(), r.buf[first..consumed].to_vec(), events)
+            .with_origin(r.origin.clone(), r.offset_of(first))
+            .with_format(format);
+        let end_offset = r.offset_of(consumed);
+        submit(ctx, batch, end_offset, stop)?;
+        r.pos = consumed;
+        r.scanned = r.pos;
+        stats.lines.fetch_add(n, Ordering::Relaxed);
+        stats.bytes.fetch_add((consumed - first) as u64, Ordering::Relaxed);
+        stats.split.fetch_add(g.cut, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// `old`'s file no longer holds what was read (cut by copytruncate, or written over): its
     /// old content is remembered for its copy and the copy drained from where reading got to
     /// (carrying the reader's tracker: lines in flight are credited to the copy), or, with no
@@ -1149,7 +1233,10 @@ impl TailState {
             let mut batch = Batch::new(self.topic.clone(), self.key.clone(), r.tracker.clone())
                 .with_origin(r.origin.clone(), r.offset_of(r.pos))
                 .with_format(self.spec.format);
-            batch.push(&r.buf[r.pos..]);
+            // With `multiline`, the rest is the open event's lines (and perhaps a last line
+            // without its newline): one message, its lines joined by `\n`.
+            let rest = &r.buf[r.pos..];
+            batch.push(if self.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest });
             if let Err(s) = submit(ctx, batch, r.read_offset, stop) {
                 self.draining.push(r);
                 return Err(s);
