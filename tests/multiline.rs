@@ -125,3 +125,32 @@ fn a_kill_in_the_middle_of_an_event_never_splits_it() {
     assert_eq!(events, ["2026-11-29 01:00:01 ERROR two\n\tat a\n\tat b"], "whole, once: {got:?}");
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// A rename rotation in the middle of an event (the writer's exception split across the two
+/// files): the old file's part is shipped when that file is done, the new file's lines form an
+/// event of their own; no line is lost or doubled (README, "Multiline events").
+#[test]
+fn a_rotation_in_the_middle_of_an_event_ships_both_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    let entries = format!(
+        "start_position: beginning\ncollectlogs:\n- {{logpath: \"{}\", logtopic: t, multiline: java}}\n",
+        a.display()
+    );
+    let cfg = config_with(dir.path(), &broker, &entries);
+    let mut agent = Agent::start(&cfg);
+    append(&a, &["2026-11-29 01:00:00 INFO one".into(), "2026-11-29 01:00:01 ERROR two".into(), "\tat a".into()]);
+    assert_eq!(broker.lines("t", 1, T), ["2026-11-29 01:00:00 INFO one"]);
+    std::fs::rename(&a, dir.path().join("a.log.1")).unwrap();
+    append(&a, &["\tat b".into(), "2026-11-29 01:00:02 INFO three".into()]);
+    // rotate_wait (1s in the tests' config) ends the old file; timeouts (1s) end the rest.
+    let got = broker.lines("t", 4, T);
+    assert_eq!(
+        got,
+        ["2026-11-29 01:00:00 INFO one", "2026-11-29 01:00:01 ERROR two\n\tat a", "\tat b", "2026-11-29 01:00:02 INFO three"]
+    );
+    assert_eq!(broker.lines("t", 5, Duration::from_secs(3)).len(), 4, "nothing doubled");
+    assert_eq!(agent.terminate(), Some(0));
+}
