@@ -11,7 +11,12 @@
 //! - `etcd`: one watcher thread per etcd key;
 //! - `checkpoint`: the checkpointer thread, saves acknowledged offsets;
 //! - `metrics`: writes the metrics file;
-//! - `sink`: the shared Kafka producer, its sending thread and its delivery-report thread.
+//! - `sink`: the shared Kafka producer, its sending thread (transactional with
+//!   `delivery: exactly_once`) and its delivery-report thread;
+//! - `fleet`: keeps this agent's key in etcd.
+//!
+//! Pure pieces the threads use: `multiline` (lines -> events), `envelope` (the JSON payload),
+//! `selector`, `desired`, `tail::resume`.
 
 pub mod ack;
 pub mod alloc;
