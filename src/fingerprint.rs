@@ -84,6 +84,13 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// Whether `candidate` is named as a rotated generation of `original`: in the same directory,
 /// with a longer name that begins with `original`'s (`app.log.1`, `app.log-20261123`).
 pub fn is_rotated_name(original: &Path, candidate: &Path) -> bool {
+    // The bytes first: the store asks this of every file it knows for each file a tail opens,
+    // and parsing both paths into components every time was 35% of the CPU of an agent starting
+    // on 10,000 files (perf). A candidate is the original's path and more, with no `/` after.
+    let (o, c) = (original.as_os_str().as_encoded_bytes(), candidate.as_os_str().as_encoded_bytes());
+    if c.len() <= o.len() || !c.starts_with(o) || c[o.len()..].contains(&b'/') {
+        return false;
+    }
     let (Some(name), Some(cand)) = (original.file_name(), candidate.file_name()) else { return false };
     let (name, cand) = (name.as_encoded_bytes(), cand.as_encoded_bytes());
     original.parent() == candidate.parent() && cand.len() > name.len() && cand.starts_with(name)
