@@ -179,18 +179,63 @@ struct State {
     journaled: usize,
     /// The last journal write failed (perhaps half done): the next save writes a snapshot.
     journal_broken: bool,
+    /// `saved` and `live` by path: what a tail asks about a path (its history, a copy's
+    /// original) is looked up, not scanned for (issue 15: with 10,000 files known, scanning for
+    /// each file a tail opened made an agent take 6 s to ship 10 lines of each).
+    saved_paths: PathIndex,
+    live_paths: PathIndex,
+}
+
+/// Keys by the path of their entry.
+#[derive(Default)]
+struct PathIndex(HashMap<String, BTreeSet<Key>>);
+
+impl PathIndex {
+    fn add(&mut self, path: &str, key: &Key) {
+        self.0.entry(path.to_string()).or_default().insert(key.clone());
+    }
+    fn drop_key(&mut self, path: &str, key: &Key) {
+        if let Some(keys) = self.0.get_mut(path) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.0.remove(path);
+            }
+        }
+    }
+    fn keys(&self, path: &str) -> impl Iterator<Item = &Key> {
+        self.0.get(path).into_iter().flatten()
+    }
 }
 
 impl State {
     fn set(&mut self, key: Key, entry: Entry) {
         self.removed.remove(&key);
         self.changed.insert(key.clone());
-        self.saved.insert(key, entry);
+        self.saved_paths.add(&entry.path, &key);
+        if let Some(old) = self.saved.insert(key.clone(), entry) {
+            if old.path != self.saved[&key].path {
+                self.saved_paths.drop_key(&old.path, &key);
+            }
+        }
     }
     fn remove(&mut self, key: &Key) {
-        if self.saved.remove(key).is_some() {
+        if let Some(old) = self.saved.remove(key) {
+            self.saved_paths.drop_key(&old.path, key);
             self.changed.remove(key);
             self.removed.insert(key.clone());
+        }
+    }
+    fn set_live(&mut self, key: Key, live: Live) {
+        self.live_paths.add(&live.path, &key);
+        if let Some(old) = self.live.insert(key.clone(), live) {
+            if old.path != self.live[&key].path {
+                self.live_paths.drop_key(&old.path, &key);
+            }
+        }
+    }
+    fn remove_live(&mut self, key: &Key) {
+        if let Some(old) = self.live.remove(key) {
+            self.live_paths.drop_key(&old.path, key);
         }
     }
     fn dirty(&self) -> bool {
@@ -241,6 +286,10 @@ impl Checkpoints {
         let (entries, generation) = load(&file)?;
         let mut saved: BTreeMap<Key, Entry> = entries.into_iter().map(|e| ((e.topic.clone(), e.id()), e)).collect();
         let journaled = replay(&journal, generation, &mut saved)?;
+        let mut saved_paths = PathIndex::default();
+        for (key, e) in &saved {
+            saved_paths.add(&e.path, key);
+        }
         Ok(Checkpoints {
             file,
             journal,
@@ -255,6 +304,8 @@ impl Checkpoints {
                 generation,
                 journaled,
                 journal_broken: false,
+                saved_paths,
+                live_paths: PathIndex::default(),
             }),
             writing: Mutex::new(()),
         })
@@ -288,7 +339,7 @@ impl Checkpoints {
                 return Known::Live(live.tracker.clone());
             }
             let (fp, path, tracker) = (live.fp, live.path.clone(), live.tracker.clone());
-            st.live.remove(&key);
+            st.remove_live(&key);
             st.remove(&key);
             st.note_replaced(topic, &path, fp, sent, Some(tracker.clone()));
             return Known::Replaced { fp, offset: sent, tracker: Some(tracker) };
@@ -335,15 +386,25 @@ impl Checkpoints {
         let is_original = |orig: &str| is_rotated_name(Path::new(orig), path);
         let size = file.metadata().ok()?.len();
         let st = self.lock();
-        let live = st
-            .live
+        // The originals a name like `path` can have: its proper prefixes within its file name
+        // (`app.log.1` -> `app.log`, `app.lo`, ...), looked up in the path indexes.
+        let text = path.to_str()?;
+        let name_at = text.rfind('/').map_or(0, |i| i + 1);
+        let originals: Vec<&str> =
+            (name_at + 1..text.len()).filter(|&end| text.is_char_boundary(end)).map(|end| &text[..end]).collect();
+        let live = originals
             .iter()
-            .filter(|((t, _), l)| t == topic && is_original(&l.path))
-            .map(|(_, l)| (l.fp, l.tracker.sent(), Some(&l.tracker)));
-        let saved = st
-            .saved
-            .values()
-            .filter(|e| e.topic == topic && is_original(&e.path))
+            .flat_map(|o| st.live_paths.keys(o))
+            .filter(|(t, _)| t == topic)
+            .filter_map(|k| st.live.get(k))
+            .filter(|l| is_original(&l.path))
+            .map(|l| (l.fp, l.tracker.sent(), Some(&l.tracker)));
+        let saved = originals
+            .iter()
+            .flat_map(|o| st.saved_paths.keys(o))
+            .filter(|(t, _)| t == topic)
+            .filter_map(|k| st.saved.get(k))
+            .filter(|e| is_original(&e.path))
             .map(|e| (e.fingerprint(), e.offset, None));
         let replaced = st
             .replaced
@@ -367,14 +428,16 @@ impl Checkpoints {
     pub fn history(&self, path: &str, topic: &str, except: Option<FileId>) -> Vec<Past> {
         let st = self.lock();
         let saved = st
-            .saved
-            .values()
+            .saved_paths
+            .keys(path)
+            .filter_map(|k| st.saved.get(k))
             .filter(|e| e.path == path && e.topic == topic && Some(e.id()) != except)
             .filter(|e| !st.live.contains_key(&(e.topic.clone(), e.id())))
             .map(|e| Past { id: e.id(), fp: e.fingerprint(), offset: e.offset, tracker: None, updated: e.updated });
         let live = st
-            .live
-            .iter()
+            .live_paths
+            .keys(path)
+            .filter_map(|k| st.live.get_key_value(k))
             .filter(|((t, id), l)| t == topic && l.path == path && Some(*id) != except && l.tracker.is_closed())
             .map(|((_, id), l)| Past {
                 id: *id,
@@ -392,8 +455,10 @@ impl Checkpoints {
     /// A file of this process counts from when it was registered (it may not be saved yet).
     pub fn last_update(&self, path: &str, topic: &str) -> Option<u64> {
         let st = self.lock();
-        let saved = st.saved.values().filter(|e| e.path == path && e.topic == topic).map(|e| e.updated);
-        let live = st.live.iter().filter(|((t, _), l)| t == topic && l.path == path).map(|(_, l)| l.since);
+        let saved =
+            st.saved_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.saved.get(k)).map(|e| e.updated);
+        let live =
+            st.live_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.live.get(k)).map(|l| l.since);
         saved.chain(live).max()
     }
 
@@ -410,14 +475,14 @@ impl Checkpoints {
     /// Whether a saved entry or a live tracker exists for `path` and `topic`.
     pub fn knows_path(&self, path: &str, topic: &str) -> bool {
         let st = self.lock();
-        st.saved.values().any(|e| e.path == path && e.topic == topic) || st.live.values().any(|l| l.path == path)
+        st.saved_paths.keys(path).any(|(t, _)| t == topic) || st.live_paths.keys(path).next().is_some()
     }
 
     /// Registers the tracker of a file a tail opens (its claim is the tail's, in `claims`).
     pub fn track(&self, topic: &str, id: FileId, path: &str, fp: Fingerprint, tracker: Arc<AckTracker>) {
         tracker.reopen();
         let live = Live { tracker, path: path.to_string(), fp, folded: None, since: now_secs() };
-        self.lock().live.insert((topic.to_string(), id), live);
+        self.lock().set_live((topic.to_string(), id), live);
     }
 
     /// Records a file left out for its age (`ignore_older`) as read up to `size`, unless it is
@@ -497,7 +562,7 @@ impl Checkpoints {
             let mut st = self.lock();
             let st = &mut *st;
             let mut finished = Vec::new();
-            let mut touched = Vec::new();
+            let mut updates: Vec<(Key, Entry)> = Vec::new();
             for (key, live) in st.live.iter_mut() {
                 let offset = live.tracker.acked();
                 let done = live.tracker.finished();
@@ -505,31 +570,33 @@ impl Checkpoints {
                     continue;
                 }
                 live.folded = Some((offset, live.fp));
-                let entry = st.saved.entry(key.clone()).or_insert_with(|| {
-                    touched.push(key.clone());
-                    live.entry(key, offset, now)
-                });
+                let (mut entry, new) = match st.saved.get(key) {
+                    Some(e) => (e.clone(), false),
+                    None => (live.entry(key, offset, now), true),
+                };
                 // The whole fingerprint: a reused inode can hold as many bytes as the file it replaced
                 // (found by the model test: the old file's hash was kept for its successor).
-                if entry.offset != offset || entry.fingerprint() != live.fp || entry.path != live.path {
+                let moved = entry.offset != offset || entry.fingerprint() != live.fp || entry.path != live.path;
+                if moved {
                     entry.offset = offset;
                     entry.fp_len = live.fp.len;
                     entry.fp_hash = live.fp.hash;
                     entry.path = live.path.clone();
                     entry.updated = now;
-                    touched.push(key.clone());
                 }
                 if done {
                     entry.updated = now;
                     finished.push(key.clone());
                 }
+                if new || moved || done {
+                    updates.push((key.clone(), entry));
+                }
             }
-            for key in touched.into_iter().chain(finished.iter().cloned()) {
-                st.removed.remove(&key);
-                st.changed.insert(key);
+            for (key, entry) in updates {
+                st.set(key, entry);
             }
             for key in finished {
-                st.live.remove(&key);
+                st.remove_live(&key);
             }
             // A long downtime does not expire entries: they count as seen when loaded.
             let (live, loaded_at) = (&st.live, st.loaded_at);
