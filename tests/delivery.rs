@@ -123,16 +123,7 @@ fn broker_down_for_20_seconds_loses_and_doubles_nothing() {
     let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
     let mut agent = Agent::start(&cfg);
     let n = 3_000;
-    let writer = {
-        let a = a.clone();
-        // 100 lines/s for 30 s.
-        std::thread::spawn(move || {
-            for start in (0..n).step_by(10) {
-                append(&a, &numbered("l", start..start + 10));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
-    };
+    let writer = steady_writer(&a, n); // 100 lines/s for 30 s
     std::thread::sleep(Duration::from_secs(5));
     broker.stop();
     std::thread::sleep(Duration::from_secs(20));

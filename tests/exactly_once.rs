@@ -85,15 +85,7 @@ fn broker_restart_mid_transaction_doubles_nothing() {
     let mut agent = Agent::start(&cfg);
     // 100 lines/s for 30 s.
     let n = 3_000;
-    let writer = {
-        let a = a.clone();
-        std::thread::spawn(move || {
-            for start in (0..n).step_by(10) {
-                append(&a, &numbered("l", start..start + 10));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
-    };
+    let writer = steady_writer(&a, n);
     let metrics = dir.path().join("m.prom");
     wait_until(T, "some lines committed", || metric(&metrics, "logcatch_producer_acked_total").unwrap_or(0.0) > 0.0);
     broker.stop();

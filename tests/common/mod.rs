@@ -788,3 +788,15 @@ pub fn rotating_writer(
     });
     (handle, done)
 }
+
+/// The outage tests' writer: `n` numbered lines ("l0000"...) into `path`, 10 every 100 ms
+/// (100 lines/s).
+pub fn steady_writer(path: &Path, n: usize) -> std::thread::JoinHandle<()> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        for start in (0..n).step_by(10) {
+            append(&path, &numbered("l", start..start + 10));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
