@@ -121,6 +121,13 @@ impl AckTracker {
         self.lock().readers += 1;
     }
 
+    /// `acked()` and `finished()` under one lock: what the checkpointer asks of every live
+    /// file five times a second (10,000 files: 100,000 locks a second as two calls).
+    pub fn progress(&self) -> (u64, bool) {
+        let g = self.lock();
+        (g.acked, g.readers == 0 && g.pending.is_empty())
+    }
+
     /// Closed and nothing left in flight: the checkpointer can forget the live tracker.
     pub fn finished(&self) -> bool {
         let g = self.lock();
