@@ -73,7 +73,7 @@ pub fn expand<'a>(
 ) -> Found {
     let mut found = Found::default();
     // (path, topic) of each tail found: the first selector to find a file decides its format.
-    let mut seen: BTreeSet<(PathBuf, String)> = BTreeSet::new();
+    let mut seen: std::collections::HashSet<(std::ffi::OsString, String)> = std::collections::HashSet::new();
     for input in inputs {
         let sel = input.selector;
         let paths =
@@ -84,7 +84,7 @@ pub fn expand<'a>(
             if found.tails.contains(&spec) {
                 continue;
             }
-            if !seen.insert((spec.path.clone(), spec.topic.clone())) {
+            if !seen.insert((spec.path.as_os_str().to_owned(), spec.topic.clone())) {
                 found.problems.push(format!(
                     "{}: to topic {} in two ways (format or multiline); {} asks for {}, the first found wins",
                     spec.path.display(),
