@@ -845,7 +845,11 @@ impl Bench {
                 out.0.push(n as f64 / secs);
                 out.1.push(cpu / (n as f64 / 1e6));
             }
-            eprintln!("exactly-once catch-up run {run}: lines/s {alo0:?} / {eo0:?}", alo0 = alo.0.last(), eo0 = eo.0.last());
+            eprintln!(
+                "exactly-once catch-up run {run}: lines/s {alo0:?} / {eo0:?}",
+                alo0 = alo.0.last(),
+                eo0 = eo.0.last()
+            );
         }
         let (files, rate, secs) = (20, 1000, if self.quick { 15 } else { 60 });
         self.delivery = "";
@@ -880,7 +884,12 @@ impl Bench {
             row(
                 s,
                 &format!("live, {files} files x {rate} lines/s: p50 / p99, at least once"),
-                format!("{:.1} / {:.1} ms, CPU {:.1}%", percentile(&live_alo.lat, 0.5), p99(&live_alo), live_alo.cpu_pct),
+                format!(
+                    "{:.1} / {:.1} ms, CPU {:.1}%",
+                    percentile(&live_alo.lat, 0.5),
+                    p99(&live_alo),
+                    live_alo.cpu_pct
+                ),
                 "",
                 None,
             ),
@@ -916,7 +925,10 @@ impl Bench {
                 .collect();
             cp.save().unwrap();
             let size = |d: &Path| -> u64 {
-                [STORE_FILE, JOURNAL_FILE].iter().map(|f| std::fs::metadata(d.join(f)).map(|m| m.len()).unwrap_or(0)).sum()
+                [STORE_FILE, JOURNAL_FILE]
+                    .iter()
+                    .map(|f| std::fs::metadata(d.join(f)).map(|m| m.len()).unwrap_or(0))
+                    .sum()
             };
             let (mut written, mut spent) = (0u64, Duration::ZERO);
             for round in 1..=saves {
@@ -971,7 +983,15 @@ impl Bench {
         {
             let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
             for i in 0..records {
-                writeln!(w, "2026-11-29 01:{:02}:{:02},{:03} INFO  [worker-{}] request {i} served in 12 ms", i / 60 % 60, i % 60, i % 1000, i % 8).unwrap();
+                writeln!(
+                    w,
+                    "2026-11-29 01:{:02}:{:02},{:03} INFO  [worker-{}] request {i} served in 12 ms",
+                    i / 60 % 60,
+                    i % 60,
+                    i % 1000,
+                    i % 8
+                )
+                .unwrap();
                 lines += 1;
                 if i % 5 == 4 {
                     writeln!(w, "java.lang.IllegalStateException: request {i} failed").unwrap();
@@ -1274,8 +1294,20 @@ impl Bench {
         let rss_mib = rss as f64 / 1024.0;
         let s = "10. ten thousand files";
         vec![
-            row(s, &format!("{files} files x {per_file} lines: all in Kafka after"), format!("{shipped:.2} s"), "< 3 s", Some(shipped < 3.0)),
-            row(s, &format!("then idle {idle_secs} s: CPU"), format!("{cpu_pct:.2} % of a core"), "< 0.5 %", Some(cpu_pct < 0.5)),
+            row(
+                s,
+                &format!("{files} files x {per_file} lines: all in Kafka after"),
+                format!("{shipped:.2} s"),
+                "< 3 s",
+                Some(shipped < 3.0),
+            ),
+            row(
+                s,
+                &format!("then idle {idle_secs} s: CPU"),
+                format!("{cpu_pct:.2} % of a core"),
+                "< 0.5 %",
+                Some(cpu_pct < 0.5),
+            ),
             row(s, "idle RSS, threads", format!("{rss_mib:.0} MiB, {threads}"), "< 128 MiB", Some(rss_mib < 128.0)),
         ]
     }

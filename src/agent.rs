@@ -324,7 +324,9 @@ fn prepare_exactly_once(
     let mut step = 0;
     loop {
         let attempt = match step {
-            0 => sink.init_transactions(timeout).map_err(|e| format!("registering transactional id {}: {e}", eo.transactional_id)),
+            0 => sink
+                .init_transactions(timeout)
+                .map_err(|e| format!("registering transactional id {}: {e}", eo.transactional_id)),
             1 => positions::ensure_topic(kafka, eo, timeout).map_err(|e| e.to_string()),
             _ => match positions::load(kafka, eo, Duration::from_secs(60)) {
                 Ok(entries) => {

@@ -462,8 +462,7 @@ impl Checkpoints {
         let st = self.lock();
         let saved =
             st.saved_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.saved.get(k)).map(|e| e.updated);
-        let live =
-            st.live_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.live.get(k)).map(|l| l.since);
+        let live = st.live_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.live.get(k)).map(|l| l.since);
         saved.chain(live).max()
     }
 
@@ -650,8 +649,9 @@ impl Checkpoints {
             Pending::Snapshot { entries, generation, .. } => write_atomically(&self.file, entries, *generation)
                 .and_then(|()| File::create(&self.journal).and_then(|f| f.sync_all()))
                 .map_err(|error| StoreError::Io { file: self.file.clone(), error }),
-            Pending::Journal { lines, .. } => append(&self.journal, lines)
-                .map_err(|error| StoreError::Io { file: self.journal.clone(), error }),
+            Pending::Journal { lines, .. } => {
+                append(&self.journal, lines).map_err(|error| StoreError::Io { file: self.journal.clone(), error })
+            }
         };
         let mut st = self.lock();
         match (result, write) {
@@ -841,7 +841,8 @@ fn load(file: &Path) -> Result<(Vec<Entry>, u64), StoreError> {
 }
 
 fn write_atomically(file: &Path, entries: &[Entry], generation: u64) -> io::Result<()> {
-    let store = StoreFile { version: STORE_VERSION, checksum: checksum(entries), entries: entries.to_vec(), generation };
+    let store =
+        StoreFile { version: STORE_VERSION, checksum: checksum(entries), entries: entries.to_vec(), generation };
     let mut json = serde_json::to_vec_pretty(&store).expect("store serializes");
     json.push(b'\n');
     let mut tmp = file.as_os_str().to_owned();
@@ -988,7 +989,10 @@ mod tests {
         assert_eq!(std::fs::metadata(dir.path().join(STORE_FILE)).unwrap().len(), snapshot, "the snapshot stays");
         let again = Checkpoints::open(dir.path()).unwrap();
         assert!(matches!(again.resolve("t", id, &f, 14), Known::Saved(14)));
-        assert!(matches!(again.resolve("t", FileId { dev: 1, ino: 1299 }, &f, 14), Known::Replaced { .. } | Known::Saved(_)));
+        assert!(matches!(
+            again.resolve("t", FileId { dev: 1, ino: 1299 }, &f, 14),
+            Known::Replaced { .. } | Known::Saved(_)
+        ));
         drop(again);
 
         // A torn last write: the positions before it stand.

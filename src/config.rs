@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::secret::{check_file, read_secret, Secret, TlsFiles};
 use crate::envelope::Format;
-pub use crate::units::{parse_duration, parse_size};
+use crate::secret::{check_file, read_secret, Secret, TlsFiles};
 use crate::selector::{absolute, Entry, Selector, SelectorError};
+pub use crate::units::{parse_duration, parse_size};
 
 /// Where a file that has no saved position starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -942,8 +942,7 @@ fn resolve_delivery(
             crate::fingerprint::fnv1a(data_dir.as_os_str().as_encoded_bytes()) as u32
         ),
     };
-    let interval =
-        duration_field("kafkaconfig.transaction_interval", raw.interval.as_deref(), "100ms", problems);
+    let interval = duration_field("kafkaconfig.transaction_interval", raw.interval.as_deref(), "100ms", problems);
     if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
         problems.push("kafkaconfig.transaction_interval: between 10ms and 60s".into());
     }
@@ -1039,7 +1038,6 @@ fn duration_field(name: &str, value: Option<&str>, default: &str, problems: &mut
         }
     }
 }
-
 
 fn parse_size_raw(raw: &RawSize) -> Result<u64, String> {
     match raw {
@@ -1315,7 +1313,10 @@ kafkaconfig:
         let c = parse(ok).unwrap();
         assert_eq!(c.sources[0].multiline, crate::multiline::preset("java"));
         let b = c.sources[1].multiline.as_ref().unwrap();
-        assert_eq!((b.mode, b.max_lines, b.max_bytes, b.timeout), (crate::multiline::Mode::ContinuePast, 50, 65536, Duration::from_secs(2)));
+        assert_eq!(
+            (b.mode, b.max_lines, b.max_bytes, b.timeout),
+            (crate::multiline::Mode::ContinuePast, 50, 65536, Duration::from_secs(2))
+        );
         for (entry, needle) in [
             ("multiline: cobol", "collectlogs[0].multiline: \"cobol\" is not one of java, python, go"),
             ("multiline: {condition_pattern: '(', mode: halt_before}", "collectlogs[0].multiline: condition_pattern: "),
@@ -1323,7 +1324,8 @@ kafkaconfig:
             ("multiline: {condition_pattern: x, mode: halt_with, timeout: 0}", "timeout: between 10ms and 1h"),
             ("multiline: {mode: halt_with}", "condition_pattern: missing"),
         ] {
-            let text = format!("kafkaconfig: {{kafkaaddr: h:1}}\ncollectlogs:\n- {{logpath: /a.log, logtopic: t, {entry}}}\n");
+            let text =
+                format!("kafkaconfig: {{kafkaaddr: h:1}}\ncollectlogs:\n- {{logpath: /a.log, logtopic: t, {entry}}}\n");
             let e = parse(&text).unwrap_err().to_string();
             assert!(e.contains(needle), "{entry}: {e}");
         }
@@ -1341,20 +1343,36 @@ kafkaconfig:
         assert_eq!(c.kafka.properties["transactional.id"], eo.transactional_id);
         assert_eq!(c.kafka.properties["transaction.timeout.ms"], "60000");
         // The id follows the data_dir: two agents of one host differ, a restarted one is the same.
-        let other = parse(&format!("{base}delivery: exactly_once\ndata_dir: /srv/two\n").replace("data_dir: /var/lib/logcatch\n", ""));
+        let other = parse(
+            &format!("{base}delivery: exactly_once\ndata_dir: /srv/two\n").replace("data_dir: /var/lib/logcatch\n", ""),
+        );
         assert_ne!(other.unwrap().kafka.exactly_once.unwrap().transactional_id, eo.transactional_id);
-        let own = "kafkaconfig: {kafkaaddr: h:1, transactional_id: app-7, transaction_interval: 1s, positions_topic: pos}\n\
+        let own =
+            "kafkaconfig: {kafkaaddr: h:1, transactional_id: app-7, transaction_interval: 1s, positions_topic: pos}\n\
                    delivery: exactly_once\n";
         let eo = parse(own).unwrap().kafka.exactly_once.unwrap();
-        assert_eq!((eo.transactional_id.as_str(), eo.interval, eo.positions_topic.as_str()), ("app-7", Duration::from_secs(1), "pos"));
+        assert_eq!(
+            (eo.transactional_id.as_str(), eo.interval, eo.positions_topic.as_str()),
+            ("app-7", Duration::from_secs(1), "pos")
+        );
         for (text, needle) in [
             ("delivery: twice\n", "delivery: \"twice\" is not one of at_least_once, exactly_once"),
             ("kafkaconfig: {kafkaaddr: h:1, transactional_id: x}\n", "only with delivery: exactly_once"),
             ("delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, acks: 1}\n", "exactly_once needs acks: all"),
-            ("delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, transaction_interval: 5ms}\n", "between 10ms and 60s"),
-            ("delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, positions_topic: \"a b\"}\n", "kafkaconfig.positions_topic"),
+            (
+                "delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, transaction_interval: 5ms}\n",
+                "between 10ms and 60s",
+            ),
+            (
+                "delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, positions_topic: \"a b\"}\n",
+                "kafkaconfig.positions_topic",
+            ),
         ] {
-            let text = if text.contains("kafkaconfig") { text.to_string() } else { format!("kafkaconfig: {{kafkaaddr: h:1}}\n{text}") };
+            let text = if text.contains("kafkaconfig") {
+                text.to_string()
+            } else {
+                format!("kafkaconfig: {{kafkaaddr: h:1}}\n{text}")
+            };
             let e = parse(&text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }

@@ -19,8 +19,8 @@
 //! `selector`, `desired`, `tail::resume`.
 
 pub mod ack;
-pub mod alloc;
 pub mod agent;
+pub mod alloc;
 pub mod budget;
 pub mod checkpoint;
 pub mod claims;

@@ -133,7 +133,9 @@ impl Raw {
     /// Checks the setting (patterns compiled, numbers in range); the error names the piece.
     pub fn resolve(&self) -> Result<Spec, String> {
         let spec = match self {
-            Raw::Preset(name) => preset(name).ok_or_else(|| format!("{name:?} is not one of java, python, go (or a map of settings)"))?,
+            Raw::Preset(name) => {
+                preset(name).ok_or_else(|| format!("{name:?} is not one of java, python, go (or a map of settings)"))?
+            }
             Raw::Custom(c) => {
                 let condition_pattern =
                     c.condition_pattern.clone().ok_or("condition_pattern: missing (the mode's pattern)")?;

@@ -143,7 +143,8 @@ fn a_broker_without_transactions_is_named() {
     broker.create_topic("t");
     let a = dir.path().join("a.log");
     append(&a, &numbered("l", 0..10));
-    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\ndelivery: exactly_once\n");
+    let cfg =
+        write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\ndelivery: exactly_once\n");
     let mut agent = Agent::start(&cfg);
     assert_eq!(agent.proc.wait_exit(T), Some(7));
     assert!(agent.log_text().contains("the broker does not support transactions"), "{}", agent.log_text());

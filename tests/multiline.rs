@@ -149,7 +149,12 @@ fn a_rotation_in_the_middle_of_an_event_ships_both_parts() {
     let got = broker.lines("t", 4, T);
     assert_eq!(
         got,
-        ["2026-11-29 01:00:00 INFO one", "2026-11-29 01:00:01 ERROR two\n\tat a", "\tat b", "2026-11-29 01:00:02 INFO three"]
+        [
+            "2026-11-29 01:00:00 INFO one",
+            "2026-11-29 01:00:01 ERROR two\n\tat a",
+            "\tat b",
+            "2026-11-29 01:00:02 INFO three"
+        ]
     );
     assert_eq!(broker.lines("t", 5, Duration::from_secs(3)).len(), 4, "nothing doubled");
     assert_eq!(agent.terminate(), Some(0));

@@ -82,8 +82,9 @@ pub fn ensure_topic(settings: &KafkaSettings, eo: &ExactlyOnce, timeout: Duratio
         .set("cleanup.policy", "compact")
         .set("min.compaction.lag.ms", "60000");
     let opts = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
-    let results = block_on(admin.create_topics([&topic], &opts))
-        .map_err(|e| PositionsError::Broker(format!("cannot create the positions topic {}: {e}", eo.positions_topic)))?;
+    let results = block_on(admin.create_topics([&topic], &opts)).map_err(|e| {
+        PositionsError::Broker(format!("cannot create the positions topic {}: {e}", eo.positions_topic))
+    })?;
     for r in results {
         match r {
             Ok(_) => log::info!("kafka: created the positions topic {} (compacted)", eo.positions_topic),

@@ -24,9 +24,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
 use super::refusal::{classify_error, Refusal, Waiting};
+use super::{Batch, BatchAck, KafkaProducer, Outgoing, Shared};
 use crate::envelope::{self, Format};
 use crate::timestamp;
-use super::{Batch, BatchAck, KafkaProducer, Outgoing, Shared};
 
 /// How long a parked topic waits before its first waiting message is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);

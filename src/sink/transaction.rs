@@ -129,7 +129,9 @@ pub fn run_transactional(
                 match produce_positions(producer, &st, txn) {
                     Ok(()) => st.phase = Phase::Committing,
                     Err(e) => {
-                        shared.log.warn(format!("kafka: positions could not join the transaction ({e}); it is sent again"));
+                        shared
+                            .log
+                            .warn(format!("kafka: positions could not join the transaction ({e}); it is sent again"));
                         st.phase = Phase::MustAbort;
                     }
                 }
@@ -147,7 +149,10 @@ fn send(producer: &KafkaProducer, st: &mut TxnState, mut out: Outgoing, shared: 
     if let Err(cause) = produce_lines(producer, &mut out, shared) {
         // Refused at `send` for a reason that can pass (an unknown topic): the transaction
         // cannot carry it; abort, wait, and send everything again.
-        shared.log.warn(format!("kafka: a line for topic {} was refused ({cause}); the transaction is sent again", out.batch.topic));
+        shared.log.warn(format!(
+            "kafka: a line for topic {} was refused ({cause}); the transaction is sent again",
+            out.batch.topic
+        ));
         st.phase = Phase::MustAbort;
     }
     st.batches.push(out);
@@ -173,8 +178,9 @@ fn produce_positions(producer: &KafkaProducer, st: &TxnState, txn: &Transactions
     for e in &entries {
         let key = positions::key(&txn.settings.transactional_id, e);
         let value = serde_json::to_vec(e).expect("an entry serializes");
-        let record =
-            BaseRecord::with_opaque_to(&txn.settings.positions_topic, token.clone()).key(key.as_bytes()).payload(&value[..]);
+        let record = BaseRecord::with_opaque_to(&txn.settings.positions_topic, token.clone())
+            .key(key.as_bytes())
+            .payload(&value[..]);
         send_when_room(producer, record)?;
     }
     Ok(())

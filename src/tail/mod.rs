@@ -58,11 +58,11 @@ use crate::checkpoint::{Checkpoints, Known};
 use crate::claims::{Claim, Claims};
 use crate::config::{MessageKey, StartPosition};
 use crate::desired::TailSpec;
-use crate::multiline;
 use crate::discover::compressed;
 use crate::failpoint;
 use crate::fingerprint::{find_by_id, open_file, rotated_siblings, FileId, Fingerprint};
 use crate::metrics::TailStats;
+use crate::multiline;
 use crate::sink::{Batch, Outlet, Stopped};
 use crate::waker::Doorbell;
 

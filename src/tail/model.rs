@@ -216,7 +216,11 @@ impl Agent {
             // stores are otherwise whole snapshots), so both, and a store passed between them,
             // meet the kills.
             checkpoints: Arc::new(
-                Checkpoints::open(&dir.join("data")).unwrap().with_snapshot_below(if owner.is_multiple_of(2) { 0 } else { 256 }),
+                Checkpoints::open(&dir.join("data")).unwrap().with_snapshot_below(if owner.is_multiple_of(2) {
+                    0
+                } else {
+                    256
+                }),
             ),
             claims: Arc::default(),
             files: FileBudget::new(64),
