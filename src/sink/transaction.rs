@@ -57,8 +57,8 @@ pub struct Transactions {
 /// Where the transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Phase {
-    /// `init_transactions` not done yet (the agent does it before the tails start; a sender
-    /// restarted after a panic finds it done).
+    /// No transaction open (`init_transactions` was done by the agent before the tails
+    /// started). Batches kept here (a `begin` that failed) go in the next one.
     #[default]
     Ready,
     /// A transaction is open since `since`; its batches are in `TxnState::batches`.
@@ -260,13 +260,7 @@ fn abort_and_resend(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared
             shared.stats.txn_aborted.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
-            let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
-            if fatal {
-                fail(st, e, "abort", txn);
-            } else {
-                log::warn!("kafka: could not abort the transaction yet ({e}); trying again");
-                std::thread::sleep(RETRY_WAIT);
-            }
+            fail(st, e, "abort", txn); // fatal stops; anything else tries the abort again
             return;
         }
     }
