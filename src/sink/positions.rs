@@ -179,7 +179,8 @@ impl ConsumerContext for Quiet {}
 
 /// Runs a future of rdkafka's admin client to completion on this thread (the admin client does
 /// its work on its own thread and wakes the waker; no async runtime is needed for one call).
-fn block_on<F: Future>(f: F) -> F::Output {
+/// The tests' topic creation uses it too.
+pub fn block_on<F: Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

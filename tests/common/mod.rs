@@ -176,27 +176,7 @@ impl Drop for KafkaNodes {
     }
 }
 
-/// Runs a future of rdkafka's admin client to completion on this thread (rdkafka completes it
-/// from its own thread; no async runtime needed).
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Arc::new(Unpark(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
-}
+pub use logcatch::sink::positions::block_on;
 
 /// The test broker: tansu, or Apache Kafka (see `broker_kind`).
 pub struct Broker {
