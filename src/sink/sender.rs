@@ -177,16 +177,16 @@ pub fn run_sender(
 pub(super) fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) -> Result<(), String> {
     // The JSON envelope's pieces shared by the batch's lines, and its buffer (reused per line).
     let json = match (&out.batch.format, &out.batch.origin) {
-        (Format::Json, Some(origin)) => Some((timestamp::rfc3339_millis(origin.read_ms), origin.path.clone())),
+        (Format::Json, Some(origin)) => Some((timestamp::rfc3339_millis(origin.read_ms), origin.clone())),
         _ => None,
     };
     let mut envelope_buf = Vec::new();
     while out.next < out.batch.lines.len() {
         let (start, end) = out.batch.lines[out.next];
         let line = &out.batch.data[start..end];
-        let payload = match (&json, &out.batch.origin) {
-            (Some((timestamp, path)), Some(origin)) => {
-                let ctx = envelope::Context { timestamp, host: &shared.host, path };
+        let payload = match &json {
+            Some((timestamp, origin)) => {
+                let ctx = envelope::Context { timestamp, host: &shared.host, path: &origin.path };
                 if envelope::write(&mut envelope_buf, &ctx, origin.offset + start as u64, line) {
                     shared.stats.json_replaced.fetch_add(1, Ordering::Relaxed);
                 }
