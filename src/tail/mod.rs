@@ -451,6 +451,8 @@ fn submit(ctx: &TailCtx, mut batch: Batch, end: u64, stop: &AtomicBool) -> Resul
 impl TailState {
     fn new(spec: TailSpec, owner: u64, settings: &TailSettings, from_start: bool, stats: Arc<TailStats>) -> TailState {
         let host = settings.hostname.as_bytes();
+        // The spec was checked when resolved: its patterns compile.
+        let multiline = spec.multiline.as_ref().and_then(|m| multiline::Rule::new(m).ok());
         let key: Option<Arc<[u8]>> = match settings.message_key {
             MessageKey::Path => Some(spec.path.as_os_str().as_bytes().into()),
             MessageKey::Topic => Some(spec.topic.as_bytes().into()),
@@ -469,14 +471,8 @@ impl TailState {
             draining: Vec::new(),
             last_problem: None,
             stats,
-            multiline: None,
+            multiline,
         }
-        .with_multiline()
-    }
-
-    fn with_multiline(mut self) -> TailState {
-        self.multiline = self.spec.multiline.as_ref().and_then(|m| multiline::Rule::new(m).ok());
-        self
     }
 
     /// With `multiline`, how long the tail may sleep while an event waits for its timeout.
@@ -1155,16 +1151,16 @@ impl TailState {
     fn send_events(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<(), Stopped> {
         let max = ctx.settings.max_line_bytes;
         let (topic, key, stats, format) = (self.topic.clone(), self.key.clone(), self.stats.clone(), self.spec.format);
-        let rule = self.multiline.clone().expect("multiline tails have a rule");
+        let rule = self.multiline.as_ref().expect("multiline tails have a rule");
         let r = match slot {
             Slot::Current => self.current.reader_mut().expect("current reader"),
             Slot::Draining(i) => &mut self.draining[i],
         };
-        // Every complete line buffered, as (start, end, next) spans.
-        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        // Every complete line buffered, as (start, end, next, split) spans.
+        let mut spans: Vec<(usize, usize, usize, bool)> = Vec::new();
         let (mut pos, mut scanned) = (r.pos, r.scanned);
-        while let Framed::Line { end, next, .. } = framer::frame(&r.buf, pos, scanned, max) {
-            spans.push((pos, end, next));
+        while let Framed::Line { end, next, split } = framer::frame(&r.buf, pos, scanned, max) {
+            spans.push((pos, end, next, split));
             pos = next;
             scanned = scanned.max(pos);
         }
@@ -1175,8 +1171,8 @@ impl TailState {
         let now = Instant::now();
         let first_offset = r.offset_of(spans[0].0);
         let timed_out = matches!(r.event_since, Some((at, since)) if at == first_offset && now.duration_since(since) >= rule.timeout);
-        let lines: Vec<&[u8]> = spans.iter().map(|&(s, e, _)| &r.buf[s..e]).collect();
-        let g = multiline::group(&rule, &lines, timed_out);
+        let lines: Vec<&[u8]> = spans.iter().map(|&(s, e, _, _)| &r.buf[s..e]).collect();
+        let g = multiline::group(rule, &lines, timed_out);
         // The open event's lines are framed again at the next look.
         r.scanned = r.pos;
         let open_at = g.open.map(|i| r.offset_of(spans[i].0));
@@ -1197,7 +1193,9 @@ impl TailState {
         r.scanned = r.pos;
         stats.lines.fetch_add(n, Ordering::Relaxed);
         stats.bytes.fetch_add((consumed - first) as u64, Ordering::Relaxed);
-        stats.split.fetch_add(g.cut, Ordering::Relaxed);
+        // Pieces of events cut at max_lines/max_bytes, and of lines over max_line_bytes.
+        let split_lines = spans[..=last.last].iter().filter(|s| s.3).count() as u64;
+        stats.split.fetch_add(g.cut + split_lines, Ordering::Relaxed);
         Ok(())
     }
 
