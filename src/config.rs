@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::envelope::Format;
 use crate::secret::{check_file, read_secret, Secret, TlsFiles};
 use crate::selector::{absolute, Entry, Selector, SelectorError};
+use crate::units::{duration_text, parse_size_raw, RawSize};
 pub use crate::units::{parse_duration, parse_size};
 
 /// Where a file that has no saved position starts.
@@ -365,29 +366,6 @@ struct RawKafka {
     positions_topic: Option<String>,
     #[serde(default)]
     properties: BTreeMap<String, RawScalar>,
-}
-
-/// A duration key as written: a string with a unit, or the bare number 0 (which YAML reads as
-/// an integer: `batch_wait: 0` was refused as "invalid type").
-fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(u64),
-        Text(String),
-    }
-    Ok(Option::<Raw>::deserialize(d)?.map(|r| match r {
-        Raw::Number(n) => n.to_string(),
-        Raw::Text(t) => t,
-    }))
-}
-
-/// A size written as a number of bytes or as a string with a unit (`64KiB`, `1MiB`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawSize {
-    Bytes(u64),
-    Text(String),
 }
 
 /// A YAML scalar that librdkafka wants as a string (`acks: 1`, `linger.ms: 5`, `x: true`).
@@ -1036,13 +1014,6 @@ fn duration_field(name: &str, value: Option<&str>, default: &str, problems: &mut
             problems.push(format!("{name}: {e}"));
             parse_duration(default).expect("default durations parse")
         }
-    }
-}
-
-fn parse_size_raw(raw: &RawSize) -> Result<u64, String> {
-    match raw {
-        RawSize::Bytes(n) => Ok(*n),
-        RawSize::Text(t) => parse_size(t),
     }
 }
 

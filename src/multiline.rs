@@ -25,7 +25,7 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use crate::units::{parse_duration, parse_size};
+use crate::units::{duration_text, parse_duration, parse_size_raw, RawSize};
 
 /// How lines after the first are judged (Vector's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,25 +108,9 @@ pub struct RawCustom {
     condition_pattern: Option<String>,
     mode: Option<String>,
     max_lines: Option<u64>,
-    max_bytes: Option<RawNumber>,
-    timeout: Option<RawNumber>,
-}
-
-/// A size or duration: a number, or text with a unit.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum RawNumber {
-    Number(u64),
-    Text(String),
-}
-
-impl RawNumber {
-    fn text(&self) -> String {
-        match self {
-            RawNumber::Number(n) => n.to_string(),
-            RawNumber::Text(t) => t.clone(),
-        }
-    }
+    max_bytes: Option<RawSize>,
+    #[serde(default, deserialize_with = "duration_text")]
+    timeout: Option<String>,
 }
 
 impl Raw {
@@ -146,14 +130,14 @@ impl Raw {
                 }
                 let max_bytes = match &c.max_bytes {
                     None => DEFAULT_MAX_BYTES,
-                    Some(b) => parse_size(&b.text()).map_err(|e| format!("max_bytes: {e}"))? as usize,
+                    Some(b) => parse_size_raw(b).map_err(|e| format!("max_bytes: {e}"))? as usize,
                 };
                 if !(16..=64 << 20).contains(&max_bytes) {
                     return Err("max_bytes: between 16 bytes and 64MiB".into());
                 }
                 let timeout = match &c.timeout {
                     None => DEFAULT_TIMEOUT,
-                    Some(t) => parse_duration(&t.text()).map_err(|e| format!("timeout: {e}"))?,
+                    Some(t) => parse_duration(t).map_err(|e| format!("timeout: {e}"))?,
                 };
                 if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(3600) {
                     return Err("timeout: between 10ms and 1h".into());
