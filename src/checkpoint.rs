@@ -605,17 +605,12 @@ impl Checkpoints {
             // once a minute (entries live a day): every save, it was half the CPU of an idle agent
             // with 10,000 files (a hash lookup per entry, five times a second).
             let (live, loaded_at) = (&st.live, st.loaded_at);
-            let due = now >= st.forgot_at + FORGET_EVERY;
-            let forgotten: Vec<Key> = st
-                .saved
-                .iter()
-                .filter(|_| due)
-                .filter(|(k, e)| {
-                    !live.contains_key(*k) && now.saturating_sub(e.updated.max(loaded_at)) >= FORGET_AFTER.as_secs()
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            if due {
+            let mut forgotten: Vec<Key> = Vec::new();
+            if now >= st.forgot_at + FORGET_EVERY {
+                let expired = |k: &Key, e: &Entry| {
+                    !live.contains_key(k) && now.saturating_sub(e.updated.max(loaded_at)) >= FORGET_AFTER.as_secs()
+                };
+                forgotten = st.saved.iter().filter(|(k, e)| expired(k, e)).map(|(k, _)| k.clone()).collect();
                 st.forgot_at = now;
             }
             for key in &forgotten {
