@@ -321,34 +321,37 @@ fn prepare_exactly_once(
 ) -> Result<(), StartError> {
     use crate::sink::positions;
     let timeout = Duration::from_secs(10);
-    let mut step = 0;
+    let id = &eo.transactional_id;
+    until_ok(agent_rx, || {
+        sink.init_transactions(timeout).map_err(|e| format!("registering transactional id {id}: {e}"))
+    })?;
+    until_ok(agent_rx, || positions::ensure_topic(kafka, eo, timeout).map_err(|e| e.to_string()))?;
+    let entries =
+        until_ok(agent_rx, || positions::load(kafka, eo, Duration::from_secs(60)).map_err(|e| e.to_string()))?;
+    let n = entries.len();
+    let changed = checkpoints.adopt(entries);
+    log::info!(
+        "exactly_once: transactional id {id}, {n} positions committed in {} ({changed} ahead of checkpoints.json)",
+        eo.positions_topic
+    );
+    Ok(())
+}
+
+/// Calls `attempt` until it succeeds, logging why it did not, once a second; a SIGINT or
+/// SIGTERM meanwhile ends the wait (`Interrupted`).
+fn until_ok<T>(
+    agent_rx: &crossbeam_channel::Receiver<AgentMsg>,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> Result<T, StartError> {
     loop {
-        let attempt = match step {
-            0 => sink
-                .init_transactions(timeout)
-                .map_err(|e| format!("registering transactional id {}: {e}", eo.transactional_id)),
-            1 => positions::ensure_topic(kafka, eo, timeout).map_err(|e| e.to_string()),
-            _ => match positions::load(kafka, eo, Duration::from_secs(60)) {
-                Ok(entries) => {
-                    let n = entries.len();
-                    let changed = checkpoints.adopt(entries);
-                    log::info!(
-                        "exactly_once: transactional id {}, {n} positions committed in {} ({changed} ahead of checkpoints.json)",
-                        eo.transactional_id,
-                        eo.positions_topic
-                    );
-                    return Ok(());
-                }
-                Err(e) => Err(e.to_string()),
-            },
-        };
-        match attempt {
-            Ok(()) => step += 1,
+        match attempt() {
+            Ok(v) => return Ok(v),
             Err(e) => {
                 log::warn!("exactly_once: waiting for Kafka before any file is read: {e}");
-                match agent_rx.recv_timeout(Duration::from_secs(1)) {
-                    Ok(AgentMsg::Signal(s)) if s != SIGHUP => return Err(StartError::Interrupted),
-                    _ => {}
+                if let Ok(AgentMsg::Signal(s)) = agent_rx.recv_timeout(Duration::from_secs(1)) {
+                    if s != SIGHUP {
+                        return Err(StartError::Interrupted);
+                    }
                 }
             }
         }
