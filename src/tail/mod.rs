@@ -144,6 +144,9 @@ struct Reader {
     /// The file's size at the last end-of-file check (its first bytes are compared only when
     /// it changed).
     checked: Stamp,
+    /// The file's stamp at the last look (`read_some`'s one `fstat`), which `check_current`
+    /// goes on from: one `fstat` per look instead of three.
+    seen: Stamp,
     /// `multiline`: the file offset of the open event's first line, and since when it waits
     /// for a line that ends it (shipped as it is after the rule's timeout).
     event_since: Option<(u64, Instant)>,
@@ -167,6 +170,37 @@ impl Drop for Reader {
 impl Reader {
     fn offset_of(&self, idx: usize) -> u64 {
         self.read_offset - (self.buf.len() - idx) as u64
+    }
+}
+
+/// What one look at a tail's files (`poll`) found, in order: the larger wins when a look
+/// covers several files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Progress {
+    /// Nothing new: the tail may arm its watch and sleep.
+    Nothing,
+    /// Lines were read, up to the end the file had at the look: the next writes may gather
+    /// (`batch_wait`), or the tail arms its watch at once. Not looking again first saves a
+    /// look per write of a busy file.
+    CaughtUp,
+    /// Look again at once: a read budget was spent, or the state changed (a file opened,
+    /// rotated, cut).
+    More,
+}
+
+impl Progress {
+    /// What reading `n > 0` bytes of one file means.
+    fn read(n: usize) -> Progress {
+        if n >= BUDGET {
+            Progress::More
+        } else {
+            Progress::CaughtUp
+        }
+    }
+
+    /// Anything read or changed.
+    pub fn any(self) -> bool {
+        self != Progress::Nothing
     }
 }
 
@@ -364,33 +398,49 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
     let stop = flags.stop;
     let mut idle = FIRST_IDLE;
-    let mut read_data = false;
     // Armed since the last read; and whether the next write will ring the bell.
     let (mut armed, mut content_covered) = (false, false);
+    // When a look last found lines: a file is busy when it had more within `batch_wait`.
+    let mut last_read: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         let no_file = matches!(st.current, Current::Absent { .. } | Current::Waiting { .. } | Current::Inactive { .. });
         if flags.retire.load(Ordering::SeqCst) && no_file && st.draining.is_empty() {
             log::info!("tail {}: its file is gone from the glob and drained", st.spec);
             break;
         }
-        match st.poll(ctx, stop) {
-            Ok(true) => {
+        let progress = match st.poll(ctx, stop) {
+            Ok(p) => p,
+            Err(Stopped) => break,
+        };
+        // Busy: lines came twice within `batch_wait`, so waiting that long gathers writes. A
+        // line after a quiet spell is read at once and the tail sleeps on its watch again: with
+        // 1,000 files written a line every 100 ms, gathering after each one was a second wakeup
+        // and two more looks per line, for nothing.
+        let busy = progress != Progress::Nothing
+            && last_read.is_some_and(|t| t.elapsed() < ctx.settings.batch_wait.saturating_mul(2));
+        if progress != Progress::Nothing {
+            last_read = Some(Instant::now());
+        }
+        match progress {
+            Progress::More => {
                 idle = FIRST_IDLE;
-                read_data = true;
                 armed = false;
             }
-            Ok(false) if read_data => {
-                // Caught up after reading: let the next writes gather, whatever rings meanwhile.
-                read_data = false;
-                if !ctx.settings.batch_wait.is_zero() {
-                    std::thread::sleep(ctx.settings.batch_wait);
-                }
+            Progress::CaughtUp if busy => {
+                // Caught up on a busy file: let the next writes gather, whatever rings meanwhile.
+                // A busy file is read every `batch_wait` and never arms its watch.
+                idle = FIRST_IDLE;
+                armed = false;
+                std::thread::sleep(ctx.settings.batch_wait);
             }
-            Ok(false) if !armed => {
+            Progress::CaughtUp | Progress::Nothing if !armed => {
                 // About to sleep: the next write to the file rings the bell. A write between the
-                // last read and the arming has no event, so look once more first.
+                // last read and the arming has no event, so the next poll looks once more first.
                 // A file closed by close_inactive is watched like an open one; with no file at
                 // all, the directory's name events announce one (if the directory is there).
+                if progress == Progress::CaughtUp {
+                    idle = FIRST_IDLE;
+                }
                 armed = true;
                 let has_file = matches!(st.current, Current::Open(_) | Current::Inactive { .. });
                 content_covered = if has_file {
@@ -399,22 +449,23 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                     ctx.waker.names_covered(&st.spec.path)
                 };
             }
-            Ok(false) => {
-                bell.wait(idle);
-                armed = false;
+            Progress::CaughtUp | Progress::Nothing => {
                 // Rotated files being drained have names the waker does not know, and a file
                 // waiting for a claim or a descriptor changes without an event: poll them.
                 let covered = flags.notified.load(Ordering::Relaxed) && content_covered;
-                let ceiling = if covered && st.draining.is_empty() && !matches!(st.current, Current::Waiting { .. }) {
-                    ctx.settings.poll_interval.max(NOTIFIED_IDLE)
-                } else {
-                    ctx.settings.poll_interval
-                };
+                let covered = covered && st.draining.is_empty() && !matches!(st.current, Current::Waiting { .. });
+                let ceiling =
+                    if covered { ctx.settings.poll_interval.max(NOTIFIED_IDLE) } else { ctx.settings.poll_interval };
                 // A multiline event waiting for its timeout is looked at again in time.
                 let ceiling = st.event_wait().map_or(ceiling, |w| ceiling.min(w));
+                // Notified of every change, the tail sleeps until one comes (or the safety-net
+                // poll); otherwise it backs off from FIRST_IDLE. Backing off when notified too
+                // cost a wakeup, a poll and an arming for nothing after each write of a file
+                // written every 10 ms (`batch_wait: 0`, seen with strace).
+                bell.wait(if covered { ceiling } else { idle.min(ceiling) });
+                armed = false;
                 idle = (idle * 2).min(ceiling);
             }
-            Err(Stopped) => break,
         }
     }
     st.release(ctx, stop);
@@ -536,6 +587,7 @@ impl TailState {
             scanned: 0,
             opened_at: unix_now(),
             checked: Stamp { size: offset, mtime: (0, 0) },
+            seen: Stamp { size: offset, mtime: (0, 0) },
             event_since: None,
             idle_since: None,
             _permit: permit,
@@ -801,16 +853,15 @@ impl TailState {
         }
     }
 
-    /// One pass over the draining files and the current one. Ok(true) when anything was read
-    /// or changed.
+    /// One pass over the draining files and the current one: what it found.
     ///
     /// Long on purpose: the dispatch on the tail's state (`Current`), every state in one place.
-    fn poll(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<bool, Stopped> {
+    fn poll(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<Progress, Stopped> {
         if let Current::Starting = self.current {
             self.open_at_start(ctx);
-            return Ok(true);
+            return Ok(Progress::More);
         }
-        let mut progressed = false;
+        let mut progressed = Progress::Nothing;
 
         let mut i = 0;
         while i < self.draining.len() {
@@ -827,13 +878,13 @@ impl TailState {
                 if let Some(again) = self.reread_from_start(ctx, old, stop)? {
                     self.draining.insert(i, again);
                 }
-                progressed = true;
+                progressed = Progress::More;
                 continue;
             }
             let n = self.read_some(ctx, Slot::Draining(i), stop)?;
             let r = &mut self.draining[i];
             if n > 0 {
-                progressed = true;
+                progressed = progressed.max(Progress::read(n));
                 r.idle_since = None;
             } else if r.idle_since.get_or_insert_with(Instant::now).elapsed() >= ctx.settings.rotate_wait {
                 let r = self.draining.remove(i);
@@ -852,20 +903,22 @@ impl TailState {
                     return Ok(progressed);
                 }
                 self.open_at_start(ctx);
-                return Ok(true);
+                return Ok(Progress::More);
             }
-            Current::Absent { .. } | Current::Waiting { .. } => return Ok(self.try_open_current(ctx) || progressed),
+            Current::Absent { .. } | Current::Waiting { .. } => {
+                return Ok(if self.try_open_current(ctx) { Progress::More } else { progressed });
+            }
             Current::Starting => unreachable!("a started tail is never Starting"),
         }
         let n = self.read_some(ctx, Slot::Current, stop)?;
         let r = self.current.reader_mut().expect("current reader");
         if n > 0 {
             r.idle_since = None;
-            return Ok(true);
+            return Ok(progressed.max(Progress::read(n)));
         }
         let idle_for = r.idle_since.get_or_insert_with(Instant::now).elapsed();
         if self.check_current(ctx, stop)? {
-            return Ok(true);
+            return Ok(Progress::More);
         }
         if idle_for >= ctx.settings.close_inactive && self.draining.is_empty() {
             self.close_inactive(ctx);
@@ -897,7 +950,7 @@ impl TailState {
     /// Long on purpose: one arm per `Change`, what the tail does about each.
     fn check_current(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<bool, Stopped> {
         let r = self.current.reader_mut().expect("current reader");
-        let stamp = r.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(r.checked);
+        let stamp = r.seen;
         let size = stamp.size;
         let observed = Observed {
             path: std::fs::metadata(&self.spec.path).map(|m| FileId::of(&m)).map_err(|e| e.kind()),
@@ -1004,7 +1057,16 @@ impl TailState {
         let stats = self.stats.clone();
         let current = matches!(slot, Slot::Current);
         let topic = self.spec.topic.clone();
-        if !self.same_content_grew(slot) {
+        // One `fstat` per look: the file is read up to the size it had then (what is written
+        // meanwhile is the next look's, which a write's notification or `batch_wait` brings).
+        let r = self.slot(slot);
+        let stamp = r.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(r.checked);
+        r.seen = stamp;
+        let size = stamp.size;
+        if current {
+            stats.size.store(size, Ordering::Relaxed);
+        }
+        if !self.same_content_grew(slot, stamp) {
             return Ok(0); // cut and written again since the last look: check_current decides
         }
         let mut total = 0;
@@ -1021,9 +1083,7 @@ impl TailState {
                 return Ok(total);
             }
             // Read only what is there: a quiet file costs one fstat, and no buffer.
-            let size = r.file.metadata().map(|m| m.len()).unwrap_or(r.read_offset);
             if current {
-                stats.size.store(size, Ordering::Relaxed);
                 stats.offset.store(r.read_offset, Ordering::Relaxed);
             }
             if size <= r.read_offset {
@@ -1067,9 +1127,8 @@ impl TailState {
     /// copytruncate followed by writes past the old offset, all between two looks, would
     /// otherwise be read on from the old offset, mid-line in the new content (found by the model
     /// test). One `pread` of at most 256 bytes per look at a file that grew.
-    fn same_content_grew(&mut self, slot: Slot) -> bool {
+    fn same_content_grew(&mut self, slot: Slot, stamp: Stamp) -> bool {
         let r = self.slot(slot);
-        let Ok(stamp) = r.file.metadata().map(|m| Stamp::of(&m)) else { return true };
         if stamp == r.checked || stamp.size <= r.read_offset {
             return true;
         }

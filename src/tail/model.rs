@@ -232,7 +232,7 @@ impl Agent {
     }
 
     fn poll(&mut self) -> bool {
-        self.state.poll(&self.ctx, &AtomicBool::new(false)).expect("an outlet that never refuses")
+        self.state.poll(&self.ctx, &AtomicBool::new(false)).expect("an outlet that never refuses").any()
     }
 
     /// Polls until the tail has nothing left to do (bounded: a tail that never settles fails).
