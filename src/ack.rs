@@ -9,6 +9,7 @@
 //! the unfinished last line of a rotated file.)
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug)]
@@ -26,6 +27,22 @@ struct Inner {
     /// acknowledged. (A flag, cleared by whichever reader ended first, let the checkpointer
     /// forget a copy still being read: found by the tail's model test.)
     readers: usize,
+}
+
+/// Bumped whenever any tracker's `progress()` may have changed (an ack, a cancel, a reader
+/// closing or opening), by any tracker of the process: the checkpointer walks its live trackers
+/// only when it moved. Idle, that walk was five passes a second over every tracker (1,000 files:
+/// 5,000 locks a second, the checkpointer's 0.04% of a core).
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+fn touch() {
+    CHANGES.fetch_add(1, Ordering::Release);
+}
+
+/// The count of changes to any tracker so far (read before a walk: a change during the walk
+/// makes the next one walk again).
+pub fn changes() -> u64 {
+    CHANGES.load(Ordering::Acquire)
 }
 
 /// Thread-safe: registered by the tail's thread, acknowledged by the producer's delivery thread,
@@ -73,6 +90,7 @@ impl AckTracker {
             g.pending.truncate(keep as usize);
         }
         g.sent = g.pending.back().map(|p| p.0).unwrap_or(g.acked);
+        touch();
     }
 
     /// Marks line `seq` acknowledged (or given up on); advances the acknowledged prefix.
@@ -89,6 +107,7 @@ impl AckTracker {
             g.pending.pop_front();
             g.first_seq += 1;
         }
+        touch();
     }
 
     /// The offset up to which every line is acknowledged: what a checkpoint may record.
@@ -109,6 +128,7 @@ impl AckTracker {
     pub fn close(&self) {
         let mut g = self.lock();
         g.readers = g.readers.saturating_sub(1);
+        touch();
     }
 
     /// Whether no reader has the file open now.
@@ -119,6 +139,7 @@ impl AckTracker {
     /// A reader starts reading with this tracker (registered by `Checkpoints::track`).
     pub fn reopen(&self) {
         self.lock().readers += 1;
+        touch();
     }
 
     /// `acked()` and `finished()` under one lock: what the checkpointer asks of every live

@@ -183,6 +183,9 @@ struct State {
     journal_broken: bool,
     /// Unix seconds of the last look for entries to forget.
     forgot_at: u64,
+    /// `ack::changes()` when the live trackers were last walked; None when a live entry was
+    /// added or its fingerprint grew since (the walk must look).
+    walked: Option<u64>,
     /// `saved` and `live` by path: what a tail asks about a path (its history, a copy's
     /// original) is looked up, not scanned for (issue 15: with 10,000 files known, scanning for
     /// each file a tail opened made an agent take 6 s to ship 10 lines of each).
@@ -230,6 +233,7 @@ impl State {
         }
     }
     fn set_live(&mut self, key: Key, live: Live) {
+        self.walked = None;
         self.live_paths.add(&live.path, &key);
         if let Some(old) = self.live.insert(key.clone(), live) {
             if old.path != self.live[&key].path {
@@ -309,6 +313,7 @@ impl Checkpoints {
                 journaled,
                 journal_broken: false,
                 forgot_at: 0,
+                walked: None,
                 saved_paths,
                 live_paths: PathIndex::default(),
             }),
@@ -512,8 +517,10 @@ impl Checkpoints {
 
     /// Records a longer fingerprint of a file whose first bytes were not all written yet.
     pub fn update_fingerprint(&self, topic: &str, id: FileId, fp: Fingerprint) {
-        if let Some(l) = self.lock().live.get_mut(&(topic.to_string(), id)) {
+        let mut st = self.lock();
+        if let Some(l) = st.live.get_mut(&(topic.to_string(), id)) {
             l.fp = fp;
+            st.walked = None;
         }
     }
 
@@ -563,11 +570,16 @@ impl Checkpoints {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_secs();
         let write = {
+            let changes = crate::ack::changes();
             let mut st = self.lock();
             let st = &mut *st;
             let mut finished = Vec::new();
             let mut updates: Vec<(Key, Entry)> = Vec::new();
-            for (key, live) in st.live.iter_mut() {
+            // No tracker moved since the last walk: nothing to fold.
+            let walk = st.walked != Some(changes);
+            st.walked = Some(changes);
+            let walked = if walk { st.live.iter_mut() } else { Default::default() };
+            for (key, live) in walked {
                 let (offset, done) = live.tracker.progress();
                 if live.folded == Some((offset, live.fp)) && !done {
                     continue;

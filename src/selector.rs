@@ -48,8 +48,10 @@ impl Selector {
     }
 
     /// Whether the pattern has glob characters (otherwise it names one file, present or not).
+    /// Asked of every selector twice a second by the file server: on the bytes, with no copy
+    /// (`to_string_lossy` allocated one per selector per look).
     pub fn is_glob(&self) -> bool {
-        is_glob(&self.pattern.to_string_lossy())
+        self.pattern.as_os_str().as_encoded_bytes().iter().any(|b| matches!(b, b'*' | b'?' | b'['))
     }
 }
 

@@ -387,23 +387,37 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
         st.scan("config.yaml", true);
         st.applied_initial = true;
     }
+    // Literal paths need no periodic scan (their tails wait for their files), unless a file left
+    // out by ignore_older may have been written to since. Known again after every event.
+    let needs_scans =
+        |st: &ServerState| st.config.ignore_older.is_some() || st.desired.iter().any(|(_, s)| s.is_glob());
+    let mut scans = needs_scans(&st);
     loop {
-        match events.recv_timeout(Duration::from_millis(500)) {
+        // Looked at twice a second while tails are stopping or draining; otherwise woken for the
+        // next scan or by an event. A fixed 500 ms tick walked every tail and selector each time:
+        // with 1,000 idle files, 0.03% of a core for nothing (schedstat).
+        let busy = !st.stopping.is_empty() || st.tails.values().any(Tail::is_retiring);
+        let tick = if busy {
+            Duration::from_millis(500)
+        } else if scans {
+            st.config.scan_frequency.saturating_sub(st.scans.last.elapsed()).max(Duration::from_millis(10))
+        } else {
+            Duration::from_secs(3600)
+        };
+        match events.recv_timeout(tick) {
             Ok(event) => {
                 if let Some(done) = st.handle(event) {
                     st.stop_all();
                     let _ = done.send(());
                     return;
                 }
+                scans = needs_scans(&st);
             }
             Err(RecvTimeoutError::Timeout) => st.stopping.retain(Tail::is_running),
             Err(RecvTimeoutError::Disconnected) => return,
         }
         st.reap_retired();
-        // Literal paths need no periodic scan (their tails wait for their files), unless a
-        // file left out by ignore_older may have been written to since.
-        let needs_scans = st.config.ignore_older.is_some() || st.desired.iter().any(|(_, s)| s.is_glob());
-        if needs_scans && st.scans.last.elapsed() >= st.config.scan_frequency {
+        if scans && st.scans.last.elapsed() >= st.config.scan_frequency {
             let every = format!("scan_frequency ({:?})", st.config.scan_frequency);
             st.scan(&every, false);
         }

@@ -176,10 +176,18 @@ impl Waker {
     pub fn register(&self, path: &Path, id: u64, bell: Arc<Doorbell>) -> bool {
         let Some((dir, name)) = split(path) else { return false };
         let symlink = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let remote = network_fs(&dir);
+        if let Some(kind) = remote {
+            log::info!(
+                "{}: on a network filesystem ({kind}), whose other hosts' writes raise no inotify event; \
+                 polled every poll_interval",
+                path.display()
+            );
+        }
         let mut reg = self.lock();
         let Some(d) = self.dir(&mut reg, &dir) else { return false };
         d.files.entry(name).or_default().push((id, bell));
-        !symlink
+        !symlink && remote.is_none()
     }
 
     pub fn unregister(&self, path: &Path, id: u64) {
@@ -378,6 +386,38 @@ fn run_events(inotify: &mut Inotify, reg: &Mutex<Registry>) {
 /// How long the event thread lets events gather after handling some.
 const EVENT_GATHER: Duration = Duration::from_millis(1);
 
+/// The kind of network filesystem `dir` is on, if it is on one: inotify reports the writes made
+/// on this host only, so a file there is polled (`poll_interval`) rather than left to sleep until
+/// the safety-net poll. Filebeat and Fluent Bit document the same limit; they leave it to the user.
+fn network_fs(dir: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `statfs` writes one `struct statfs` into `st`, which is a zeroed value of that
+    // type (all-zero is a valid bit pattern for it); `c` is a NUL-terminated path that outlives
+    // the call.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    network_kind(st.f_type as u64)
+}
+
+/// A filesystem's `f_type` (statfs(2)'s magic numbers), if it is a network one.
+fn network_kind(f_type: u64) -> Option<&'static str> {
+    match f_type {
+        0x6969 => Some("nfs"),
+        0xFF53_4D42 => Some("cifs"),
+        0xFE53_4D42 => Some("smb2"),
+        0x517B => Some("smb"),
+        0x0102_1997 => Some("9p"),
+        0x00C3_6400 => Some("ceph"),
+        0x6573_5546 => Some("fuse"),
+        0x0BD0_0BD0 => Some("lustre"),
+        0x4750_4653 => Some("gpfs"),
+        _ => None,
+    }
+}
+
 /// Blocks until the inotify descriptor has events to read (it is non-blocking: the crate opens
 /// it so).
 fn wait_readable(inotify: &Inotify) -> std::io::Result<()> {
@@ -510,6 +550,16 @@ mod tests {
         assert!(bell.wait(Duration::from_secs(5)), "the file made in the new directory rings the tail");
         w.unregister(&path, 1);
         assert!(!w.names_covered(&path), "nobody registered");
+    }
+
+    #[test]
+    fn network_filesystems_are_told_from_local_ones() {
+        assert_eq!(network_kind(0x6969), Some("nfs"));
+        assert_eq!(network_kind(0xFF53_4D42), Some("cifs"));
+        assert_eq!(network_kind(0xEF53), None, "ext4");
+        assert_eq!(network_kind(0x0102_1994), None, "tmpfs");
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(network_fs(dir.path()), None, "this machine has no network filesystem mounted");
     }
 
     #[test]

@@ -73,8 +73,12 @@ const BUDGET: usize = 4 * 1024 * 1024;
 /// First wait after a poll that found nothing; doubles up to `poll_interval`.
 const FIRST_IDLE: Duration = Duration::from_millis(5);
 /// The longest wait of a tail whose file change notifications work (inotify rings it at once;
-/// the poll is only a safety net).
-const NOTIFIED_IDLE: Duration = Duration::from_secs(10);
+/// the poll is only a safety net: files on network filesystems, whose other hosts' writes raise
+/// no event, are polled at `poll_interval` instead). As long as `close_inactive`'s default. Idle
+/// files' main cost (schedstat of 1,000 idle files): at 10 s, 100 wakeups a second; at 60 s, a
+/// round of 1,000 wakeups a minute, ~50 ms of CPU (0.08% of a core) against 0.095% for the
+/// rest of the agent.
+const NOTIFIED_IDLE: Duration = Duration::from_secs(300);
 
 /// Settings every tail shares.
 #[derive(Debug, Clone)]
@@ -402,6 +406,7 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
     let (mut armed, mut content_covered) = (false, false);
     // When a look last found lines: a file is busy when it had more within `batch_wait`.
     let mut last_read: Option<Instant> = None;
+
     while !stop.load(Ordering::SeqCst) {
         let no_file = matches!(st.current, Current::Absent { .. } | Current::Waiting { .. } | Current::Inactive { .. });
         if flags.retire.load(Ordering::SeqCst) && no_file && st.draining.is_empty() {
@@ -462,8 +467,11 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 // poll); otherwise it backs off from FIRST_IDLE. Backing off when notified too
                 // cost a wakeup, a poll and an arming for nothing after each write of a file
                 // written every 10 ms (`batch_wait: 0`, seen with strace).
-                bell.wait(if covered { ceiling } else { idle.min(ceiling) });
-                armed = false;
+                let rung = bell.wait(if covered { ceiling } else { idle.min(ceiling) });
+                // A notified tail's wait that ran out heard nothing: its one-shot watch is still
+                // armed, so the safety-net look is one look, not a look, an arming and another
+                // look (1,000 idle files: about 0.085% of a core per minute for those three).
+                armed = covered && !rung;
                 idle = (idle * 2).min(ceiling);
             }
         }
