@@ -356,6 +356,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// p50, p99 and max of sorted latencies.
+fn quantiles(sorted: &[f64]) -> (f64, f64, f64) {
+    (percentile(sorted, 0.5), percentile(sorted, 0.99), sorted.last().copied().unwrap_or(f64::NAN))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -1080,15 +1085,11 @@ impl Bench {
         handle
     }
 
-    fn live_tail(&mut self) -> Vec<Row> {
-        let files = 100;
-        let rate = 1000; // lines/s per file
-        let secs: u64 = if self.quick { 15 } else { 60 };
-        let total = files * rate * secs as usize;
-
-        // Baseline: the raw producer sends the same stamped lines at the same rate.
-        let topic = self.topic("rawlive");
-        let reader = self.latency_reader(&topic, total, secs);
+    /// The raw producer sending `files` keys' stamped lines at `rate` lines/s each for `secs`
+    /// (as `live_agent`'s writers do): its CPU (% of a core) and sorted latencies.
+    fn raw_live(&mut self, prefix: &str, files: usize, rate: usize, secs: u64) -> (f64, Vec<f64>) {
+        let topic = self.topic(prefix);
+        let reader = self.latency_reader(&topic, files * rate * secs as usize, secs);
         let t0 = Instant::now();
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["produce-live", &self.addr(), &topic, &files.to_string(), &rate.to_string(), &secs.to_string()])
@@ -1097,6 +1098,17 @@ impl Bench {
         let (raw_cpu, _) = reap(&mut child);
         let raw_cpu_pct = raw_cpu / t0.elapsed().as_secs_f64() * 100.0;
         let (_, raw_lat) = reader.join().unwrap();
+        (raw_cpu_pct, raw_lat)
+    }
+
+    fn live_tail(&mut self) -> Vec<Row> {
+        let files = 100;
+        let rate = 1000; // lines/s per file
+        let secs: u64 = if self.quick { 15 } else { 60 };
+        let total = files * rate * secs as usize;
+
+        // Baseline: the raw producer sends the same stamped lines at the same rate.
+        let (raw_cpu_pct, raw_lat) = self.raw_live("rawlive", files, rate, secs);
 
         // logcatch: 100 files appended by this process; then with `batch_wait: 0` (every write
         // read at once: the latency floor and what it costs); then the static build.
@@ -1124,8 +1136,7 @@ impl Bench {
             pairs.push((st, Some(gl)));
         }
         let LiveRun { read_back, lat, cpu_pct, rss, peak_rss } = lc;
-        let q = |l: &[f64]| (percentile(l, 0.5), percentile(l, 0.99), l.last().copied().unwrap_or(f64::NAN));
-        let ((p50, p99, max), (r50, r99, rmax)) = (q(&lat), q(&raw_lat));
+        let ((p50, p99, max), (r50, r99, rmax)) = (quantiles(&lat), quantiles(&raw_lat));
         let s = "2. live tail";
         let mut rows = vec![
             row(
@@ -1151,7 +1162,7 @@ impl Bench {
             ),
             row(s, "p99 (issue 15: rsyslog's latency)", format!("{p99:.1} ms"), "<= 35 ms", Some(p99 <= 35.0)),
             {
-                let (z50, z99, zmax) = q(&zero.lat);
+                let (z50, z99, zmax) = quantiles(&zero.lat);
                 row(
                     s,
                     "with batch_wait: 0 (read at every write): lines, p50 / p99 / max, CPU",
@@ -1172,7 +1183,7 @@ impl Bench {
             ),
         ];
         if let Some((st, _)) = pairs.first() {
-            let (s50, s99, _) = q(&st.lat);
+            let (s50, s99, _) = quantiles(&st.lat);
             let ratios: Vec<f64> =
                 pairs.iter().map(|(s, g)| s.cpu_pct / g.as_ref().map_or(cpu_pct, |g| g.cpu_pct)).collect();
             let shown: Vec<String> = pairs
@@ -1217,19 +1228,9 @@ impl Bench {
         let (files, rate) = (1000, 10);
         let secs: u64 = if self.quick { 15 } else { 60 };
         let total = files * rate * secs as usize;
-        let topic = self.topic("rawslow");
-        let reader = self.latency_reader(&topic, total, secs);
-        let t0 = Instant::now();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["produce-live", &self.addr(), &topic, &files.to_string(), &rate.to_string(), &secs.to_string()])
-            .spawn()
-            .unwrap();
-        let (raw_cpu, _) = reap(&mut child);
-        let raw_cpu_pct = raw_cpu / t0.elapsed().as_secs_f64() * 100.0;
-        let (_, raw_lat) = reader.join().unwrap();
+        let (raw_cpu_pct, raw_lat) = self.raw_live("rawslow", files, rate, secs);
         let lc = self.live_agent(Path::new(env!("CARGO_BIN_EXE_logcatch")), "slow", files, rate, secs);
-        let q = |l: &[f64]| (percentile(l, 0.5), percentile(l, 0.99), l.last().copied().unwrap_or(f64::NAN));
-        let ((p50, p99, max), (r50, r99, rmax)) = (q(&lc.lat), q(&raw_lat));
+        let ((p50, p99, max), (r50, r99, rmax)) = (quantiles(&lc.lat), quantiles(&raw_lat));
         let s = "11. many slow writers";
         vec![
             row(

@@ -459,8 +459,8 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     let poll_interval = duration_field("poll_interval", raw.poll_interval.as_deref(), "1s", problems);
     let checkpoint_interval =
         duration_field("checkpoint_interval", raw.checkpoint_interval.as_deref(), "200ms", problems);
-    // 20ms, measured (BENCHMARKS.md, issue 15): 100 files at 1,000 lines/s each, 18-20% of a core
-    // and p99 40-42 ms, where 50ms was 13% and 67 ms and `0` 35% and 30 ms.
+    // 20ms, measured (BENCHMARKS.md, issue 15): 100 files at 1,000 lines/s each, 17-20% of a core
+    // and p99 36-42 ms in 15 s runs, where 50ms was 13% and 67 ms and `0` 34-38% and 29-30 ms.
     let batch_wait = duration_field("batch_wait", raw.batch_wait.as_deref(), "20ms", problems);
     if batch_wait > Duration::from_secs(1) {
         problems.push("batch_wait: at most 1s (it adds up to that much latency)".into());

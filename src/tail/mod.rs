@@ -11,8 +11,10 @@
 //! - copytruncate: a file that shrinks below our offset is read again from 0;
 //! - delete and recreate, and files that appear after start, are picked up;
 //! - a tail with nothing to read arms a one-shot change notification on its file (`waker`) and
-//!   sleeps until the next write, or at most 10 s (`poll_interval` where notifications cannot
-//!   cover the file): no busy loop, and a busy file costs no notification at all; a file with
+//!   sleeps until the next write, or at most 5 min (`poll_interval` where notifications cannot
+//!   cover the file): no busy loop; a busy file (lines twice within `2 x batch_wait`) is read
+//!   every `batch_wait` and costs no notification at all, a line after a quiet spell is read at
+//!   once; a file with
 //!   nothing new for `close_inactive` is closed (its descriptor freed), opened again when it
 //!   changes;
 //! - a file is opened only with a permit of the open-file budget (`budget`), and only when no
@@ -461,8 +463,10 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 let covered = covered && st.draining.is_empty() && !matches!(st.current, Current::Waiting { .. });
                 let ceiling =
                     if covered { ctx.settings.poll_interval.max(NOTIFIED_IDLE) } else { ctx.settings.poll_interval };
-                // A multiline event waiting for its timeout is looked at again in time.
+                // A multiline event waiting for its timeout, and a file due to be closed by
+                // close_inactive, are looked at again in time.
                 let ceiling = st.event_wait().map_or(ceiling, |w| ceiling.min(w));
+                let ceiling = st.inactive_wait(ctx).map_or(ceiling, |w| ceiling.min(w));
                 // Notified of every change, the tail sleeps until one comes (or the safety-net
                 // poll); otherwise it backs off from FIRST_IDLE. Backing off when notified too
                 // cost a wakeup, a poll and an arming for nothing after each write of a file
@@ -540,6 +544,17 @@ impl TailState {
         let waiting = self.current.reader().is_some_and(|r| r.event_since.is_some())
             || self.draining.iter().any(|r| r.event_since.is_some());
         waiting.then_some(rule.timeout / 2)
+    }
+
+    /// How long until the current file may be closed by `close_inactive` (what `poll` checks),
+    /// so that a tail whose safety-net poll is minutes away still closes it in time.
+    fn inactive_wait(&self, ctx: &TailCtx) -> Option<Duration> {
+        let r = self.current.reader()?;
+        if !self.draining.is_empty() || r.pos < r.buf.len() {
+            return None; // poll would not close it now (see close_inactive)
+        }
+        let idle_for = r.idle_since?.elapsed();
+        Some(ctx.settings.close_inactive.saturating_sub(idle_for).max(Duration::from_millis(10)))
     }
 
     /// Moves the tail to state `next` (the one place its state changes); gives back the reader
