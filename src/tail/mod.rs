@@ -406,7 +406,7 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
     let mut idle = FIRST_IDLE;
     // Armed since the last read; and whether the next write will ring the bell.
     let (mut armed, mut content_covered) = (false, false);
-    // When a look last found lines: a file is busy when it had more within `batch_wait`.
+    // When a look last found lines: a file is busy when it had more within `2 x batch_wait`.
     let mut last_read: Option<Instant> = None;
 
     while !stop.load(Ordering::SeqCst) {
@@ -419,7 +419,8 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
             Ok(p) => p,
             Err(Stopped) => break,
         };
-        // Busy: lines came twice within `batch_wait`, so waiting that long gathers writes. A
+        // Busy: lines came twice within `2 x batch_wait` (a gathering look comes `batch_wait`
+        // after the last, plus the reading), so waiting `batch_wait` gathers writes. A
         // line after a quiet spell is read at once and the tail sleeps on its watch again: with
         // 1,000 files written a line every 100 ms, gathering after each one was a second wakeup
         // and two more looks per line, for nothing.
