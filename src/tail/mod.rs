@@ -150,9 +150,6 @@ struct Reader {
     /// The file's size at the last end-of-file check (its first bytes are compared only when
     /// it changed).
     checked: Stamp,
-    /// The file's stamp at the last look (`read_some`'s one `fstat`), which `check_current`
-    /// goes on from: one `fstat` per look instead of three.
-    seen: Stamp,
     /// `multiline`: the file offset of the open event's first line, and since when it waits
     /// for a line that ends it (shipped as it is after the rule's timeout).
     event_since: Option<(u64, Instant)>,
@@ -424,21 +421,18 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
         // line after a quiet spell is read at once and the tail sleeps on its watch again: with
         // 1,000 files written a line every 100 ms, gathering after each one was a second wakeup
         // and two more looks per line, for nothing.
-        let busy = progress != Progress::Nothing
-            && last_read.is_some_and(|t| t.elapsed() < ctx.settings.batch_wait.saturating_mul(2));
-        if progress != Progress::Nothing {
+        let busy = progress.any() && last_read.is_some_and(|t| t.elapsed() < ctx.settings.batch_wait.saturating_mul(2));
+        if progress.any() {
+            // Something was read or changed: back off from the start again, and arm afresh.
             last_read = Some(Instant::now());
+            idle = FIRST_IDLE;
+            armed = false;
         }
         match progress {
-            Progress::More => {
-                idle = FIRST_IDLE;
-                armed = false;
-            }
+            Progress::More => {}
             Progress::CaughtUp if busy => {
                 // Caught up on a busy file: let the next writes gather, whatever rings meanwhile.
                 // A busy file is read every `batch_wait` and never arms its watch.
-                idle = FIRST_IDLE;
-                armed = false;
                 std::thread::sleep(ctx.settings.batch_wait);
             }
             Progress::CaughtUp | Progress::Nothing if !armed => {
@@ -446,9 +440,6 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 // last read and the arming has no event, so the next poll looks once more first.
                 // A file closed by close_inactive is watched like an open one; with no file at
                 // all, the directory's name events announce one (if the directory is there).
-                if progress == Progress::CaughtUp {
-                    idle = FIRST_IDLE;
-                }
                 armed = true;
                 let has_file = matches!(st.current, Current::Open(_) | Current::Inactive { .. });
                 content_covered = if has_file {
@@ -611,7 +602,6 @@ impl TailState {
             scanned: 0,
             opened_at: unix_now(),
             checked: Stamp { size: offset, mtime: (0, 0) },
-            seen: Stamp { size: offset, mtime: (0, 0) },
             event_since: None,
             idle_since: None,
             _permit: permit,
@@ -905,7 +895,7 @@ impl TailState {
                 progressed = Progress::More;
                 continue;
             }
-            let n = self.read_some(ctx, Slot::Draining(i), stop)?;
+            let (n, _) = self.read_some(ctx, Slot::Draining(i), stop)?;
             let r = &mut self.draining[i];
             if n > 0 {
                 progressed = progressed.max(Progress::read(n));
@@ -934,14 +924,14 @@ impl TailState {
             }
             Current::Starting => unreachable!("a started tail is never Starting"),
         }
-        let n = self.read_some(ctx, Slot::Current, stop)?;
+        let (n, stamp) = self.read_some(ctx, Slot::Current, stop)?;
         let r = self.current.reader_mut().expect("current reader");
         if n > 0 {
             r.idle_since = None;
             return Ok(progressed.max(Progress::read(n)));
         }
         let idle_for = r.idle_since.get_or_insert_with(Instant::now).elapsed();
-        if self.check_current(ctx, stop)? {
+        if self.check_current(ctx, stop, stamp)? {
             return Ok(Progress::More);
         }
         if idle_for >= ctx.settings.close_inactive && self.draining.is_empty() {
@@ -972,9 +962,9 @@ impl TailState {
     /// `change::classify` decides; this acts.
     ///
     /// Long on purpose: one arm per `Change`, what the tail does about each.
-    fn check_current(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<bool, Stopped> {
+    /// `stamp`: the file as `read_some` found it at this look (one `fstat` per look, not two).
+    fn check_current(&mut self, ctx: &TailCtx, stop: &AtomicBool, stamp: Stamp) -> Result<bool, Stopped> {
         let r = self.current.reader_mut().expect("current reader");
-        let stamp = r.seen;
         let size = stamp.size;
         let observed = Observed {
             path: std::fs::metadata(&self.spec.path).map(|m| FileId::of(&m)).map_err(|e| e.kind()),
@@ -1073,10 +1063,10 @@ impl TailState {
     }
 
     /// Reads up to `BUDGET` bytes of one reader and sends every complete line. Returns the
-    /// number of bytes read.
+    /// number of bytes read, and the file's stamp at this look.
     ///
     /// Long on purpose: the read loop and its three ways out (budget spent, end of file, error).
-    fn read_some(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<usize, Stopped> {
+    fn read_some(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<(usize, Stamp), Stopped> {
         let max = ctx.settings.max_line_bytes;
         let stats = self.stats.clone();
         let current = matches!(slot, Slot::Current);
@@ -1085,13 +1075,12 @@ impl TailState {
         // meanwhile is the next look's, which a write's notification or `batch_wait` brings).
         let r = self.slot(slot);
         let stamp = r.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(r.checked);
-        r.seen = stamp;
         let size = stamp.size;
         if current {
             stats.size.store(size, Ordering::Relaxed);
         }
         if !self.same_content_grew(slot, stamp) {
-            return Ok(0); // cut and written again since the last look: check_current decides
+            return Ok((0, stamp)); // cut and written again since the last look: check_current decides
         }
         let mut total = 0;
         loop {
@@ -1104,7 +1093,7 @@ impl TailState {
                 r.pos = 0;
             }
             if total >= BUDGET {
-                return Ok(total);
+                return Ok((total, stamp));
             }
             // Read only what is there: a quiet file costs one fstat, and no buffer.
             if current {
@@ -1114,7 +1103,7 @@ impl TailState {
                 if r.buf.is_empty() && r.buf.capacity() > 0 {
                     r.buf = Vec::new();
                 }
-                return Ok(total);
+                return Ok((total, stamp));
             }
             let len = r.buf.len();
             let want = (size - r.read_offset).min(CHUNK.min(max + 1) as u64) as usize;
@@ -1126,7 +1115,7 @@ impl TailState {
                     r.buf.truncate(len);
                     let text = format!("{}: read error: {e}", r.opened_as.display());
                     self.problem(text);
-                    return Ok(total);
+                    return Ok((total, stamp));
                 }
             };
             r.buf.truncate(len + n);
@@ -1142,7 +1131,7 @@ impl TailState {
                 }
             }
             if n == 0 {
-                return Ok(total);
+                return Ok((total, stamp));
             }
         }
     }
