@@ -51,7 +51,7 @@ impl Selector {
     /// Asked of every selector twice a second by the file server: on the bytes, with no copy
     /// (`to_string_lossy` allocated one per selector per look).
     pub fn is_glob(&self) -> bool {
-        self.pattern.as_os_str().as_encoded_bytes().iter().any(|b| matches!(b, b'*' | b'?' | b'['))
+        is_glob(&self.pattern)
     }
 }
 
@@ -71,16 +71,16 @@ impl fmt::Display for Selector {
     }
 }
 
-/// Whether `text` has glob characters.
-pub fn is_glob(text: &str) -> bool {
-    text.contains(['*', '?', '['])
+/// Whether `text` has glob characters (tested on its bytes: no copy as text).
+pub fn is_glob(text: impl AsRef<std::ffi::OsStr>) -> bool {
+    text.as_ref().as_encoded_bytes().iter().any(|b| matches!(b, b'*' | b'?' | b'['))
 }
 
 /// The part of a pattern before its first glob component: the directory a scan starts from.
 pub fn literal_prefix(pattern: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in pattern.components() {
-        if is_glob(&c.as_os_str().to_string_lossy()) {
+        if is_glob(c) {
             break;
         }
         out.push(c);
