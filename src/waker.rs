@@ -93,6 +93,9 @@ struct Dir {
     /// None once the directory went away (deleted or moved): watched again, if it exists, at the
     /// next registration or listener for it.
     wd: Option<WatchDescriptor>,
+    /// The network filesystem it is on (`network_fs`), looked up when it is watched: its files'
+    /// tails poll.
+    remote: Option<&'static str>,
     /// Per file name: the tails to wake.
     files: HashMap<OsString, Vec<(u64, Arc<Doorbell>)>>,
     /// Who wants to hear of files appearing and disappearing.
@@ -176,18 +179,10 @@ impl Waker {
     pub fn register(&self, path: &Path, id: u64, bell: Arc<Doorbell>) -> bool {
         let Some((dir, name)) = split(path) else { return false };
         let symlink = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        let remote = network_fs(&dir);
-        if let Some(kind) = remote {
-            log::info!(
-                "{}: on a network filesystem ({kind}), whose other hosts' writes raise no inotify event; \
-                 polled every poll_interval",
-                path.display()
-            );
-        }
         let mut reg = self.lock();
         let Some(d) = self.dir(&mut reg, &dir) else { return false };
         d.files.entry(name).or_default().push((id, bell));
-        !symlink && remote.is_none()
+        !symlink && d.remote.is_none()
     }
 
     pub fn unregister(&self, path: &Path, id: u64) {
@@ -278,12 +273,23 @@ impl Waker {
                 }
             };
             reg.dir_of.insert(wd.clone(), dir.to_path_buf());
+            // Once per directory watched, not per file in it (10,000 files: one statfs, one line).
+            let remote = network_fs(dir);
+            if let Some(kind) = remote {
+                log::info!(
+                    "{}: on a network filesystem ({kind}), whose other hosts' writes raise no inotify \
+                     event; its files are polled every poll_interval",
+                    dir.display()
+                );
+            }
             let d = reg.dirs.entry(dir.to_path_buf()).or_insert_with(|| Dir {
                 wd: None,
+                remote: None,
                 files: HashMap::new(),
                 listeners: Vec::new(),
             });
             d.wd = Some(wd);
+            d.remote = remote;
         }
         reg.dirs.get_mut(dir)
     }
