@@ -244,12 +244,11 @@ struct Bench {
     /// The static release binary (LOGCATCH_STATIC_BIN, set by scripts/bench.sh), measured as a
     /// column beside the glibc build in the same run.
     static_bin: Option<PathBuf>,
-    /// Top-level YAML added to every agent's config (`delivery: exactly_once` in scenario 7).
-    delivery: &'static str,
+    /// Top-level YAML added to every agent's config while it is set (`delivery: exactly_once` in
+    /// scenario 7, `batch_wait: 0` in scenario 2).
+    top_extra: &'static str,
     /// More keys of every `collectlogs` entry (`, multiline: java` in scenario 8).
     entry_extra: &'static str,
-    /// Top-level YAML added to the live scenarios' agents (`batch_wait: 0`, beside the default).
-    live_extra: &'static str,
 }
 
 /// An Apache Kafka node started by scripts/kafka.sh, stopped (by PID) when dropped.
@@ -468,9 +467,8 @@ impl Bench {
             etcd_port,
             topics: 0,
             static_bin,
-            delivery: "",
+            top_extra: "",
             entry_extra: "",
-            live_extra: "",
         }
     }
 
@@ -497,7 +495,7 @@ impl Bench {
     }
 
     fn config(&self, dir: &Path, files: &[(PathBuf, String)], extra: &str) -> PathBuf {
-        self.config_kafka(dir, files, &format!("{extra}{}", self.delivery), "")
+        self.config_kafka(dir, files, &format!("{extra}{}", self.top_extra), "")
     }
 
     /// `kafka`: more keys of kafkaconfig (`compression: zstd`).
@@ -862,7 +860,7 @@ impl Bench {
         let (mut alo, mut eo) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
         for run in 0..self.runs {
             for (mode, out) in [("", &mut alo), ("delivery: exactly_once\n", &mut eo)] {
-                self.delivery = mode;
+                self.top_extra = mode;
                 let name = if mode.is_empty() { "alo" } else { "eo" };
                 let (secs, cpu, _) = self.catch_up_agent(&bin, &file, n, run, name);
                 out.0.push(n as f64 / secs);
@@ -875,11 +873,11 @@ impl Bench {
             );
         }
         let (files, rate, secs) = (20, 1000, if self.quick { 15 } else { 60 });
-        self.delivery = "";
+        self.top_extra = "";
         let live_alo = self.live_agent(&bin, "live-alo", files, rate, secs);
-        self.delivery = "delivery: exactly_once\n";
+        self.top_extra = "delivery: exactly_once\n";
         let live_eo = self.live_agent(&bin, "live-eo", files, rate, secs);
-        self.delivery = "";
+        self.top_extra = "";
         let (tp, cpu) = (median(eo.0.clone()) / median(alo.0.clone()), median(eo.1.clone()) / median(alo.1.clone()));
         let p99 = |l: &LiveRun| percentile(&l.lat, 0.99);
         vec![
@@ -1113,9 +1111,9 @@ impl Bench {
         // logcatch: 100 files appended by this process; then with `batch_wait: 0` (every write
         // read at once: the latency floor and what it costs); then the static build.
         let lc = self.live_agent(Path::new(env!("CARGO_BIN_EXE_logcatch")), "live", files, rate, secs);
-        self.live_extra = "batch_wait: 0\n";
+        self.top_extra = "batch_wait: 0\n";
         let zero = self.live_agent(Path::new(env!("CARGO_BIN_EXE_logcatch")), "live0_", files, rate, secs);
-        self.live_extra = "";
+        self.top_extra = "";
         // The static build in 3 pairs with the glibc one, each pair back to back and the order
         // alternating (glibc first, then static first, then glibc first), so that the drift
         // between runs (seen here: the second of two runs of one binary costing 1.1-1.3x the
@@ -1273,7 +1271,7 @@ impl Bench {
             std::fs::write(p, b"").unwrap();
         }
         let specs: Vec<(PathBuf, String)> = paths.iter().map(|p| (p.clone(), topic.clone())).collect();
-        let cfg = self.config(&d, &specs, &format!("start_position: beginning\n{}", self.live_extra));
+        let cfg = self.config(&d, &specs, "start_position: beginning\n");
         let mut child = self.spawn_bin(bin, &cfg);
         std::thread::sleep(Duration::from_secs(1));
         let reader = self.latency_reader(&topic, total, secs);
