@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use crate::confine::Access;
 use crate::envelope::Format;
 use crate::selector::Selector;
 
@@ -28,15 +29,19 @@ pub struct TailSpec {
     pub format: Format,
     /// Lines joined into events (`multiline`); a change restarts the tail like `format`.
     pub multiline: Option<crate::multiline::Spec>,
+    /// How every open of the file resolves its path (`confine`); a change restarts the tail.
+    pub access: Access,
 }
 
 impl TailSpec {
-    fn key(&self) -> (&[u8], &str, Format, &Option<crate::multiline::Spec>) {
-        (self.path.as_os_str().as_encoded_bytes(), &self.topic, self.format, &self.multiline)
+    fn key(&self) -> (&[u8], &str, Format, &Option<crate::multiline::Spec>, &Access) {
+        (self.path.as_os_str().as_encoded_bytes(), &self.topic, self.format, &self.multiline, &self.access)
     }
 
+    /// A tail of `path` opened as config.yaml's default says (no symlink at the file name).
     pub fn new(path: PathBuf, topic: &str) -> TailSpec {
-        TailSpec { path, topic: topic.to_string(), format: Format::Raw, multiline: None }
+        let access = crate::selector::config_access(&path, false);
+        TailSpec { path, topic: topic.to_string(), format: Format::Raw, multiline: None, access }
     }
 
     pub fn with_format(mut self, format: Format) -> TailSpec {

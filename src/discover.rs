@@ -6,7 +6,8 @@
 //! regular files that match it now, less those an `exclude` pattern matches, compressed rotated
 //! files (`.gz`, `.xz`, ...), the agent's own log (shipping it would log more lines, without
 //! end), files older than `ignore_older` that no tail has open yet, and, for sources from etcd,
-//! files outside `etcd_allowed_paths` (a glob could reach through a symlink).
+//! files the allowlist refuses (`etcd_denied_paths`). Globs are walked by `globwalk`: bounded, and
+//! following no symlink the selector's `Access` forbids.
 //! The file server calls it on every rescan: at start, when a watched directory gains or loses a
 //! file, and every `scan_frequency`.
 
@@ -16,9 +17,10 @@ use std::time::{Duration, SystemTime};
 
 use glob::{MatchOptions, Pattern};
 
+use crate::confine::{Access, Allowlist};
 use crate::desired::TailSpec;
 use crate::envelope::Format;
-use crate::selector::{allowed_path, literal_prefix, Selector};
+use crate::selector::Selector;
 
 /// `*` and `?` stay within one path component; `**` crosses directories; a leading dot needs no
 /// literal `.` (as in shells with dotglob).
@@ -34,8 +36,8 @@ pub const MAX_DIRS_PER_GLOB: usize = 1_000;
 /// One selector to expand, with what its source adds.
 pub struct Input<'a> {
     pub selector: &'a Selector,
-    /// For sources from etcd: the allowlist every matched file must fall under.
-    pub allowed: Option<&'a [String]>,
+    /// For sources from etcd: the allowlist every matched file must pass.
+    pub allowed: Option<&'a Allowlist>,
     /// The selector was expanded before: a file it finds now that no tail has is new since then.
     pub scanned_before: bool,
 }
@@ -81,12 +83,14 @@ pub fn expand<'a>(
         for path in paths {
             let mut spec = TailSpec::new(path, &sel.topic).with_format(sel.format.unwrap_or(rules.format));
             spec.multiline = sel.multiline.clone();
+            spec.access = sel.access.clone();
             if found.tails.contains(&spec) {
                 continue;
             }
             if !seen.insert((spec.path.as_os_str().to_owned(), spec.topic.clone())) {
                 found.problems.push(format!(
-                    "{}: to topic {} in two ways (format or multiline); {} asks for {}, the first found wins",
+                    "{}: to topic {} in two ways (format, multiline or follow_symlinks); {} asks for {}, the first found \
+                     wins",
                     spec.path.display(),
                     spec.topic,
                     sel.pattern.display(),
@@ -95,7 +99,7 @@ pub fn expand<'a>(
                 continue;
             }
             if sel.is_glob() {
-                if let Some(Err(why)) = input.allowed.map(|a| allowed_path(&spec.path, a)) {
+                if let Some(Err(why)) = input.allowed.map(|a| a.check(&spec.path)) {
                     found.problems.push(format!(
                         "{}: matched by {}, {why}",
                         spec.path.display(),
@@ -124,65 +128,49 @@ pub fn expand<'a>(
 /// The regular files a glob selector matches now, sorted; excluded and compressed files and the
 /// agent's own log left out.
 fn matches(sel: &Selector, own_log: Option<&Path>, problems: &mut Vec<String>) -> Vec<PathBuf> {
-    let text = sel.pattern.to_string_lossy();
-    let walk = match glob::glob_with(&text, MATCH) {
-        Ok(w) => w,
-        Err(e) => {
-            problems.push(format!("{text:?} is not a valid glob pattern: {e}"));
-            return Vec::new();
-        }
-    };
+    let walk = crate::globwalk::walk(&sel.pattern, &sel.access);
+    problems.extend(walk.problems);
     let mut out = Vec::new();
-    for entry in walk {
-        match entry {
-            Ok(path) => {
-                if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) || compressed(&path) || excluded(sel, &path) {
-                    continue;
-                }
-                if Some(path.as_path()) == own_log {
-                    problems
-                        .push(format!("{}: matched by {text} but it is the agent's own log; left out", path.display()));
-                    continue;
-                }
-                if out.len() == MAX_FILES_PER_GLOB {
-                    problems.push(format!("{text}: more than {MAX_FILES_PER_GLOB} files match; the rest are left out"));
-                    break;
-                }
-                out.push(path);
-            }
-            Err(e) => problems.push(format!("{text}: cannot read {}: {}", e.path().display(), e.error())),
+    for path in walk.files {
+        if compressed(&path) || excluded(sel, &path) {
+            continue;
         }
+        if Some(path.as_path()) == own_log {
+            problems.push(format!(
+                "{}: matched by {} but it is the agent's own log; left out",
+                path.display(),
+                sel.pattern.display()
+            ));
+            continue;
+        }
+        if out.len() == MAX_FILES_PER_GLOB {
+            problems.push(format!(
+                "{}: more than {MAX_FILES_PER_GLOB} files match; the rest are left out",
+                sel.pattern.display()
+            ));
+            break;
+        }
+        out.push(path);
     }
     out
 }
 
 /// The directories whose name events can change what `pattern` matches, sorted: the one where its
 /// wildcards begin and every existing directory the pattern's directory part passes through
-/// below it. For `/var/log/*/app.log`: `/var/log` (a new service directory) and each
-/// `/var/log/X` (a new `app.log` in it); a `**` takes every directory under it. At most
-/// `MAX_DIRS_PER_GLOB`, with a problem naming the pattern when some are left out.
-pub fn watch_dirs(pattern: &Path, problems: &mut Vec<String>) -> BTreeSet<PathBuf> {
-    let root = literal_prefix(pattern);
-    let parts: Vec<_> = pattern.components().collect();
-    let mut out = BTreeSet::from([root.clone()]);
-    // Every prefix that ends in a directory component after the root: the last component of the
-    // pattern names files.
-    for end in root.components().count() + 1..parts.len() {
-        let prefix: PathBuf = parts[..end].iter().collect();
-        let Ok(walk) = glob::glob_with(&prefix.to_string_lossy(), MATCH) else { continue };
-        for dir in walk.flatten().filter(|p| p.is_dir()) {
-            if out.len() == MAX_DIRS_PER_GLOB {
-                problems.push(format!(
-                    "{}: more than {MAX_DIRS_PER_GLOB} directories to watch; files new in the rest are found every \
-                     scan_frequency",
-                    pattern.display()
-                ));
-                return out;
-            }
-            out.insert(dir);
-        }
+/// below it (those the walk lists). For `/var/log/*/app.log`: `/var/log` (a new service
+/// directory) and each `/var/log/X` (a new `app.log` in it); a `**` takes every directory under
+/// it. At most `MAX_DIRS_PER_GLOB`, with a problem naming the pattern when some are left out.
+pub fn watch_dirs(pattern: &Path, access: &Access, problems: &mut Vec<String>) -> BTreeSet<PathBuf> {
+    let mut dirs = crate::globwalk::walk(pattern, access).dirs;
+    if dirs.len() > MAX_DIRS_PER_GLOB {
+        problems.push(format!(
+            "{}: more than {MAX_DIRS_PER_GLOB} directories to watch; files new in the rest are found every \
+             scan_frequency",
+            pattern.display()
+        ));
+        dirs = dirs.into_iter().take(MAX_DIRS_PER_GLOB).collect();
     }
-    out
+    dirs
 }
 
 /// Whether one of the selector's exclude patterns matches `path` (a pattern with a `/` the whole
@@ -230,6 +218,7 @@ mod tests {
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
             format: None,
             multiline: None,
+            access: Access::Follow,
         }
     }
     fn rules(ignore_older: Option<Duration>) -> Rules<'static> {
@@ -254,16 +243,27 @@ mod tests {
             set.iter().map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned()).collect()
         };
         let mut problems = Vec::new();
-        assert_eq!(rel(watch_dirs(&root.join("*.log"), &mut problems)), [""], "the file name part adds none");
-        assert_eq!(rel(watch_dirs(&root.join("*/app.log"), &mut problems)), ["", "a", "b", "c.d"]);
-        assert_eq!(rel(watch_dirs(&root.join("b/*/x/*.log"), &mut problems)), ["b", "b/deep"], "x does not exist");
-        assert_eq!(rel(watch_dirs(&root.join("**/*.log"), &mut problems)), ["", "a", "b", "b/deep", "c.d"]);
-        assert_eq!(rel(watch_dirs(&root.join("[ab]/*.log"), &mut problems)), ["", "a", "b"]);
+        assert_eq!(
+            rel(watch_dirs(&root.join("*.log"), &Access::Follow, &mut problems)),
+            [""],
+            "the file name part adds none"
+        );
+        assert_eq!(rel(watch_dirs(&root.join("*/app.log"), &Access::Follow, &mut problems)), ["", "a", "b", "c.d"]);
+        assert_eq!(
+            rel(watch_dirs(&root.join("b/*/x/*.log"), &Access::Follow, &mut problems)),
+            ["b", "b/deep"],
+            "x does not exist"
+        );
+        assert_eq!(
+            rel(watch_dirs(&root.join("**/*.log"), &Access::Follow, &mut problems)),
+            ["", "a", "b", "b/deep", "c.d"]
+        );
+        assert_eq!(rel(watch_dirs(&root.join("[ab]/*.log"), &Access::Follow, &mut problems)), ["", "a", "b"]);
         assert!(problems.is_empty(), "{problems:?}");
         for i in 0..MAX_DIRS_PER_GLOB {
             std::fs::create_dir(root.join(format!("a/{i}"))).unwrap();
         }
-        assert_eq!(watch_dirs(&root.join("a/*/*.log"), &mut problems).len(), MAX_DIRS_PER_GLOB);
+        assert_eq!(watch_dirs(&root.join("a/*/*.log"), &Access::Follow, &mut problems).len(), MAX_DIRS_PER_GLOB);
         assert!(problems[0].contains("more than 1000 directories"), "{problems:?}");
     }
 
@@ -346,12 +346,18 @@ mod tests {
         std::fs::write(root.join("secret/key"), b"").unwrap();
         std::fs::write(root.join("logs/ok.log"), b"").unwrap();
         std::os::unix::fs::symlink(root.join("secret/key"), root.join("logs/leak.log")).unwrap();
-        let s = sel(&root.join("logs/*.log"), &[]);
-        let allowed = vec![root.join("logs").to_string_lossy().into_owned()];
+        std::fs::write(root.join("logs/auth.log"), b"").unwrap();
+        let allowed = Allowlist {
+            allowed: vec![root.join("logs").to_string_lossy().into_owned()],
+            denied: vec![root.join("logs/auth.log*").to_string_lossy().into_owned()],
+        };
+        let s = Selector { access: allowed.check(&root.join("logs")).unwrap(), ..sel(&root.join("logs/*.log"), &[]) };
         let f =
             expand([Input { selector: &s, allowed: Some(&allowed), scanned_before: false }], |_| false, &rules(None));
         assert_eq!(names(&f.tails), vec!["ok.log"]);
-        assert!(f.problems[0].contains("leak.log") && f.problems[0].contains("etcd_allowed_paths"), "{:?}", f.problems);
+        let problems = f.problems.join("\n");
+        assert!(problems.contains("leak.log") && problems.contains("symlink"), "{problems}");
+        assert!(problems.contains("auth.log") && problems.contains("etcd_denied_paths"), "{problems}");
     }
 
     #[test]

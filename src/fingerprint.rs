@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::confine::Access;
+
 /// How many leading bytes the fingerprint covers, at most.
 pub const FP_BYTES: u64 = 256;
 
@@ -111,18 +113,11 @@ pub fn rotated_siblings(path: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Opens `path` for reading without ever blocking: a FIFO (or a device) named where a log is
-/// expected would block `open()` until a writer came, stalling whichever thread asked. Callers
-/// then refuse what is not a regular file. On a regular file the flag changes nothing.
-pub fn open_file(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
-}
-
-/// Finds the file with identity `id` among `path` itself and its rotated siblings.
-pub fn find_by_id(path: &Path, id: FileId) -> Option<(PathBuf, File)> {
+/// Finds the file with identity `id` among `path` itself and its rotated siblings, each opened
+/// confined by `access`.
+pub fn find_by_id(path: &Path, access: &Access, id: FileId) -> Option<(PathBuf, File)> {
     std::iter::once(path.to_path_buf()).chain(rotated_siblings(path)).find_map(|p| {
-        let f = open_file(&p).ok()?;
+        let f = crate::confine::open(&p, access).ok()?;
         let meta = f.metadata().ok()?;
         (FileId::of(&meta) == id).then_some((p, f))
     })
@@ -165,7 +160,7 @@ mod tests {
         std::fs::write(dir.path().join("app.log-20261123"), b"w").unwrap();
         let sibs = rotated_siblings(&p);
         assert_eq!(sibs.len(), 2);
-        let (found, _) = find_by_id(&p, id).unwrap();
+        let (found, _) = find_by_id(&p, &Access::Follow, id).unwrap();
         assert_eq!(found, dir.path().join("app.log.1"));
     }
 

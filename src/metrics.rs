@@ -89,6 +89,14 @@ impl Metrics {
     pub fn remove_etcd_key(&self, key: &str) {
         lock(&self.etcd).remove(key);
     }
+    /// An etcd key's value at `revision` refused after it was understood (the file server's
+    /// `max_tails`): counted and reported like a value that could not be parsed.
+    pub fn reject_etcd_value(&self, key: &str, revision: i64, why: String) {
+        if let Some(s) = lock(&self.etcd).get(key) {
+            s.rejected.fetch_add(1, Ordering::Relaxed);
+            *lock(&s.rejection) = Some((revision, why));
+        }
+    }
     pub fn set_sink(&self, stats: Arc<SinkStats>, queue: Box<dyn Fn() -> i64 + Send>) {
         *lock(&self.sink) = Some(stats);
         *lock(&self.queue) = Some(queue);

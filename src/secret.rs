@@ -42,11 +42,7 @@ impl fmt::Display for Secret {
 /// trailing newline. `Err` names the field, the file and the cause; a file others can read adds
 /// a warning.
 pub fn read_secret(field: &str, path: &Path, warnings: &mut Vec<String>) -> Result<Secret, String> {
-    let mut file =
-        crate::fingerprint::open_file(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(format!("{field}: {} is not a regular file", path.display()));
-    }
+    let mut file = open(field, path)?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut file, &mut text)
         .map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
@@ -62,15 +58,21 @@ pub fn read_secret(field: &str, path: &Path, warnings: &mut Vec<String>) -> Resu
 /// Checks that a certificate or key file can be read; a private key others can read adds a
 /// warning (`private`).
 pub fn check_file(field: &str, path: &Path, private: bool, warnings: &mut Vec<String>) -> Result<(), String> {
-    let file =
-        crate::fingerprint::open_file(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(format!("{field}: {} is not a regular file", path.display()));
-    }
+    open(field, path)?;
     if private {
         warn_if_shared(field, path, warnings);
     }
     Ok(())
+}
+
+/// Opens a file config.yaml names (the operator's: symlinks followed), refusing what is not a
+/// regular file without blocking on it.
+fn open(field: &str, path: &Path) -> Result<std::fs::File, String> {
+    use crate::confine::{Access, OpenError};
+    crate::confine::open(path, &Access::Follow).map_err(|e| match e {
+        OpenError::NotRegular => format!("{field}: {} is not a regular file", path.display()),
+        e => format!("{field}: cannot read {}: {e}", path.display()),
+    })
 }
 
 fn warn_if_shared(field: &str, path: &Path, warnings: &mut Vec<String>) {

@@ -4,14 +4,16 @@
 //! Exists because config.yaml's `collectlogs` and every etcd value describe the same thing and
 //! were checked twice, in config.rs and etcd/value.rs, with config -> discover -> etcd/value ->
 //! config as an import circle. Both sources now build their selectors here (`Selector::build`,
-//! whose error names the piece that is wrong), and `discover` checks each file a glob finds
-//! against the same allowlist rule (`allowed_path`).
+//! whose error names the piece that is wrong). Each selector carries the `Access` every open of
+//! its files gets (`confine`): a config.yaml entry's by its `follow_symlinks`, an etcd entry's
+//! from the allowlist (`confine::Allowlist`).
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use glob::Pattern;
 
+use crate::confine::Access;
 use crate::envelope::Format;
 use crate::multiline;
 
@@ -29,6 +31,8 @@ pub struct Selector {
     pub format: Option<Format>,
     /// Lines joined into events (`multiline`).
     pub multiline: Option<multiline::Spec>,
+    /// How its files are opened: beneath which root, following symlinks or not.
+    pub access: Access,
 }
 
 /// One entry of a source as written, before it is checked (`Selector::build`).
@@ -39,12 +43,15 @@ pub struct Entry<'a> {
     pub exclude: &'a [String],
     pub format: Option<&'a str>,
     pub multiline: Option<&'a multiline::Raw>,
+    /// Follow symlinks below the entry's literal directory (config.yaml's `follow_symlinks`).
+    pub follow_symlinks: bool,
 }
 
 impl Selector {
-    /// A selector of exactly one file.
+    /// A selector of exactly one file, opened as config.yaml's default says (no symlink).
     pub fn file(path: PathBuf, topic: &str) -> Selector {
-        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new(), format: None, multiline: None }
+        let access = config_access(&path, false);
+        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new(), format: None, multiline: None, access }
     }
 
     /// Whether the pattern has glob characters (otherwise it names one file, present or not).
@@ -104,7 +111,7 @@ impl Selector {
     /// excludes checked, sorted and deduplicated. Every bad exclude is reported (`Err` holds the
     /// first problem of the path or topic, else every exclude problem).
     pub fn build(entry: &Entry<'_>, base: &Path) -> Result<Selector, Vec<SelectorError>> {
-        let Entry { path, topic, exclude, format, multiline } = *entry;
+        let Entry { path, topic, exclude, format, multiline, follow_symlinks } = *entry;
         if path.is_empty() {
             return Err(vec![SelectorError::Path("missing or empty".into())]);
         }
@@ -129,14 +136,29 @@ impl Selector {
         }
         excludes.sort();
         excludes.dedup();
+        let pattern = absolute(Path::new(path), base);
         Ok(Selector {
-            pattern: absolute(Path::new(path), base),
+            access: config_access(&pattern, follow_symlinks),
+            pattern,
             topic: topic.to_string(),
             exclude: excludes,
             format,
             multiline,
         })
     }
+}
+
+/// The access of a config.yaml entry: its directory as written is the operator's and trusted
+/// (`/var/log/app -> /opt/app/logs` named there is meant); below it, where a glob's wildcards
+/// begin or at a literal path's file name, a symlink is followed only with `follow_symlinks`,
+/// since anyone who can write in a log directory could plant one.
+pub fn config_access(pattern: &Path, follow_symlinks: bool) -> Access {
+    if follow_symlinks {
+        return Access::Follow;
+    }
+    let root =
+        if is_glob(pattern) { literal_prefix(pattern) } else { pattern.parent().unwrap_or(Path::new("/")).into() };
+    Access::beneath(root)
 }
 
 /// Kafka's rule for topic names.
@@ -209,71 +231,6 @@ pub fn absolute(path: &Path, base: &Path) -> PathBuf {
 /// Checks a pattern (and its excludes) before anything uses it: `Err` names what is wrong.
 pub fn check_pattern(pattern: &str) -> Result<(), String> {
     Pattern::new(pattern).map(|_| ()).map_err(|e| format!("{pattern:?} is not a valid glob pattern: {e}"))
-}
-
-/// Resolves `..` lexically and symlinks as far as the path exists, then checks the result
-/// against the allowlist (directory prefixes; `*` and `?` allowed within one component).
-pub fn allowed_path(path: &Path, allowed: &[String]) -> Result<(), String> {
-    let resolved = resolve(path);
-    if allowed.iter().any(|a| under(&resolved, Path::new(a))) {
-        return Ok(());
-    }
-    let shown = if resolved != path { format!(" (resolves to {})", resolved.display()) } else { String::new() };
-    Err(format!("outside etcd_allowed_paths{shown}; refused"))
-}
-
-/// `..` folded, and the longest existing prefix replaced by its canonical (symlink-free) form.
-fn resolve(path: &Path) -> PathBuf {
-    let lexical = absolute(path, Path::new("/"));
-    let mut existing = lexical.clone();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(canon) = std::fs::canonicalize(&existing) {
-            let mut out = canon;
-            for c in rest.iter().rev() {
-                out.push(c);
-            }
-            return out;
-        }
-        match (existing.file_name().map(|s| s.to_os_string()), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => return lexical,
-        }
-    }
-}
-
-/// Whether `path` lies under `prefix`, comparing whole components (`/var/logs` is not under
-/// `/var/log`); a prefix component may use `*` and `?` wildcards.
-fn under(path: &Path, prefix: &Path) -> bool {
-    let mut p = path.components().filter(|c| !matches!(c, Component::CurDir));
-    for want in prefix.components().filter(|c| !matches!(c, Component::CurDir)) {
-        match p.next() {
-            Some(got)
-                if component_matches(
-                    want.as_os_str().to_string_lossy().as_ref(),
-                    &got.as_os_str().to_string_lossy(),
-                ) => {}
-            _ => return false,
-        }
-    }
-    true
-}
-
-fn component_matches(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    go(&p, &t)
 }
 
 #[cfg(test)]

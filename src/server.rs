@@ -61,6 +61,15 @@ impl EtcdControl for NoEtcd {
     }
 }
 
+/// What a scan does when it finds more than `max_tails` tails.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cap {
+    /// An etcd value made it: refuse the value whole.
+    Refuse,
+    /// Files appeared, or the trusted config.yaml asks: keep what runs, start what fits.
+    Trim,
+}
+
 /// How long shutdown waits for tail threads to finish the line they are sending.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 /// The waker's listener id of the server (tails use their generation, from 1).
@@ -136,35 +145,53 @@ impl ServerState {
                 if !self.etcd.is_current(&key, watcher) {
                     return None;
                 }
-                self.desired.set(SourceId::EtcdKey(key.clone()), tails);
-                self.scan(&format!("etcd key {key:?} at revision {revision}"), true);
+                let source = SourceId::EtcdKey(key.clone());
+                let before = self.desired.of(&source);
+                self.desired.set(source.clone(), tails);
+                if let Err(over) = self.scan(&format!("etcd key {key:?} at revision {revision}"), true, Cap::Refuse) {
+                    self.desired.set(source, before);
+                    let why = format!(
+                        "the value would make {over} tails with the other sources, more than max_tails ({}); refused \
+                         whole, the key's tails keep running as they were",
+                        self.config.max_tails
+                    );
+                    log::error!("etcd key {key:?} at revision {revision}: {why}");
+                    self.ctx.metrics.reject_etcd_value(&key, revision, why);
+                }
             }
             Event::EtcdDeleted { key, watcher, revision } => {
                 if !self.etcd.is_current(&key, watcher) {
                     return None;
                 }
                 self.desired.set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
-                self.scan(&format!("etcd key {key:?} gone at revision {revision}"), true);
+                self.scan_all(&format!("etcd key {key:?} gone at revision {revision}"), true);
             }
             Event::Rescan => {
                 self.scans.queued.store(false, Ordering::SeqCst);
-                self.scan("a watched directory changed", false);
+                self.scan_all("a watched directory changed", false);
             }
             Event::Shutdown { done } => return Some(done),
         }
         None
     }
 
+    /// A scan that starts what fits within `max_tails` (see `scan`).
+    fn scan_all(&mut self, why: &str, always_log: bool) {
+        let _ = self.scan(why, always_log, Cap::Trim);
+    }
+
     /// Expands every selector into files and applies the plan. `why` is logged with the change,
     /// and with no change too when `always_log` (a source changed: the operator wants to know).
-    fn scan(&mut self, why: &str, always_log: bool) {
-        let allowed = self.config.etcd.allowed_paths.clone();
+    /// More tails than `max_tails`: `Cap::Refuse` applies nothing and says how many
+    /// (`Err`); `Cap::Trim` keeps the running tails and starts new ones until the cap.
+    fn scan(&mut self, why: &str, always_log: bool, cap: Cap) -> Result<(), usize> {
+        let allowed = self.config.etcd.allowlist.clone();
         let inputs: Vec<Input> = self
             .desired
             .iter()
             .map(|(source, selector)| Input {
                 selector,
-                allowed: matches!(source, SourceId::EtcdKey(_)).then_some(&allowed[..]),
+                allowed: matches!(source, SourceId::EtcdKey(_)).then_some(&allowed),
                 scanned_before: self.scans.seen.contains(selector),
             })
             .collect();
@@ -175,11 +202,26 @@ impl ServerState {
             format: self.config.format,
         };
         let mut found = expand(inputs, |spec| self.tails.contains_key(spec), &rules);
+        let limit = self.config.max_tails;
+        if found.tails.len() > limit {
+            if cap == Cap::Refuse {
+                return Err(found.tails.len());
+            }
+            found.problems.push(format!(
+                "{} files found, more than max_tails ({limit}): {} of them are not tailed",
+                found.tails.len(),
+                found.tails.len() - limit
+            ));
+            let (running, new): (BTreeSet<TailSpec>, BTreeSet<TailSpec>) =
+                std::mem::take(&mut found.tails).into_iter().partition(|s| self.tails.contains_key(s));
+            let room = limit.saturating_sub(running.len());
+            found.tails = running.into_iter().chain(new.into_iter().take(room)).collect();
+        }
         let dirs: BTreeSet<PathBuf> = self
             .desired
             .iter()
             .filter(|(_, s)| s.is_glob())
-            .flat_map(|(_, s)| watch_dirs(&s.pattern, &mut found.problems))
+            .flat_map(|(_, s)| watch_dirs(&s.pattern, &s.access, &mut found.problems))
             .collect();
         self.scans.last = Instant::now();
         self.scans.seen = self.desired.iter().map(|(_, s)| s.clone()).collect();
@@ -198,6 +240,7 @@ impl ServerState {
                 sel.topic == spec.topic
                     && sel.format.unwrap_or(format) == spec.format
                     && sel.multiline == spec.multiline
+                    && sel.access == spec.access
                     && covers(sel, &spec.path)
             })
         });
@@ -206,16 +249,15 @@ impl ServerState {
         }
         self.apply(change, &found.appeared);
         self.listen_to_glob_dirs(dirs);
+        Ok(())
     }
 
     /// A file left out for its age is recorded as read to its end, so that if it is written to
     /// again only the new lines are shipped (as Filebeat does with `ignore_older`).
     fn skip_old(&self, spec: &TailSpec) {
-        let Ok(file) = crate::fingerprint::open_file(&spec.path) else { return };
+        // A FIFO, a device or a refused path: nothing to record.
+        let Ok(file) = crate::confine::open(&spec.path, &spec.access) else { return };
         let Ok(meta) = file.metadata() else { return };
-        if !meta.is_file() {
-            return; // a FIFO or a device: nothing to record
-        }
         let fp = Fingerprint::of_file(&file).unwrap_or_default();
         let path = spec.path.to_string_lossy();
         self.ctx.checkpoints.skip_old(&spec.topic, FileId::of(&meta), &path, fp, meta.len());
@@ -269,14 +311,14 @@ impl ServerState {
             self.forget_etcd_keys(&cfg);
         }
         self.desired.set(SourceId::ConfigFile, sources);
-        self.scan("config.yaml reloaded", true);
+        self.scan_all("config.yaml reloaded", true);
     }
 
     /// Reconfigures the etcd watchers; the tails of keys no longer watched stop.
     fn forget_etcd_keys(&mut self, config: &Config) {
         for key in self.etcd.reconfigure(config) {
             self.desired.set(SourceId::EtcdKey(key.clone()), BTreeSet::new());
-            self.scan(&format!("etcd key {key:?} no longer watched"), true);
+            self.scan_all(&format!("etcd key {key:?} no longer watched"), true);
         }
     }
 
@@ -377,6 +419,28 @@ fn describe(change: &Change) -> String {
     parts.join("; ")
 }
 
+/// Events taken off the channel at once, at most (then the loop looks at its timers again).
+const MAX_BATCH: usize = 1024;
+
+/// The events to handle of those waiting, in their order: of an etcd key's reports only the
+/// latest (a script putting a key in a loop costs one scan, not one a put; each value is already
+/// checked and logged by its watcher), and one rescan for many.
+fn coalesce(batch: Vec<Event>) -> Vec<Event> {
+    let mut later_keys = HashSet::new();
+    let mut rescan_later = false;
+    let mut out: Vec<Event> = batch
+        .into_iter()
+        .rev()
+        .filter(|e| match e {
+            Event::EtcdValue { key, .. } | Event::EtcdDeleted { key, .. } => later_keys.insert(key.clone()),
+            Event::Rescan => !std::mem::replace(&mut rescan_later, true),
+            Event::Config(_) | Event::Shutdown { .. } => true,
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
 /// The server thread's loop: apply config.yaml's sources once, then every event as it comes.
 pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -384,7 +448,7 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
         let cfg = st.config.clone();
         st.forget_etcd_keys(&cfg);
         st.desired.set(SourceId::ConfigFile, cfg.sources.iter().cloned().collect());
-        st.scan("config.yaml", true);
+        st.scan_all("config.yaml", true);
         st.applied_initial = true;
     }
     // Literal paths need no periodic scan (their tails wait for their files), unless a file left
@@ -406,10 +470,14 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
         };
         match events.recv_timeout(tick) {
             Ok(event) => {
-                if let Some(done) = st.handle(event) {
-                    st.stop_all();
-                    let _ = done.send(());
-                    return;
+                let mut batch = vec![event];
+                batch.extend(events.try_iter().take(MAX_BATCH));
+                for event in coalesce(batch) {
+                    if let Some(done) = st.handle(event) {
+                        st.stop_all();
+                        let _ = done.send(());
+                        return;
+                    }
                 }
                 scans = needs_scans(&st);
             }
@@ -419,7 +487,43 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
         st.reap_retired();
         if scans && st.scans.last.elapsed() >= st.config.scan_frequency {
             let every = format!("scan_frequency ({:?})", st.config.scan_frequency);
-            st.scan(&every, false);
+            st.scan_all(&every, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(key: &str, revision: i64) -> Event {
+        Event::EtcdValue { key: key.into(), watcher: 1, revision, tails: BTreeSet::new() }
+    }
+
+    fn shape(e: &Event) -> String {
+        match e {
+            Event::EtcdValue { key, revision, .. } => format!("{key}@{revision}"),
+            Event::EtcdDeleted { key, revision, .. } => format!("{key}-@{revision}"),
+            Event::Rescan => "rescan".into(),
+            Event::Config(_) => "config".into(),
+            Event::Shutdown { .. } => "shutdown".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_latest_report_of_each_key_is_handled() {
+        let (done, _rx) = crossbeam_channel::bounded(1);
+        let batch = vec![
+            value("a", 1),
+            Event::Rescan,
+            value("b", 2),
+            value("a", 3),
+            Event::EtcdDeleted { key: "b".into(), watcher: 1, revision: 4 },
+            Event::Rescan,
+            value("a", 5),
+            Event::Shutdown { done },
+        ];
+        let got: Vec<String> = coalesce(batch).iter().map(shape).collect();
+        assert_eq!(got, ["b-@4", "rescan", "a@5", "shutdown"]);
     }
 }

@@ -5,12 +5,71 @@
 use std::path::Path;
 
 use logcatch::config::Config;
+use logcatch::confine::{self, Allowlist};
+use logcatch::discover::{expand, Input, Rules};
 use logcatch::etcd::gateway::{decode_watch_line, LineSplitter};
 use logcatch::etcd::value;
 use proptest::prelude::*;
 
-fn allow() -> Vec<String> {
-    vec!["/var/log".to_string()]
+fn allow() -> Allowlist {
+    Allowlist { allowed: vec!["/var/log".to_string()], denied: Vec::new() }
+}
+
+/// A tree for the confinement property: an allowed root holding plain files, directories and
+/// symlinks of every kind (to a secret file, to a directory outside, to `.` and `..`, relative
+/// ones staying inside), and outside it files that hold `SECRET`.
+struct Tree {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+}
+
+fn tree() -> Tree {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let logs = root.join("logs");
+    for d in ["logs/a/b", "logs/c", "secret/sub"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for f in ["secret/shadow", "secret/sub/key", "secret.log"] {
+        std::fs::write(root.join(f), b"SECRET\n").unwrap();
+    }
+    for f in ["x.log", "a/x.log", "a/b/x.log", "c/y.log"] {
+        std::fs::write(logs.join(f), b"ok\n").unwrap();
+    }
+    symlink(root.join("secret"), logs.join("a/conf")).unwrap();
+    symlink(root.join("secret/shadow"), logs.join("shadow")).unwrap();
+    symlink("../../secret.log", logs.join("c/up.log")).unwrap();
+    symlink(".", logs.join("c/dot")).unwrap();
+    symlink("..", logs.join("a/b/parent")).unwrap();
+    symlink("x.log", logs.join("inside.log")).unwrap();
+    Tree { _dir: dir, root }
+}
+
+fn component() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(".".to_string()),
+        Just("..".to_string()),
+        Just(".?".to_string()),
+        Just("*".to_string()),
+        Just("**".to_string()),
+        Just("?".to_string()),
+        Just("a".to_string()),
+        Just("b".to_string()),
+        Just("c".to_string()),
+        Just("conf".to_string()),
+        Just("dot".to_string()),
+        Just("parent".to_string()),
+        Just("shadow".to_string()),
+        Just("sub".to_string()),
+        Just("key".to_string()),
+        Just("x.log".to_string()),
+        Just("up.log".to_string()),
+        Just("inside.log".to_string()),
+        Just("*.log".to_string()),
+        Just("secret".to_string()),
+        "[a-z]{200,255}",
+    ]
 }
 
 proptest! {
@@ -45,6 +104,42 @@ proptest! {
             Ok(parsed) => prop_assert!(parsed.tails.len() + parsed.refused.len() <= entries.len()),
             Err(e) => prop_assert!(e.starts_with("entry ") || e.contains("JSON")),
         }
+    }
+
+    /// Whatever an etcd writer puts (paths with `.`, `..`, `.?`, `**`, symlinks on the way, long
+    /// and deep names), every file the agent would open lies under the allowed root and is not a
+    /// secret: the value's check, the glob walk and the confined open together, with openat2 and
+    /// with the legacy walk.
+    #[test]
+    fn no_etcd_path_opens_a_file_outside_the_allowed_root(
+        paths in proptest::collection::vec(proptest::collection::vec(component(), 1..8), 1..6),
+        from_root in any::<bool>(),
+    ) {
+        let t = tree();
+        let logs = t.root.join("logs");
+        let base = if from_root { t.root.clone() } else { logs.clone() };
+        let entries: Vec<_> = paths
+            .iter()
+            .map(|parts| serde_json::json!({"path": format!("{}/{}", base.display(), parts.join("/")), "topic": "t"}))
+            .collect();
+        let allowed = Allowlist { allowed: vec![logs.to_string_lossy().into_owned()], denied: Vec::new() };
+        let value = serde_json::to_vec(&entries).unwrap();
+        let Ok(parsed) = value::parse(&value, &allowed) else { return Ok(()) };
+        let rules = Rules { ignore_older: None, own_log: None, now: std::time::SystemTime::now(), format: Default::default() };
+        let inputs = parsed.tails.iter().map(|s| Input { selector: s, allowed: Some(&allowed), scanned_before: false });
+        let found = expand(inputs, |_| false, &rules);
+        for openat2 in [true, false] {
+            confine::set_openat2(openat2);
+            for spec in &found.tails {
+                prop_assert!(spec.path.starts_with(&logs), "{:?}", spec.path);
+                if let Ok(f) = confine::open(&spec.path, &spec.access) {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut &f, &mut text).unwrap();
+                    prop_assert_eq!(text, "ok\n", "{:?} (openat2: {})", spec.path, openat2);
+                }
+            }
+        }
+        confine::set_openat2(true);
     }
 
     #[test]

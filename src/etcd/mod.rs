@@ -71,7 +71,7 @@ impl EtcdWatchers {
             s.endpoints.clone(),
             s.credentials.clone(),
             s.tls.clone(),
-            s.allowed_paths.clone(),
+            s.allowlist.clone(),
             stats,
         );
         let state = Arc::new(Mutex::new(state));
@@ -88,7 +88,7 @@ impl EtcdControl for EtcdWatchers {
     fn reconfigure(&mut self, config: &Config) -> Vec<String> {
         let new = &config.etcd;
         let restart_all = new.endpoints != self.settings.endpoints
-            || new.allowed_paths != self.settings.allowed_paths
+            || new.allowlist != self.settings.allowlist
             || new.credentials != self.settings.credentials;
         let gone: Vec<String> = self.running.keys().filter(|k| !new.keys.contains(k)).cloned().collect();
         for k in &gone {

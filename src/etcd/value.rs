@@ -2,9 +2,11 @@
 //!
 //! Exists so that nothing half-understood is acted on. A value that is not such an array (or has
 //! an entry with an empty or invalid path or topic) is rejected whole: the key's tails keep
-//! running as they were. Paths must also fall under `etcd_allowed_paths` after `..` and symlinks
-//! are resolved, so that etcd cannot be used to read any file on the host; a refused entry is
-//! reported and the rest of the value still applies. A path may be a glob pattern (its directory
+//! running as they were. Paths must also pass the allowlist (`confine::Allowlist`: under
+//! `etcd_allowed_paths`, under none of `etcd_denied_paths`, no `.` or `..`), and every open of
+//! their files is confined beneath the allowed root with no symlink followed, so that etcd
+//! cannot be used to read any file on the host; a refused entry is reported and the rest of the
+//! value still applies. A path may be a glob pattern (its directory
 //! before the first glob component is checked here, every file it matches again when it is found)
 //! and an entry may carry `"exclude": ["*.gz", ...]` and `"format": "json"`, as in config.yaml.
 
@@ -13,7 +15,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::selector::{allowed_path, literal_prefix, Entry, Selector, SelectorError};
+use crate::confine::{has_dot_component, Allowlist};
+use crate::selector::{literal_prefix, Entry, Selector, SelectorError};
 
 /// Values larger than this are rejected before parsing.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
@@ -39,7 +42,7 @@ pub struct Parsed {
 }
 
 /// Parses and checks a value. `Err` names what is wrong; the caller keeps the key's old tails.
-pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
+pub fn parse(value: &[u8], allowed: &Allowlist) -> Result<Parsed, String> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(format!("value is {} bytes, more than the {MAX_VALUE_BYTES} accepted", value.len()));
     }
@@ -63,8 +66,9 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
             exclude: &e.exclude,
             format: e.format.as_deref(),
             multiline: e.multiline.as_ref(),
+            follow_symlinks: false,
         };
-        let sel = Selector::build(&entry, Path::new("/")).map_err(|errors| {
+        let mut sel = Selector::build(&entry, Path::new("/")).map_err(|errors| {
             let e = &errors[0];
             match e {
                 SelectorError::Path(why) if why == "missing or empty" => format!("entry {i}: empty path"),
@@ -75,10 +79,16 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
                 SelectorError::Multiline(why) => format!("entry {i}: multiline {why}"),
             }
         })?;
+        // Checked on the text as written: `Selector::build` folds `..` away.
+        if has_dot_component(Path::new(&e.path)) {
+            out.refused.push(format!("{}: has a '.' or '..' component; refused", e.path));
+            continue;
+        }
         // A glob is checked by its fixed directory here, and each file it matches when found.
         let checked = if sel.is_glob() { literal_prefix(&sel.pattern) } else { sel.pattern.clone() };
-        match allowed_path(&checked, allowed) {
-            Ok(()) => {
+        match allowed.check(&checked) {
+            Ok(access) => {
+                sel.access = access;
                 out.tails.insert(sel);
             }
             Err(why) => out.refused.push(format!("{}: {why}", e.path)),
@@ -90,9 +100,10 @@ pub fn parse(value: &[u8], allowed: &[String]) -> Result<Parsed, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::confine::Access;
 
-    fn allow(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn allow(v: &[&str]) -> Allowlist {
+        Allowlist { allowed: v.iter().map(|s| s.to_string()).collect(), denied: vec!["/var/log/auth.log*".into()] }
     }
 
     #[test]
@@ -135,21 +146,38 @@ mod tests {
     }
 
     #[test]
-    fn allowlist_by_component_with_dotdot_and_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        let logs = root.join("logs");
-        std::fs::create_dir(&logs).unwrap();
-        std::fs::create_dir(root.join("secret")).unwrap();
-        std::os::unix::fs::symlink(root.join("secret"), logs.join("link")).unwrap();
-        let a = allow(&[logs.to_str().unwrap()]);
-        assert!(allowed_path(&logs.join("app.log"), &a).is_ok());
-        assert!(allowed_path(&logs.join("sub/not-yet.log"), &a).is_ok());
-        assert!(allowed_path(&logs.join("../secret/x.log"), &a).is_err());
-        assert!(allowed_path(&logs.join("link/x.log"), &a).unwrap_err().contains("resolves to"));
-        assert!(allowed_path(&root.join("logs2/a.log"), &a).is_err());
-        let glob = allow(&[root.join("l*s").to_str().unwrap()]);
-        assert!(allowed_path(&logs.join("a.log"), &glob).is_ok());
+    fn refused_entries_are_named_and_the_rest_applies() {
+        let a = allow(&["/var/log", "/srv/*/logs"]);
+        let p = parse(
+            br#"[{"path":"/var/log/ok.log","topic":"t"},
+                 {"path":"/var/log/../../etc/shadow","topic":"t"},
+                 {"path":"/var/log/./x.log","topic":"t"},
+                 {"path":"/var/log/*/conf/.?/shadow","topic":"t"},
+                 {"path":"/var/log/auth.log","topic":"t"},
+                 {"path":"/etc/shadow","topic":"t"},
+                 {"path":"/srv/web/logs/a.log","topic":"t"}]"#,
+            &a,
+        )
+        .unwrap();
+        let got: Vec<_> =
+            p.tails.iter().map(|s| (s.pattern.to_string_lossy().into_owned(), s.access.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                ("/srv/web/logs/a.log".to_string(), Access::beneath("/srv")),
+                ("/var/log/*/conf/.?/shadow".to_string(), Access::beneath("/var/log")),
+                ("/var/log/ok.log".to_string(), Access::beneath("/var/log")),
+            ]
+        );
+        let refused = p.refused.join("\n");
+        for needle in [
+            "../../etc/shadow: has a '.' or '..'",
+            "/./x.log: has a '.'",
+            "auth.log: matches etcd_denied_paths",
+            "/etc/shadow: outside",
+        ] {
+            assert!(refused.contains(needle), "{needle}: {refused}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct WatchState {
     endpoints: Vec<String>,
     creds: Option<Credentials>,
     tls: Option<TlsFiles>,
-    allowed: Vec<String>,
+    allowed: crate::confine::Allowlist,
     /// The last revision applied (0: the key has not been read yet).
     pub revision: i64,
     stats: Arc<EtcdStats>,
@@ -45,7 +45,7 @@ impl WatchState {
         endpoints: Vec<String>,
         creds: Option<Credentials>,
         tls: Option<TlsFiles>,
-        allowed: Vec<String>,
+        allowed: crate::confine::Allowlist,
         stats: Arc<EtcdStats>,
     ) -> Self {
         WatchState { key, watcher, endpoints, creds, tls, allowed, revision: 0, stats }

@@ -59,10 +59,11 @@ use crate::budget::{out_of_descriptors, FileBudget, Permit};
 use crate::checkpoint::{Checkpoints, Known};
 use crate::claims::{Claim, Claims};
 use crate::config::{MessageKey, StartPosition};
+use crate::confine::{self, OpenError};
 use crate::desired::TailSpec;
 use crate::discover::compressed;
 use crate::failpoint;
-use crate::fingerprint::{find_by_id, open_file, rotated_siblings, FileId, Fingerprint};
+use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
 use crate::metrics::TailStats;
 use crate::multiline;
 use crate::sink::{Batch, Outlet, Stopped};
@@ -668,18 +669,27 @@ impl TailState {
     /// file does not exist (yet), is not a regular file, or cannot be opened now (each reported).
     fn open_path(&mut self, ctx: &TailCtx) -> Option<(File, std::fs::Metadata, Permit)> {
         let Some(permit) = ctx.files.try_acquire() else {
-            if self.spec.path.exists() {
+            if std::fs::symlink_metadata(&self.spec.path).is_ok() {
                 let why = format!("tail {}: waiting for a file descriptor (max_open_files reached)", self.spec);
                 self.wait_for(why, log::Level::Debug);
             }
             return None;
         };
-        // Never blocks: a FIFO named as a log path is refused below as not a regular file (it
-        // blocked open() until a writer came, and shutdown waited for the stuck tail).
-        let file = match open_file(&self.spec.path) {
+        // Confined (`confine`): beneath the source's root, no symlink it may not follow. Never
+        // blocks: a FIFO named as a log path is refused as not a regular file (it blocked open()
+        // until a writer came, and shutdown waited for the stuck tail).
+        let file = match confine::open(&self.spec.path, &self.spec.access) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-            Err(e) if out_of_descriptors(&e) => {
+            Err(OpenError::NotFound) => return None,
+            Err(OpenError::NotRegular) => {
+                self.problem(format!("{}: not a regular file; waiting for one", self.path_text));
+                return None;
+            }
+            Err(e) if e.is_refusal() => {
+                self.problem(format!("{}: {e}; waiting for a file that may be read", self.path_text));
+                return None;
+            }
+            Err(OpenError::Io(e)) if out_of_descriptors(&e) => {
                 self.problem(format!(
                     "{}: cannot open: {e} (ulimit -n is {}); lower max_open_files or close_inactive; retrying",
                     self.path_text,
@@ -693,11 +703,7 @@ impl TailState {
             }
         };
         match file.metadata() {
-            Ok(meta) if meta.is_file() => Some((file, meta, permit)),
-            Ok(_) => {
-                self.problem(format!("{}: not a regular file; waiting for one", self.path_text));
-                None
-            }
+            Ok(meta) => Some((file, meta, permit)),
             Err(e) => {
                 self.problem(format!("{}: cannot stat: {e}; retrying", self.path_text));
                 None
@@ -722,7 +728,7 @@ impl TailState {
             return false;
         }
         for path in rotated_siblings(&self.spec.path) {
-            let Ok(file) = open_file(&path) else { continue };
+            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let id = FileId::of(&meta);
             if id == not
@@ -759,7 +765,7 @@ impl TailState {
             if compressed(&path) {
                 continue;
             }
-            let Ok(file) = open_file(&path) else { continue };
+            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let id = FileId::of(&meta);
             let mtime = meta.mtime().max(0) as u64;
@@ -820,7 +826,7 @@ impl TailState {
         let had_history = ctx.checkpoints.knows_path(&self.path_text, &self.spec.topic);
         let last_update = ctx.checkpoints.last_update(&self.path_text, &self.spec.topic);
         for past in ctx.checkpoints.history(&self.path_text, &self.spec.topic, current_id) {
-            let Some((found, file)) = find_by_id(&self.spec.path, past.id) else {
+            let Some((found, file)) = find_by_id(&self.spec.path, &self.spec.access, past.id) else {
                 continue;
             };
             // (A file recorded while empty is not told apart from an inode's next file: skipped.)
