@@ -117,6 +117,7 @@ struct Running {
 /// owed is still a clean stop (they are read again at the next start); its last log line says so.
 pub fn run(path: &Path) -> Result<(), StartError> {
     let config = Config::load(path).map_err(StartError::Config)?;
+    crate::statefile::harden();
     logging::init(&config.log).map_err(|e| StartError::Log(format!("{}: {e}", config.file.display())))?;
     logging::log_panics();
     // Signals are caught from here on; SIGHUP before the config thread runs is kept for it.

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ack::AckTracker;
 use crate::fingerprint::{fnv1a, is_rotated_name, FileId, Fingerprint};
+use crate::statefile::{self, Mode};
 
 pub const STORE_FILE: &str = "checkpoints.json";
 /// The changes written since the last snapshot of `STORE_FILE` (see `Checkpoints::save`).
@@ -654,7 +655,7 @@ impl Checkpoints {
         };
         let result = match &write {
             Pending::Snapshot { entries, generation, .. } => write_atomically(&self.file, entries, *generation)
-                .and_then(|()| File::create(&self.journal).and_then(|f| f.sync_all()))
+                .and_then(|()| statefile::open(&self.journal, Mode::Truncate).and_then(|f| f.sync_all()))
                 .map_err(|error| StoreError::Io { file: self.file.clone(), error }),
             Pending::Journal { lines, .. } => {
                 append(&self.journal, lines).map_err(|error| StoreError::Io { file: self.journal.clone(), error })
@@ -730,7 +731,7 @@ fn journal_line(out: &mut Vec<u8>, record: &Record) {
 
 /// Appends `lines` to the journal and makes them durable (one write, one fdatasync).
 fn append(journal: &Path, lines: &[u8]) -> io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(journal)?;
+    let mut f = statefile::open(journal, Mode::Append)?;
     f.write_all(lines)?;
     f.sync_data()
 }
@@ -852,24 +853,11 @@ fn write_atomically(file: &Path, entries: &[Entry], generation: u64) -> io::Resu
         StoreFile { version: STORE_VERSION, checksum: checksum(entries), entries: entries.to_vec(), generation };
     let mut json = serde_json::to_vec_pretty(&store).expect("store serializes");
     json.push(b'\n');
-    let mut tmp = file.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-    }
-    match std::fs::rename(file, prev_path(file)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    std::fs::rename(&tmp, file)?;
-    if let Some(dir) = file.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    // The snapshot before is kept as `.prev` (read when this one is torn).
+    statefile::replace(file, &json, 0o600, true, || match std::fs::rename(file, prev_path(file)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    })
 }
 
 /// The checkpointer thread's loop: save every `every` until `stop` is disconnected.

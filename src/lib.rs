@@ -46,6 +46,7 @@ pub mod secret;
 pub mod selector;
 pub mod server;
 pub mod sink;
+pub mod statefile;
 pub mod status;
 pub mod supervisor;
 pub mod tail;

@@ -3,8 +3,6 @@
 //! Exists to keep simplelog's setup in one place. Loggers are built at `trace` and the level is
 //! applied with `log::set_max_level`, so a reload of config.yaml can change it live.
 
-use std::fs::OpenOptions;
-
 use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
 
 use crate::config::LogSettings;
@@ -26,10 +24,7 @@ pub fn init(settings: &LogSettings) -> Result<(), String> {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("catsyslog.logpath: cannot create {}: {e}", dir.display()))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        let file = crate::statefile::open(path, crate::statefile::Mode::Append)
             .map_err(|e| format!("catsyslog.logpath: cannot open {}: {e}", path.display()))?;
         loggers.push(WriteLogger::new(LevelFilter::Trace, cfg, file));
     }

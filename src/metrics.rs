@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -356,13 +356,11 @@ fn now_unix() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// Writes `text` to `path` atomically.
+/// Writes `text` to `path` atomically, through a temporary file nobody can redirect
+/// (`statefile`: the textfile collector's directory may be writable by others). Readable by all:
+/// node_exporter and `logcatch status` often run as other users, and it holds no secret.
 pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    crate::statefile::replace(path, text.as_bytes(), 0o644, false, || Ok(()))
 }
 
 /// Tracks, per source, how long it has had unread bytes without shipping a line.

@@ -6,9 +6,11 @@
 //! optional `pid_file` is for supervisors and scripts; a pid file naming a process that is not a
 //! running logcatch is stale and replaced.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+use crate::statefile::{self, Mode};
 
 pub const LOCK_FILE: &str = "logcatch.lock";
 
@@ -43,13 +45,7 @@ pub fn dead_holder(data_dir: &Path) -> Option<u32> {
 pub fn claim(data_dir: &Path, pid_file: Option<&Path>) -> Result<Instance, String> {
     std::fs::create_dir_all(data_dir).map_err(|e| format!("data_dir {}: {e}", data_dir.display()))?;
     let lock_path = data_dir.join(LOCK_FILE);
-    let mut lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let mut lock = statefile::open(&lock_path, Mode::ReadWrite).map_err(|e| format!("{}: {e}", lock_path.display()))?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -74,7 +70,11 @@ pub fn claim(data_dir: &Path, pid_file: Option<&Path>) -> Result<Instance, Strin
         if let Some(dir) = p.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        std::fs::write(p, format!("{me}\n")).map_err(|e| format!("pid_file {}: {e}", p.display()))?;
+        // Readable by all, as pid files are: scripts and supervisors read it as other users.
+        statefile::open(p, Mode::Truncate)
+            .and_then(|f| f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644)).map(|()| f))
+            .and_then(|mut f| writeln!(f, "{me}"))
+            .map_err(|e| format!("pid_file {}: {e}", p.display()))?;
     }
     Ok(Instance { _lock: lock, pid_file: pid_file.map(Path::to_path_buf) })
 }

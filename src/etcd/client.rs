@@ -400,6 +400,12 @@ impl EtcdClient {
         })
     }
 
+    /// etcd no longer takes the token (said inside a watch stream): the next request
+    /// authenticates again.
+    pub fn forget_token(&mut self) {
+        self.token = None;
+    }
+
     /// The stream from the current endpoint died: start the next watch at the next endpoint.
     pub fn rotate(&mut self) {
         self.current = (self.current + 1) % self.endpoints.len();

@@ -88,6 +88,8 @@ pub struct GatewayError {
     pub message: String,
     #[serde(default)]
     pub http_code: i64,
+    #[serde(default)]
+    pub grpc_code: i64,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -113,9 +115,11 @@ pub enum WatchMsg {
     Compacted {
         compact_revision: i64,
     },
-    /// The watch ended on etcd's side (or the gateway reported an error).
+    /// The watch ended on etcd's side (or the gateway reported an error); `auth` when etcd no
+    /// longer takes the token (it expired or the user's auth changed): authenticate again.
     Ended {
         reason: String,
+        auth: bool,
     },
     /// A message with nothing for us (progress notification).
     Progress {
@@ -128,7 +132,10 @@ pub fn decode_watch_line(line: &[u8]) -> Result<Vec<WatchMsg>, String> {
     let parsed: WatchLine =
         serde_json::from_slice(line).map_err(|e| format!("unreadable watch message from etcd: {e}"))?;
     if let Some(err) = parsed.error {
-        return Ok(vec![WatchMsg::Ended { reason: format!("gateway error {}: {}", err.http_code, err.message) }]);
+        // gRPC 16 is UNAUTHENTICATED; etcd says "invalid auth token" for an expired one.
+        let auth = err.grpc_code == 16 || err.http_code == 401 || err.message.contains("auth token");
+        let reason = format!("gateway error {}: {}", err.http_code, err.message);
+        return Ok(vec![WatchMsg::Ended { reason, auth }]);
     }
     let Some(r) = parsed.result else {
         return Err("watch message without result or error".into());
@@ -137,7 +144,8 @@ pub fn decode_watch_line(line: &[u8]) -> Result<Vec<WatchMsg>, String> {
         return Ok(vec![WatchMsg::Compacted { compact_revision: r.compact_revision }]);
     }
     if r.canceled {
-        return Ok(vec![WatchMsg::Ended { reason: format!("watch cancelled: {}", r.cancel_reason) }]);
+        let auth = r.cancel_reason.contains("auth");
+        return Ok(vec![WatchMsg::Ended { reason: format!("watch cancelled: {}", r.cancel_reason), auth }]);
     }
     if r.created {
         return Ok(vec![WatchMsg::Created { revision: r.header.revision }]);
@@ -243,7 +251,14 @@ mod tests {
         );
         assert!(matches!(
             decode_watch_line(br#"{"error":{"grpc_code":14,"http_code":503,"message":"unavailable"}}"#).unwrap()[0],
-            WatchMsg::Ended { .. }
+            WatchMsg::Ended { auth: false, .. }
+        ));
+        assert!(matches!(
+            decode_watch_line(
+                br#"{"error":{"grpc_code":16,"http_code":401,"message":"etcdserver: invalid auth token"}}"#
+            )
+            .unwrap()[0],
+            WatchMsg::Ended { auth: true, .. }
         ));
         assert!(decode_watch_line(b"{not json").is_err());
         assert!(decode_watch_line(br#"{"result":{"events":[{"kv":{"value":"!!!"}}]}}"#).is_err());

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -72,8 +72,9 @@ impl WatchState {
             },
         };
         if let Some(ev) = event {
-            let _ = events.send(ev);
+            // Cleared before the server sees the value: it may refuse it (max_tails) and say so.
             *self.stats.rejection.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let _ = events.send(ev);
         }
         self.revision = revision;
         self.stats.revision.store(revision, Ordering::Relaxed);
@@ -108,17 +109,60 @@ fn open(
     client.watch(&st.key, st.revision + 1)
 }
 
+/// Said once a minute at most per distinct failure: a broken endpoint must not fill the log
+/// (5,604 reconnects and 668 KB of warnings in 10 s, before streams that ended with nothing
+/// backed off).
+const SAY_AGAIN_AFTER: Duration = Duration::from_secs(60);
+
+/// Which failures were said, and when.
+#[derive(Default)]
+struct Said(std::collections::HashMap<String, Instant>);
+
+impl Said {
+    /// True when `what` was not said within the last minute (and notes it as said now).
+    fn first(&mut self, what: &str) -> bool {
+        let now = Instant::now();
+        self.0.retain(|_, at| now.duration_since(*at) < SAY_AGAIN_AFTER);
+        if self.0.contains_key(what) {
+            return false;
+        }
+        self.0.insert(what.to_string(), now);
+        true
+    }
+}
+
+/// `d` less a random part of up to half of it: watchers of many hosts that lost the same
+/// endpoint do not come back in step.
+fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    d.mul_f64(1.0 - (r % 1000) as f64 / 2000.0)
+}
+
+/// How one watch stream ended.
+enum Ended {
+    /// Stop was asked.
+    Stop,
+    /// Open again at once: the stream lived its time (a quiet key), or it brought changes.
+    Again,
+    /// Open again after the backoff: it ended without bringing a change.
+    Backoff,
+}
+
 /// The watcher thread's loop.
 ///
 /// Long on purpose: a thread's loop is one function (house style).
 pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &AtomicBool, wake: &Receiver<()>) {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut said = Said::default();
     // The TLS files may be fixed while the agent runs: try again at the longest backoff.
     let mut client = loop {
         match EtcdClient::new(&st.endpoints, st.creds.clone(), st.tls.as_ref()) {
             Ok(c) => break c,
             Err(e) => {
-                log::error!("etcd key {:?}: {e}; trying again every {MAX_BACKOFF:?}", st.key);
+                if said.first(&e.to_string()) {
+                    log::error!("etcd key {:?}: {e}; trying again every {MAX_BACKOFF:?}", st.key);
+                }
                 if pause(MAX_BACKOFF, stop, wake) {
                     return;
                 }
@@ -127,8 +171,6 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
     };
     let mut backoff = FIRST_BACKOFF;
     let mut opened_once = false;
-    // Each distinct failure is logged once, not on every retry.
-    let mut last_error: Option<super::client::Error> = None;
     while !stop.load(Ordering::SeqCst) {
         // 1. Read the key (the first time, and after a compaction); 2. watch from the next
         // revision.
@@ -137,16 +179,15 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
             Err(e) => {
                 // Wrong credentials or a request etcd refuses: retrying soon will not help.
                 let hopeless = e.is_hopeless();
-                if last_error.as_ref() != Some(&e) {
+                if said.first(&e.to_string()) {
                     if hopeless {
                         log::error!("etcd key {:?}: {e}; retrying every {MAX_BACKOFF:?}", st.key);
                     } else {
                         log::warn!("etcd key {:?}: {e}; retrying", st.key);
                     }
-                    last_error = Some(e);
                 }
                 backoff = if hopeless { MAX_BACKOFF } else { backoff };
-                if pause(backoff, stop, wake) {
+                if pause(jitter(backoff), stop, wake) {
                     break;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -154,13 +195,13 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
             }
         };
         // 3. Apply changes as they come, until the stream ends.
-        loop {
+        let mut changed = false;
+        let ended = loop {
             if stop.load(Ordering::SeqCst) {
-                return;
+                break Ended::Stop;
             }
             match stream.next_msg() {
                 Ok(WatchMsg::Created { .. }) => {
-                    backoff = FIRST_BACKOFF;
                     log::debug!(
                         "etcd key {:?}: watching from revision {} on {}",
                         st.key,
@@ -170,8 +211,9 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
                 }
                 Ok(WatchMsg::Change { revision, value }) => {
                     if stop.load(Ordering::SeqCst) {
-                        return;
+                        break Ended::Stop;
                     }
+                    changed = true;
                     st.apply(events, revision, value.as_deref());
                 }
                 Ok(WatchMsg::Progress { .. }) => {}
@@ -182,30 +224,69 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
                         st.revision + 1
                     );
                     st.revision = 0;
-                    break;
+                    break Ended::Again;
                 }
-                Ok(WatchMsg::Ended { reason }) => {
-                    log::warn!("etcd key {:?}: {reason}; watching again", st.key);
-                    client.rotate();
-                    break;
+                Ok(WatchMsg::Ended { reason, auth }) => {
+                    if auth {
+                        // The token expired: the next request authenticates again.
+                        client.forget_token();
+                    } else {
+                        client.rotate();
+                    }
+                    if said.first(&reason) {
+                        log::warn!("etcd key {:?}: {reason}; watching again", st.key);
+                    }
+                    break Ended::Backoff;
                 }
                 Err(StreamError::Idle) => {
                     log::debug!("etcd key {:?}: quiet; watching again from revision {}", st.key, st.revision + 1);
-                    break; // a quiet key: reopen on the same endpoint
+                    break Ended::Again; // a quiet key: reopen on the same endpoint
                 }
                 Err(e @ (StreamError::Broken(_) | StreamError::Garbage(_))) => {
-                    // Said once per switch (issue 17: it used to be silent): which endpoint
-                    // failed and why, which one is tried now, and from which revision.
+                    // Which endpoint failed and why, which one is tried now, and from which
+                    // revision.
                     client.rotate();
-                    log::warn!(
-                        "etcd key {:?}: {e}; switching to {} from revision {}",
-                        st.key,
-                        client.endpoint(),
-                        st.revision + 1
-                    );
-                    break;
+                    if said.first(&e.to_string()) {
+                        log::warn!(
+                            "etcd key {:?}: {e}; switching to {} from revision {}",
+                            st.key,
+                            client.endpoint(),
+                            st.revision + 1
+                        );
+                    }
+                    break Ended::Backoff;
                 }
             }
+        };
+        match ended {
+            Ended::Stop => return,
+            _ if changed => backoff = FIRST_BACKOFF,
+            Ended::Again => {}
+            Ended::Backoff => {
+                if pause(jitter(backoff), stop, wake) {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_said_once_a_minute_and_backoffs_are_jittered_down_to_half() {
+        let mut said = Said::default();
+        assert!(said.first("HTTP 503"));
+        assert!(!said.first("HTTP 503"));
+        assert!(said.first("connection refused"));
+        said.0.insert("HTTP 503".into(), Instant::now() - SAY_AGAIN_AFTER);
+        assert!(said.first("HTTP 503"), "said again after a minute");
+        for _ in 0..100 {
+            let j = jitter(Duration::from_secs(2));
+            assert!(j <= Duration::from_secs(2) && j >= Duration::from_secs(1), "{j:?}");
         }
     }
 }
