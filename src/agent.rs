@@ -183,6 +183,7 @@ fn restart_in_place(why: &str) -> String {
 fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     let instance = process::claim(&config.data_dir, config.pid_file.as_deref()).map_err(StartError::Claimed)?;
     log::info!("{} starting with {}", crate::version::short(), config.file.display());
+    log::info!("log files are opened confined, with {}", crate::confine::method());
     for w in &config.warnings {
         log::warn!("{}: {w}", config.file.display());
     }

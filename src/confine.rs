@@ -190,8 +190,30 @@ pub fn set_openat2(on: bool) {
     OPENAT2.store(if on { YES } else { NO }, Ordering::Relaxed);
 }
 
-/// Which of the two ways opens files now: for the start-up log line.
+/// Which of the two ways opens files here, asked of the kernel once (`openat2` of `/`): for the
+/// start-up log line.
 pub fn method() -> &'static str {
+    if use_openat2() {
+        // SAFETY: see `openat2_beneath`; the descriptor returned, if any, is closed at once.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+        let root = c"/";
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                root.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel's new descriptor, owned here alone.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+        } else if matches!(io::Error::last_os_error().raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+            OPENAT2.store(NO, Ordering::Relaxed);
+        }
+    }
     if use_openat2() {
         "openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)"
     } else {
