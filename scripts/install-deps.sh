@@ -19,6 +19,8 @@ command -v supervisord >/dev/null 2>&1 || need_apt+=(supervisor)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v perl >/dev/null 2>&1 || need_apt+=(perl)
 command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
+# systemd-analyze (verify, security --offline): tests/confinement.rs checks the shipped unit.
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

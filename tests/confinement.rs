@@ -346,3 +346,37 @@ fn double_star_does_not_walk_symlink_loops() {
     assert!(!agent.log_text().contains("walk stopped"), "{}", agent.log_text());
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// Attack 6 (what we ship): the systemd unit runs as the `logcatch` user, hardened, checked with
+/// the real `systemd-analyze` (`verify`, and an exposure of 2.0 or less, "OK"); the supervisord
+/// section runs it as `logcatch` too (tests/operations.rs runs it under the real supervisord).
+#[test]
+fn the_shipped_units_run_the_agent_unprivileged_and_hardened() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/logcatch.service")).unwrap();
+    for line in ["User=logcatch", "NoNewPrivileges=yes", "ProtectSystem=strict", "UMask=0077", "LimitCORE=0", "CapabilityBoundingSet=\n"] {
+        assert!(unit.contains(line), "{line:?} missing from the unit");
+    }
+    let conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/supervisord-logcatch.conf")).unwrap();
+    assert!(conf.contains("\nuser=logcatch\n") && conf.contains("\numask=077\n"));
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "systemd-analyze missing (scripts/install-deps.sh)");
+        eprintln!("SKIPPED: no systemd-analyze");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logcatch.service");
+    // verify checks that ExecStart's binary exists: the one under test.
+    std::fs::write(&path, unit.replace("/usr/local/bin/logcatch", bin())).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !said.contains("logcatch.service:"), "systemd-analyze verify:\n{said}");
+    let out = Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("exposure level for logcatch.service: ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(score <= 2.0, "exposure {score}:\n{text}");
+}

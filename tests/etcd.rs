@@ -267,16 +267,30 @@ fn etcd_with_authentication() {
     write_config(&env.root, &env.broker.addr(), &[], &auth("root", "s3cret"));
     assert_eq!(env.broker.lines("ta", 3, T), numbered("a", 0..3));
     append(&b, &numbered("b", 0..3));
+    // Issue 24: the password comes from a file, and neither it nor the token is on any command
+    // line (a curl in front of the real one records every argv it is given).
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-logconf");
+    let (bin_dir, argv_log, pw_file) = (env.root.join("wrap"), env.root.join("curl-argv.log"), env.root.join("pw"));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let real_curl = String::from_utf8(std::process::Command::new("sh").args(["-c", "command -v curl"]).output().unwrap().stdout)
+        .unwrap();
+    let wrapper = bin_dir.join("curl");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec {} \"$@\"\n", argv_log.display(), real_curl.trim()))
+        .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(&pw_file, "s3cret\n").unwrap();
     let out = std::process::Command::new("bash")
         .args([script, "put", "k", &format!("{}=ta", a.display()), &format!("{}=tb", b.display())])
         .env("ETCD_ENDPOINT", &ep)
         .env("ETCD_USER", "root")
-        .env("ETCD_PASSWORD", "s3cret")
+        .env("ETCD_PASSWORD_FILE", &pw_file)
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(env.broker.lines("tb", 3, T), numbered("b", 0..3));
+    let argv = std::fs::read_to_string(&argv_log).unwrap();
+    assert!(argv.lines().count() >= 2 && !argv.contains("s3cret") && !argv.contains("Authorization"), "{argv}");
     assert_eq!(agent.terminate(), Some(0));
 }
 

@@ -157,6 +157,9 @@ fn the_shipped_supervisord_conf_restarts_a_crash_but_not_exit_5() {
         .unwrap()
         .replace("/usr/local/bin/logcatch -c /etc/logcatch/config.yaml", &format!("{} -c {}", bin(), cfg.display()))
         .replace("/var/log/logcatch/supervisord.log", &d.join("program.log").to_string_lossy());
+    // The shipped section drops to the `logcatch` user; this machine's tests run it as root.
+    assert!(shipped.contains("\nuser=logcatch\n"), "the shipped section runs as logcatch");
+    let shipped = shipped.replace("\nuser=logcatch\n", "\nuser=root\n");
     let (sock, sup_log) = (d.join("supervisor.sock"), d.join("supervisord.log"));
     let conf = d.join("supervisord.conf");
     std::fs::write(
