@@ -64,6 +64,8 @@ pub struct Found {
     pub old: Vec<TailSpec>,
     /// Problems worth a log line, each naming the pattern or the file.
     pub problems: Vec<String>,
+    /// The directories the globs' walks listed (`watch_dirs`): the file server watches them.
+    pub dirs: BTreeSet<PathBuf>,
 }
 
 /// Expands every input. `running` tells whether a tail has the file already (such a file is
@@ -78,8 +80,7 @@ pub fn expand<'a>(
     let mut seen: std::collections::HashSet<(std::ffi::OsString, String)> = std::collections::HashSet::new();
     for input in inputs {
         let sel = input.selector;
-        let paths =
-            if sel.is_glob() { matches(sel, rules.own_log, &mut found.problems) } else { vec![sel.pattern.clone()] };
+        let paths = if sel.is_glob() { matches(sel, rules.own_log, &mut found) } else { vec![sel.pattern.clone()] };
         for path in paths {
             let mut spec = TailSpec::new(path, &sel.topic).with_format(sel.format.unwrap_or(rules.format));
             spec.multiline = sel.multiline.clone();
@@ -127,9 +128,12 @@ pub fn expand<'a>(
 
 /// The regular files a glob selector matches now, sorted; excluded and compressed files and the
 /// agent's own log left out.
-fn matches(sel: &Selector, own_log: Option<&Path>, problems: &mut Vec<String>) -> Vec<PathBuf> {
+/// One walk gives both: the directories it listed go to `found.dirs`.
+fn matches(sel: &Selector, own_log: Option<&Path>, found: &mut Found) -> Vec<PathBuf> {
     let walk = crate::globwalk::walk(&sel.pattern, &sel.access);
+    let problems = &mut found.problems;
     problems.extend(walk.problems);
+    found.dirs.extend(capped(walk.dirs, &sel.pattern, problems));
     let mut out = Vec::new();
     for path in walk.files {
         if compressed(&path) || excluded(sel, &path) {
@@ -161,7 +165,10 @@ fn matches(sel: &Selector, own_log: Option<&Path>, problems: &mut Vec<String>) -
 /// directory) and each `/var/log/X` (a new `app.log` in it); a `**` takes every directory under
 /// it. At most `MAX_DIRS_PER_GLOB`, with a problem naming the pattern when some are left out.
 pub fn watch_dirs(pattern: &Path, access: &Access, problems: &mut Vec<String>) -> BTreeSet<PathBuf> {
-    let mut dirs = crate::globwalk::walk(pattern, access).dirs;
+    capped(crate::globwalk::walk(pattern, access).dirs, pattern, problems)
+}
+
+fn capped(mut dirs: BTreeSet<PathBuf>, pattern: &Path, problems: &mut Vec<String>) -> BTreeSet<PathBuf> {
     if dirs.len() > MAX_DIRS_PER_GLOB {
         problems.push(format!(
             "{}: more than {MAX_DIRS_PER_GLOB} directories to watch; files new in the rest are found every \

@@ -17,6 +17,10 @@
 //!
 //! Pure pieces the threads use: `multiline` (lines -> events), `envelope` (the JSON payload),
 //! `selector`, `desired`, `tail::resume`.
+//!
+//! What keeps the agent from being turned against its host (README, "Threat model"): `confine`
+//! (the one confined open of every log file, and the etcd allowlist), `globwalk` (globs walked
+//! without following symlinks, bounded), `statefile` (state files nobody can redirect).
 
 pub mod ack;
 pub mod agent;

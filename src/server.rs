@@ -4,7 +4,7 @@
 //! arrive as `Event`s on one channel and are folded into `Desired`; then a *scan* expands every
 //! selector into files (`discover`), and `desired::plan` says which tails to start, stop, retire
 //! or keep, which is applied by starting and stopping tail threads under the supervisor. Scans
-//! also run when a directory a glob looks in (`discover::watch_dirs`) gains or loses a file or a
+//! also run when a directory a glob looks in (`discover::watch_dirs`, from the scan's own walks) gains or loses a file or a
 //! directory (inotify, via `waker`) and every `scan_frequency`. The server's own state lives
 //! outside its thread, so the supervisor can restart it after a panic without losing track of
 //! the tails.
@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config::Config;
 use crate::desired::{plan, Change, Desired, SourceId, TailSpec};
-use crate::discover::{covers, expand, watch_dirs, Input, Rules};
+use crate::discover::{covers, expand, Input, Rules};
 use crate::fingerprint::{FileId, Fingerprint};
 use crate::selector::Selector;
 use crate::supervisor::Supervisor;
@@ -217,12 +217,7 @@ impl ServerState {
             let room = limit.saturating_sub(running.len());
             found.tails = running.into_iter().chain(new.into_iter().take(room)).collect();
         }
-        let dirs: BTreeSet<PathBuf> = self
-            .desired
-            .iter()
-            .filter(|(_, s)| s.is_glob())
-            .flat_map(|(_, s)| watch_dirs(&s.pattern, &s.access, &mut found.problems))
-            .collect();
+        let dirs = std::mem::take(&mut found.dirs);
         self.scans.last = Instant::now();
         self.scans.seen = self.desired.iter().map(|(_, s)| s.clone()).collect();
         let problems: BTreeSet<String> = found.problems.iter().cloned().collect();
@@ -263,7 +258,7 @@ impl ServerState {
         self.ctx.checkpoints.skip_old(&spec.topic, FileId::of(&meta), &path, fp, meta.len());
     }
 
-    /// Watches the directories globs look in (`discover::watch_dirs`), so that a new file is found
+    /// Watches the directories globs look in (`discover::watch_dirs`, from the scan's own walks), so that a new file is found
     /// at once. Every scan listens to all of them again: a directory deleted and created between
     /// two scans is watched afresh. When a directory is new, one more scan follows: a file made in
     /// it before its watch began has no event.

@@ -75,16 +75,6 @@ impl Env {
         child.stdin.take().unwrap().write_all(value).unwrap();
         assert!(child.wait().unwrap().success(), "etcdctl put {key}");
     }
-    fn get(&self, key: &str) -> Option<String> {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.etcd.endpoints()[0]))
-            .args(["get", key, "--print-value-only"])
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (out.status.success() && !text.is_empty()).then_some(text)
-    }
 }
 
 /// Reads `topic` for a bounded while past `want` lines: exactly `want` arrive, no `SECRET`.
@@ -208,7 +198,7 @@ fn a_value_that_would_pass_max_tails_is_refused_whole_and_config_yaml_ships_on()
         .unwrap();
     assert!(threads < 100, "{threads} threads");
     wait_until(T, "the refusal in the fleet report", || {
-        env.get("logcatch/agents/attacked").is_some_and(|v| v.contains("\"error\":") && v.contains("max_tails"))
+        env.etcd.get("logcatch/agents/attacked").is_some_and(|v| v.contains("\"error\":") && v.contains("max_tails"))
     });
     // A value within the cap still applies.
     env.etcd.put("k", &[(&logs.join("f0.log"), "t0")]);
@@ -353,10 +343,18 @@ fn double_star_does_not_walk_symlink_loops() {
 #[test]
 fn the_shipped_units_run_the_agent_unprivileged_and_hardened() {
     let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/logcatch.service")).unwrap();
-    for line in ["User=logcatch", "NoNewPrivileges=yes", "ProtectSystem=strict", "UMask=0077", "LimitCORE=0", "CapabilityBoundingSet=\n"] {
+    for line in [
+        "User=logcatch",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "UMask=0077",
+        "LimitCORE=0",
+        "CapabilityBoundingSet=\n",
+    ] {
         assert!(unit.contains(line), "{line:?} missing from the unit");
     }
-    let conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/supervisord-logcatch.conf")).unwrap();
+    let conf =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/supervisord-logcatch.conf")).unwrap();
     assert!(conf.contains("\nuser=logcatch\n") && conf.contains("\numask=077\n"));
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         assert!(std::env::var_os("CI").is_none(), "systemd-analyze missing (scripts/install-deps.sh)");

@@ -669,6 +669,18 @@ impl Etcd {
         self.logconf(self.live(), &args);
     }
 
+    /// `etcdctl get` of one key: its value, or None.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoints()[self.live()]))
+            .args(["get", key, "--print-value-only"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    }
+
     pub fn put_raw(&self, key: &str, text: &str) {
         self.logconf(self.live(), &["raw", key, text]);
     }
