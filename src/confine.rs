@@ -358,14 +358,14 @@ impl Allowlist {
         if let Some(d) = self.denied.iter().find(|d| denied(path, d)) {
             return Err(format!("matches etcd_denied_paths entry {d:?}; refused"));
         }
-        Ok(Access::beneath(crate::selector::literal_prefix(Path::new(root))))
+        Ok(Access::beneath(crate::pattern::literal_prefix(Path::new(root))))
     }
 }
 
 /// Whether the denylist pattern `pattern` matches `path` or one of its directories.
 fn denied(path: &Path, pattern: &str) -> bool {
     let Ok(p) = glob::Pattern::new(pattern) else { return false };
-    path.ancestors().any(|a| p.matches_path_with(a, crate::discover::MATCH))
+    path.ancestors().any(|a| p.matches_path_with(a, crate::pattern::MATCH))
 }
 
 /// Whether `path` lies under `prefix`, comparing whole components (`/var/logs` is not under

@@ -15,17 +15,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use glob::{MatchOptions, Pattern};
+use glob::Pattern;
 
 use crate::confine::{Access, Allowlist};
 use crate::desired::TailSpec;
 use crate::envelope::Format;
 use crate::selector::Selector;
 
-/// `*` and `?` stay within one path component; `**` crosses directories; a leading dot needs no
-/// literal `.` (as in shells with dotglob).
-pub const MATCH: MatchOptions =
-    MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
+pub use crate::pattern::MATCH;
 
 /// Files one glob may name; more are left out with a problem reported.
 pub const MAX_FILES_PER_GLOB: usize = 10_000;

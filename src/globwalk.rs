@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use glob::Pattern;
 
 use crate::confine::Access;
-use crate::discover::MATCH;
-use crate::selector::literal_prefix;
+use crate::pattern::{is_glob, literal_prefix, MATCH};
 
 /// Directories a `**` descends below where it stands.
 pub const MAX_DEPTH: usize = 16;
@@ -88,7 +87,7 @@ pub fn walk(pattern: &Path, access: &Access) -> Walk {
         let c = c.to_string_lossy();
         parts.push(match c.as_ref() {
             "**" => Part::Any,
-            c if !crate::selector::is_glob(c) => Part::Literal(c.to_string()),
+            c if !is_glob(c) => Part::Literal(c.to_string()),
             c => match Pattern::new(c) {
                 Ok(p) => Part::Glob(p),
                 Err(e) => return problem(format!("{text:?} is not a valid glob pattern: {e}")),

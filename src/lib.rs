@@ -45,6 +45,7 @@ pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod multiline;
+pub mod pattern;
 pub mod process;
 pub mod secret;
 pub mod selector;

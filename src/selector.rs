@@ -16,6 +16,7 @@ use glob::Pattern;
 use crate::confine::Access;
 use crate::envelope::Format;
 use crate::multiline;
+pub use crate::pattern::{is_glob, literal_prefix};
 
 /// What one entry of a source asks for: the files a path or glob pattern names (less those an
 /// exclude pattern matches), shipped to one topic.
@@ -76,23 +77,6 @@ impl fmt::Display for Selector {
         }
         Ok(())
     }
-}
-
-/// Whether `text` has glob characters (tested on its bytes: no copy as text).
-pub fn is_glob(text: impl AsRef<std::ffi::OsStr>) -> bool {
-    text.as_ref().as_encoded_bytes().iter().any(|b| matches!(b, b'*' | b'?' | b'['))
-}
-
-/// The part of a pattern before its first glob component: the directory a scan starts from.
-pub fn literal_prefix(pattern: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in pattern.components() {
-        if is_glob(c) {
-            break;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Which piece of an entry is wrong, and why: each source names the entry its own way
