@@ -84,17 +84,7 @@ impl fmt::Display for StartError {
     }
 }
 
-/// What the agent's main thread waits for (one channel, one enum).
-pub enum AgentMsg {
-    /// SIGHUP, SIGINT or SIGTERM, forwarded by the supervised "signals" thread.
-    Signal(i32),
-    /// A reload changed settings a running agent cannot take (`kafkaconfig`, `data_dir`...):
-    /// stop in order, then exec the same binary with the same arguments (same PID, so
-    /// supervisord and systemd see no exit).
-    Restart { why: String },
-    /// The transactional producer was fenced: stop in order and exit 7.
-    Fenced { why: String },
-}
+pub use crate::control::AgentMsg;
 
 /// Everything the running agent holds, built by `start`.
 struct Running {

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod config_watch;
 pub mod confine;
+pub mod control;
 pub mod desired;
 pub mod discover;
 pub mod envelope;

@@ -93,7 +93,7 @@ pub struct ServerState {
     ctx: Arc<TailCtx>,
     supervisor: Supervisor,
     /// The agent's main thread: asked to restart in place when a reload needs it.
-    agent: Sender<crate::agent::AgentMsg>,
+    agent: Sender<crate::control::AgentMsg>,
     config: Config,
     desired: Desired,
     /// Running tails, retiring ones included.
@@ -114,7 +114,7 @@ impl ServerState {
         config: Config,
         etcd: Box<dyn EtcdControl>,
         events: Sender<Event>,
-        agent: Sender<crate::agent::AgentMsg>,
+        agent: Sender<crate::control::AgentMsg>,
     ) -> ServerState {
         ServerState {
             ctx,
@@ -293,7 +293,7 @@ impl ServerState {
             // lines not yet acknowledged are read again from the checkpoints, none lost.
             let why = plan.at_restart.join(", ");
             log::warn!("config.yaml: changed, applied by restarting in place: {why}");
-            let _ = self.agent.send(crate::agent::AgentMsg::Restart { why });
+            let _ = self.agent.send(crate::control::AgentMsg::Restart { why });
             return;
         }
         if old.log.level != new.log.level {
