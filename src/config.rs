@@ -618,27 +618,36 @@ struct EtcdRaw {
     tls: Option<RawTls>,
 }
 
+/// A list of paths or patterns (`etcd_allowed_paths`, `etcd_denied_paths`), each made absolute;
+/// an empty or invalid one is named by its index.
+fn pattern_list(field: &str, list: Vec<String>, base: &Path, problems: &mut Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, p) in list.iter().enumerate() {
+        if p.trim().is_empty() {
+            problems.push(format!("{field}[{i}]: empty path"));
+        } else if let Err(e) = check_pattern(p) {
+            problems.push(format!("{field}[{i}]: {e}"));
+        } else {
+            out.push(absolute(Path::new(p), base).to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
 /// `etcdconfig`, `etcdkeys`, `etcd_allowed_paths`, `etcd_denied_paths`, `etcd_auth` and
 /// `etcd_tls`.
 fn resolve_etcd(raw: EtcdRaw, base: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> EtcdSettings {
-    let paths = |field: &str, list: Vec<String>, problems: &mut Vec<String>| -> Vec<String> {
-        let mut out = Vec::new();
-        for (i, p) in list.iter().enumerate() {
-            if p.trim().is_empty() {
-                problems.push(format!("{field}[{i}]: empty path"));
-            } else if let Err(e) = check_pattern(p) {
-                problems.push(format!("{field}[{i}]: {e}"));
-            } else {
-                out.push(absolute(Path::new(p), base).to_string_lossy().into_owned());
-            }
-        }
-        out
-    };
     let allowlist = Allowlist {
-        allowed: paths("etcd_allowed_paths", raw.allowed.unwrap_or_else(|| vec!["/var/log".into()]), problems),
-        denied: paths(
+        allowed: pattern_list(
+            "etcd_allowed_paths",
+            raw.allowed.unwrap_or_else(|| vec!["/var/log".into()]),
+            base,
+            problems,
+        ),
+        denied: pattern_list(
             "etcd_denied_paths",
             raw.denied.unwrap_or_else(|| DEFAULT_DENIED.iter().map(|s| s.to_string()).collect()),
+            base,
             problems,
         ),
     };

@@ -202,20 +202,11 @@ impl ServerState {
             format: self.config.format,
         };
         let mut found = expand(inputs, |spec| self.tails.contains_key(spec), &rules);
-        let limit = self.config.max_tails;
-        if found.tails.len() > limit {
+        if found.tails.len() > self.config.max_tails {
             if cap == Cap::Refuse {
                 return Err(found.tails.len());
             }
-            found.problems.push(format!(
-                "{} files found, more than max_tails ({limit}): {} of them are not tailed",
-                found.tails.len(),
-                found.tails.len() - limit
-            ));
-            let (running, new): (BTreeSet<TailSpec>, BTreeSet<TailSpec>) =
-                std::mem::take(&mut found.tails).into_iter().partition(|s| self.tails.contains_key(s));
-            let room = limit.saturating_sub(running.len());
-            found.tails = running.into_iter().chain(new.into_iter().take(room)).collect();
+            self.trim(&mut found);
         }
         let dirs = std::mem::take(&mut found.dirs);
         self.scans.last = Instant::now();
@@ -245,6 +236,20 @@ impl ServerState {
         self.apply(change, &found.appeared);
         self.listen_to_glob_dirs(dirs);
         Ok(())
+    }
+
+    /// Keeps the running tails of `found` and as many new ones as fit within `max_tails`.
+    fn trim(&self, found: &mut crate::discover::Found) {
+        let limit = self.config.max_tails;
+        found.problems.push(format!(
+            "{} files found, more than max_tails ({limit}): {} of them are not tailed",
+            found.tails.len(),
+            found.tails.len() - limit
+        ));
+        let (running, new): (BTreeSet<TailSpec>, BTreeSet<TailSpec>) =
+            std::mem::take(&mut found.tails).into_iter().partition(|s| self.tails.contains_key(s));
+        let room = limit.saturating_sub(running.len());
+        found.tails = running.into_iter().chain(new.into_iter().take(room)).collect();
     }
 
     /// A file left out for its age is recorded as read to its end, so that if it is written to

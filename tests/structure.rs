@@ -1,0 +1,176 @@
+//! The shape of the code, checked like behaviour (issue 25): the modules' imports form no circle
+//! (a lower layer owns its message types, nothing imports back up), and a function longer than
+//! 60 lines says why in its doc comment. Read from the source text: `use` lines and `crate::` /
+//! `super::` paths outside `#[cfg(test)]` blocks, resolved to the longest module that exists.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+
+/// Every `.rs` file under `src` with its module path (`etcd::watcher`; `lib.rs` and `main.rs`
+/// are the crate root and the binary, left out).
+fn modules() -> BTreeMap<String, PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(Path::new(SRC), &mut files);
+    let mut out = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(SRC).unwrap().with_extension("");
+        let mut parts: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+        if parts.last().is_some_and(|l| l == "mod") {
+            parts.pop();
+        }
+        if parts == ["lib"] || parts == ["main"] {
+            continue;
+        }
+        out.insert(parts.join("::"), f);
+    }
+    out
+}
+
+/// The text outside `#[cfg(test)]` items and comments.
+fn code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &text[..i],
+        None => &text[..],
+    };
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .filter(|l| !l.trim_start().starts_with("#[cfg(test)]"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The module paths a file refers to: `crate::a::b`, `super::c`, and the items of
+/// `use crate::{a, b::c}` groups.
+fn references(module: &str, text: &str) -> Vec<Vec<String>> {
+    let ident = |s: &str| -> Vec<String> {
+        s.split("::")
+            .map(|p| p.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>())
+            .take_while(|p| !p.is_empty())
+            .collect()
+    };
+    let mut out = Vec::new();
+    let parent: Vec<String> = {
+        let mut p: Vec<String> = module.split("::").map(str::to_string).collect();
+        p.pop();
+        p
+    };
+    for (prefix, base) in [("crate::", Vec::new()), ("super::", parent)] {
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            // `crate::` inside a longer name (`logcatch_crate::`) is not one.
+            let before = rest[..i].chars().last();
+            rest = &rest[i + prefix.len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            if let Some(group) = rest.strip_prefix('{') {
+                let end = group.find('}').unwrap_or(group.len());
+                for item in group[..end].split(',') {
+                    out.push(base.iter().cloned().chain(ident(item)).collect());
+                }
+            } else {
+                out.push(base.iter().cloned().chain(ident(rest)).collect());
+            }
+        }
+    }
+    out
+}
+
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let mods = modules();
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (m, file) in &mods {
+        let edges = g.entry(m.clone()).or_default();
+        for path in references(m, &code(file)) {
+            // The longest prefix that is a module.
+            let target = (1..=path.len()).rev().map(|n| path[..n].join("::")).find(|p| mods.contains_key(p));
+            if let Some(t) = target {
+                if &t != m {
+                    edges.insert(t);
+                }
+            }
+        }
+    }
+    g
+}
+
+/// A circle in `g`, if any, as the modules along it.
+fn circle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        g: &BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        state.insert(n.to_string(), 1);
+        stack.push(n.to_string());
+        for m in g.get(n).into_iter().flatten() {
+            match state.get(m.as_str()).copied().unwrap_or(0) {
+                1 => {
+                    let at = stack.iter().position(|s| s == m).unwrap();
+                    let mut c = stack[at..].to_vec();
+                    c.push(m.clone());
+                    return Some(c);
+                }
+                0 => {
+                    if let Some(c) = visit(m, g, state, stack) {
+                        return Some(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        state.insert(n.to_string(), 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for n in g.keys() {
+        if state.get(n.as_str()).copied().unwrap_or(0) == 0 {
+            if let Some(c) = visit(n, g, &mut state, &mut Vec::new()) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_module_imports_form_no_circle() {
+    let g = graph();
+    assert!(g.len() > 30, "the modules were found: {:?}", g.keys());
+    assert!(g["server"].contains("desired") && g["agent"].contains("server"), "imports are read: {g:?}");
+    if let Some(c) = circle(&g) {
+        panic!("an import circle: {}", c.join(" -> "));
+    }
+}
+
+#[test]
+fn the_circle_finder_finds_one() {
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    g.entry("a".into()).or_default().insert("b".into());
+    g.entry("b".into()).or_default().insert("c".into());
+    g.entry("c".into()).or_default().insert("a".into());
+    assert_eq!(circle(&g), Some(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
+    assert_eq!(
+        references("etcd::watcher", "use super::client::{A};\nuse crate::{server::Event, failpoint};"),
+        [
+            vec!["server".to_string(), "Event".to_string()],
+            vec!["failpoint".to_string()],
+            vec!["etcd".to_string(), "client".to_string()],
+        ]
+    );
+}
