@@ -45,6 +45,13 @@ pub struct Entry {
     pub fp_hash: u64,
     /// Every byte before this offset was acknowledged by Kafka.
     pub offset: u64,
+    /// The fingerprint of the bytes just before `offset` (`near_len` 0: not known, as in
+    /// stores written before it was kept): a file that begins like this one but holds other
+    /// bytes there is another file.
+    #[serde(default)]
+    pub near_len: u64,
+    #[serde(default)]
+    pub near_hash: u64,
     /// Unix seconds of the last change.
     pub updated: u64,
 }
@@ -55,6 +62,9 @@ impl Entry {
     }
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint { len: self.fp_len, hash: self.fp_hash }
+    }
+    pub fn near(&self) -> Fingerprint {
+        Fingerprint { len: self.near_len, hash: self.near_hash }
     }
 }
 
@@ -140,7 +150,7 @@ struct Live {
 
 impl Live {
     /// The entry of this live file (`key`: its topic and identity) at `offset`.
-    fn entry(&self, key: &Key, offset: u64, now: u64) -> Entry {
+    fn entry(&self, key: &Key, offset: u64, near: Fingerprint, now: u64) -> Entry {
         Entry {
             path: self.path.clone(),
             topic: key.0.clone(),
@@ -149,6 +159,8 @@ impl Live {
             fp_len: self.fp.len,
             fp_hash: self.fp.hash,
             offset,
+            near_len: near.len,
+            near_hash: near.hash,
             updated: now,
         }
     }
@@ -357,7 +369,9 @@ impl Checkpoints {
         }
         match st.saved.get(&key) {
             Some(e) if e.fp_len == 0 && e.offset == 0 => Known::Unknown,
-            Some(e) if e.fingerprint().matches(file) && e.offset <= size => Known::Saved(e.offset),
+            Some(e) if e.fingerprint().matches(file) && e.offset <= size && e.near().matches_before(file, e.offset) => {
+                Known::Saved(e.offset)
+            }
             Some(e) => {
                 let (fp, offset, path) = (e.fingerprint(), e.offset, e.path.clone());
                 st.remove(&key);
@@ -511,6 +525,8 @@ impl Checkpoints {
             fp_len: fp.len,
             fp_hash: fp.hash,
             offset: size,
+            near_len: 0,
+            near_hash: 0,
             updated: now_secs(),
         };
         st.set(key, entry);
@@ -537,7 +553,8 @@ impl Checkpoints {
             let Some(offset) = at.get(&Arc::as_ptr(&live.tracker)) else {
                 continue;
             };
-            out.push(live.entry(key, *offset, now));
+            // (The bytes before a transaction's offset are not fingerprinted: not known.)
+            out.push(live.entry(key, *offset, Fingerprint::default(), now));
         }
         out
     }
@@ -581,15 +598,20 @@ impl Checkpoints {
             st.walked = Some(changes);
             let walked = if walk { st.live.iter_mut() } else { Default::default() };
             for (key, live) in walked {
-                let (offset, done) = live.tracker.progress();
+                let (offset, near, done) = live.tracker.progress();
                 if live.folded == Some((offset, live.fp)) && !done {
                     continue;
                 }
                 live.folded = Some((offset, live.fp));
                 let (mut entry, new) = match st.saved.get(key) {
                     Some(e) => (e.clone(), false),
-                    None => (live.entry(key, offset, now), true),
+                    None => (live.entry(key, offset, near, now), true),
                 };
+                // A tracker made at a saved position knows nothing of the bytes before it until
+                // a line is acknowledged: the entry keeps what it knew for that same offset.
+                if entry.offset != offset || near.len > 0 {
+                    (entry.near_len, entry.near_hash) = (near.len, near.hash);
+                }
                 // The whole fingerprint: a reused inode can hold as many bytes as the file it replaced
                 // (found by the model test: the old file's hash was kept for its successor).
                 let moved = entry.offset != offset || entry.fingerprint() != live.fp || entry.path != live.path;
@@ -1042,6 +1064,31 @@ mod tests {
         let f = File::open(dir.path().join("a.log")).unwrap();
         assert_eq!(FileId::of(&f.metadata().unwrap()), id);
         assert!(matches!(cp.resolve("t", id, &f, 20), Known::Replaced { offset: 11, .. }));
+    }
+
+    /// Issue 25: a file deleted and written anew on the same inode, beginning with the same
+    /// banner (longer than the first-bytes fingerprint), is told apart by the bytes just before
+    /// the saved position, and read from its start.
+    #[test]
+    fn a_new_file_with_the_old_ones_banner_is_not_taken_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let banner = format!("{}\n", "=".repeat(300));
+        let old = format!("{banner}line-000001\nline-000002\n");
+        let (t, id, f) = tracked(&cp, dir.path(), "a.log", old.as_bytes());
+        let end = old.len() as u64;
+        let near = Fingerprint::of_bytes(&old.as_bytes()[old.len() - crate::fingerprint::NEAR_BYTES..]);
+        let s = t.register_near(end, near);
+        t.ack(s);
+        t.close();
+        cp.save().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        assert!(matches!(cp.resolve("t", id, &f, end), Known::Saved(o) if o == end), "the same file resumes");
+        let new = format!("{banner}fresh-00001\nfresh-00002\nfresh-00003\n");
+        std::fs::write(dir.path().join("a.log"), &new).unwrap();
+        let f = File::open(dir.path().join("a.log")).unwrap();
+        assert_eq!(FileId::of(&f.metadata().unwrap()), id);
+        assert!(matches!(cp.resolve("t", id, &f, new.len() as u64), Known::Replaced { .. }));
     }
 
     #[test]

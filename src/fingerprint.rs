@@ -16,6 +16,9 @@ use crate::confine::Access;
 
 /// How many leading bytes the fingerprint covers, at most.
 pub const FP_BYTES: u64 = 256;
+/// How many bytes before a saved position its own fingerprint covers, at most: two files that
+/// begin alike (a banner line) are told apart by what lies just before the position.
+pub const NEAR_BYTES: usize = 64;
 
 /// Device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,6 +53,22 @@ impl Fingerprint {
         let len = len.min(FP_BYTES);
         file.read_exact_at(&mut buf[..len as usize], 0)?;
         Ok(Fingerprint { len, hash: fnv1a(&buf[..len as usize]) })
+    }
+
+    /// A fingerprint of `bytes` (the ones just before a position: `NEAR_BYTES` at most).
+    pub fn of_bytes(bytes: &[u8]) -> Fingerprint {
+        Fingerprint { len: bytes.len() as u64, hash: fnv1a(bytes) }
+    }
+
+    /// Whether the `len` bytes of `file` just before `offset` are the ones this fingerprint was
+    /// taken of; one of no bytes (not known) says yes.
+    pub fn matches_before(&self, file: &File, offset: u64) -> bool {
+        if self.len == 0 {
+            return true;
+        }
+        let Some(start) = offset.checked_sub(self.len) else { return false };
+        let mut buf = vec![0u8; self.len as usize];
+        file.read_exact_at(&mut buf, start).is_ok() && fnv1a(&buf) == self.hash
     }
 
     /// Whether `file` still begins with the bytes this fingerprint was taken of.

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::fingerprint::Fingerprint;
 use crossbeam_channel::{bounded, unbounded, Receiver, SendTimeoutError, Sender};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -153,9 +154,10 @@ impl Batch {
         self.data.extend_from_slice(line);
         self.lines.push((start, self.data.len()));
     }
-    /// Registers the batch with its tracker: its last line ends at file offset `end`.
-    pub fn register(&mut self, end: u64) {
-        self.seq = self.tracker.register(end);
+    /// Registers the batch with its tracker: its last line ends at file offset `end`, and
+    /// `near` fingerprints the file's bytes just before `end`.
+    pub fn register(&mut self, end: u64, near: Fingerprint) {
+        self.seq = self.tracker.register_near(end, near);
         self.end = end;
     }
     /// A batch of lines already framed: `lines` are (start, end) spans of `data`.

@@ -172,6 +172,12 @@ impl Drop for Reader {
 }
 
 impl Reader {
+    /// The fingerprint of the file's bytes just before buffer index `idx` (those still in the
+    /// buffer, `NEAR_BYTES` at most).
+    fn near(&self, idx: usize) -> Fingerprint {
+        Fingerprint::of_bytes(&self.buf[idx.saturating_sub(crate::fingerprint::NEAR_BYTES)..idx])
+    }
+
     fn offset_of(&self, idx: usize) -> u64 {
         self.read_offset - (self.buf.len() - idx) as u64
     }
@@ -493,11 +499,11 @@ impl Drop for Pending {
 
 /// Registers a batch whose last line ends at file offset `end` and hands it over; on `Stopped`
 /// (or a panic) the registration is taken back.
-fn submit(ctx: &TailCtx, mut batch: Batch, end: u64, stop: &AtomicBool) -> Result<(), Stopped> {
+fn submit(ctx: &TailCtx, mut batch: Batch, end: u64, near: Fingerprint, stop: &AtomicBool) -> Result<(), Stopped> {
     if batch.lines.is_empty() {
         return Ok(());
     }
-    batch.register(end);
+    batch.register(end, near);
     let mut pending = Pending { tracker: batch.tracker.clone(), first: batch.seq, armed: true };
     ctx.sink.submit(batch, stop).map_err(|(stopped, _)| stopped)?;
     pending.armed = false;
@@ -1209,7 +1215,7 @@ impl TailState {
                 Batch::from_spans(topic.clone(), key.clone(), r.tracker.clone(), r.buf[first..pos].to_vec(), lines)
                     .with_origin(r.origin.clone(), r.offset_of(first))
                     .with_format(self.spec.format);
-            submit(ctx, batch, end_offset, stop)?;
+            submit(ctx, batch, end_offset, r.near(pos), stop)?;
             r.pos = pos;
             r.scanned = scanned;
             stats.lines.fetch_add(n, Ordering::Relaxed);
@@ -1266,7 +1272,7 @@ impl TailState {
             .with_origin(r.origin.clone(), r.offset_of(first))
             .with_format(format);
         let end_offset = r.offset_of(consumed);
-        submit(ctx, batch, end_offset, stop)?;
+        submit(ctx, batch, end_offset, r.near(consumed), stop)?;
         r.pos = consumed;
         r.scanned = r.pos;
         stats.lines.fetch_add(n, Ordering::Relaxed);
@@ -1313,7 +1319,7 @@ impl TailState {
             // without its newline): one message, its lines joined by `\n`.
             let rest = &r.buf[r.pos..];
             batch.push(if self.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest });
-            if let Err(s) = submit(ctx, batch, r.read_offset, stop) {
+            if let Err(s) = submit(ctx, batch, r.read_offset, r.near(r.buf.len()), stop) {
                 self.draining.push(r);
                 return Err(s);
             }
