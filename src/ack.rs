@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::fingerprint::Fingerprint;
 
@@ -34,27 +34,17 @@ struct Inner {
     readers: usize,
 }
 
-/// Bumped whenever any tracker's `progress()` may have changed (an ack, a cancel, a reader
-/// closing or opening), by any tracker of the process: the checkpointer walks its live trackers
-/// only when it moved. Idle, that walk was five passes a second over every tracker (1,000 files:
-/// 5,000 locks a second, the checkpointer's 0.04% of a core).
-static CHANGES: AtomicU64 = AtomicU64::new(0);
-
-fn touch() {
-    CHANGES.fetch_add(1, Ordering::Release);
-}
-
-/// The count of changes to any tracker so far (read before a walk: a change during the walk
-/// makes the next one walk again).
-pub fn changes() -> u64 {
-    CHANGES.load(Ordering::Acquire)
-}
-
 /// Thread-safe: registered by the tail's thread, acknowledged by the producer's delivery thread,
 /// read by the checkpointer.
 #[derive(Debug)]
 pub struct AckTracker {
     inner: Mutex<Inner>,
+    /// The position store's count of changes (`Checkpoints::track` hands it out), bumped
+    /// whenever `progress()` may have changed (an ack, a cancel, a reader closing or opening):
+    /// the checkpointer walks its live trackers only when it moved. Idle, that walk was five
+    /// passes a second over every tracker (1,000 files: 5,000 locks a second, the
+    /// checkpointer's 0.04% of a core).
+    changes: OnceLock<Arc<AtomicU64>>,
 }
 
 impl AckTracker {
@@ -69,6 +59,19 @@ impl AckTracker {
                 sent: offset,
                 readers: 0,
             }),
+            changes: OnceLock::new(),
+        }
+    }
+
+    /// Counts this tracker's changes in `changes` from now on (the first counter given wins: a
+    /// tracker belongs to one store).
+    pub fn count_changes_in(&self, changes: &Arc<AtomicU64>) {
+        let _ = self.changes.set(changes.clone());
+    }
+
+    fn touch(&self) {
+        if let Some(c) = self.changes.get() {
+            c.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -103,7 +106,7 @@ impl AckTracker {
             g.pending.truncate(keep as usize);
         }
         g.sent = g.pending.back().map(|p| p.0).unwrap_or(g.acked);
-        touch();
+        self.touch();
     }
 
     /// Marks line `seq` acknowledged (or given up on); advances the acknowledged prefix.
@@ -121,7 +124,7 @@ impl AckTracker {
             g.pending.pop_front();
             g.first_seq += 1;
         }
-        touch();
+        self.touch();
     }
 
     /// The offset up to which every line is acknowledged: what a checkpoint may record.
@@ -142,7 +145,7 @@ impl AckTracker {
     pub fn close(&self) {
         let mut g = self.lock();
         g.readers = g.readers.saturating_sub(1);
-        touch();
+        self.touch();
     }
 
     /// Whether no reader has the file open now.
@@ -153,7 +156,7 @@ impl AckTracker {
     /// A reader starts reading with this tracker (registered by `Checkpoints::track`).
     pub fn reopen(&self) {
         self.lock().readers += 1;
-        touch();
+        self.touch();
     }
 
     /// `acked()`, the fingerprint of the bytes just before it, and `finished()` under one lock:

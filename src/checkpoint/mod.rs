@@ -2,83 +2,32 @@
 //!
 //! Exists so that a restart, a crash or a kill -9 resends at most what was in flight and loses
 //! nothing. Live tails register an `AckTracker` per open file; `save` folds their acknowledged
-//! offsets into the store and writes it atomically (temp file, fsync, rename, fsync of the
-//! directory), keeping the previous generation as `checkpoints.json.prev`. A torn or corrupt store
-//! is detected by its checksum and reported; the previous generation is used when it is sound
-//! (older offsets mean a few lines sent twice, never lost); when neither is, the agent refuses to
-//! start rather than silently start over.
+//! offsets into the entries (`fold`), forgets old ones (`forget`), chooses what to write (a whole
+//! snapshot, or journal lines: `plan_write`) and hands it to `store`, which owns the disk format
+//! (atomic writes, checksums, the previous generation, replay). This module answers the tails'
+//! questions about what was read before.
 //!
 //! Which tail reads a file now is not kept here but in `claims`.
 
+mod store;
+
+use store::{append, journal_line, load, replay, write_atomically, Gone, Key, Record};
+pub use store::{Entry, StoreError, JOURNAL_FILE, STORE_FILE};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::fs::File;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::ack::AckTracker;
-use crate::fingerprint::{fnv1a, is_rotated_name, FileId, Fingerprint};
+use crate::fingerprint::{is_rotated_name, FileId, Fingerprint};
 use crate::statefile::{self, Mode};
 
-pub const STORE_FILE: &str = "checkpoints.json";
-/// The changes written since the last snapshot of `STORE_FILE` (see `Checkpoints::save`).
-pub const JOURNAL_FILE: &str = "checkpoints.journal";
-const STORE_VERSION: u32 = 1;
 /// Entries of files no tail has had open for this long are forgotten.
 pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often (seconds) saves look for entries to forget.
 const FORGET_EVERY: u64 = 60;
-
-/// One file's saved position for one topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The configured path the file was read under (the tail's path, even after a rename).
-    pub path: String,
-    pub topic: String,
-    pub dev: u64,
-    pub ino: u64,
-    pub fp_len: u64,
-    pub fp_hash: u64,
-    /// Every byte before this offset was acknowledged by Kafka.
-    pub offset: u64,
-    /// The fingerprint of the bytes just before `offset` (`near_len` 0: not known, as in
-    /// stores written before it was kept): a file that begins like this one but holds other
-    /// bytes there is another file.
-    #[serde(default)]
-    pub near_len: u64,
-    #[serde(default)]
-    pub near_hash: u64,
-    /// Unix seconds of the last change.
-    pub updated: u64,
-}
-
-impl Entry {
-    pub fn id(&self) -> FileId {
-        FileId { dev: self.dev, ino: self.ino }
-    }
-    pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint { len: self.fp_len, hash: self.fp_hash }
-    }
-    pub fn near(&self) -> Fingerprint {
-        Fingerprint { len: self.near_len, hash: self.near_hash }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct StoreFile {
-    version: u32,
-    /// FNV-1a of the JSON of `entries`, in hex: catches torn and bit-rotted files.
-    checksum: String,
-    entries: Vec<Entry>,
-    /// The snapshot's generation: journal lines of another one are not replayed over it (0 in
-    /// stores written before the journal).
-    #[serde(default)]
-    generation: u64,
-}
 
 /// A file read earlier under a path, and where its reading got to.
 pub struct Past {
@@ -111,31 +60,6 @@ pub enum Known {
     /// `tracker`: the reading's, when lines of it may be in flight (its copy carries it on).
     Replaced { fp: Fingerprint, offset: u64, tracker: Option<Arc<AckTracker>> },
 }
-
-#[derive(Debug)]
-pub enum StoreError {
-    Corrupt { file: PathBuf, reason: String },
-    Io { file: PathBuf, error: io::Error },
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Corrupt { file, reason } => write!(
-                f,
-                "checkpoint store {} is corrupt ({reason}) and no sound previous generation exists; \
-                 move it away to start over (files are then read from start_position, so lines may be \
-                 sent again or skipped)",
-                file.display()
-            ),
-            StoreError::Io { file, error } => write!(f, "checkpoint store {}: {error}", file.display()),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-type Key = (String, FileId);
 
 struct Live {
     tracker: Arc<AckTracker>,
@@ -196,7 +120,7 @@ struct State {
     journal_broken: bool,
     /// Unix seconds of the last look for entries to forget.
     forgot_at: u64,
-    /// `ack::changes()` when the live trackers were last walked; None when a live entry was
+    /// The store's count of changes when the live trackers were last walked; None when a live entry was
     /// added or its fingerprint grew since (the walk must look).
     walked: Option<u64>,
     /// `saved` and `live` by path: what a tail asks about a path (its history, a copy's
@@ -273,6 +197,8 @@ pub struct Checkpoints {
     state: Mutex<State>,
     /// Held for a whole save, so two savers (the thread, and shutdown) never share the temp file.
     writing: Mutex<()>,
+    /// Bumped by the live trackers whenever what they would save may have changed.
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl State {
@@ -331,6 +257,7 @@ impl Checkpoints {
                 live_paths: PathIndex::default(),
             }),
             writing: Mutex::new(()),
+            changes: Arc::default(),
         })
     }
 
@@ -504,6 +431,7 @@ impl Checkpoints {
 
     /// Registers the tracker of a file a tail opens (its claim is the tail's, in `claims`).
     pub fn track(&self, topic: &str, id: FileId, path: &str, fp: Fingerprint, tracker: Arc<AckTracker>) {
+        tracker.count_changes_in(&self.changes);
         tracker.reopen();
         let live = Live { tracker, path: path.to_string(), fp, folded: None, since: now_secs() };
         self.lock().set_live((topic.to_string(), id), live);
@@ -588,92 +516,13 @@ impl Checkpoints {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_secs();
         let write = {
-            let changes = crate::ack::changes();
             let mut st = self.lock();
-            let st = &mut *st;
-            let mut finished = Vec::new();
-            let mut updates: Vec<(Key, Entry)> = Vec::new();
-            // No tracker moved since the last walk: nothing to fold.
-            let walk = st.walked != Some(changes);
-            st.walked = Some(changes);
-            let walked = if walk { st.live.iter_mut() } else { Default::default() };
-            for (key, live) in walked {
-                let (offset, near, done) = live.tracker.progress();
-                if live.folded == Some((offset, live.fp)) && !done {
-                    continue;
-                }
-                live.folded = Some((offset, live.fp));
-                let (mut entry, new) = match st.saved.get(key) {
-                    Some(e) => (e.clone(), false),
-                    None => (live.entry(key, offset, near, now), true),
-                };
-                // A tracker made at a saved position knows nothing of the bytes before it until
-                // a line is acknowledged: the entry keeps what it knew for that same offset.
-                if entry.offset != offset || near.len > 0 {
-                    (entry.near_len, entry.near_hash) = (near.len, near.hash);
-                }
-                // The whole fingerprint: a reused inode can hold as many bytes as the file it replaced
-                // (found by the model test: the old file's hash was kept for its successor).
-                let moved = entry.offset != offset || entry.fingerprint() != live.fp || entry.path != live.path;
-                if moved {
-                    entry.offset = offset;
-                    entry.fp_len = live.fp.len;
-                    entry.fp_hash = live.fp.hash;
-                    entry.path = live.path.clone();
-                    entry.updated = now;
-                }
-                if done {
-                    entry.updated = now;
-                    finished.push(key.clone());
-                }
-                if new || moved || done {
-                    updates.push((key.clone(), entry));
-                }
-            }
-            for (key, entry) in updates {
-                st.set(key, entry);
-            }
-            for key in finished {
-                st.remove_live(&key);
-            }
-            // A long downtime does not expire entries: they count as seen when loaded. Looked for
-            // once a minute (entries live a day): every save, it was half the CPU of an idle agent
-            // with 10,000 files (a hash lookup per entry, five times a second).
-            let (live, loaded_at) = (&st.live, st.loaded_at);
-            let mut forgotten: Vec<Key> = Vec::new();
-            if now >= st.forgot_at + FORGET_EVERY {
-                let expired = |k: &Key, e: &Entry| {
-                    !live.contains_key(k) && now.saturating_sub(e.updated.max(loaded_at)) >= FORGET_AFTER.as_secs()
-                };
-                forgotten = st.saved.iter().filter(|(k, e)| expired(k, e)).map(|(k, _)| k.clone()).collect();
-                st.forgot_at = now;
-            }
-            for key in &forgotten {
-                st.remove(key);
-            }
+            st.fold(now, self.changes.load(std::sync::atomic::Ordering::Acquire));
+            st.forget(now);
             if !st.dirty() {
                 return Ok(false);
             }
-            let (changed, removed) = (std::mem::take(&mut st.changed), std::mem::take(&mut st.removed));
-            let records = changed.len() + removed.len();
-            if st.journal_broken || st.saved.len() < self.snapshot_below || st.journaled + records >= st.saved.len() {
-                Pending::Snapshot {
-                    entries: st.saved.values().cloned().collect(),
-                    generation: st.generation + 1,
-                    changed,
-                    removed,
-                }
-            } else {
-                let mut lines = Vec::new();
-                for key in &changed {
-                    journal_line(&mut lines, &Record { g: st.generation, set: st.saved.get(key).cloned(), del: None });
-                }
-                for key in &removed {
-                    let del = Some(Gone { topic: key.0.clone(), dev: key.1.dev, ino: key.1.ino });
-                    journal_line(&mut lines, &Record { g: st.generation, set: None, del });
-                }
-                Pending::Journal { lines, records, changed, removed }
-            }
+            st.plan_write(self.snapshot_below)
         };
         let result = match &write {
             Pending::Snapshot { entries, generation, .. } => write_atomically(&self.file, entries, *generation)
@@ -683,16 +532,115 @@ impl Checkpoints {
                 append(&self.journal, lines).map_err(|error| StoreError::Io { file: self.journal.clone(), error })
             }
         };
-        let mut st = self.lock();
+        self.lock().settle(result, write)
+    }
+}
+
+impl State {
+    /// Folds the live trackers' acknowledged offsets into the entries (only when a tracker moved
+    /// since the last walk: `changes` is the store's count of changes); a finished tracker is let go.
+    fn fold(&mut self, now: u64, changes: u64) {
+        let mut finished = Vec::new();
+        let mut updates: Vec<(Key, Entry)> = Vec::new();
+        // No tracker moved since the last walk: nothing to fold.
+        let walk = self.walked != Some(changes);
+        self.walked = Some(changes);
+        let walked = if walk { self.live.iter_mut() } else { Default::default() };
+        for (key, live) in walked {
+            let (offset, near, done) = live.tracker.progress();
+            if live.folded == Some((offset, live.fp)) && !done {
+                continue;
+            }
+            live.folded = Some((offset, live.fp));
+            let (mut entry, new) = match self.saved.get(key) {
+                Some(e) => (e.clone(), false),
+                None => (live.entry(key, offset, near, now), true),
+            };
+            // A tracker made at a saved position knows nothing of the bytes before it until a
+            // line is acknowledged: the entry keeps what it knew for that same offset.
+            if entry.offset != offset || near.len > 0 {
+                (entry.near_len, entry.near_hash) = (near.len, near.hash);
+            }
+            // The whole fingerprint: a reused inode can hold as many bytes as the file it
+            // replaced (found by the model test: the old file's hash was kept for its successor).
+            let moved = entry.offset != offset || entry.fingerprint() != live.fp || entry.path != live.path;
+            if moved {
+                entry.offset = offset;
+                entry.fp_len = live.fp.len;
+                entry.fp_hash = live.fp.hash;
+                entry.path = live.path.clone();
+                entry.updated = now;
+            }
+            if done {
+                entry.updated = now;
+                finished.push(key.clone());
+            }
+            if new || moved || done {
+                updates.push((key.clone(), entry));
+            }
+        }
+        for (key, entry) in updates {
+            self.set(key, entry);
+        }
+        for key in finished {
+            self.remove_live(&key);
+        }
+    }
+
+    /// Forgets entries of files no tail had open for `FORGET_AFTER`. A long downtime does not
+    /// expire entries: they count as seen when loaded. Looked for once a minute (entries live a
+    /// day): every save, it was half the CPU of an idle agent with 10,000 files (a hash lookup
+    /// per entry, five times a second).
+    fn forget(&mut self, now: u64) {
+        if now < self.forgot_at + FORGET_EVERY {
+            return;
+        }
+        let (live, loaded_at) = (&self.live, self.loaded_at);
+        let expired = |k: &Key, e: &Entry| {
+            !live.contains_key(k) && now.saturating_sub(e.updated.max(loaded_at)) >= FORGET_AFTER.as_secs()
+        };
+        let forgotten: Vec<Key> = self.saved.iter().filter(|(k, e)| expired(k, e)).map(|(k, _)| k.clone()).collect();
+        self.forgot_at = now;
+        for key in &forgotten {
+            self.remove(key);
+        }
+    }
+
+    /// What to write for the changes: the whole store when it is small (below `snapshot_below`
+    /// entries), when the journal would outgrow it, or after a failed write; else journal lines.
+    fn plan_write(&mut self, snapshot_below: usize) -> Pending {
+        let (changed, removed) = (std::mem::take(&mut self.changed), std::mem::take(&mut self.removed));
+        let records = changed.len() + removed.len();
+        if self.journal_broken || self.saved.len() < snapshot_below || self.journaled + records >= self.saved.len() {
+            return Pending::Snapshot {
+                entries: self.saved.values().cloned().collect(),
+                generation: self.generation + 1,
+                changed,
+                removed,
+            };
+        }
+        let mut lines = Vec::new();
+        for key in &changed {
+            journal_line(&mut lines, &Record { g: self.generation, set: self.saved.get(key).cloned(), del: None });
+        }
+        for key in &removed {
+            let del = Some(Gone { topic: key.0.clone(), dev: key.1.dev, ino: key.1.ino });
+            journal_line(&mut lines, &Record { g: self.generation, set: None, del });
+        }
+        Pending::Journal { lines, records, changed, removed }
+    }
+
+    /// Takes the outcome of a write: a failed one leaves its changes to be written again.
+    fn settle(&mut self, result: Result<(), StoreError>, write: Pending) -> Result<bool, StoreError> {
         match (result, write) {
             (Ok(()), Pending::Snapshot { generation, .. }) => {
-                st.generation = generation;
-                st.journaled = 0;
-                st.journal_broken = false;
+                self.generation = generation;
+                self.journaled = 0;
+                self.journal_broken = false;
                 Ok(true)
             }
             (Ok(()), Pending::Journal { records, .. }) => {
-                st.journaled += records;
+                self.journaled += records;
                 Ok(true)
             }
             (Err(e), Pending::Snapshot { changed, removed, .. } | Pending::Journal { changed, removed, .. }) => {
@@ -700,16 +648,16 @@ impl Checkpoints {
                 // snapshot (a journal write may have been torn), and a failure then is reported
                 // as such, not as "checkpointed" (issue 15: a full disk).
                 for key in changed {
-                    if !st.removed.contains(&key) {
-                        st.changed.insert(key);
+                    if !self.removed.contains(&key) {
+                        self.changed.insert(key);
                     }
                 }
                 for key in removed {
-                    if !st.changed.contains(&key) {
-                        st.removed.insert(key);
+                    if !self.changed.contains(&key) {
+                        self.removed.insert(key);
                     }
                 }
-                st.journal_broken = true;
+                self.journal_broken = true;
                 Err(e)
             }
         }
@@ -724,162 +672,6 @@ const SNAPSHOT_BELOW: usize = 256;
 enum Pending {
     Snapshot { entries: Vec<Entry>, generation: u64, changed: BTreeSet<Key>, removed: BTreeSet<Key> },
     Journal { lines: Vec<u8>, records: usize, changed: BTreeSet<Key>, removed: BTreeSet<Key> },
-}
-
-/// One journal line's content: an entry set, or one removed, in snapshot generation `g`.
-#[derive(Debug, Serialize, Deserialize)]
-struct Record {
-    g: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    set: Option<Entry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    del: Option<Gone>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Gone {
-    topic: String,
-    dev: u64,
-    ino: u64,
-}
-
-/// `<FNV-1a of the JSON, 16 hex digits> <JSON>\n`: a torn or bit-rotted line is told apart.
-fn journal_line(out: &mut Vec<u8>, record: &Record) {
-    let json = serde_json::to_vec(record).expect("a record serializes");
-    out.extend_from_slice(format!("{:016x} ", fnv1a(&json)).as_bytes());
-    out.extend_from_slice(&json);
-    out.push(b'\n');
-}
-
-/// Appends `lines` to the journal and makes them durable (one write, one fdatasync).
-fn append(journal: &Path, lines: &[u8]) -> io::Result<()> {
-    let mut f = statefile::open(journal, Mode::Append)?;
-    f.write_all(lines)?;
-    f.sync_data()
-}
-
-/// Applies the journal's records of snapshot generation `generation` to `saved`; returns how
-/// many. A line whose checksum fails ends the replay (a torn last write: the positions before
-/// it stand, older ones mean lines sent again, never lost).
-fn replay(journal: &Path, generation: u64, saved: &mut BTreeMap<Key, Entry>) -> Result<usize, StoreError> {
-    let bytes = match std::fs::read(journal) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(error) => return Err(StoreError::Io { file: journal.to_path_buf(), error }),
-    };
-    let mut applied = 0;
-    for (n, line) in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-        let record = line
-            .split_at_checked(17)
-            .filter(|(sum, json)| sum[16] == b' ' && sum[..16] == *format!("{:016x}", fnv1a(json)).as_bytes())
-            .and_then(|(_, json)| serde_json::from_slice::<Record>(json).ok());
-        let Some(record) = record else {
-            log::warn!(
-                "checkpoint journal {}: line {} is torn or corrupt; the positions before it are used \
-                 (some lines may be sent again)",
-                journal.display(),
-                n + 1
-            );
-            break;
-        };
-        if record.g != generation {
-            continue; // written before the snapshot that replaced it
-        }
-        match (record.set, record.del) {
-            (Some(e), _) => {
-                saved.insert((e.topic.clone(), e.id()), e);
-            }
-            (None, Some(g)) => {
-                saved.remove(&(g.topic, FileId { dev: g.dev, ino: g.ino }));
-            }
-            (None, None) => {}
-        }
-        applied += 1;
-    }
-    Ok(applied)
-}
-
-fn checksum(entries: &[Entry]) -> String {
-    let json = serde_json::to_vec(entries).expect("entries serialize");
-    format!("{:016x}", fnv1a(&json))
-}
-
-fn parse_store(bytes: &[u8]) -> Result<(Vec<Entry>, u64), String> {
-    let store: StoreFile = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON of the store: {e}"))?;
-    if store.version != STORE_VERSION {
-        return Err(format!("version {} is not {STORE_VERSION}", store.version));
-    }
-    let want = checksum(&store.entries);
-    if want != store.checksum {
-        return Err(format!("checksum {} does not match the entries ({want})", store.checksum));
-    }
-    Ok((store.entries, store.generation))
-}
-
-fn prev_path(file: &Path) -> PathBuf {
-    let mut s = file.as_os_str().to_owned();
-    s.push(".prev");
-    PathBuf::from(s)
-}
-
-/// Loads the store: the current generation, else the previous one, else nothing (first start).
-fn load(file: &Path) -> Result<(Vec<Entry>, u64), StoreError> {
-    let prev = prev_path(file);
-    let read = |p: &Path| -> Result<Option<Vec<u8>>, StoreError> {
-        match std::fs::read(p) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(StoreError::Io { file: p.to_path_buf(), error }),
-        }
-    };
-    let current_problem = match read(file)? {
-        Some(bytes) => match parse_store(&bytes) {
-            Ok(entries) => return Ok(entries),
-            Err(reason) => Some(reason),
-        },
-        None => None,
-    };
-    match (read(&prev)?, current_problem) {
-        (Some(bytes), problem) => match parse_store(&bytes) {
-            Ok(entries) => {
-                match problem {
-                    Some(reason) => log::error!(
-                        "checkpoint store {} is corrupt ({reason}); using the previous generation {} \
-                         (some lines may be sent again)",
-                        file.display(),
-                        prev.display()
-                    ),
-                    None => log::warn!(
-                        "checkpoint store {} is missing; using the previous generation {}",
-                        file.display(),
-                        prev.display()
-                    ),
-                }
-                Ok(entries)
-            }
-            Err(prev_reason) => Err(StoreError::Corrupt {
-                file: file.to_path_buf(),
-                reason: match problem {
-                    Some(r) => format!("{r}; previous generation: {prev_reason}"),
-                    None => format!("missing; previous generation: {prev_reason}"),
-                },
-            }),
-        },
-        (None, Some(reason)) => Err(StoreError::Corrupt { file: file.to_path_buf(), reason }),
-        (None, None) => Ok((Vec::new(), 0)),
-    }
-}
-
-fn write_atomically(file: &Path, entries: &[Entry], generation: u64) -> io::Result<()> {
-    let store =
-        StoreFile { version: STORE_VERSION, checksum: checksum(entries), entries: entries.to_vec(), generation };
-    let mut json = serde_json::to_vec_pretty(&store).expect("store serializes");
-    json.push(b'\n');
-    // The snapshot before is kept as `.prev` (read when this one is torn).
-    statefile::replace(file, &json, 0o600, true, || match std::fs::rename(file, prev_path(file)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    })
 }
 
 /// The checkpointer thread's loop: save every `every` until `stop` is disconnected.
@@ -902,6 +694,7 @@ pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &cro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fingerprint::fnv1a;
 
     fn tracked(cp: &Checkpoints, dir: &Path, name: &str, body: &[u8]) -> (Arc<AckTracker>, FileId, File) {
         let p = dir.join(name);
