@@ -248,6 +248,8 @@ pub struct Shared {
     /// `PARKED_PER_TOPIC`. A count kept beside the sender's queues rather than derived from
     /// them: the sender holds its state's lock while it produces, and `submit` must not wait on it.
     parked: Mutex<HashMap<Arc<str>, usize>>,
+    /// Signalled when a topic's waiting batches go down: `submit`s held back wake at once.
+    unparked: std::sync::Condvar,
     pub log: LimitedLog,
     /// Which headers every message carries, and the `host` one's value.
     pub headers: crate::config::Headers,
@@ -260,6 +262,8 @@ pub struct Shared {
 /// Batches of one waiting topic held by the sender before that topic's tails are held back:
 /// with BATCH_BYTES, 1 MiB per waiting topic.
 pub const PARKED_PER_TOPIC: usize = 4;
+/// How often a `submit` held back looks at its stop flag (the topic's room wakes it at once).
+const STOP_LOOK: Duration = Duration::from_millis(500);
 
 impl Shared {
     fn parked_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
@@ -275,10 +279,23 @@ impl Shared {
             m.remove(topic);
         }
         self.stats.topics_waiting.store(m.len() as u64, Ordering::Relaxed);
+        if delta < 0 {
+            self.unparked.notify_all();
+        }
     }
 
-    fn parked_for(&self, topic: &str) -> usize {
-        self.parked_lock().get(topic).copied().unwrap_or(0)
+    /// Waits while `topic` has `PARKED_PER_TOPIC` batches waiting; false when `stop` was raised
+    /// first. Woken by the sender as the topic's batches go (a held-back tail goes on at once),
+    /// and every `STOP_LOOK` to look at `stop`.
+    fn wait_for_room(&self, topic: &str, stop: &AtomicBool) -> bool {
+        let mut m = self.parked_lock();
+        while m.get(topic).copied().unwrap_or(0) >= PARKED_PER_TOPIC {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            m = self.unparked.wait_timeout(m, STOP_LOOK).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
     }
 }
 
@@ -458,11 +475,8 @@ impl Sink {
     /// raised while waiting.
     #[allow(clippy::result_large_err)] // see `Outlet::submit`
     pub fn submit(&self, batch: Batch, stop: &AtomicBool) -> Result<(), (Stopped, Batch)> {
-        while self.shared.parked_for(&batch.topic) >= PARKED_PER_TOPIC {
-            if stop.load(Ordering::Relaxed) {
-                return Err((Stopped, batch));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !self.shared.wait_for_room(&batch.topic, stop) {
+            return Err((Stopped, batch));
         }
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
         let token = Arc::new(BatchAck::new(&batch));
