@@ -56,13 +56,15 @@ pub struct BatchAck {
 }
 
 impl BatchAck {
-    fn new(batch: &Batch) -> BatchAck {
-        BatchAck {
-            tracker: batch.tracker.clone(),
-            seq: batch.seq,
-            end: batch.end,
-            remaining: AtomicUsize::new(batch.lines.len()),
-        }
+    /// Registers `batch`'s lines with `ack.tracker` as one unit ending at `ack.end`.
+    fn register(batch: &Batch, ack: AckTo) -> BatchAck {
+        let seq = ack.tracker.register_near(ack.end, ack.near);
+        BatchAck { tracker: ack.tracker, seq, end: ack.end, remaining: AtomicUsize::new(batch.lines.len()) }
+    }
+
+    /// Takes the registration back: the batch was not handed over after all.
+    fn cancel(&self) {
+        self.tracker.cancel_from(self.seq);
     }
 
     fn delivered(&self) {
@@ -76,36 +78,39 @@ impl BatchAck {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Stopped;
 
+/// Where a batch's acknowledgement goes: its file's tracker, the file offset just past its last
+/// line, and the fingerprint of the file's bytes just before that offset. The outlet registers
+/// the batch with the tracker as it takes it, and takes the registration back if it gives the
+/// batch up: the caller keeps no books of its own.
+pub struct AckTo {
+    pub tracker: Arc<AckTracker>,
+    pub end: u64,
+    pub near: Fingerprint,
+}
+
 /// Where a tail hands its batches: the Kafka `Sink`, or (in the tail's model tests) an
 /// in-memory outlet. `submit` blocks while the outlet is full and gives the batch back when
 /// `stop` is raised meanwhile; a batch is acknowledged on its tracker once delivered.
 pub trait Outlet: Send + Sync {
-    // The batch comes back whole on Stopped (once per stop): a 128-byte move then, against a
-    // box per batch on every submit.
-    #[allow(clippy::result_large_err)]
-    fn submit(&self, batch: Batch, stop: &AtomicBool) -> Result<(), (Stopped, Batch)>;
+    /// Takes `batch`, registered with `ack.tracker`; on `Stopped` nothing of it stays
+    /// registered.
+    fn submit(&self, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<(), Stopped>;
 }
 
 impl Outlet for Sink {
-    #[allow(clippy::result_large_err)] // see `Outlet::submit`
-    fn submit(&self, batch: Batch, stop: &AtomicBool) -> Result<(), (Stopped, Batch)> {
-        Sink::submit(self, batch, stop)
+    fn submit(&self, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<(), Stopped> {
+        Sink::submit(self, batch, ack, stop)
     }
 }
 
-/// Lines of one file read together, on their way to the sending thread. Before it is handed
-/// over, the batch is registered with `tracker` as one unit ending at the end of its last line.
+/// Lines of one file read together, on their way to the sending thread (which registers it with
+/// its file's tracker as it takes it: `AckTo`).
 pub struct Batch {
     pub topic: Arc<str>,
     pub key: Option<Arc<[u8]>>,
-    pub tracker: Arc<AckTracker>,
     pub data: Vec<u8>,
     /// (start, end) of each line in `data`.
     pub lines: Vec<(usize, usize)>,
-    /// The batch's sequence number with `tracker`, and the offset past its last line (set by
-    /// `register`).
-    pub seq: u64,
-    pub end: u64,
     /// Where and when the lines were read: the `path` and `offset` headers, and the envelope.
     pub origin: Option<Origin>,
     /// The payload of each message: the line, or the line in a JSON envelope (written by the
@@ -125,19 +130,8 @@ pub struct Origin {
 }
 
 impl Batch {
-    pub fn new(topic: Arc<str>, key: Option<Arc<[u8]>>, tracker: Arc<AckTracker>) -> Batch {
-        Batch {
-            topic,
-            key,
-            tracker,
-            data: Vec::new(),
-            lines: Vec::new(),
-            seq: 0,
-            end: 0,
-            origin: None,
-            format: Format::Raw,
-            headers: None,
-        }
+    pub fn new(topic: Arc<str>, key: Option<Arc<[u8]>>) -> Batch {
+        Batch { topic, key, data: Vec::new(), lines: Vec::new(), origin: None, format: Format::Raw, headers: None }
     }
     /// The batch's lines were read from `path` just now, `data[0]` at file offset `offset`.
     pub fn with_origin(mut self, path: Arc<str>, offset: u64) -> Batch {
@@ -154,22 +148,10 @@ impl Batch {
         self.data.extend_from_slice(line);
         self.lines.push((start, self.data.len()));
     }
-    /// Registers the batch with its tracker: its last line ends at file offset `end`, and
-    /// `near` fingerprints the file's bytes just before `end`.
-    pub fn register(&mut self, end: u64, near: Fingerprint) {
-        self.seq = self.tracker.register_near(end, near);
-        self.end = end;
-    }
     /// A batch of lines already framed: `lines` are (start, end) spans of `data`.
-    pub fn from_spans(
-        topic: Arc<str>,
-        key: Option<Arc<[u8]>>,
-        tracker: Arc<AckTracker>,
-        data: Vec<u8>,
-        lines: Vec<(usize, usize)>,
-    ) -> Batch {
+    pub fn from_spans(topic: Arc<str>, key: Option<Arc<[u8]>>, data: Vec<u8>, lines: Vec<(usize, usize)>) -> Batch {
         debug_assert!(lines.iter().all(|&(s, e)| s <= e && e <= data.len()));
-        Batch { topic, key, tracker, data, lines, seq: 0, end: 0, origin: None, format: Format::Raw, headers: None }
+        Batch { topic, key, data, lines, origin: None, format: Format::Raw, headers: None }
     }
     /// Whether a batch of `bytes` bytes in `lines` lines is to be handed over now.
     pub fn full_at(bytes: usize, lines: usize) -> bool {
@@ -357,10 +339,9 @@ impl ProducerContext for Context {
         // queued before the report is done, so `pending` never misses it.
         stats.retried.fetch_add(1, Ordering::Relaxed);
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
-        let mut batch = Batch::new(Arc::from(msg.topic()), msg.key().map(Arc::from), token.tracker.clone());
+        let mut batch = Batch::new(Arc::from(msg.topic()), msg.key().map(Arc::from));
         batch.push(payload);
         batch.headers = msg.headers().map(|h| h.detach());
-        batch.seq = token.seq;
         let out = Outgoing { batch, next: 0, token };
         let _ = self.refused_tx.send(sender::Refused { out, cause: err.to_string() });
     }
@@ -470,16 +451,19 @@ impl Sink {
         Arc::new(move || sender::run_sender(&producer, &batches, &refused, &state, &shared))
     }
 
-    /// Hands a batch to the sending thread, blocking while the channel is full or while its
-    /// topic already has `PARKED_PER_TOPIC` batches waiting. Gives the batch back when `stop` is
-    /// raised while waiting.
-    #[allow(clippy::result_large_err)] // see `Outlet::submit`
-    pub fn submit(&self, batch: Batch, stop: &AtomicBool) -> Result<(), (Stopped, Batch)> {
+    /// Hands a batch to the sending thread, registered with `ack.tracker` as it is taken,
+    /// blocking while the channel is full or while its topic already has `PARKED_PER_TOPIC`
+    /// batches waiting. On `Stopped` (the caller's `stop` raised while waiting) nothing of the
+    /// batch stays registered.
+    pub fn submit(&self, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<(), Stopped> {
+        if batch.lines.is_empty() {
+            return Ok(());
+        }
         if !self.shared.wait_for_room(&batch.topic, stop) {
-            return Err((Stopped, batch));
+            return Err(Stopped);
         }
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
-        let token = Arc::new(BatchAck::new(&batch));
+        let token = Arc::new(BatchAck::register(&batch, ack));
         let mut out = Outgoing { batch, next: 0, token };
         loop {
             match self.batches.send_timeout(out, Duration::from_millis(50)) {
@@ -487,7 +471,8 @@ impl Sink {
                 Err(SendTimeoutError::Timeout(o)) | Err(SendTimeoutError::Disconnected(o)) => {
                     if stop.load(Ordering::Relaxed) {
                         self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-                        return Err((Stopped, o.batch));
+                        o.token.cancel();
+                        return Err(Stopped);
                     }
                     out = o;
                 }
@@ -518,5 +503,44 @@ impl Sink {
                 return false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink() -> Sink {
+        let cfg = crate::config::Config::parse(
+            "kafkaconfig: {kafkaaddr: \"127.0.0.1:9\"}\ncollectlogs: []\n",
+            std::path::Path::new("/c.yaml"),
+        )
+        .unwrap();
+        Sink::new(&cfg.kafka, "h").unwrap()
+    }
+
+    fn batch(line: &[u8]) -> Batch {
+        let mut b = Batch::new(Arc::from("t"), None);
+        b.push(line);
+        b
+    }
+
+    /// The outlet keeps the books: a batch it takes is registered with its tracker, one it gives
+    /// up on (the caller stopping while the queue is full) leaves nothing registered.
+    #[test]
+    fn a_stopped_submit_leaves_nothing_registered() {
+        let sink = sink(); // no sending thread: the queue fills
+        let tracker = Arc::new(AckTracker::new(0));
+        let go = AtomicBool::new(false);
+        for i in 0..BATCHES_QUEUED as u64 {
+            let ack = AckTo { tracker: tracker.clone(), end: (i + 1) * 2, near: Fingerprint::default() };
+            assert_eq!(sink.submit(batch(b"x"), ack, &go), Ok(()));
+        }
+        assert_eq!((tracker.in_flight(), tracker.sent()), (BATCHES_QUEUED, 2 * BATCHES_QUEUED as u64));
+        let stop = AtomicBool::new(true);
+        let ack = AckTo { tracker: tracker.clone(), end: 1000, near: Fingerprint::default() };
+        assert_eq!(sink.submit(batch(b"late"), ack, &stop), Err(Stopped));
+        assert_eq!((tracker.in_flight(), tracker.sent()), (BATCHES_QUEUED, 2 * BATCHES_QUEUED as u64));
+        assert_eq!(sink.shared.queued.load(Ordering::SeqCst), BATCHES_QUEUED);
     }
 }

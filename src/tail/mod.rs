@@ -66,7 +66,7 @@ use crate::failpoint;
 use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
 use crate::metrics::TailStats;
 use crate::multiline;
-use crate::sink::{Batch, Outlet, Stopped};
+use crate::sink::{AckTo, Batch, Outlet, Stopped};
 use crate::waker::Doorbell;
 
 /// Bytes read from a file per `pread`.
@@ -172,10 +172,12 @@ impl Drop for Reader {
 }
 
 impl Reader {
-    /// The fingerprint of the file's bytes just before buffer index `idx` (those still in the
-    /// buffer, `NEAR_BYTES` at most).
-    fn near(&self, idx: usize) -> Fingerprint {
-        Fingerprint::of_bytes(&self.buf[idx.saturating_sub(crate::fingerprint::NEAR_BYTES)..idx])
+    /// Where the acknowledgement of lines ending at file offset `end` (buffer index `idx`) goes:
+    /// this file's tracker, with the fingerprint of the bytes just before `end` (those still in
+    /// the buffer, `NEAR_BYTES` at most).
+    fn ack_to(&self, end: u64, idx: usize) -> AckTo {
+        let near = Fingerprint::of_bytes(&self.buf[idx.saturating_sub(crate::fingerprint::NEAR_BYTES)..idx]);
+        AckTo { tracker: self.tracker.clone(), end, near }
     }
 
     fn offset_of(&self, idx: usize) -> u64 {
@@ -480,34 +482,6 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
         }
     }
     st.release(ctx, stop);
-}
-
-/// A batch's registrations with the tracker, taken back unless the batch was handed over (also
-/// when the thread panics first), so a checkpoint never waits for a line that was never sent.
-struct Pending {
-    tracker: Arc<AckTracker>,
-    first: u64,
-    armed: bool,
-}
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if self.armed {
-            self.tracker.cancel_from(self.first);
-        }
-    }
-}
-
-/// Registers a batch whose last line ends at file offset `end` and hands it over; on `Stopped`
-/// (or a panic) the registration is taken back.
-fn submit(ctx: &TailCtx, mut batch: Batch, end: u64, near: Fingerprint, stop: &AtomicBool) -> Result<(), Stopped> {
-    if batch.lines.is_empty() {
-        return Ok(());
-    }
-    batch.register(end, near);
-    let mut pending = Pending { tracker: batch.tracker.clone(), first: batch.seq, armed: true };
-    ctx.sink.submit(batch, stop).map_err(|(stopped, _)| stopped)?;
-    pending.armed = false;
-    Ok(())
 }
 
 impl TailState {
@@ -1211,11 +1185,10 @@ impl TailState {
                 r.scanned = scanned;
                 return Ok(());
             }
-            let batch =
-                Batch::from_spans(topic.clone(), key.clone(), r.tracker.clone(), r.buf[first..pos].to_vec(), lines)
-                    .with_origin(r.origin.clone(), r.offset_of(first))
-                    .with_format(self.spec.format);
-            submit(ctx, batch, end_offset, r.near(pos), stop)?;
+            let batch = Batch::from_spans(topic.clone(), key.clone(), r.buf[first..pos].to_vec(), lines)
+                .with_origin(r.origin.clone(), r.offset_of(first))
+                .with_format(self.spec.format);
+            ctx.sink.submit(batch, r.ack_to(end_offset, pos), stop)?;
             r.pos = pos;
             r.scanned = scanned;
             stats.lines.fetch_add(n, Ordering::Relaxed);
@@ -1268,11 +1241,11 @@ impl TailState {
         let events: Vec<(usize, usize)> =
             g.events.iter().map(|e| (spans[e.first].0 - first, spans[e.last].1 - first)).collect();
         let n = events.len() as u64;
-        let batch = Batch::from_spans(topic, key, r.tracker.clone(), r.buf[first..consumed].to_vec(), events)
+        let batch = Batch::from_spans(topic, key, r.buf[first..consumed].to_vec(), events)
             .with_origin(r.origin.clone(), r.offset_of(first))
             .with_format(format);
         let end_offset = r.offset_of(consumed);
-        submit(ctx, batch, end_offset, r.near(consumed), stop)?;
+        ctx.sink.submit(batch, r.ack_to(end_offset, consumed), stop)?;
         r.pos = consumed;
         r.scanned = r.pos;
         stats.lines.fetch_add(n, Ordering::Relaxed);
@@ -1312,14 +1285,14 @@ impl TailState {
             let unsent = r.offset_of(r.pos);
             ctx.checkpoints.note_replaced(&self.spec.topic, &self.path_text, r.fp, unsent, r.tracker.clone());
         } else if r.pos < r.buf.len() {
-            let mut batch = Batch::new(self.topic.clone(), self.key.clone(), r.tracker.clone())
+            let mut batch = Batch::new(self.topic.clone(), self.key.clone())
                 .with_origin(r.origin.clone(), r.offset_of(r.pos))
                 .with_format(self.spec.format);
             // With `multiline`, the rest is the open event's lines (and perhaps a last line
             // without its newline): one message, its lines joined by `\n`.
             let rest = &r.buf[r.pos..];
             batch.push(if self.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest });
-            if let Err(s) = submit(ctx, batch, r.read_offset, r.near(r.buf.len()), stop) {
+            if let Err(s) = ctx.sink.submit(batch, r.ack_to(r.read_offset, r.buf.len()), stop) {
                 self.draining.push(r);
                 return Err(s);
             }

@@ -29,7 +29,7 @@ use crate::checkpoint::Checkpoints;
 use crate::config::{MessageKey, StartPosition};
 use crate::desired::TailSpec;
 use crate::metrics::TailStats;
-use crate::sink::{Batch, Outlet, Stopped};
+use crate::sink::{AckTo, Batch, Outlet, Stopped};
 
 /// One thing done to the world between two looks of the tail.
 #[derive(Debug, Clone)]
@@ -90,9 +90,13 @@ struct MemoryInner {
 }
 
 impl Outlet for Memory {
-    fn submit(&self, batch: Batch, _stop: &AtomicBool) -> Result<(), (Stopped, Batch)> {
+    fn submit(&self, batch: Batch, ack: AckTo, _stop: &AtomicBool) -> Result<(), Stopped> {
+        if batch.lines.is_empty() {
+            return Ok(());
+        }
         let lines = batch.lines.iter().map(|&(s, e)| String::from_utf8_lossy(&batch.data[s..e]).into_owned()).collect();
-        self.inner.lock().unwrap().waiting.push((batch.tracker.clone(), batch.seq, lines));
+        let seq = ack.tracker.register_near(ack.end, ack.near);
+        self.inner.lock().unwrap().waiting.push((ack.tracker, seq, lines));
         Ok(())
     }
 }
