@@ -435,6 +435,10 @@ impl Config {
     }
 }
 
+/// The raw file resolved into a `Config`, every problem named by its field.
+///
+/// Long on purpose: one short block per top-level key (the sections have functions of their
+/// own), read top to bottom against the README's table.
 fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> Config {
     let log = resolve_log(raw.catsyslog, base, problems);
     let sources = resolve_sources(&raw.collectlogs, raw.follow_symlinks.unwrap_or(false), base, problems);
@@ -717,6 +721,8 @@ fn tls_files(
 }
 
 /// `kafkaconfig.tls` and `kafkaconfig.sasl`, as librdkafka settings (the secrets apart).
+///
+/// Long on purpose: TLS, then SASL, each key checked where its librdkafka property is set.
 fn kafka_security(
     tls: Option<RawTls>,
     sasl: Option<RawSasl>,

@@ -325,6 +325,8 @@ impl Waker {
 }
 
 /// The inotify thread's loop: reads events and wakes whoever they concern.
+///
+/// Long on purpose: a thread's loop is one function (house style).
 fn run_events(inotify: &mut Inotify, reg: &Mutex<Registry>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {

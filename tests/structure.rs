@@ -174,3 +174,125 @@ fn the_circle_finder_finds_one() {
         ]
     );
 }
+
+/// Functions longer than this many lines say why in their doc comment ("Long on purpose: ...").
+const LONG: usize = 60;
+
+/// Every function of `text` (outside tests): its name, first line, length in lines, and doc.
+fn functions(text: &str) -> Vec<(String, usize, usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let strip = |l: &str| -> String {
+        // Braces inside strings, chars and comments do not count.
+        let mut out = String::new();
+        let (mut in_str, mut esc) = (false, false);
+        let b: Vec<char> = l.chars().collect();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if c == '\\' {
+                    esc = true;
+                } else if c == '"' {
+                    in_str = false;
+                }
+            } else if c == '"' {
+                in_str = true;
+            } else if c == '/' && b.get(i + 1) == Some(&'/') {
+                break;
+            } else if c == '\'' && b.get(i + 2) == Some(&'\'') {
+                i += 2;
+            } else if c == '\'' && b.get(i + 1) == Some(&'\\') {
+                i += 3;
+            } else {
+                out.push(c);
+            }
+            i += 1;
+        }
+        out
+    };
+    let mut out = Vec::new();
+    let mut n = 0;
+    while n < lines.len() {
+        let t = lines[n].trim_start();
+        let sig = ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn ", "unsafe fn ", "pub unsafe fn "]
+            .iter()
+            .find_map(|p| t.strip_prefix(p));
+        let Some(rest) = sig else {
+            n += 1;
+            continue;
+        };
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let (mut depth, mut started, mut end) = (0i32, false, n);
+        for (k, l) in lines.iter().enumerate().skip(n) {
+            let s = strip(l);
+            if !started && s.contains(';') && !s.contains('{') {
+                break;
+            }
+            for c in s.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        started = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            end = k;
+            if started && depth == 0 {
+                break;
+            }
+        }
+        if !started {
+            n += 1;
+            continue;
+        }
+        let doc: Vec<&str> = lines[..n]
+            .iter()
+            .rev()
+            .take_while(|l| l.trim_start().starts_with("///") || l.trim_start().starts_with("#["))
+            .copied()
+            .collect();
+        out.push((name, n + 1, end - n + 1, doc.join("\n")));
+        n = end + 1;
+    }
+    out
+}
+
+#[test]
+fn a_long_function_says_why_in_its_doc_comment() {
+    let mut unexplained = Vec::new();
+    for file in modules().values() {
+        for (name, line, len, doc) in functions(&code_with_lines(file)) {
+            if len > LONG && !doc.contains("Long on purpose") {
+                unexplained.push(format!("{}:{line} {name} ({len} lines)", file.display()));
+            }
+        }
+    }
+    assert!(
+        unexplained.is_empty(),
+        "functions over {LONG} lines without the reason in their doc:\n{}",
+        unexplained.join("\n")
+    );
+}
+
+#[test]
+fn the_function_reader_measures_what_it_should() {
+    let text = "/// Short.\nfn a() {\n    let s = \"{\";\n    let c = '{';\n}\n\n/// Long on purpose: x.\npub fn b() -> u8 {\n    1\n}\n";
+    let f = functions(text);
+    assert_eq!(f.len(), 2);
+    assert_eq!((f[0].0.as_str(), f[0].2), ("a", 4));
+    assert!(f[1].3.contains("Long on purpose"));
+}
+
+/// The text before a file's `#[cfg(test)] mod tests`, its lines kept (comments too: the doc
+/// comments are read).
+fn code_with_lines(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    match text.find("#[cfg(test)]\nmod tests") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}

@@ -99,6 +99,8 @@ pub fn ensure_topic(settings: &KafkaSettings, eo: &ExactlyOnce, timeout: Duratio
 
 /// This agent's committed positions: every record of `transactional_id` in the topic, the last
 /// of each key (an empty value deletes it), read with `read_committed` to the topic's end.
+///
+/// Long on purpose: the consumer's settings, each with why, then one read loop.
 pub fn load(settings: &KafkaSettings, eo: &ExactlyOnce, timeout: Duration) -> Result<Vec<Entry>, PositionsError> {
     let mut cc = client_config(settings);
     cc.set("group.id", format!("{}-positions", eo.transactional_id))

@@ -405,6 +405,8 @@ pub struct Flags<'a> {
 
 /// The tail thread's loop: read what is new, send it, wait a little when there is nothing.
 /// Before it sleeps, the tail arms a one-shot watch on its file and looks once more.
+///
+/// Long on purpose: a thread's loop is one function (house style).
 pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &Arc<Doorbell>) {
     crate::alloc::no_thread_cache(); // a thread per file: see src/alloc.rs
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
