@@ -1,0 +1,42 @@
+//! Scenario 3: idle scale.
+
+use super::*;
+
+impl Bench {
+    pub(super) fn idle_scale(&mut self) -> Vec<Row> {
+        let files = 1000;
+        let secs = if self.quick { 20 } else { 60 };
+        let topic = self.topic("idle");
+        let d = self.run_dir("idle");
+        let specs: Vec<(PathBuf, String)> = (0..files)
+            .map(|i| {
+                let p = d.join(format!("idle{i}.log"));
+                std::fs::write(&p, b"").unwrap();
+                (p, topic.clone())
+            })
+            .collect();
+        let cfg = self.config(&d, &specs, "");
+        let mut child = self.spawn_agent(&cfg);
+        std::thread::sleep(Duration::from_secs(3)); // let every tail start
+        let (cpu0, _, _) = sample(child.id());
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs));
+        let (cpu1, rss, threads) = sample(child.id());
+        let cpu_pct = (cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        reap(&mut child);
+        let rss_mib = rss as f64 / 1024.0;
+        let s = "3. idle scale";
+        vec![
+            row(
+                s,
+                &format!("{files} files, no writes, {secs} s: CPU"),
+                format!("{cpu_pct:.2} % of a core"),
+                "< 0.1 % (issue 15)",
+                Some(cpu_pct < 0.1),
+            ),
+            row(s, "RSS", format!("{rss_mib:.1} MiB"), "< 24 MiB (issue 15)", Some(rss_mib < 24.0)),
+            row(s, "threads", format!("{threads}"), "", None),
+        ]
+    }
+}
