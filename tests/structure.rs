@@ -296,3 +296,22 @@ fn code_with_lines(path: &Path) -> String {
         None => text,
     }
 }
+
+/// The scripts the README tells people to run are executable as checked out (issue 27 found
+/// `scripts/release.sh`, `kafka.sh` and `static-build.sh` were not: `Permission denied`).
+#[test]
+fn every_script_is_executable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts"));
+    let mut checked = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let script = p.extension().is_some_and(|x| x == "sh") || p.file_name().is_some_and(|n| n == "etcd-logconf");
+        if script {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert!(mode & 0o111 != 0, "{} is not executable", p.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} scripts found");
+}
