@@ -638,6 +638,17 @@ fn pattern_list(field: &str, list: Vec<String>, base: &Path, problems: &mut Vec<
     out
 }
 
+/// An allowed path of `/` or a top-level directory gives etcd's writers nearly every file.
+fn warn_if_broad(allowlist: &Allowlist, warnings: &mut Vec<String>) {
+    if let Some(i) = allowlist.allowed.iter().position(|a| Path::new(a).parent().is_none_or(|p| p == Path::new("/"))) {
+        warnings.push(format!(
+            "etcd_allowed_paths[{i}]: {:?} lets whoever can write the etcd keys read every file under it that the agent \
+             can read; name the log directories instead",
+            allowlist.allowed[i]
+        ));
+    }
+}
+
 /// `etcdconfig`, `etcdkeys`, `etcd_allowed_paths`, `etcd_denied_paths`, `etcd_auth` and
 /// `etcd_tls`.
 fn resolve_etcd(raw: EtcdRaw, base: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> EtcdSettings {
@@ -655,6 +666,7 @@ fn resolve_etcd(raw: EtcdRaw, base: &Path, problems: &mut Vec<String>, warnings:
             problems,
         ),
     };
+    warn_if_broad(&allowlist, warnings);
     let credentials = raw.auth.and_then(|a| {
         let password = match (a.password, a.password_file) {
             (Some(p), None) => Secret::new(p),
@@ -1433,5 +1445,27 @@ kafkaconfig:
         assert_eq!(c.batch_wait, Duration::ZERO);
         let e = parse("kafkaconfig: {kafkaaddr: h:1}\nrotate_wait: 5\n").unwrap_err().to_string();
         assert!(e.contains("rotate_wait: \"5\" is not a duration"), "{e}");
+    }
+
+    #[test]
+    fn etcd_paths_are_checked_and_a_broad_allowlist_warned_about() {
+        let base = "kafkaconfig: {kafkaaddr: \"h:1\"}\n";
+        let c = parse(&format!("{base}etcd_allowed_paths: [\"/\"]\n")).unwrap();
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("etcd_allowed_paths[0]") && w.contains("every file")),
+            "{:?}",
+            c.warnings
+        );
+        let c =
+            parse(&format!("{base}etcd_allowed_paths: [/var/log/app]\netcd_denied_paths: []\nmax_tails: 5\n")).unwrap();
+        assert!(c.warnings.is_empty() && c.etcd.allowlist.denied.is_empty() && c.max_tails == 5, "{:?}", c.warnings);
+        let e = parse(&format!("{base}etcd_denied_paths: [\"\", \"/var/log/[x\"]\nmax_tails: 0\n")).unwrap_err();
+        let text = e.to_string();
+        for needle in ["etcd_denied_paths[0]: empty path", "etcd_denied_paths[1]:", "max_tails: must be at least 1"] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        let e = parse(&format!("{base}collectlogs: [{{logpath: /a.log, logtopic: t, follow_symlinks: maybe}}]\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("follow_symlinks"), "{e}");
     }
 }
