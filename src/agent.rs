@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +84,7 @@ impl fmt::Display for StartError {
 }
 
 pub use crate::control::AgentMsg;
+use crate::control::Stop;
 
 /// Everything the running agent holds, built by `start`.
 struct Running {
@@ -94,9 +94,11 @@ struct Running {
     supervisor: Supervisor,
     events: crossbeam_channel::Sender<Event>,
     reload: crossbeam_channel::Sender<ConfigMsg>,
-    stopping: Arc<AtomicBool>,
-    /// Dropped at shutdown: the checkpointer and metrics threads see it disconnect.
-    stop_tx: crossbeam_channel::Sender<()>,
+    /// Raised as shutdown begins: the config thread stops reading config.yaml.
+    stopping: Stop,
+    /// Raised once everything is flushed and saved: the checkpointer, fleet and metrics threads
+    /// end (the metrics file then says "stopped").
+    background: Stop,
     metrics_done: crossbeam_channel::Receiver<()>,
     /// Signals and restart requests for the main thread.
     agent_rx: crossbeam_channel::Receiver<AgentMsg>,
@@ -235,8 +237,8 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         }
     };
     let (events_tx, events_rx) = unbounded::<Event>();
-    let (stop_tx, stop_rx) = bounded::<()>(0);
-    let stopping = Arc::new(AtomicBool::new(false));
+    // Raised first at shutdown (config.yaml is no longer read), and last (after the final save).
+    let (stopping, background) = (Stop::new(), Stop::new());
 
     let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone(), metrics.clone()));
     let server = Arc::new(Mutex::new(ServerState::new(
@@ -257,7 +259,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
             .spawn("config", Arc::new(move || run_config_watcher(&file, &last_good, &events, &reload_rx, &stopping)));
     }
     {
-        let (cp, every, stop) = (checkpoints.clone(), config.checkpoint_interval, stop_rx.clone());
+        let (cp, every, stop) = (checkpoints.clone(), config.checkpoint_interval, background.clone());
         supervisor.spawn("checkpointer", Arc::new(move || run_checkpointer(&cp, every, &stop)));
     }
     if !config.etcd.endpoints.is_empty() && !config.etcd.fleet_prefix.is_empty() {
@@ -270,12 +272,13 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
             started: crate::timestamp::now_rfc3339(),
             ttl: std::env::var("LOGCATCH_FLEET_TTL").ok().and_then(|v| v.parse().ok()).unwrap_or(crate::fleet::TTL),
         });
-        let stop = stop_rx.clone();
+        let stop = background.clone();
         supervisor.spawn("fleet", Arc::new(move || crate::fleet::run_fleet(&fleet, &stop)));
     }
     let (metrics_done_tx, metrics_done) = bounded(1);
     {
-        let (m, path, every, stop) = (metrics, config.metrics.path.clone(), config.metrics.interval, stop_rx);
+        let (m, path, every, stop) =
+            (metrics, config.metrics.path.clone(), config.metrics.interval, background.clone());
         supervisor.spawn(
             "metrics",
             Arc::new(move || {
@@ -292,7 +295,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         events: events_tx,
         reload: reload_tx,
         stopping,
-        stop_tx,
+        background,
         metrics_done,
         agent_rx,
         _instance: instance,
@@ -354,7 +357,7 @@ fn until_ok<T>(
 /// the metrics file says "stopped", and the last line says what is true.
 fn stop(r: Running, why: &str) {
     log::info!("{why}: stopping tails, then flushing what is in flight");
-    r.stopping.store(true, Ordering::SeqCst);
+    r.stopping.raise();
     let (done_tx, done_rx) = bounded(1);
     let _ = r.events.send(Event::Shutdown { done: done_tx });
     if done_rx.recv_timeout(Duration::from_secs(15)).is_err() {
@@ -368,7 +371,7 @@ fn stop(r: Running, why: &str) {
             false
         }
     };
-    drop(r.stop_tx);
+    r.background.raise();
     let _ = r.metrics_done.recv_timeout(Duration::from_secs(5));
     r.supervisor.shutdown();
     match (delivered, saved) {

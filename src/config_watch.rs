@@ -7,7 +7,6 @@
 //! keeps running on the last good one.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -42,7 +41,7 @@ pub fn run_config_watcher(
     last_good: &Mutex<Config>,
     events: &Sender<Event>,
     requests: &Receiver<ConfigMsg>,
-    stop: &AtomicBool,
+    stop: &crate::control::Stop,
 ) {
     let (tx, rx) = unbounded::<notify::Result<notify::Event>>();
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
@@ -68,8 +67,9 @@ pub fn run_config_watcher(
     };
     let mut seen = signature(file);
     let mut last_error: Option<String> = None;
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.is_raised() {
         let mut changed = crossbeam_channel::select! {
+            recv(stop.receiver()) -> _ => false,
             recv(rx) -> ev => match ev {
                 Ok(Ok(_)) => true,
                 Ok(Err(e)) => { log::warn!("file watcher: {e}"); false }

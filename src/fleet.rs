@@ -12,7 +12,6 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::json;
 
 use crate::config::Credentials;
@@ -81,8 +80,8 @@ impl Fleet {
 }
 
 /// The fleet thread's loop: hold the key, keep its lease alive, rewrite it when the report
-/// changes; revoke the lease when `stop` is disconnected (the orderly stop).
-pub fn run_fleet(f: &Fleet, stop: &Receiver<()>) {
+/// changes; revoke the lease when `stop` is raised (the orderly stop).
+pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
     let mut client = match EtcdClient::new(&f.endpoints, f.creds.clone(), f.tls.as_ref()) {
         Ok(c) => c,
         Err(e) => {
@@ -99,7 +98,7 @@ pub fn run_fleet(f: &Fleet, stop: &Receiver<()>) {
             last_problem = text;
         }
     };
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(TICK) {
+    while !stop.sleep(TICK) {
         let value = f.value();
         match held.as_mut() {
             None => match hold(&mut client, f, &value) {

@@ -387,11 +387,11 @@ impl Stalls {
 
 /// The metrics thread's loop: every `interval`, write the file (when configured) and log the
 /// summary, until `stop` is disconnected; then write it once more with `logcatch_up 0`.
-pub fn run_metrics(m: &Metrics, path: Option<&Path>, interval: Duration, stop: &crossbeam_channel::Receiver<()>) {
+pub fn run_metrics(m: &Metrics, path: Option<&Path>, interval: Duration, stop: &crate::control::Stop) {
     let mut stalls = Stalls::default();
     let mut last_error: Option<String> = None;
     loop {
-        let stopping = !matches!(stop.recv_timeout(interval), Err(crossbeam_channel::RecvTimeoutError::Timeout));
+        let stopping = stop.sleep(interval);
         let mut snap = m.snapshot();
         stalls.apply(&mut snap, Instant::now());
         if !stopping {

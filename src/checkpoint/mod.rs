@@ -675,9 +675,9 @@ enum Pending {
 }
 
 /// The checkpointer thread's loop: save every `every` until `stop` is disconnected.
-pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &crossbeam_channel::Receiver<()>) {
+pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &crate::control::Stop) {
     let mut last_error: Option<String> = None;
-    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+    while !stop.sleep(every) {
         match cp.save() {
             Ok(_) => last_error = None,
             Err(e) => {

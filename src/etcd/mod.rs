@@ -11,12 +11,12 @@ pub mod value;
 pub mod watcher;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::Sender;
 
 use crate::config::{Config, EtcdSettings};
+use crate::control::Stop;
 use crate::metrics::{EtcdStats, Metrics};
 use crate::server::{EtcdControl, Event};
 use crate::supervisor::Supervisor;
@@ -25,8 +25,7 @@ use watcher::{run_watcher, WatchState};
 struct Running {
     watcher: u64,
     name: String,
-    stop: Arc<AtomicBool>,
-    wake: Sender<()>,
+    stop: Stop,
 }
 
 pub struct EtcdWatchers {
@@ -53,8 +52,7 @@ impl EtcdWatchers {
     fn stop(&mut self, key: &str) {
         if let Some(r) = self.running.remove(key) {
             self.metrics.remove_etcd_key(key);
-            r.stop.store(true, Ordering::SeqCst);
-            let _ = r.wake.try_send(());
+            r.stop.raise();
             self.supervisor.retire(r.name);
         }
     }
@@ -75,12 +73,11 @@ impl EtcdWatchers {
             stats,
         );
         let state = Arc::new(Mutex::new(state));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (wake, wake_rx) = bounded(1);
+        let stop = Stop::new();
         let name = format!("etcd#{id}:{key}");
         let (events, stop2) = (self.events.clone(), stop.clone());
-        self.supervisor.spawn(name.clone(), Arc::new(move || run_watcher(&state, &events, &stop2, &wake_rx)));
-        self.running.insert(key.to_string(), Running { watcher: id, name, stop, wake });
+        self.supervisor.spawn(name.clone(), Arc::new(move || run_watcher(&state, &events, &stop2)));
+        self.running.insert(key.to_string(), Running { watcher: id, name, stop });
     }
 }
 

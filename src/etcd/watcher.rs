@@ -7,15 +7,16 @@
 //! key afresh. A value it cannot understand is logged with the key and revision and reported as
 //! nothing: the key's tails keep running unchanged.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use super::client::{Credentials, EtcdClient, StreamError};
 use super::gateway::WatchMsg;
 use super::value;
+use crate::control::Stop;
 use crate::failpoint;
 use crate::metrics::EtcdStats;
 use crate::secret::TlsFiles;
@@ -82,12 +83,6 @@ impl WatchState {
     }
 }
 
-/// Sleeps `d` unless `stop` is raised (or its channel closed) first; true when stopping.
-fn pause(d: Duration, stop: &AtomicBool, wake: &Receiver<()>) -> bool {
-    let _ = wake.recv_timeout(d);
-    stop.load(Ordering::SeqCst)
-}
-
 /// Reads the key when its revision is unknown, then opens a watch from the next revision.
 fn open(
     st: &mut WatchState,
@@ -152,7 +147,7 @@ enum Ended {
 /// The watcher thread's loop.
 ///
 /// Long on purpose: a thread's loop is one function (house style).
-pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &AtomicBool, wake: &Receiver<()>) {
+pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Stop) {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let mut said = Said::default();
     // The TLS files may be fixed while the agent runs: try again at the longest backoff.
@@ -163,7 +158,7 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
                 if said.first(&e.to_string()) {
                     log::error!("etcd key {:?}: {e}; trying again every {MAX_BACKOFF:?}", st.key);
                 }
-                if pause(MAX_BACKOFF, stop, wake) {
+                if stop.sleep(MAX_BACKOFF) {
                     return;
                 }
             }
@@ -171,7 +166,7 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
     };
     let mut backoff = FIRST_BACKOFF;
     let mut opened_once = false;
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.is_raised() {
         // 1. Read the key (the first time, and after a compaction); 2. watch from the next
         // revision.
         let mut stream = match open(&mut st, &mut client, events, &mut opened_once) {
@@ -187,7 +182,7 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
                     }
                 }
                 backoff = if hopeless { MAX_BACKOFF } else { backoff };
-                if pause(jitter(backoff), stop, wake) {
+                if stop.sleep(jitter(backoff)) {
                     break;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -197,7 +192,7 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
         // 3. Apply changes as they come, until the stream ends.
         let mut changed = false;
         let ended = loop {
-            if stop.load(Ordering::SeqCst) {
+            if stop.is_raised() {
                 break Ended::Stop;
             }
             match stream.next_msg() {
@@ -210,7 +205,7 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
                     );
                 }
                 Ok(WatchMsg::Change { revision, value }) => {
-                    if stop.load(Ordering::SeqCst) {
+                    if stop.is_raised() {
                         break Ended::Stop;
                     }
                     changed = true;
@@ -263,7 +258,7 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Ato
             _ if changed => backoff = FIRST_BACKOFF,
             Ended::Again => {}
             Ended::Backoff => {
-                if pause(jitter(backoff), stop, wake) {
+                if stop.sleep(jitter(backoff)) {
                     return;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);

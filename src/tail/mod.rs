@@ -60,6 +60,7 @@ use crate::checkpoint::{Checkpoints, Known};
 use crate::claims::{Claim, Claims};
 use crate::config::{MessageKey, StartPosition};
 use crate::confine::{self, OpenError};
+use crate::control::Stop;
 use crate::desired::TailSpec;
 use crate::discover::compressed;
 use crate::failpoint;
@@ -308,7 +309,8 @@ pub struct Tail {
     pub name: String,
     /// Unique among the tails of this process.
     pub generation: u64,
-    stop: Arc<AtomicBool>,
+    /// Raised to stop the thread (rings its bell).
+    stop: Stop,
     /// End once nothing is left to read (the file vanished from a glob).
     retire: Arc<AtomicBool>,
     bell: Arc<Doorbell>,
@@ -325,13 +327,14 @@ impl Tail {
     pub fn new(spec: TailSpec, generation: u64, settings: &TailSettings, from_start: bool) -> Tail {
         let stats = Arc::new(TailStats::default());
         let state = TailState::new(spec.clone(), generation, settings, from_start, stats.clone());
+        let bell: Arc<Doorbell> = Arc::default();
         Tail {
             name: format!("tail#{generation}:{}", spec.path.display()),
             generation,
             spec,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Stop::with_bell(bell.clone()),
             retire: Arc::default(),
-            bell: Arc::default(),
+            bell,
             notified: Arc::default(),
             state: Arc::new(Mutex::new(state)),
             running: Arc::new(AtomicBool::new(false)),
@@ -373,8 +376,7 @@ impl Tail {
 
     /// Asks the thread to stop; it finishes the line it is sending and exits.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.bell.ring();
+        self.stop.raise();
     }
 
     /// Registers the tail with the change notifications.
@@ -397,7 +399,7 @@ impl Drop for ClearOnDrop<'_> {
 
 /// The flags the file server sets on a running tail.
 pub struct Flags<'a> {
-    pub stop: &'a AtomicBool,
+    pub stop: &'a Stop,
     pub retire: &'a AtomicBool,
     /// Change notifications cover this file (the poll can be rare).
     pub notified: &'a AtomicBool,
@@ -410,7 +412,7 @@ pub struct Flags<'a> {
 pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &Arc<Doorbell>) {
     crate::alloc::no_thread_cache(); // a thread per file: see src/alloc.rs
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
-    let stop = flags.stop;
+    let stop = flags.stop.flag();
     let mut idle = FIRST_IDLE;
     // Armed since the last read; and whether the next write will ring the bell.
     let (mut armed, mut content_covered) = (false, false);
