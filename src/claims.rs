@@ -8,10 +8,9 @@
 //! `app.log.1` waits for that claim to end, then goes on from where the first one stopped.
 //!
 //! A claim is held by the reader that reads the file and released when the reader is dropped
-//! (finished, closed for inactivity, or its tail stopped): nothing to forget to release. Before,
-//! a claim was read off the state of the file's acknowledgement tracker; when a copy carried on
-//! the tracker of its original (copytruncate), the original looked claimed by a tail long gone
-//! (found by the tail's model test).
+//! (finished, closed for inactivity, or its tail stopped): nothing to forget to release. It is
+//! not read off the file's acknowledgement tracker, because a copy carries on the tracker of its
+//! original (copytruncate), and the original would then look claimed by a tail long gone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1045,8 +1045,8 @@ fn kafka_defaults(brokers: &str, max_line_bytes: usize) -> BTreeMap<String, Stri
     set("queue.buffering.max.messages", DEFAULT_QUEUE_MAX_MESSAGES.to_string());
     set("queue.buffering.max.kbytes", (DEFAULT_QUEUE_MAX_BYTES / 1024).to_string());
     // Follows max_line_bytes, so the longest piece a tail hands over fits librdkafka's own limit
-    // (pinned to the default before, a 2 MB line under `max_line_bytes: 4MiB` was refused at
-    // `send` for ever). A broker with a smaller limit refuses it in the delivery report: given
+    // (at librdkafka's default, a 2 MB line under `max_line_bytes: 4MiB` is refused at `send` for
+    // ever). A broker with a smaller limit refuses it in the delivery report: given
     // up with an error, nothing else held up (README, "Lines Kafka refuses").
     set("message.max.bytes", (max_line_bytes + MESSAGE_OVERHEAD).to_string());
     set("allow.auto.create.topics", "false".into());

@@ -282,7 +282,7 @@ impl Checkpoints {
             let sent = live.tracker.sent();
             if live.fp.len == 0 && sent == 0 {
                 // Empty when seen and nothing read: it tells nothing about what the inode holds
-                // now (inode reuse), and read from 0 either way (found by the model test).
+                // now (inode reuse), and read from 0 either way.
                 return Known::Unknown;
             }
             if live.fp.matches(file) && sent <= size {
@@ -562,7 +562,7 @@ impl State {
                 (entry.near_len, entry.near_hash) = (near.len, near.hash);
             }
             // The whole fingerprint: a reused inode can hold as many bytes as the file it
-            // replaced (found by the model test: the old file's hash was kept for its successor).
+            // replaced, whose hash must not be kept for its successor.
             let moved = entry.offset != offset || entry.fingerprint() != live.fp || entry.path != live.path;
             if moved {
                 entry.offset = offset;

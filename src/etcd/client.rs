@@ -144,8 +144,8 @@ fn tls_config(files: &TlsFiles) -> Result<TlsConfig, Error> {
     Ok(builder.build())
 }
 
-/// Why a watch stream stopped yielding messages; the watcher decides by the kind (before, by
-/// looking for "timed out" in ureq's message).
+/// Why a watch stream stopped yielding messages; the watcher decides by the kind, not by the
+/// text of ureq's message.
 #[derive(Debug)]
 pub enum StreamError {
     /// No byte for `WATCH_IDLE`: the key was quiet. Reopen on the same endpoint.

@@ -9,7 +9,7 @@
 //!   `RETRY_AFTER`; batches of other topics go on. The tails of a parked topic are held back in
 //!   `Sink::submit` once `PARKED_PER_TOPIC` of its batches wait, so memory stays bounded;
 //! - a message that failed in its delivery report comes back on the retries channel and parks
-//!   its topic the same way (the kafka-retry thread it used to have ran outside the supervisor).
+//!   its topic the same way, on this supervised thread.
 //!
 //! Everything the loop needs to go on after a panic lives in `SenderState`, outside the thread.
 

@@ -871,7 +871,7 @@ impl TailState {
         while i < self.draining.len() {
             if is_cut(&self.draining[i]) {
                 // Cut after it was rotated away (or before the rotation was seen): its old
-                // content is in a copy, what it holds now is new (found by the model test).
+                // content is in a copy, what it holds now is new.
                 let old = self.draining.remove(i);
                 log::info!(
                     "{}: {} was cut (copytruncate?); reading it again from the start",
@@ -902,7 +902,7 @@ impl TailState {
             Current::Open(_) => {}
             Current::Inactive { id, stamp } => {
                 // Closed for inactivity: open again (as at start) once the path changed (its
-                // time too: cut and written again to the same size, found by the model test).
+                // time too: a file cut and written again to the same size has changed).
                 if std::fs::metadata(&self.spec.path).is_ok_and(|m| FileId::of(&m) == id && Stamp::of(&m) == stamp) {
                     return Ok(progressed);
                 }
@@ -933,7 +933,7 @@ impl TailState {
     /// The current file had nothing new for `close_inactive`: close it (its descriptor and
     /// permit go back), remember what it was, and open it again when the path changes. A file
     /// ending in an unfinished line stays open: were it deleted while closed, that line could
-    /// never be sent (found by the model test).
+    /// never be sent.
     fn close_inactive(&mut self, ctx: &TailCtx) {
         let Some(r) = self.current.reader() else { return };
         if r.pos < r.buf.len() {
@@ -1114,7 +1114,7 @@ impl TailState {
             if r.fp.can_grow(size) {
                 // The fingerprint covers what the file holds, up to 256 bytes, as soon as it is
                 // read: a file recorded with fewer is not recognised after a rename or an inode
-                // reuse (found by the model test).
+                // reuse.
                 if let Ok(fp) = Fingerprint::of_file(&r.file) {
                     r.fp = fp;
                     ctx.checkpoints.update_fingerprint(&topic, r.id, fp);
@@ -1285,7 +1285,7 @@ impl TailState {
     fn finish(&mut self, ctx: &TailCtx, mut r: Reader, stop: &AtomicBool) -> Result<(), Stopped> {
         if r.pos < r.buf.len() && is_cut(&r) {
             // The file was cut after it was read (copytruncate, then renamed): the unfinished
-            // line is in its copy, which is read from here (found by the model test).
+            // line is in its copy, which is read from here.
             let unsent = r.offset_of(r.pos);
             ctx.checkpoints.note_replaced(&self.spec.topic, &self.path_text, r.fp, unsent, r.tracker.clone());
         } else if r.pos < r.buf.len() {

@@ -2,9 +2,9 @@
 //!
 //! Exists so that one rule answers "from which offset?" for every file a tail opens: the file at
 //! its path when it starts or when a new one appears, and a rotated generation beside it that it
-//! adopts. Before, two paths each decided, and disagreed: a copytruncate copy was refused as
-//! shorter than the offset read, then read in full as an unseen generation (issue 18). The store
-//! is asked once (`Checkpoints::position`); `plan` turns the answer into an action, without I/O.
+//! adopts. Two deciders would disagree (a copytruncate copy refused by one as shorter than the
+//! offset read, then read in full by the other as an unseen generation). The store is asked once
+//! (`Checkpoints::position`); `plan` turns the answer into an action, without I/O.
 
 use std::sync::Arc;
 
