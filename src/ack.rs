@@ -127,6 +127,16 @@ impl AckTracker {
         self.touch();
     }
 
+    /// The fingerprint of the bytes before `end`, a line's end registered and not yet let go (or
+    /// the acknowledged offset): what exactly-once commits with a position. Not known: no bytes.
+    pub fn near_of(&self, end: u64) -> Fingerprint {
+        let g = self.lock();
+        if end == g.acked {
+            return g.acked_near;
+        }
+        g.pending.iter().rev().find(|p| p.0 == end).map(|p| p.1).unwrap_or_default()
+    }
+
     /// The offset up to which every line is acknowledged: what a checkpoint may record.
     pub fn acked(&self) -> u64 {
         self.lock().acked
@@ -177,6 +187,18 @@ impl AckTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bytes_before_each_end_are_kept_with_it_and_with_the_acknowledged_offset() {
+        let t = AckTracker::new(0);
+        let (n1, n2) = (Fingerprint { len: 4, hash: 1 }, Fingerprint { len: 4, hash: 2 });
+        let a = t.register_near(5, n1);
+        let _b = t.register_near(9, n2);
+        assert_eq!((t.near_of(5), t.near_of(9), t.near_of(7)), (n1, n2, Fingerprint::default()));
+        t.ack(a);
+        assert_eq!(t.progress(), (5, n1, false));
+        assert_eq!(t.near_of(5), n1, "the acknowledged offset keeps its fingerprint");
+    }
 
     #[test]
     fn in_order() {

@@ -27,6 +27,15 @@ fn kafka() -> (tempfile::TempDir, Broker) {
     (dir, broker)
 }
 
+/// Issue 25 with `delivery: exactly_once`: the positions committed in transactions keep the
+/// fingerprint of the bytes before them too, so a new file on the old inode with the old one's
+/// banner is read from its start.
+#[test]
+fn a_new_file_with_the_old_ones_banner_is_read_from_its_start() {
+    let (dir, broker) = kafka();
+    a_new_file_with_the_old_banner_is_read_from_its_start(dir.path(), &broker, "delivery: exactly_once\n");
+}
+
 /// The issue's torture: 30,000 lines in three files (one rotated by rename, one by
 /// copytruncate), the agent SIGKILLed 5 times while they are written: every line exactly once,
 /// in order, for a read_committed reader.

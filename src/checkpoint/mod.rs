@@ -481,8 +481,7 @@ impl Checkpoints {
             let Some(offset) = at.get(&Arc::as_ptr(&live.tracker)) else {
                 continue;
             };
-            // (The bytes before a transaction's offset are not fingerprinted: not known.)
-            out.push(live.entry(key, *offset, Fingerprint::default(), now));
+            out.push(live.entry(key, *offset, live.tracker.near_of(*offset), now));
         }
         out
     }
