@@ -92,6 +92,24 @@ impl Fingerprint {
     }
 }
 
+/// What a plan may ask of a file it does not open itself: its size, and whether its bytes are
+/// those a fingerprint was taken of. A `File` answers by reading; the planners' table tests
+/// answer from a table, without a disk.
+pub trait Probe {
+    fn size(&self) -> u64;
+    /// `Fingerprint::identifies`: it begins with the bytes `fp` covers, at least one.
+    fn identified_by(&self, fp: &Fingerprint) -> bool;
+}
+
+impl Probe for File {
+    fn size(&self) -> u64 {
+        self.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+    fn identified_by(&self, fp: &Fingerprint) -> bool {
+        fp.identifies(self)
+    }
+}
+
 /// FNV-1a, 64 bits: small, fast, and enough to tell files (and torn store files) apart.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

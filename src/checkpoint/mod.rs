@@ -29,6 +29,18 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often (seconds) saves look for entries to forget.
 const FORGET_EVERY: u64 = 60;
 
+/// What the store knows under one path for one topic (`Checkpoints::lineage`).
+pub struct Lineage {
+    /// Anything was recorded under the path for the topic: a file never seen there is read from
+    /// its start, not from `start_position`.
+    pub had_history: bool,
+    /// Unix seconds of the last recorded progress under the path (a file of this process counts
+    /// from when it was registered): generations rotated by since are looked for.
+    pub last_update: Option<u64>,
+    /// Files read before under the path and not open now, oldest first.
+    pub past: Vec<Past>,
+}
+
 /// A file read earlier under a path, and where its reading got to.
 pub struct Past {
     pub id: FileId,
@@ -39,6 +51,13 @@ pub struct Past {
     pub tracker: Option<Arc<AckTracker>>,
     /// When it was last saved (a live one counts as newest).
     updated: u64,
+}
+
+impl Past {
+    /// A file read up to `offset`, known only from disk (no tracker): for planners' tests.
+    pub fn new(id: FileId, fp: Fingerprint, offset: u64) -> Past {
+        Past { id, fp, offset, tracker: None, updated: 0 }
+    }
 }
 
 /// What is known about a file a tail is about to read.
@@ -374,43 +393,37 @@ impl Checkpoints {
         Some((offset.min(size), tracker))
     }
 
-    /// Other files read under `path` for `topic` that no tail has open: rotated-away files,
-    /// oldest first. Saved entries, and also live trackers whose file was closed (by
-    /// `close_inactive`, a moment ago: not folded into the saved entries yet), which carry on.
-    pub fn history(&self, path: &str, topic: &str, except: Option<FileId>) -> Vec<Past> {
+    /// What the store knows under `path` for `topic`: the one question a tail asks when it
+    /// (re)opens its path (`tail::open::plan_start` decides from the answer). `except`: the file
+    /// at the path now, which is not history.
+    pub fn lineage(&self, path: &str, topic: &str, except: Option<FileId>) -> Lineage {
         let st = self.lock();
-        let saved = st
-            .saved_paths
-            .keys(path)
-            .filter_map(|k| st.saved.get(k))
-            .filter(|e| e.path == path && e.topic == topic && Some(e.id()) != except)
-            .filter(|e| !st.live.contains_key(&(e.topic.clone(), e.id())))
-            .map(|e| Past { id: e.id(), fp: e.fingerprint(), offset: e.offset, tracker: None, updated: e.updated });
-        let live = st
-            .live_paths
-            .keys(path)
-            .filter_map(|k| st.live.get_key_value(k))
-            .filter(|((t, id), l)| t == topic && l.path == path && Some(*id) != except && l.tracker.is_closed())
-            .map(|((_, id), l)| Past {
-                id: *id,
-                fp: l.fp,
-                offset: l.tracker.sent(),
-                tracker: Some(l.tracker.clone()),
-                updated: u64::MAX,
-            });
-        let mut out: Vec<Past> = saved.chain(live).collect();
-        out.sort_by_key(|p| p.updated);
-        out
-    }
-
-    /// Unix seconds of the last recorded progress of any file read under `path` for `topic`.
-    /// A file of this process counts from when it was registered (it may not be saved yet).
-    pub fn last_update(&self, path: &str, topic: &str) -> Option<u64> {
-        let st = self.lock();
-        let saved =
-            st.saved_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.saved.get(k)).map(|e| e.updated);
-        let live = st.live_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.live.get(k)).map(|l| l.since);
-        saved.chain(live).max()
+        let saved: Vec<&Entry> =
+            st.saved_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.saved.get(k)).collect();
+        let live: Vec<(&Key, &Live)> =
+            st.live_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.live.get_key_value(k)).collect();
+        let last_update = saved.iter().map(|e| e.updated).chain(live.iter().map(|(_, l)| l.since)).max();
+        // Other files read under the path that no tail has open: rotated-away files, oldest
+        // first. Saved entries, and also live trackers whose file was closed (by
+        // `close_inactive`, a moment ago: not folded into the saved entries yet), which carry on.
+        let mut past: Vec<Past> = saved
+            .iter()
+            .filter(|e| e.path == path && Some(e.id()) != except && !st.live.contains_key(&(e.topic.clone(), e.id())))
+            .map(|e| Past { id: e.id(), fp: e.fingerprint(), offset: e.offset, tracker: None, updated: e.updated })
+            .chain(
+                live.iter().filter(|((_, id), l)| l.path == path && Some(*id) != except && l.tracker.is_closed()).map(
+                    |((_, id), l)| Past {
+                        id: *id,
+                        fp: l.fp,
+                        offset: l.tracker.sent(),
+                        tracker: Some(l.tracker.clone()),
+                        updated: u64::MAX,
+                    },
+                ),
+            )
+            .collect();
+        past.sort_by_key(|p| p.updated);
+        Lineage { had_history: !saved.is_empty() || !live.is_empty(), last_update, past }
     }
 
     /// Whether the file `id` was ever read for `topic` (saved or live), and still begins as it
@@ -421,12 +434,6 @@ impl Checkpoints {
         let key = (topic.to_string(), id);
         let fp = st.live.get(&key).map(|l| l.fp).or_else(|| st.saved.get(&key).map(Entry::fingerprint));
         fp.is_some_and(|fp| fp.identifies(file))
-    }
-
-    /// Whether a saved entry or a live tracker exists for `path` and `topic`.
-    pub fn knows_path(&self, path: &str, topic: &str) -> bool {
-        let st = self.lock();
-        st.saved_paths.keys(path).any(|(t, _)| t == topic) || st.live_paths.keys(path).next().is_some()
     }
 
     /// Registers the tracker of a file a tail opens (its claim is the tail's, in `claims`).
@@ -884,17 +891,21 @@ mod tests {
     }
 
     #[test]
-    fn history_lists_rotated_files_of_a_path() {
+    fn the_lineage_of_a_path_lists_its_rotated_files_and_its_last_update() {
         let dir = tempfile::tempdir().unwrap();
         let cp = Checkpoints::open(dir.path()).unwrap();
+        let path = dir.path().join("a.log");
+        let path = path.to_str().unwrap();
+        let none = cp.lineage(path, "t", None);
+        assert!(!none.had_history && none.last_update.is_none() && none.past.is_empty());
         let (t, id, _f) = tracked(&cp, dir.path(), "a.log", b"x\n");
         t.close();
         cp.save().unwrap();
-        let path = dir.path().join("a.log");
-        let h = cp.history(path.to_str().unwrap(), "t", None);
-        assert_eq!(h.len(), 1);
-        assert!(cp.history(path.to_str().unwrap(), "t", Some(id)).is_empty());
-        assert!(cp.knows_path(path.to_str().unwrap(), "t"));
+        let l = cp.lineage(path, "t", None);
+        assert!(l.had_history && l.last_update.is_some() && l.past.len() == 1);
+        let l = cp.lineage(path, "t", Some(id));
+        assert!(l.had_history && l.past.is_empty(), "the file at the path now is not history");
+        assert!(!cp.lineage(path, "other", None).had_history, "per topic");
     }
 
     #[test]
@@ -905,10 +916,10 @@ mod tests {
         let path = dir.path().join("a.log");
         let path = path.to_str().unwrap();
         t.register(4);
-        assert!(cp.history(path, "t", None).is_empty(), "open: not history");
+        assert!(cp.lineage(path, "t", None).past.is_empty(), "open: not history");
         // Closed by close_inactive, and the checkpointer has not run since.
         t.close();
-        let h = cp.history(path, "t", None);
+        let h = cp.lineage(path, "t", None).past;
         assert_eq!((h.len(), h[0].id, h[0].offset), (1, id, 4));
         assert!(h[0].tracker.as_ref().is_some_and(|x| Arc::ptr_eq(x, &t)), "its tracker carries on");
     }

@@ -39,6 +39,7 @@ mod change;
 mod framer;
 #[cfg(test)]
 mod model;
+mod open;
 mod resume;
 
 use change::{classify, Change, Observed};
@@ -64,7 +65,7 @@ use crate::control::Stop;
 use crate::desired::TailSpec;
 use crate::discover::compressed;
 use crate::failpoint;
-use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint};
+use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint, Probe};
 use crate::metrics::TailStats;
 use crate::multiline;
 use crate::sink::{AckTo, Batch, Outlet, Stopped};
@@ -807,38 +808,29 @@ impl TailState {
     fn open_at_start(&mut self, ctx: &TailCtx) {
         let current = self.open_path(ctx);
         let current_id = current.as_ref().map(|(_, meta, _)| FileId::of(meta));
-        let had_history = ctx.checkpoints.knows_path(&self.path_text, &self.spec.topic);
-        let last_update = ctx.checkpoints.last_update(&self.path_text, &self.spec.topic);
-        for past in ctx.checkpoints.history(&self.path_text, &self.spec.topic, current_id) {
-            let Some((found, file)) = find_by_id(&self.spec.path, &self.spec.access, past.id) else {
-                continue;
-            };
-            // (A file recorded while empty is not told apart from an inode's next file: skipped.)
-            if !past.fp.identifies(&file) {
-                continue;
-            }
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            if size > past.offset {
-                log::info!(
-                    "{}: {} was rotated away while it was not being read (logcatch down, or the file \
-                     closed by close_inactive); reading its last {} bytes first",
-                    self.path_text,
-                    found.display(),
-                    size - past.offset
-                );
-                let permit = ctx.files.acquire_anyway();
-                if let Some(r) = self.reader(ctx, file, found, past.offset, past.tracker, permit) {
-                    self.draining.push(r);
-                }
+        let mut lineage = ctx.checkpoints.lineage(&self.path_text, &self.spec.topic, current_id);
+        let mut found: Vec<Option<(PathBuf, File)>> =
+            lineage.past.iter().map(|p| find_by_id(&self.spec.path, &self.spec.access, p.id)).collect();
+        let probes: Vec<Option<&dyn Probe>> = found.iter().map(|f| f.as_ref().map(|(_, f)| f as &dyn Probe)).collect();
+        let current_size = current.as_ref().map(|(_, meta, _)| meta.len());
+        let plan = open::plan_start(&lineage, &probes, current_size, self.from_start, ctx.settings.start_position);
+        for &(i, from) in &plan.drains {
+            let (path, file) = found[i].take().expect("a drained file was found");
+            log::info!(
+                "{}: {} was rotated away while it was not being read (logcatch down, or the file \
+                 closed by close_inactive); reading its last {} bytes first",
+                self.path_text,
+                path.display(),
+                file.size() - from
+            );
+            let permit = ctx.files.acquire_anyway();
+            if let Some(r) = self.reader(ctx, file, path, from, lineage.past[i].tracker.take(), permit) {
+                self.draining.push(r);
             }
         }
         if let Some((file, meta, permit)) = current {
             let size = meta.len();
-            let unknown = match (had_history || self.from_start, ctx.settings.start_position) {
-                (true, _) | (false, StartPosition::Beginning) => 0,
-                (false, StartPosition::End) => size,
-            };
-            if let Some((offset, tracker)) = self.resume_point(ctx, &file, unknown) {
+            if let Some((offset, tracker)) = self.resume_point(ctx, &file, plan.unknown) {
                 if let Some(r) = self.reader(ctx, file, self.spec.path.clone(), offset, tracker, permit) {
                     log::info!("tail {} started at offset {offset} of {size}", self.spec);
                     self.enter(Current::Open(r));
@@ -852,7 +844,7 @@ impl TailState {
             let why = format!("tail {}: the file cannot be opened yet", self.spec);
             self.enter(Current::Waiting { why, absent_since: None });
         }
-        if let Some(since) = last_update {
+        if let Some(since) = plan.adopt_since {
             self.adopt_unseen(ctx, since);
         }
     }
