@@ -97,16 +97,25 @@ impl Fingerprint {
 /// answer from a table, without a disk.
 pub trait Probe {
     fn size(&self) -> u64;
+    /// `Fingerprint::matches`: it begins with the bytes `fp` covers (any file, for none).
+    fn begins_with(&self, fp: &Fingerprint) -> bool;
+    /// `Fingerprint::matches_before`: the bytes before `offset` are those `near` covers.
+    fn holds_before(&self, offset: u64, near: &Fingerprint) -> bool;
     /// `Fingerprint::identifies`: it begins with the bytes `fp` covers, at least one.
-    fn identified_by(&self, fp: &Fingerprint) -> bool;
+    fn identified_by(&self, fp: &Fingerprint) -> bool {
+        fp.len > 0 && self.begins_with(fp)
+    }
 }
 
 impl Probe for File {
     fn size(&self) -> u64 {
         self.metadata().map(|m| m.len()).unwrap_or(0)
     }
-    fn identified_by(&self, fp: &Fingerprint) -> bool {
-        fp.identifies(self)
+    fn begins_with(&self, fp: &Fingerprint) -> bool {
+        fp.matches(self)
+    }
+    fn holds_before(&self, offset: u64, near: &Fingerprint) -> bool {
+        near.matches_before(self, offset)
     }
 }
 

@@ -15,13 +15,12 @@ use store::{append, journal_line, load, replay, write_atomically, Gone, Key, Rec
 pub use store::{Entry, StoreError, JOURNAL_FILE, STORE_FILE};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ack::AckTracker;
-use crate::fingerprint::{is_rotated_name, FileId, Fingerprint};
+use crate::fingerprint::{is_rotated_name, FileId, Fingerprint, Probe};
 use crate::statefile::{self, Mode};
 
 /// Entries of files no tail has had open for this long are forgotten.
@@ -294,7 +293,7 @@ impl Checkpoints {
     /// What is known of the file `file` (identity `id`, `size` bytes) for `topic`. A file that
     /// is shorter than its position, or whose first bytes changed, is `Replaced`; its entry is
     /// dropped.
-    pub fn resolve(&self, topic: &str, id: FileId, file: &File, size: u64) -> Known {
+    pub fn resolve(&self, topic: &str, id: FileId, file: &dyn Probe, size: u64) -> Known {
         let key = (topic.to_string(), id);
         let mut st = self.lock();
         if let Some(live) = st.live.get(&key) {
@@ -304,7 +303,7 @@ impl Checkpoints {
                 // now (inode reuse), and read from 0 either way.
                 return Known::Unknown;
             }
-            if live.fp.matches(file) && sent <= size {
+            if file.begins_with(&live.fp) && sent <= size {
                 return Known::Live(live.tracker.clone());
             }
             let (fp, path, tracker) = (live.fp, live.path.clone(), live.tracker.clone());
@@ -315,7 +314,9 @@ impl Checkpoints {
         }
         match st.saved.get(&key) {
             Some(e) if e.fp_len == 0 && e.offset == 0 => Known::Unknown,
-            Some(e) if e.fingerprint().matches(file) && e.offset <= size && e.near().matches_before(file, e.offset) => {
+            Some(e)
+                if file.begins_with(&e.fingerprint()) && e.offset <= size && file.holds_before(e.offset, &e.near()) =>
+            {
                 Known::Saved(e.offset)
             }
             Some(e) => {
@@ -331,7 +332,7 @@ impl Checkpoints {
     /// The one question a tail asks before it reads a file (`file`, found at `at`, identity `id`,
     /// `size` bytes) for `topic`: what is known of it. `resolve`, then, for a file never seen,
     /// whether it is a copy of one that was (`copy_of`).
-    pub fn position(&self, topic: &str, at: &Path, id: FileId, file: &File, size: u64) -> Known {
+    pub fn position(&self, topic: &str, at: &Path, id: FileId, file: &dyn Probe, size: u64) -> Known {
         // A known inode that holds other content now (reused) may hold a copy, too.
         match self.resolve(topic, id, file, size) {
             known @ (Known::Unknown | Known::Replaced { .. }) => match self.copy_of(topic, at, file) {
@@ -353,9 +354,9 @@ impl Checkpoints {
     /// `app.log`: what copytruncate leaves) and the same first bytes. The copy holds the same
     /// bytes at the same offsets, so it is read from where that file's reading got to (sent, for
     /// a file open now; acknowledged, for a saved one). None when it is no such copy.
-    pub fn copy_of(&self, topic: &str, path: &Path, file: &File) -> Option<(u64, Option<Arc<AckTracker>>)> {
+    pub fn copy_of(&self, topic: &str, path: &Path, file: &dyn Probe) -> Option<(u64, Option<Arc<AckTracker>>)> {
         let is_original = |orig: &str| is_rotated_name(Path::new(orig), path);
-        let size = file.metadata().ok()?.len();
+        let size = file.size();
         let st = self.lock();
         // The originals a name like `path` can have: its proper prefixes within its file name
         // (`app.log.1` -> `app.log`, `app.lo`, ...), looked up in the path indexes.
@@ -387,7 +388,7 @@ impl Checkpoints {
         let (_, offset, tracker) = live
             .chain(saved)
             .chain(replaced)
-            .filter(|(fp, _, _)| fp.identifies(file))
+            .filter(|(fp, _, _)| file.identified_by(fp))
             .max_by_key(|(_, offset, _)| *offset)?;
         let tracker = tracker.filter(|t| t.sent() <= size).cloned();
         Some((offset.min(size), tracker))
@@ -429,11 +430,11 @@ impl Checkpoints {
     /// Whether the file `id` was ever read for `topic` (saved or live), and still begins as it
     /// did then: the same inode with other first bytes is another file (inode reuse). A file
     /// recorded while empty (a fingerprint of no bytes) proves nothing: it is not known.
-    pub fn is_known(&self, topic: &str, id: FileId, file: &File) -> bool {
+    pub fn is_known(&self, topic: &str, id: FileId, file: &dyn Probe) -> bool {
         let st = self.lock();
         let key = (topic.to_string(), id);
         let fp = st.live.get(&key).map(|l| l.fp).or_else(|| st.saved.get(&key).map(Entry::fingerprint));
-        fp.is_some_and(|fp| fp.identifies(file))
+        fp.is_some_and(|fp| file.identified_by(&fp))
     }
 
     /// Registers the tracker of a file a tail opens (its claim is the tail's, in `claims`).
@@ -701,6 +702,7 @@ pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &cra
 mod tests {
     use super::*;
     use crate::fingerprint::fnv1a;
+    use std::fs::File;
 
     fn tracked(cp: &Checkpoints, dir: &Path, name: &str, body: &[u8]) -> (Arc<AckTracker>, FileId, File) {
         let p = dir.join(name);
@@ -863,6 +865,64 @@ mod tests {
         let f = File::open(dir.path().join("a.log")).unwrap();
         assert_eq!(FileId::of(&f.metadata().unwrap()), id);
         assert!(matches!(cp.resolve("t", id, &f, 20), Known::Replaced { offset: 11, .. }));
+    }
+
+    /// A file as a table row: its size, and which fingerprints its first bytes and the bytes
+    /// before a position match.
+    struct Row {
+        size: u64,
+        first: Fingerprint,
+        near: Fingerprint,
+    }
+    impl Probe for Row {
+        fn size(&self) -> u64 {
+            self.size
+        }
+        fn begins_with(&self, fp: &Fingerprint) -> bool {
+            fp.len == 0 || *fp == self.first
+        }
+        fn holds_before(&self, _offset: u64, near: &Fingerprint) -> bool {
+            near.len == 0 || *near == self.near
+        }
+    }
+
+    /// The store's answer for a saved file, for every way the file on disk can differ from what
+    /// was read, without a disk.
+    #[test]
+    fn what_the_store_answers_for_a_saved_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (first, near, other) =
+            (Fingerprint { len: 8, hash: 1 }, Fingerprint { len: 8, hash: 2 }, Fingerprint { len: 8, hash: 3 });
+        let id = FileId { dev: 1, ino: 7 };
+        let entry = |offset| Entry {
+            path: "/l/a.log".into(),
+            topic: "t".into(),
+            dev: 1,
+            ino: 7,
+            fp_len: first.len,
+            fp_hash: first.hash,
+            offset,
+            near_len: near.len,
+            near_hash: near.hash,
+            updated: 0,
+        };
+        for (row, want) in [
+            (Row { size: 100, first, near }, "saved"),
+            (Row { size: 50, first, near }, "saved"),
+            (Row { size: 49, first, near }, "replaced"), // shorter than what was read
+            (Row { size: 100, first: other, near }, "replaced"), // other first bytes
+            (Row { size: 100, first, near: other }, "replaced"), // same banner, other content
+        ] {
+            cp.lock().set((String::from("t"), id), entry(50));
+            let got = match cp.resolve("t", id, &row, row.size) {
+                Known::Saved(50) => "saved",
+                Known::Replaced { offset: 50, .. } => "replaced",
+                k => panic!("{k:?}"),
+            };
+            assert_eq!(got, want, "size {}", row.size);
+        }
+        assert!(matches!(cp.resolve("other", id, &Row { size: 9, first, near }, 9), Known::Unknown));
     }
 
     /// Issue 25: a file deleted and written anew on the same inode, beginning with the same

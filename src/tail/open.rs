@@ -66,8 +66,11 @@ mod tests {
         fn size(&self) -> u64 {
             self.size
         }
-        fn identified_by(&self, fp: &Fingerprint) -> bool {
-            fp.len > 0 && self.matches.contains(fp)
+        fn begins_with(&self, fp: &Fingerprint) -> bool {
+            fp.len == 0 || self.matches.contains(fp)
+        }
+        fn holds_before(&self, _offset: u64, near: &Fingerprint) -> bool {
+            near.len == 0 || self.matches.contains(near)
         }
     }
 
