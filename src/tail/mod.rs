@@ -44,7 +44,7 @@ mod resume;
 
 use change::{classify, Change, Observed};
 use framer::Framed;
-use resume::Resume;
+use open::{NotOpen, Opener, Resumed};
 
 use std::fs::File;
 use std::io;
@@ -56,16 +56,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ack::AckTracker;
-use crate::budget::{out_of_descriptors, FileBudget, Permit};
-use crate::checkpoint::{Checkpoints, Known};
+use crate::budget::{FileBudget, Permit};
+use crate::checkpoint::Checkpoints;
 use crate::claims::{Claim, Claims};
 use crate::config::{MessageKey, StartPosition};
-use crate::confine::{self, OpenError};
 use crate::control::Stop;
 use crate::desired::TailSpec;
-use crate::discover::compressed;
 use crate::failpoint;
-use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint, Probe};
+use crate::fingerprint::{find_by_id, FileId, Fingerprint, Probe};
 use crate::metrics::TailStats;
 use crate::multiline;
 use crate::sink::{AckTo, Batch, Outlet, Stopped};
@@ -559,82 +557,72 @@ impl TailState {
         }
     }
 
-    /// Opens a reader on `file` at `offset`, registering its tracker with the checkpointer
-    /// (which claims the file for this tail). None when another tail has the file open.
-    fn reader(
-        &self,
-        ctx: &TailCtx,
-        file: File,
-        opened_as: PathBuf,
-        offset: u64,
-        tracker: Option<Arc<AckTracker>>,
-        permit: Permit,
-    ) -> Option<Reader> {
-        let id = FileId::of(&file.metadata().expect("fstat of an open file"));
-        let fp = Fingerprint::of_file(&file).unwrap_or_default();
-        let tracker = tracker.unwrap_or_else(|| Arc::new(AckTracker::new(offset)));
-        let claim = ctx.claims.claim(&self.topic, id, self.owner).ok()?;
-        ctx.checkpoints.track(&self.spec.topic, id, &self.path_text, fp, tracker.clone());
-        Some(Reader {
-            file,
-            id,
-            fp,
-            tracker,
-            origin: opened_as.to_string_lossy().into(),
-            opened_as,
-            read_offset: offset,
-            buf: Vec::new(),
-            pos: 0,
-            scanned: 0,
-            opened_at: unix_now(),
-            checked: Stamp { size: offset, mtime: (0, 0) },
-            event_since: None,
-            idle_since: None,
-            _permit: permit,
-            _claim: claim,
-        })
-    }
-
-    /// Where to read the file at the tail's path from: the store is asked once, `resume::plan`
-    /// decides; `unknown` is where a file never seen starts. A file that was truncated or
-    /// replaced since it was read is read from 0, after the unread end of its old content, if a
-    /// copy of it lies next to it (copytruncate). None while another tail reads the file.
+    /// Where to read the file at the tail's path from (`Opener::resume`); a replaced file's old
+    /// content is looked for in a copy beside it first. None while another tail reads the file.
     fn resume_point(&mut self, ctx: &TailCtx, file: &File, unknown: u64) -> Option<(u64, Option<Arc<AckTracker>>)> {
-        let Ok(meta) = file.metadata() else { return Some((unknown, None)) };
-        let id = FileId::of(&meta);
-        let holder = ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
-        let known = ctx.checkpoints.position(&self.spec.topic, &self.spec.path, id, file, meta.len());
-        if let Known::CopyOf { offset, .. } = known {
-            log::info!(
-                "tail {}: the file begins as a file already read beside it (a copy left by copytruncate); \
-                 starting at offset {offset}, where that reading got to",
-                self.spec
-            );
-        }
-        match resume::plan(holder, known, meta.len(), unknown) {
-            Resume::Wait { owner } => {
-                self.wait_for(
-                    format!(
-                        "tail {}: the file (inode {}) is being read by tail #{owner} (a rotated file the same glob matches); \
-                         waiting until that tail is done with it",
-                        self.spec,
-                        id.ino
-                    ),
-                    log::Level::Info,
-                );
+        match self.opener(ctx).resume(file, unknown) {
+            Resumed::Wait(why) => {
+                self.wait_for(why, log::Level::Info);
                 None
             }
-            Resume::At { offset, tracker } => Some((offset, tracker)),
-            Resume::Replaced { fp, offset, tracker } => {
-                log::info!(
-                    "{}: the file no longer holds what was read up to offset {offset} (truncated or replaced); \
-                     reading it from the start",
-                    self.path_text
-                );
+            Resumed::At(offset, tracker) => Some((offset, tracker)),
+            Resumed::Replaced { fp, offset, id, tracker } => {
                 self.drain_copy(ctx, fp, offset, id, tracker.filter(|t| t.sent() == offset));
                 Some((0, None))
             }
         }
+    }
+
+    /// The files this tail has open now (its current file and the draining ones).
+    fn busy(&self) -> Vec<FileId> {
+        self.current.reader().map(|r| r.id).into_iter().chain(self.draining.iter().map(|r| r.id)).collect()
+    }
+
+    /// Drains the copy of replaced content, if one lies beside the path (`Opener::copy`).
+    fn drain_copy(
+        &mut self,
+        ctx: &TailCtx,
+        fp: Fingerprint,
+        offset: u64,
+        not: FileId,
+        tracker: Option<Arc<AckTracker>>,
+    ) -> bool {
+        let busy = self.busy();
+        match self.opener(ctx).copy(fp, offset, not, &busy, tracker) {
+            Some(r) => {
+                self.draining.push(r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drains the rotated generations written since `since` that nobody read
+    /// (`Opener::unseen`).
+    fn adopt_unseen(&mut self, ctx: &TailCtx, since: u64) {
+        let busy = self.busy();
+        let found = self.opener(ctx).unseen(since, &busy);
+        self.draining.extend(found);
+    }
+
+    /// Opens the tail's path (`Opener::open_path`), noting why when it cannot.
+    fn open_path(&mut self, ctx: &TailCtx) -> Option<(File, std::fs::Metadata, Permit)> {
+        match self.opener(ctx).open_path() {
+            Ok(opened) => Some(opened),
+            Err(NotOpen::Missing) => None,
+            Err(NotOpen::NoDescriptor(why)) => {
+                self.wait_for(why, log::Level::Debug);
+                None
+            }
+            Err(NotOpen::Problem(text)) => {
+                self.problem(text);
+                None
+            }
+        }
+    }
+
+    fn opener<'a>(&'a self, ctx: &'a TailCtx) -> Opener<'a> {
+        Opener { ctx, spec: &self.spec, topic: &self.topic, owner: self.owner, path_text: &self.path_text }
     }
 
     /// Notes why the current file is not open although it exists (logged when the reason changes).
@@ -646,157 +634,6 @@ impl TailState {
                 log::log!(level, "{why}");
                 let absent_since = self.current.absent_since();
                 self.enter(Current::Waiting { why, absent_since });
-            }
-        }
-    }
-
-    /// Opens the tail's path for reading, with a permit of the open-file budget. None when the
-    /// file does not exist (yet), is not a regular file, or cannot be opened now (each reported).
-    fn open_path(&mut self, ctx: &TailCtx) -> Option<(File, std::fs::Metadata, Permit)> {
-        let Some(permit) = ctx.files.try_acquire() else {
-            if std::fs::symlink_metadata(&self.spec.path).is_ok() {
-                let why = format!("tail {}: waiting for a file descriptor (max_open_files reached)", self.spec);
-                self.wait_for(why, log::Level::Debug);
-            }
-            return None;
-        };
-        // Confined (`confine`): beneath the source's root, no symlink it may not follow. Never
-        // blocks: a FIFO named as a log path is refused as not a regular file (it blocked open()
-        // until a writer came, and shutdown waited for the stuck tail).
-        let file = match confine::open(&self.spec.path, &self.spec.access) {
-            Ok(f) => f,
-            Err(OpenError::NotFound) => return None,
-            Err(OpenError::NotRegular) => {
-                self.problem(format!("{}: not a regular file; waiting for one", self.path_text));
-                return None;
-            }
-            Err(e) if e.is_refusal() => {
-                self.problem(format!("{}: {e}; waiting for a file that may be read", self.path_text));
-                return None;
-            }
-            Err(OpenError::Io(e)) if out_of_descriptors(&e) => {
-                self.problem(format!(
-                    "{}: cannot open: {e} (ulimit -n is {}); lower max_open_files or close_inactive; retrying",
-                    self.path_text,
-                    crate::budget::descriptor_limit()
-                ));
-                return None;
-            }
-            Err(e) => {
-                self.problem(format!("{}: cannot open: {e}; retrying", self.path_text));
-                return None;
-            }
-        };
-        match file.metadata() {
-            Ok(meta) => Some((file, meta, permit)),
-            Err(e) => {
-                self.problem(format!("{}: cannot stat: {e}; retrying", self.path_text));
-                None
-            }
-        }
-    }
-
-    /// After a truncation: finds the copy of the old content (a sibling that begins with the same
-    /// bytes and is at least `offset` long) and drains it from `offset`. True when found. The copy
-    /// holds the same bytes at the same offsets, so a running reader's `tracker` carries over:
-    /// lines of the old content still in flight are checkpointed against the copy.
-    fn drain_copy(
-        &mut self,
-        ctx: &TailCtx,
-        fp: Fingerprint,
-        offset: u64,
-        not: FileId,
-        tracker: Option<Arc<AckTracker>>,
-    ) -> bool {
-        // (Nothing read yet, offset 0, still means a copy to read: all of it.)
-        if fp.len == 0 {
-            return false;
-        }
-        for path in rotated_siblings(&self.spec.path) {
-            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
-            let Ok(meta) = file.metadata() else { continue };
-            let id = FileId::of(&meta);
-            if id == not
-                || meta.len() < offset
-                || self.draining.iter().any(|r| r.id == id)
-                || ctx.checkpoints.is_known(&self.spec.topic, id, &file)
-                || !fp.matches(&file)
-            {
-                continue;
-            }
-            log::info!(
-                "{}: {} holds the old content; reading its last {} bytes first",
-                self.path_text,
-                path.display(),
-                meta.len() - offset
-            );
-            let Some(r) = self.reader(ctx, file, path, offset, tracker.clone(), ctx.files.acquire_anyway()) else {
-                continue; // another tail reads the copy (a glob matches it too)
-            };
-            self.draining.push(r);
-            return true;
-        }
-        false
-    }
-
-    /// Reads rotated files next to the path that were never read and were written since `since`
-    /// (unix seconds): generations that rotated by while the agent was down or behind. Known
-    /// files, compressed ones and older ones are left alone. One that is a copy of content
-    /// already read (copytruncate's, found by its first bytes) is read from where that reading
-    /// got to: it was once taken for an unread generation, and all of it sent again.
-    fn adopt_unseen(&mut self, ctx: &TailCtx, since: u64) {
-        let current = self.current.reader().map(|r| r.id);
-        for path in rotated_siblings(&self.spec.path) {
-            if compressed(&path) {
-                continue;
-            }
-            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
-            let Ok(meta) = file.metadata() else { continue };
-            let id = FileId::of(&meta);
-            let mtime = meta.mtime().max(0) as u64;
-            if !meta.is_file() || Some(id) == current || self.draining.iter().any(|r| r.id == id) || mtime + 1 < since {
-                continue;
-            }
-            // Asked like the current file: a generation read before goes on where its reading
-            // stopped (a closed tracker carries on), a copy of read content from where that
-            // reading got to, one cut and renamed (its old content remembered for its copy) and
-            // one never seen from 0. One with nothing left, or another tail's, is left alone.
-            let holder = ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
-            let known = ctx.checkpoints.position(&self.spec.topic, &path, id, &file, meta.len());
-            let copy = matches!(known, Known::CopyOf { .. });
-            let (from, tracker) = match resume::plan(holder, known, meta.len(), 0) {
-                Resume::Wait { .. } => continue, // another tail's (a glob matches it too)
-                Resume::At { offset, .. } if offset >= meta.len() => {
-                    if copy {
-                        log::info!(
-                            "{}: {} is a copy of what was already read ({} bytes); nothing in it to send",
-                            self.path_text,
-                            path.display(),
-                            meta.len()
-                        );
-                    }
-                    continue;
-                }
-                Resume::At { offset, tracker } => (offset, tracker),
-                Resume::Replaced { .. } => (0, None),
-            };
-            if from == 0 {
-                log::info!(
-                    "{}: {} was rotated by unread while logcatch was down or behind; reading all {} bytes",
-                    self.path_text,
-                    path.display(),
-                    meta.len()
-                );
-            } else {
-                log::info!(
-                    "{}: {} was read up to offset {from} (or is a copy of a file that was); reading its last {} bytes",
-                    self.path_text,
-                    path.display(),
-                    meta.len() - from
-                );
-            }
-            if let Some(r) = self.reader(ctx, file, path, from, tracker, ctx.files.acquire_anyway()) {
-                self.draining.push(r);
             }
         }
     }
@@ -824,14 +661,14 @@ impl TailState {
                 file.size() - from
             );
             let permit = ctx.files.acquire_anyway();
-            if let Some(r) = self.reader(ctx, file, path, from, lineage.past[i].tracker.take(), permit) {
+            if let Some(r) = self.opener(ctx).reader(file, path, from, lineage.past[i].tracker.take(), permit) {
                 self.draining.push(r);
             }
         }
         if let Some((file, meta, permit)) = current {
             let size = meta.len();
             if let Some((offset, tracker)) = self.resume_point(ctx, &file, plan.unknown) {
-                if let Some(r) = self.reader(ctx, file, self.spec.path.clone(), offset, tracker, permit) {
+                if let Some(r) = self.opener(ctx).reader(file, self.spec.path.clone(), offset, tracker, permit) {
                     log::info!("tail {} started at offset {offset} of {size}", self.spec);
                     self.enter(Current::Open(r));
                 }
@@ -1031,7 +868,7 @@ impl TailState {
         let Some((offset, tracker)) = self.resume_point(ctx, &file, 0) else {
             return false;
         };
-        let Some(r) = self.reader(ctx, file, self.spec.path.clone(), offset, tracker, permit) else {
+        let Some(r) = self.opener(ctx).reader(file, self.spec.path.clone(), offset, tracker, permit) else {
             return false;
         };
         log::info!("tail {}: new file (inode {}), reading from offset {offset}", self.spec, meta.ino());
@@ -1269,7 +1106,7 @@ impl TailState {
         let tracker = Some(Arc::new(AckTracker::new(0)));
         // The same file, claimed by this tail: the reader is always had.
         let permit = ctx.files.acquire_anyway();
-        Ok(self.reader(ctx, file, opened_as, 0, tracker, permit))
+        Ok(self.opener(ctx).reader(file, opened_as, 0, tracker, permit))
     }
 
     /// Closes a reader whose file is done: an unfinished last line is sent as it is (nothing

@@ -1,16 +1,29 @@
-//! Where a tail starts when it (re)opens its path: which earlier files of the path to drain
-//! first and from where, where a file never seen starts, and since when to look for rotated
-//! generations nobody read.
+//! How a tail opens the files of its path and where it reads them from.
 //!
-//! Exists so that the decision is one pure function of one answer of the position store
-//! (`Checkpoints::lineage`) and of what is on disk, seen through `Probe`: table-tested without a
-//! disk, where it was spread over three questions to the store and the tail's I/O. The tail then
-//! carries the plan out (opens readers, claims files); `resume` decides the current file's
-//! offset the same way.
+//! Exists to keep opening and resuming apart from the tail's state machine. `plan_start` decides
+//! where a tail starts when it (re)opens its path (which earlier files to drain first and from
+//! where, where a file never seen starts, since when to look for rotated generations nobody read)
+//! as one pure function of one answer of the position store (`Checkpoints::lineage`) and of what
+//! is on disk, seen through `Probe`: table-tested without a disk. The `Opener` does the I/O: the
+//! confined open, the store's and the claims' answer for one file (`resume::plan` decides), a
+//! copytruncate copy, unseen generations; it hands back readers and reasons, and the tail's
+//! state machine decides what they become.
 
-use crate::checkpoint::Lineage;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::resume::{self, Resume};
+use super::{unix_now, Reader, Stamp, TailCtx};
+use crate::ack::AckTracker;
+use crate::budget::{out_of_descriptors, Permit};
+use crate::checkpoint::{Known, Lineage};
 use crate::config::StartPosition;
-use crate::fingerprint::Probe;
+use crate::confine::{self, OpenError};
+use crate::desired::TailSpec;
+use crate::discover::compressed;
+use crate::fingerprint::{rotated_siblings, FileId, Fingerprint, Probe};
 
 /// What to do before and around reading the file at the path.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,6 +62,259 @@ pub fn plan_start(
         (false, StartPosition::End) => current_size.unwrap_or(0),
     };
     StartPlan { drains, unknown, adopt_since: lineage.last_update }
+}
+
+/// Why the file at the path is not open now.
+pub(super) enum NotOpen {
+    /// It does not exist (yet): nothing to say.
+    Missing,
+    /// Every descriptor of `max_open_files` is taken: the tail waits its turn.
+    NoDescriptor(String),
+    /// It cannot be read now, or may not be (refused by its source's rules): said once.
+    Problem(String),
+}
+
+/// Where to read a file from, as the store and the claims say.
+pub(super) enum Resumed {
+    /// Another tail reads it: wait (why).
+    Wait(String),
+    At(u64, Option<Arc<AckTracker>>),
+    /// It no longer holds what was read up to `offset`: read it from 0, after the copy of the
+    /// old content (`fp`) if one lies beside it.
+    Replaced {
+        fp: Fingerprint,
+        offset: u64,
+        id: FileId,
+        tracker: Option<Arc<AckTracker>>,
+    },
+}
+
+/// A tail's opener: opens the files of its path confined, asks the store and the claims where to
+/// read them from, and hands back readers. It changes nothing of the tail's state: the tail
+/// decides what each reader becomes (current, draining) and what a refusal means (waiting).
+pub(super) struct Opener<'a> {
+    pub ctx: &'a TailCtx,
+    pub spec: &'a TailSpec,
+    pub topic: &'a Arc<str>,
+    pub owner: u64,
+    pub path_text: &'a str,
+}
+
+impl Opener<'_> {
+    /// Opens a reader on `file` at `offset`, registering its tracker with the checkpointer
+    /// (which claims the file for this tail). None when another tail has the file open.
+    pub(super) fn reader(
+        &self,
+        file: File,
+        opened_as: PathBuf,
+        offset: u64,
+        tracker: Option<Arc<AckTracker>>,
+        permit: Permit,
+    ) -> Option<Reader> {
+        let id = FileId::of(&file.metadata().expect("fstat of an open file"));
+        let fp = Fingerprint::of_file(&file).unwrap_or_default();
+        let tracker = tracker.unwrap_or_else(|| Arc::new(AckTracker::new(offset)));
+        let claim = self.ctx.claims.claim(self.topic, id, self.owner).ok()?;
+        self.ctx.checkpoints.track(&self.spec.topic, id, self.path_text, fp, tracker.clone());
+        Some(Reader {
+            file,
+            id,
+            fp,
+            tracker,
+            origin: opened_as.to_string_lossy().into(),
+            opened_as,
+            read_offset: offset,
+            buf: Vec::new(),
+            pos: 0,
+            scanned: 0,
+            opened_at: unix_now(),
+            checked: Stamp { size: offset, mtime: (0, 0) },
+            event_since: None,
+            idle_since: None,
+            _permit: permit,
+            _claim: claim,
+        })
+    }
+
+    /// Where to read the file at the tail's path from: the store is asked once, `resume::plan`
+    /// decides; `unknown` is where a file never seen starts. A file that was truncated or
+    /// replaced since it was read is read from 0, after the unread end of its old content, if a
+    /// copy of it lies next to it (copytruncate: the caller looks, `copy`).
+    pub(super) fn resume(&self, file: &File, unknown: u64) -> Resumed {
+        let Ok(meta) = file.metadata() else { return Resumed::At(unknown, None) };
+        let id = FileId::of(&meta);
+        let holder = self.ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
+        let known = self.ctx.checkpoints.position(&self.spec.topic, &self.spec.path, id, file, meta.len());
+        if let Known::CopyOf { offset, .. } = known {
+            log::info!(
+                "tail {}: the file begins as a file already read beside it (a copy left by copytruncate); \
+                 starting at offset {offset}, where that reading got to",
+                self.spec
+            );
+        }
+        match resume::plan(holder, known, meta.len(), unknown) {
+            Resume::Wait { owner } => Resumed::Wait(format!(
+                "tail {}: the file (inode {}) is being read by tail #{owner} (a rotated file the same glob matches); \
+                 waiting until that tail is done with it",
+                self.spec, id.ino
+            )),
+            Resume::At { offset, tracker } => Resumed::At(offset, tracker),
+            Resume::Replaced { fp, offset, tracker } => {
+                log::info!(
+                    "{}: the file no longer holds what was read up to offset {offset} (truncated or replaced); \
+                     reading it from the start",
+                    self.path_text
+                );
+                Resumed::Replaced { fp, offset, id, tracker }
+            }
+        }
+    }
+
+    /// Opens the tail's path for reading, with a permit of the open-file budget. `Err` says why
+    /// not: the file does not exist (yet), is not a regular file, or cannot be opened now.
+    pub(super) fn open_path(&self) -> Result<(File, std::fs::Metadata, Permit), NotOpen> {
+        let Some(permit) = self.ctx.files.try_acquire() else {
+            if std::fs::symlink_metadata(&self.spec.path).is_ok() {
+                return Err(NotOpen::NoDescriptor(format!(
+                    "tail {}: waiting for a file descriptor (max_open_files reached)",
+                    self.spec
+                )));
+            }
+            return Err(NotOpen::Missing);
+        };
+        // Confined (`confine`): beneath the source's root, no symlink it may not follow. Never
+        // blocks: a FIFO named as a log path is refused as not a regular file (it blocked open()
+        // until a writer came, and shutdown waited for the stuck tail).
+        let file = match confine::open(&self.spec.path, &self.spec.access) {
+            Ok(f) => f,
+            Err(OpenError::NotFound) => return Err(NotOpen::Missing),
+            Err(OpenError::NotRegular) => {
+                return Err(NotOpen::Problem(format!("{}: not a regular file; waiting for one", self.path_text)));
+            }
+            Err(e) if e.is_refusal() => {
+                return Err(NotOpen::Problem(format!("{}: {e}; waiting for a file that may be read", self.path_text)));
+            }
+            Err(OpenError::Io(e)) if out_of_descriptors(&e) => {
+                return Err(NotOpen::Problem(format!(
+                    "{}: cannot open: {e} (ulimit -n is {}); lower max_open_files or close_inactive; retrying",
+                    self.path_text,
+                    crate::budget::descriptor_limit()
+                )));
+            }
+            Err(e) => {
+                return Err(NotOpen::Problem(format!("{}: cannot open: {e}; retrying", self.path_text)));
+            }
+        };
+        match file.metadata() {
+            Ok(meta) => Ok((file, meta, permit)),
+            Err(e) => Err(NotOpen::Problem(format!("{}: cannot stat: {e}; retrying", self.path_text))),
+        }
+    }
+
+    /// After a truncation: finds the copy of the old content (a sibling that begins with the same
+    /// bytes and is at least `offset` long, not in `busy`) and a reader on it from `offset`. The copy
+    /// holds the same bytes at the same offsets, so a running reader's `tracker` carries over:
+    /// lines of the old content still in flight are checkpointed against the copy.
+    pub(super) fn copy(
+        &self,
+        fp: Fingerprint,
+        offset: u64,
+        not: FileId,
+        busy: &[FileId],
+        tracker: Option<Arc<AckTracker>>,
+    ) -> Option<Reader> {
+        // (Nothing read yet, offset 0, still means a copy to read: all of it.)
+        if fp.len == 0 {
+            return None;
+        }
+        for path in rotated_siblings(&self.spec.path) {
+            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
+            let Ok(meta) = file.metadata() else { continue };
+            let id = FileId::of(&meta);
+            if id == not
+                || meta.len() < offset
+                || busy.contains(&id)
+                || self.ctx.checkpoints.is_known(&self.spec.topic, id, &file)
+                || !fp.matches(&file)
+            {
+                continue;
+            }
+            log::info!(
+                "{}: {} holds the old content; reading its last {} bytes first",
+                self.path_text,
+                path.display(),
+                meta.len() - offset
+            );
+            let Some(r) = self.reader(file, path, offset, tracker.clone(), self.ctx.files.acquire_anyway()) else {
+                continue; // another tail reads the copy (a glob matches it too)
+            };
+            return Some(r);
+        }
+        None
+    }
+
+    /// Reads rotated files next to the path that were never read and were written since `since`
+    /// (unix seconds), not in `busy`: generations that rotated by while the agent was down or behind. Known
+    /// files, compressed ones and older ones are left alone. One that is a copy of content
+    /// already read (copytruncate's, found by its first bytes) is read from where that reading
+    /// got to: it was once taken for an unread generation, and all of it sent again.
+    pub(super) fn unseen(&self, since: u64, busy: &[FileId]) -> Vec<Reader> {
+        let mut out: Vec<Reader> = Vec::new();
+        for path in rotated_siblings(&self.spec.path) {
+            if compressed(&path) {
+                continue;
+            }
+            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
+            let Ok(meta) = file.metadata() else { continue };
+            let id = FileId::of(&meta);
+            let mtime = meta.mtime().max(0) as u64;
+            if !meta.is_file() || busy.contains(&id) || out.iter().any(|r| r.id == id) || mtime + 1 < since {
+                continue;
+            }
+            // Asked like the current file: a generation read before goes on where its reading
+            // stopped (a closed tracker carries on), a copy of read content from where that
+            // reading got to, one cut and renamed (its old content remembered for its copy) and
+            // one never seen from 0. One with nothing left, or another tail's, is left alone.
+            let holder = self.ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
+            let known = self.ctx.checkpoints.position(&self.spec.topic, &path, id, &file, meta.len());
+            let copy = matches!(known, Known::CopyOf { .. });
+            let (from, tracker) = match resume::plan(holder, known, meta.len(), 0) {
+                Resume::Wait { .. } => continue, // another tail's (a glob matches it too)
+                Resume::At { offset, .. } if offset >= meta.len() => {
+                    if copy {
+                        log::info!(
+                            "{}: {} is a copy of what was already read ({} bytes); nothing in it to send",
+                            self.path_text,
+                            path.display(),
+                            meta.len()
+                        );
+                    }
+                    continue;
+                }
+                Resume::At { offset, tracker } => (offset, tracker),
+                Resume::Replaced { .. } => (0, None),
+            };
+            if from == 0 {
+                log::info!(
+                    "{}: {} was rotated by unread while logcatch was down or behind; reading all {} bytes",
+                    self.path_text,
+                    path.display(),
+                    meta.len()
+                );
+            } else {
+                log::info!(
+                    "{}: {} was read up to offset {from} (or is a copy of a file that was); reading its last {} bytes",
+                    self.path_text,
+                    path.display(),
+                    meta.len() - from
+                );
+            }
+            if let Some(r) = self.reader(file, path, from, tracker, self.ctx.files.acquire_anyway()) {
+                out.push(r);
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
