@@ -48,6 +48,10 @@ pub struct Rules<'a> {
     pub now: SystemTime,
     /// The top-level `format`, for selectors with none of their own.
     pub format: Format,
+    /// Stop walking globs once the scan has taken this long (`Found::cut`): an etcd value whose
+    /// globs take longer to expand is refused. None: every glob is walked (each walk is bounded
+    /// by `globwalk`'s own caps).
+    pub walk_limit: Option<Duration>,
 }
 
 /// What a scan found.
@@ -63,6 +67,8 @@ pub struct Found {
     pub problems: Vec<String>,
     /// The directories the globs' walks listed (`watch_dirs`): the file server watches them.
     pub dirs: BTreeSet<PathBuf>,
+    /// `Rules::walk_limit` was reached: some globs were not walked (what was found is partial).
+    pub cut: bool,
 }
 
 /// Expands every input. `running` tells whether a tail has the file already (such a file is
@@ -75,9 +81,29 @@ pub fn expand<'a>(
     let mut found = Found::default();
     // (path, topic) of each tail found: the first selector to find a file decides its format.
     let mut seen: std::collections::HashSet<(std::ffi::OsString, String)> = std::collections::HashSet::new();
+    // One walk per pattern and access, however many selectors name it (one etcd value may name
+    // the same glob to 10,000 topics).
+    let mut walks: std::collections::HashMap<(PathBuf, Access), crate::globwalk::Walk> = Default::default();
+    let started = std::time::Instant::now();
     for input in inputs {
         let sel = input.selector;
-        let paths = if sel.is_glob() { matches(sel, rules.own_log, &mut found) } else { vec![sel.pattern.clone()] };
+        if sel.is_glob() && rules.walk_limit.is_some_and(|limit| started.elapsed() > limit) {
+            found.cut = true;
+            found.problems.push(format!(
+                "{}: not walked, the scan took longer than {:?}",
+                sel.pattern.display(),
+                rules.walk_limit.unwrap_or_default()
+            ));
+            continue;
+        }
+        let paths = if sel.is_glob() {
+            let walk = walks
+                .entry((sel.pattern.clone(), sel.access.clone()))
+                .or_insert_with(|| crate::globwalk::walk(&sel.pattern, &sel.access));
+            matches(sel, walk, rules.own_log, &mut found)
+        } else {
+            vec![sel.pattern.clone()]
+        };
         for path in paths {
             let mut spec = TailSpec::new(path, &sel.topic).with_format(sel.format.unwrap_or(rules.format));
             spec.multiline = sel.multiline.clone();
@@ -126,13 +152,12 @@ pub fn expand<'a>(
 /// The regular files a glob selector matches now, sorted; excluded and compressed files and the
 /// agent's own log left out.
 /// One walk gives both: the directories it listed go to `found.dirs`.
-fn matches(sel: &Selector, own_log: Option<&Path>, found: &mut Found) -> Vec<PathBuf> {
-    let walk = crate::globwalk::walk(&sel.pattern, &sel.access);
+fn matches(sel: &Selector, walk: &crate::globwalk::Walk, own_log: Option<&Path>, found: &mut Found) -> Vec<PathBuf> {
     let problems = &mut found.problems;
-    problems.extend(walk.problems);
-    found.dirs.extend(capped(walk.dirs, &sel.pattern, problems));
+    problems.extend(walk.problems.iter().cloned());
+    found.dirs.extend(capped(walk.dirs.clone(), &sel.pattern, problems));
     let mut out = Vec::new();
-    for path in walk.files {
+    for path in walk.files.iter().cloned() {
         if compressed(&path) || excluded(sel, &path) {
             continue;
         }
@@ -226,7 +251,7 @@ mod tests {
         }
     }
     fn rules(ignore_older: Option<Duration>) -> Rules<'static> {
-        Rules { ignore_older, own_log: None, now: SystemTime::now(), format: Format::Raw }
+        Rules { ignore_older, own_log: None, now: SystemTime::now(), format: Format::Raw, walk_limit: None }
     }
     fn input(s: &Selector) -> Input<'_> {
         Input { selector: s, allowed: None, scanned_before: false }
@@ -362,6 +387,23 @@ mod tests {
         let problems = f.problems.join("\n");
         assert!(problems.contains("leak.log") && problems.contains("symlink"), "{problems}");
         assert!(problems.contains("auth.log") && problems.contains("etcd_denied_paths"), "{problems}");
+    }
+
+    #[test]
+    fn a_scan_past_its_walk_limit_walks_no_more_globs_and_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.log"), b"").unwrap();
+        let glob = sel(&d.path().join("*.log"), &[]);
+        let literal = Selector::file(d.path().join("b.log"), "t");
+        let f = expand(
+            [input(&literal), input(&glob)],
+            |_| false,
+            &Rules { walk_limit: Some(Duration::ZERO), ..rules(None) },
+        );
+        assert!(f.cut && f.problems.iter().any(|p| p.contains("not walked")), "{:?}", f.problems);
+        assert_eq!(names(&f.tails), vec!["b.log"], "literal paths need no walk");
+        let f = expand([input(&glob)], |_| false, &rules(None));
+        assert!(!f.cut && names(&f.tails) == vec!["a.log"]);
     }
 
     #[test]

@@ -70,6 +70,19 @@ enum Cap {
     Trim,
 }
 
+/// Why a scan made by an etcd value was refused.
+enum Refused {
+    /// It would make this many tails, more than `max_tails`.
+    Tails(usize),
+    /// Its globs took more than `WALK_LIMIT` to expand.
+    Slow,
+}
+
+/// How long expanding the globs of a scan made by an etcd value may take before the value is
+/// refused: the scan runs on the file server's one thread, and 10,000 entries of `**` over a
+/// large tree (2 s each at most, `globwalk`) would hold it for hours.
+const WALK_LIMIT: Duration = Duration::from_secs(10);
+
 /// How long shutdown waits for tail threads to finish the line they are sending.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 /// The waker's listener id of the server (tails use their generation, from 1).
@@ -148,13 +161,17 @@ impl ServerState {
                 let source = SourceId::EtcdKey(key.clone());
                 let before = self.desired.of(&source);
                 self.desired.set(source.clone(), tails);
-                if let Err(over) = self.scan(&format!("etcd key {key:?} at revision {revision}"), true, Cap::Refuse) {
+                if let Err(refused) = self.scan(&format!("etcd key {key:?} at revision {revision}"), true, Cap::Refuse)
+                {
                     self.desired.set(source, before);
-                    let why = format!(
-                        "the value would make {over} tails with the other sources, more than max_tails ({}); refused \
-                         whole, the key's tails keep running as they were",
-                        self.config.max_tails
-                    );
+                    let why = match refused {
+                        Refused::Tails(n) => format!(
+                            "the value would make {n} tails with the other sources, more than max_tails ({})",
+                            self.config.max_tails
+                        ),
+                        Refused::Slow => format!("its globs take more than {WALK_LIMIT:?} to expand"),
+                    };
+                    let why = format!("{why}; refused whole, the key's tails keep running as they were");
                     log::error!("etcd key {key:?} at revision {revision}: {why}");
                     self.ctx.metrics.reject_etcd_value(&key, revision, why);
                 }
@@ -182,9 +199,10 @@ impl ServerState {
 
     /// Expands every selector into files and applies the plan. `why` is logged with the change,
     /// and with no change too when `always_log` (a source changed: the operator wants to know).
-    /// More tails than `max_tails`: `Cap::Refuse` applies nothing and says how many
-    /// (`Err`); `Cap::Trim` keeps the running tails and starts new ones until the cap.
-    fn scan(&mut self, why: &str, always_log: bool, cap: Cap) -> Result<(), usize> {
+    /// More tails than `max_tails`, or globs slower than `WALK_LIMIT` to expand: `Cap::Refuse`
+    /// applies nothing and says why (`Err`); `Cap::Trim` keeps the running tails and starts new
+    /// ones until the cap (and walks every glob).
+    fn scan(&mut self, why: &str, always_log: bool, cap: Cap) -> Result<(), Refused> {
         let allowed = self.config.etcd.allowlist.clone();
         let inputs: Vec<Input> = self
             .desired
@@ -200,11 +218,15 @@ impl ServerState {
             own_log: self.config.log.path.as_deref(),
             now: SystemTime::now(),
             format: self.config.format,
+            walk_limit: (cap == Cap::Refuse).then_some(WALK_LIMIT),
         };
         let mut found = expand(inputs, |spec| self.tails.contains_key(spec), &rules);
+        if found.cut {
+            return Err(Refused::Slow);
+        }
         if found.tails.len() > self.config.max_tails {
             if cap == Cap::Refuse {
-                return Err(found.tails.len());
+                return Err(Refused::Tails(found.tails.len()));
             }
             self.trim(&mut found);
         }

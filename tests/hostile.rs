@@ -125,7 +125,7 @@ proptest! {
         let allowed = Allowlist { allowed: vec![logs.to_string_lossy().into_owned()], denied: Vec::new() };
         let value = serde_json::to_vec(&entries).unwrap();
         let Ok(parsed) = value::parse(&value, &allowed) else { return Ok(()) };
-        let rules = Rules { ignore_older: None, own_log: None, now: std::time::SystemTime::now(), format: Default::default() };
+        let rules = Rules { ignore_older: None, own_log: None, now: std::time::SystemTime::now(), format: Default::default(), walk_limit: None };
         let inputs = parsed.tails.iter().map(|s| Input { selector: s, allowed: Some(&allowed), scanned_before: false });
         let found = expand(inputs, |_| false, &rules);
         for openat2 in [true, false] {

@@ -219,7 +219,9 @@ pub fn run_watcher(state: &Mutex<WatchState>, events: &Sender<Event>, stop: &Sto
                         st.revision + 1
                     );
                     st.revision = 0;
-                    break Ended::Again;
+                    // Backed off like any stream that brought nothing: an endpoint that says
+                    // "compacted" every time must not be asked again at once, for ever.
+                    break Ended::Backoff;
                 }
                 Ok(WatchMsg::Ended { reason, auth }) => {
                     if auth {
