@@ -81,30 +81,10 @@ pub fn expand<'a>(
     let mut found = Found::default();
     // (path, topic) of each tail found: the first selector to find a file decides its format.
     let mut seen: std::collections::HashSet<(std::ffi::OsString, String)> = std::collections::HashSet::new();
-    // One walk per pattern and access, however many selectors name it (one etcd value may name
-    // the same glob to 10,000 topics).
-    let mut walks: std::collections::HashMap<(PathBuf, Access), crate::globwalk::Walk> = Default::default();
-    let started = std::time::Instant::now();
+    let mut walks = Walks { done: Default::default(), started: std::time::Instant::now() };
     for input in inputs {
         let sel = input.selector;
-        if sel.is_glob() && rules.walk_limit.is_some_and(|limit| started.elapsed() > limit) {
-            found.cut = true;
-            found.problems.push(format!(
-                "{}: not walked, the scan took longer than {:?}",
-                sel.pattern.display(),
-                rules.walk_limit.unwrap_or_default()
-            ));
-            continue;
-        }
-        let paths = if sel.is_glob() {
-            let walk = walks
-                .entry((sel.pattern.clone(), sel.access.clone()))
-                .or_insert_with(|| crate::globwalk::walk(&sel.pattern, &sel.access));
-            matches(sel, walk, rules.own_log, &mut found)
-        } else {
-            vec![sel.pattern.clone()]
-        };
-        for path in paths {
+        for path in walks.paths(sel, rules, &mut found) {
             let mut spec = TailSpec::new(path, &sel.topic).with_format(sel.format.unwrap_or(rules.format));
             spec.multiline = sel.multiline.clone();
             spec.access = sel.access.clone();
@@ -147,6 +127,33 @@ pub fn expand<'a>(
     // A file found by one selector as new and by another as old news is not new.
     found.old.retain(|s| !found.tails.contains(s));
     found
+}
+
+/// The walks of one scan: one per pattern and access, however many selectors name it (one etcd
+/// value may name the same glob to 10,000 topics).
+struct Walks {
+    done: std::collections::HashMap<(PathBuf, Access), crate::globwalk::Walk>,
+    started: std::time::Instant,
+}
+
+impl Walks {
+    /// The paths `sel` names now: a literal path as it is, a glob's matches (none once the scan
+    /// has walked for `rules.walk_limit`: `found.cut`).
+    fn paths(&mut self, sel: &Selector, rules: &Rules, found: &mut Found) -> Vec<PathBuf> {
+        if !sel.is_glob() {
+            return vec![sel.pattern.clone()];
+        }
+        if let Some(limit) = rules.walk_limit.filter(|limit| self.started.elapsed() > *limit) {
+            found.cut = true;
+            found.problems.push(format!("{}: not walked, the scan took longer than {limit:?}", sel.pattern.display()));
+            return Vec::new();
+        }
+        let walk = self
+            .done
+            .entry((sel.pattern.clone(), sel.access.clone()))
+            .or_insert_with(|| crate::globwalk::walk(&sel.pattern, &sel.access));
+        matches(sel, walk, rules.own_log, found)
+    }
 }
 
 /// The regular files a glob selector matches now, sorted; excluded and compressed files and the
