@@ -91,14 +91,6 @@ impl std::fmt::Display for OpenError {
 }
 
 impl OpenError {
-    /// The underlying I/O error, for the callers that tell "out of descriptors" apart.
-    pub fn io(&self) -> Option<&io::Error> {
-        match self {
-            OpenError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-
     /// Whether the rules refused the path (as opposed to the file missing or an I/O failure).
     pub fn is_refusal(&self) -> bool {
         matches!(self, OpenError::Symlink | OpenError::Outside { .. } | OpenError::DotComponent | OpenError::TooLong(_))
@@ -131,7 +123,7 @@ pub fn open(path: &Path, access: &Access) -> Result<File, OpenError> {
 }
 
 /// The part of `path` below `root`, checked: every component a plain name.
-pub fn below<'a>(root: &Path, path: &'a Path) -> Result<&'a Path, OpenError> {
+fn below<'a>(root: &Path, path: &'a Path) -> Result<&'a Path, OpenError> {
     if has_dot_component(path) {
         return Err(OpenError::DotComponent);
     }

@@ -65,7 +65,8 @@ pub struct Found {
     pub old: Vec<TailSpec>,
     /// Problems worth a log line, each naming the pattern or the file.
     pub problems: Vec<String>,
-    /// The directories the globs' walks listed (`watch_dirs`): the file server watches them.
+    /// The directories the globs' walks listed (where a new name can make a match): the file
+    /// server watches them.
     pub dirs: BTreeSet<PathBuf>,
     /// `Rules::walk_limit` was reached: some globs were not walked (what was found is partial).
     pub cut: bool,
@@ -188,15 +189,8 @@ fn matches(sel: &Selector, walk: &crate::globwalk::Walk, own_log: Option<&Path>,
     out
 }
 
-/// The directories whose name events can change what `pattern` matches, sorted: the one where its
-/// wildcards begin and every existing directory the pattern's directory part passes through
-/// below it (those the walk lists). For `/var/log/*/app.log`: `/var/log` (a new service
-/// directory) and each `/var/log/X` (a new `app.log` in it); a `**` takes every directory under
-/// it. At most `MAX_DIRS_PER_GLOB`, with a problem naming the pattern when some are left out.
-pub fn watch_dirs(pattern: &Path, access: &Access, problems: &mut Vec<String>) -> BTreeSet<PathBuf> {
-    capped(crate::globwalk::walk(pattern, access).dirs, pattern, problems)
-}
-
+/// At most `MAX_DIRS_PER_GLOB` of a glob's directories to watch, with a problem naming the
+/// pattern when some are left out.
 fn capped(mut dirs: BTreeSet<PathBuf>, pattern: &Path, problems: &mut Vec<String>) -> BTreeSet<PathBuf> {
     if dirs.len() > MAX_DIRS_PER_GLOB {
         problems.push(format!(
@@ -265,6 +259,15 @@ mod tests {
     }
     fn names(found: &BTreeSet<TailSpec>) -> Vec<String> {
         found.iter().map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned()).collect()
+    }
+
+    /// The directories whose name events can change what `pattern` matches, sorted: the one where its
+    /// wildcards begin and every existing directory the pattern's directory part passes through
+    /// below it (those the walk lists). For `/var/log/*/app.log`: `/var/log` (a new service
+    /// directory) and each `/var/log/X` (a new `app.log` in it); a `**` takes every directory under
+    /// it. At most `MAX_DIRS_PER_GLOB`, with a problem naming the pattern when some are left out.
+    fn watch_dirs(pattern: &Path, access: &Access, problems: &mut Vec<String>) -> BTreeSet<PathBuf> {
+        capped(crate::globwalk::walk(pattern, access).dirs, pattern, problems)
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! arrive as `Event`s on one channel and are folded into `Desired`; then a *scan* expands every
 //! selector into files (`discover`), and `desired::plan` says which tails to start, stop, retire
 //! or keep, which is applied by starting and stopping tail threads under the supervisor. Scans
-//! also run when a directory a glob looks in (`discover::watch_dirs`, from the scan's own walks) gains or loses a file or a
-//! directory (inotify, via `waker`) and every `scan_frequency`. The server's own state lives
+//! also run when a directory a glob looks in (`discover::Found::dirs`, from the scan's own
+//! walks) gains or loses a file or a directory (inotify, via `waker`) and every
+//! `scan_frequency`. The server's own state lives
 //! outside its thread, so the supervisor can restart it after a panic without losing track of
 //! the tails.
 
@@ -285,8 +286,8 @@ impl ServerState {
         self.ctx.checkpoints.skip_old(&spec.topic, FileId::of(&meta), &path, fp, meta.len());
     }
 
-    /// Watches the directories globs look in (`discover::watch_dirs`, from the scan's own walks), so that a new file is found
-    /// at once. Every scan listens to all of them again: a directory deleted and created between
+    /// Watches the directories globs look in (`discover::Found::dirs`, from the scan's own
+    /// walks), so that a new file is found at once. Every scan listens to all of them again: a directory deleted and created between
     /// two scans is watched afresh. When a directory is new, one more scan follows: a file made in
     /// it before its watch began has no event.
     fn listen_to_glob_dirs(&mut self, dirs: BTreeSet<PathBuf>) {

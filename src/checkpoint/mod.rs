@@ -54,6 +54,7 @@ pub struct Past {
 
 impl Past {
     /// A file read up to `offset`, known only from disk (no tracker): for planners' tests.
+    #[cfg(test)]
     pub fn new(id: FileId, fp: Fingerprint, offset: u64) -> Past {
         Past { id, fp, offset, tracker: None, updated: 0 }
     }
