@@ -26,7 +26,9 @@
 //! Parts with one job each, after Vector's file source: `framer` (where the next line of the
 //! buffer lies, pure, property-tested), `change` (what happened to the file: rotated, truncated,
 //! vanished..., pure), `resume` (from which offset a file is read, pure, fed by one query to the
-//! position store), the tail's states in one `enum` (`Current`, changed only by
+//! position store), `open` (opening the path's files confined and asking the store where to read
+//! them from: readers or the reason there are none), `reader` (one open file: reads its bytes and
+//! ships its lines), the tail's states in one `enum` (`Current`, changed only by
 //! `TailState::enter`), and `model`, a model-based test that runs random sequences of writes,
 //! rotations, copytruncates, deletes, restarts and kills against this code. Which tail holds
 //! which file is `crate::claims`; where reading got to is `crate::checkpoint`.
@@ -40,39 +42,35 @@ mod framer;
 #[cfg(test)]
 mod model;
 mod open;
+mod reader;
 mod resume;
 
 use change::{classify, Change, Observed};
-use framer::Framed;
-use open::{NotOpen, Opener, Resumed};
+use open::{NotOpen, Opener};
+use reader::{Lane, Reader, Stamp, BUDGET};
 
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ack::AckTracker;
-use crate::budget::{FileBudget, Permit};
+use crate::budget::FileBudget;
 use crate::checkpoint::Checkpoints;
-use crate::claims::{Claim, Claims};
+use crate::claims::Claims;
 use crate::config::{MessageKey, StartPosition};
 use crate::control::Stop;
 use crate::desired::TailSpec;
-use crate::failpoint;
-use crate::fingerprint::{find_by_id, FileId, Fingerprint, Probe};
+use crate::fingerprint::{find_by_id, FileId, Probe};
 use crate::metrics::TailStats;
 use crate::multiline;
-use crate::sink::{AckTo, Batch, Outlet, Stopped};
+use crate::sink::{Outlet, Stopped};
 use crate::waker::Doorbell;
 
-/// Bytes read from a file per `pread`.
-const CHUNK: usize = 64 * 1024;
-/// Bytes read from one file before the loop looks at its stop flag and other files again.
-const BUDGET: usize = 4 * 1024 * 1024;
 /// First wait after a poll that found nothing; doubles up to `poll_interval`.
 const FIRST_IDLE: Duration = Duration::from_millis(5);
 /// The longest wait of a tail whose file change notifications work (inotify rings it at once;
@@ -129,62 +127,6 @@ pub struct TailCtx {
     pub settings: TailSettings,
 }
 
-/// One open file being read.
-struct Reader {
-    file: File,
-    id: FileId,
-    fp: Fingerprint,
-    tracker: Arc<AckTracker>,
-    /// Where it was opened (a rotated file keeps the name it had then).
-    opened_as: PathBuf,
-    /// `opened_as` as text, for the `path` header of its lines.
-    origin: Arc<str>,
-    /// File offset just past `buf`.
-    read_offset: u64,
-    /// Bytes read and not yet sent start at `buf[pos]`.
-    buf: Vec<u8>,
-    pos: usize,
-    /// `buf[pos..scanned]` is known to hold no newline.
-    scanned: usize,
-    /// Unix seconds when it was opened.
-    opened_at: u64,
-    /// The file's size at the last end-of-file check (its first bytes are compared only when
-    /// it changed).
-    checked: Stamp,
-    /// `multiline`: the file offset of the open event's first line, and since when it waits
-    /// for a line that ends it (shipped as it is after the rule's timeout).
-    event_since: Option<(u64, Instant)>,
-    /// When the reader last reached its end with nothing new (draining readers close after
-    /// `rotate_wait` of this, the current one after `close_inactive`).
-    idle_since: Option<Instant>,
-    /// Its share of the open-file budget.
-    _permit: Permit,
-    /// This tail's hold on the file, released when the reader is dropped.
-    _claim: Claim,
-}
-
-/// A reader ends by being dropped: its tracker is told (the checkpointer forgets it once its
-/// lines are acknowledged) and its claim and permit go back.
-impl Drop for Reader {
-    fn drop(&mut self) {
-        self.tracker.close();
-    }
-}
-
-impl Reader {
-    /// Where the acknowledgement of lines ending at file offset `end` (buffer index `idx`) goes:
-    /// this file's tracker, with the fingerprint of the bytes just before `end` (those still in
-    /// the buffer, `NEAR_BYTES` at most).
-    fn ack_to(&self, end: u64, idx: usize) -> AckTo {
-        let near = Fingerprint::of_bytes(&self.buf[idx.saturating_sub(crate::fingerprint::NEAR_BYTES)..idx]);
-        AckTo { tracker: self.tracker.clone(), end, near }
-    }
-
-    fn offset_of(&self, idx: usize) -> u64 {
-        self.read_offset - (self.buf.len() - idx) as u64
-    }
-}
-
 /// What one look at a tail's files (`poll`) found, in order: the larger wins when a look
 /// covers several files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -223,18 +165,14 @@ pub struct TailState {
     owner: u64,
     /// The file appeared after its glob was first scanned: with no checkpoint, read it all.
     from_start: bool,
-    path_text: String,
-    topic: Arc<str>,
-    key: Option<Arc<[u8]>>,
+    /// How its lines leave (topic, key, format, `multiline`, counters): every reader's.
+    lane: Lane,
     /// The file the path names, and what the tail has of it.
     current: Current,
     /// Rotated-away files still being read to their end.
     draining: Vec<Reader>,
     /// The last problem logged, so the same one is not logged on every poll.
     last_problem: Option<String>,
-    pub stats: Arc<TailStats>,
-    /// `multiline`: the spec's rule, compiled once (the spec was checked when resolved).
-    multiline: Option<multiline::Rule>,
 }
 
 /// The tail's states: what it has of the file its path names. Every change of state goes through
@@ -499,24 +437,28 @@ impl TailState {
             MessageKey::Host => Some(host.into()),
             MessageKey::HostPath => Some([host, b":", spec.path.as_os_str().as_bytes()].concat().into()),
         };
+        let lane = Lane {
+            topic: spec.topic.as_str().into(),
+            key,
+            format: spec.format,
+            multiline,
+            path_text: spec.path.to_string_lossy().into_owned(),
+            stats,
+        };
         TailState {
             owner,
             from_start,
-            path_text: spec.path.to_string_lossy().into_owned(),
-            topic: spec.topic.as_str().into(),
             spec,
-            key,
+            lane,
             current: Current::Starting,
             draining: Vec::new(),
             last_problem: None,
-            stats,
-            multiline,
         }
     }
 
     /// With `multiline`, how long the tail may sleep while an event waits for its timeout.
     fn event_wait(&self) -> Option<Duration> {
-        let rule = self.multiline.as_ref()?;
+        let rule = self.lane.multiline.as_ref()?;
         let waiting = self.current.reader().is_some_and(|r| r.event_since.is_some())
             || self.draining.iter().any(|r| r.event_since.is_some());
         waiting.then_some(rule.timeout / 2)
@@ -526,7 +468,7 @@ impl TailState {
     /// so that a tail whose safety-net poll is minutes away still closes it in time.
     fn inactive_wait(&self, ctx: &TailCtx) -> Option<Duration> {
         let r = self.current.reader()?;
-        if !self.draining.is_empty() || r.pos < r.buf.len() {
+        if !self.draining.is_empty() || r.has_unsent() {
             return None; // poll would not close it now (see close_inactive)
         }
         let idle_for = r.idle_since?.elapsed();
@@ -546,55 +488,20 @@ impl TailState {
     fn problem(&mut self, text: String) {
         if self.last_problem.as_ref() != Some(&text) {
             log::warn!("{text}");
-            *self.stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
+            *self.lane.stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(text.clone());
             self.last_problem = Some(text);
         }
     }
 
     fn clear_problem(&mut self) {
         if self.last_problem.take().is_some() {
-            *self.stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        }
-    }
-
-    /// Where to read the file at the tail's path from (`Opener::resume`); a replaced file's old
-    /// content is looked for in a copy beside it first. None while another tail reads the file.
-    fn resume_point(&mut self, ctx: &TailCtx, file: &File, unknown: u64) -> Option<(u64, Option<Arc<AckTracker>>)> {
-        match self.opener(ctx).resume(file, unknown) {
-            Resumed::Wait(why) => {
-                self.wait_for(why, log::Level::Info);
-                None
-            }
-            Resumed::At(offset, tracker) => Some((offset, tracker)),
-            Resumed::Replaced { fp, offset, id, tracker } => {
-                self.drain_copy(ctx, fp, offset, id, tracker.filter(|t| t.sent() == offset));
-                Some((0, None))
-            }
+            *self.lane.stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
     }
 
     /// The files this tail has open now (its current file and the draining ones).
     fn busy(&self) -> Vec<FileId> {
         self.current.reader().map(|r| r.id).into_iter().chain(self.draining.iter().map(|r| r.id)).collect()
-    }
-
-    /// Drains the copy of replaced content, if one lies beside the path (`Opener::copy`).
-    fn drain_copy(
-        &mut self,
-        ctx: &TailCtx,
-        fp: Fingerprint,
-        offset: u64,
-        not: FileId,
-        tracker: Option<Arc<AckTracker>>,
-    ) -> bool {
-        let busy = self.busy();
-        match self.opener(ctx).copy(fp, offset, not, &busy, tracker) {
-            Some(r) => {
-                self.draining.push(r);
-                true
-            }
-            None => false,
-        }
     }
 
     /// Drains the rotated generations written since `since` that nobody read
@@ -605,24 +512,18 @@ impl TailState {
         self.draining.extend(found);
     }
 
-    /// Opens the tail's path (`Opener::open_path`), noting why when it cannot.
-    fn open_path(&mut self, ctx: &TailCtx) -> Option<(File, std::fs::Metadata, Permit)> {
-        match self.opener(ctx).open_path() {
-            Ok(opened) => Some(opened),
-            Err(NotOpen::Missing) => None,
-            Err(NotOpen::NoDescriptor(why)) => {
-                self.wait_for(why, log::Level::Debug);
-                None
-            }
-            Err(NotOpen::Problem(text)) => {
-                self.problem(text);
-                None
-            }
+    /// Notes why the file at the path is not open.
+    fn not_open(&mut self, why: NotOpen) {
+        match why {
+            NotOpen::Missing => {}
+            NotOpen::NoDescriptor(why) => self.wait_for(why, log::Level::Debug),
+            NotOpen::Claimed(why) => self.wait_for(why, log::Level::Info),
+            NotOpen::Problem(text) => self.problem(text),
         }
     }
 
     fn opener<'a>(&'a self, ctx: &'a TailCtx) -> Opener<'a> {
-        Opener { ctx, spec: &self.spec, topic: &self.topic, owner: self.owner, path_text: &self.path_text }
+        Opener { ctx, spec: &self.spec, lane: &self.lane, owner: self.owner }
     }
 
     /// Notes why the current file is not open although it exists (logged when the reason changes).
@@ -643,20 +544,20 @@ impl TailState {
     /// `start_position` (a path with history, or a file new since its glob was scanned: at its
     /// start).
     fn open_at_start(&mut self, ctx: &TailCtx) {
-        let current = self.open_path(ctx);
-        let current_id = current.as_ref().map(|(_, meta, _)| FileId::of(meta));
-        let mut lineage = ctx.checkpoints.lineage(&self.path_text, &self.spec.topic, current_id);
+        let current = self.opener(ctx).open_path().map_err(|e| self.not_open(e)).ok();
+        let current_id = current.as_ref().map(|o| o.id);
+        let mut lineage = ctx.checkpoints.lineage(&self.lane.path_text, &self.spec.topic, current_id);
         let mut found: Vec<Option<(PathBuf, File)>> =
             lineage.past.iter().map(|p| find_by_id(&self.spec.path, &self.spec.access, p.id)).collect();
         let probes: Vec<Option<&dyn Probe>> = found.iter().map(|f| f.as_ref().map(|(_, f)| f as &dyn Probe)).collect();
-        let current_size = current.as_ref().map(|(_, meta, _)| meta.len());
+        let current_size = current.as_ref().map(|o| o.size);
         let plan = open::plan_start(&lineage, &probes, current_size, self.from_start, ctx.settings.start_position);
         for &(i, from) in &plan.drains {
             let (path, file) = found[i].take().expect("a drained file was found");
             log::info!(
                 "{}: {} was rotated away while it was not being read (logcatch down, or the file \
                  closed by close_inactive); reading its last {} bytes first",
-                self.path_text,
+                self.lane.path_text,
                 path.display(),
                 file.size() - from
             );
@@ -665,13 +566,15 @@ impl TailState {
                 self.draining.push(r);
             }
         }
-        if let Some((file, meta, permit)) = current {
-            let size = meta.len();
-            if let Some((offset, tracker)) = self.resume_point(ctx, &file, plan.unknown) {
-                if let Some(r) = self.opener(ctx).reader(file, self.spec.path.clone(), offset, tracker, permit) {
-                    log::info!("tail {} started at offset {offset} of {size}", self.spec);
-                    self.enter(Current::Open(r));
+        if let Some(opened) = current {
+            let size = opened.size;
+            match self.opener(ctx).start(opened, plan.unknown, &self.busy()) {
+                Ok(started) => {
+                    log::info!("tail {} started at offset {} of {size}", self.spec, started.current.read_offset);
+                    self.draining.extend(started.copy);
+                    self.enter(Current::Open(started.current));
                 }
+                Err(why) => self.not_open(why),
             }
         } else if !self.spec.path.exists() {
             log::info!("tail {} waiting for the file to appear", self.spec);
@@ -698,24 +601,27 @@ impl TailState {
 
         let mut i = 0;
         while i < self.draining.len() {
-            if is_cut(&self.draining[i]) {
+            if self.draining[i].is_cut() {
                 // Cut after it was rotated away (or before the rotation was seen): its old
                 // content is in a copy, what it holds now is new.
                 let old = self.draining.remove(i);
                 log::info!(
                     "{}: {} was cut (copytruncate?); reading it again from the start",
-                    self.path_text,
+                    self.lane.path_text,
                     old.opened_as.display()
                 );
-                self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+                self.lane.stats.truncations.fetch_add(1, Ordering::Relaxed);
                 if let Some(again) = self.reread_from_start(ctx, old, stop)? {
                     self.draining.insert(i, again);
                 }
                 progressed = Progress::More;
                 continue;
             }
-            let (n, _) = self.read_some(ctx, Slot::Draining(i), stop)?;
-            let r = &mut self.draining[i];
+            let look = self.draining[i].read_some(ctx, &self.lane, stop)?;
+            if let Some(e) = &look.error {
+                self.problem(format!("{}: read error: {e}", self.draining[i].opened_as.display()));
+            }
+            let (n, r) = (look.read, &mut self.draining[i]);
             if n > 0 {
                 progressed = progressed.max(Progress::read(n));
                 r.idle_since = None;
@@ -743,7 +649,14 @@ impl TailState {
             }
             Current::Starting => unreachable!("a started tail is never Starting"),
         }
-        let (n, stamp) = self.read_some(ctx, Slot::Current, stop)?;
+        let r = self.current.reader_mut().expect("current reader");
+        let look = r.read_some(ctx, &self.lane, stop)?;
+        self.lane.stats.size.store(look.stamp.size, Ordering::Relaxed);
+        self.lane.stats.offset.store(r.read_offset, Ordering::Relaxed);
+        let (n, stamp) = (look.read, look.stamp);
+        if let Some(e) = &look.error {
+            self.problem(format!("{}: read error: {e}", self.lane.path_text));
+        }
         let r = self.current.reader_mut().expect("current reader");
         if n > 0 {
             r.idle_since = None;
@@ -765,10 +678,10 @@ impl TailState {
     /// never be sent.
     fn close_inactive(&mut self, ctx: &TailCtx) {
         let Some(r) = self.current.reader() else { return };
-        if r.pos < r.buf.len() {
+        if r.has_unsent() {
             return;
         }
-        let (id, stamp) = (r.id, r.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(r.checked));
+        let (id, stamp) = (r.id, r.stamp());
         log::info!(
             "tail {}: nothing new for {:?} (close_inactive); file closed, opened again when it changes",
             self.spec,
@@ -804,10 +717,10 @@ impl TailState {
                 old.idle_since = None;
                 log::info!(
                     "{}: rotated (the path now names another file); draining the old file for up to {:?}",
-                    self.path_text,
+                    self.lane.path_text,
                     ctx.settings.rotate_wait
                 );
-                self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                self.lane.stats.rotations.fetch_add(1, Ordering::Relaxed);
                 self.draining.push(old);
                 self.try_open_current(ctx);
                 Ok(true)
@@ -815,10 +728,10 @@ impl TailState {
             Change::Truncated { .. } => {
                 log::info!(
                     "{}: truncated ({} -> {size} bytes; copytruncate?); reading again from the start",
-                    self.path_text,
+                    self.lane.path_text,
                     r.read_offset
                 );
-                self.stats.truncations.fetch_add(1, Ordering::Relaxed);
+                self.lane.stats.truncations.fetch_add(1, Ordering::Relaxed);
                 let old = self.enter(Current::Starting).expect("current reader");
                 let since = old.opened_at;
                 let again = self.reread_from_start(ctx, old, stop)?;
@@ -835,8 +748,8 @@ impl TailState {
                 Ok(false)
             }
             Change::Vanished => {
-                log::info!("{}: removed or renamed away; draining it and waiting for a new file", self.path_text);
-                self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                log::info!("{}: removed or renamed away; draining it and waiting for a new file", self.lane.path_text);
+                self.lane.stats.rotations.fetch_add(1, Ordering::Relaxed);
                 let since = self.current.reader().map_or(0, |r| r.opened_at);
                 let mut old = self.enter(Current::Absent { since }).expect("current reader");
                 old.idle_since = None;
@@ -844,7 +757,7 @@ impl TailState {
                 Ok(true)
             }
             Change::Unreadable(kind) => {
-                self.problem(format!("{}: cannot stat: {}", self.path_text, io::Error::from(kind)));
+                self.problem(format!("{}: cannot stat: {}", self.lane.path_text, io::Error::from(kind)));
                 Ok(false)
             }
         }
@@ -852,12 +765,15 @@ impl TailState {
 
     /// The path has no open reader: open the file if it (now) exists.
     fn try_open_current(&mut self, ctx: &TailCtx) -> bool {
-        let Some((file, meta, permit)) = self.open_path(ctx) else {
-            return false;
+        let opened = match self.opener(ctx).open_path() {
+            Ok(opened) => opened,
+            Err(why) => {
+                self.not_open(why);
+                return false;
+            }
         };
-        let id = FileId::of(&meta);
         // The same file came back under the path (renamed back): it is current again.
-        if let Some(i) = self.draining.iter().position(|r| r.id == id) {
+        if let Some(i) = self.draining.iter().position(|r| r.id == opened.id) {
             let mut r = self.draining.remove(i);
             r.idle_since = None;
             self.enter(Current::Open(r));
@@ -865,13 +781,17 @@ impl TailState {
         }
         self.clear_problem();
         // A file that appears while we watch is new: all of it is read.
-        let Some((offset, tracker)) = self.resume_point(ctx, &file, 0) else {
-            return false;
+        let ino = opened.id.ino;
+        let started = match self.opener(ctx).start(opened, 0, &self.busy()) {
+            Ok(started) => started,
+            Err(why) => {
+                self.not_open(why);
+                return false;
+            }
         };
-        let Some(r) = self.opener(ctx).reader(file, self.spec.path.clone(), offset, tracker, permit) else {
-            return false;
-        };
-        log::info!("tail {}: new file (inode {}), reading from offset {offset}", self.spec, meta.ino());
+        let r = started.current;
+        log::info!("tail {}: new file (inode {ino}), reading from offset {}", self.spec, r.read_offset);
+        self.draining.extend(started.copy);
         let absent_since = self.current.absent_since();
         self.enter(Current::Open(r));
         // While the path named nothing, a file may have come and been rotated away unseen.
@@ -879,214 +799,6 @@ impl TailState {
             self.adopt_unseen(ctx, since);
         }
         true
-    }
-
-    /// Reads up to `BUDGET` bytes of one reader and sends every complete line. Returns the
-    /// number of bytes read, and the file's stamp at this look.
-    ///
-    /// Long on purpose: the read loop and its three ways out (budget spent, end of file, error).
-    fn read_some(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<(usize, Stamp), Stopped> {
-        let max = ctx.settings.max_line_bytes;
-        let stats = self.stats.clone();
-        let current = matches!(slot, Slot::Current);
-        let topic = self.spec.topic.clone();
-        // One `fstat` per look: the file is read up to the size it had then (what is written
-        // meanwhile is the next look's, which a write's notification or `batch_wait` brings).
-        let r = self.slot(slot);
-        let stamp = r.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(r.checked);
-        let size = stamp.size;
-        if current {
-            stats.size.store(size, Ordering::Relaxed);
-        }
-        if !self.same_content_grew(slot, stamp) {
-            return Ok((0, stamp)); // cut and written again since the last look: check_current decides
-        }
-        let mut total = 0;
-        loop {
-            // Send what is buffered first (there may be lines left from a stopped send).
-            self.send_lines(ctx, slot, stop)?;
-            let r = self.slot(slot);
-            if r.pos > 0 {
-                r.buf.drain(..r.pos);
-                r.scanned -= r.pos;
-                r.pos = 0;
-            }
-            if total >= BUDGET {
-                return Ok((total, stamp));
-            }
-            // Read only what is there: a quiet file costs one fstat, and no buffer.
-            if current {
-                stats.offset.store(r.read_offset, Ordering::Relaxed);
-            }
-            if size <= r.read_offset {
-                if r.buf.is_empty() && r.buf.capacity() > 0 {
-                    r.buf = Vec::new();
-                }
-                return Ok((total, stamp));
-            }
-            let len = r.buf.len();
-            let want = (size - r.read_offset).min(CHUNK.min(max + 1) as u64) as usize;
-            r.buf.resize(len + want, 0);
-            let n = match r.file.read_at(&mut r.buf[len..], r.read_offset) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-                Err(e) => {
-                    r.buf.truncate(len);
-                    let text = format!("{}: read error: {e}", r.opened_as.display());
-                    self.problem(text);
-                    return Ok((total, stamp));
-                }
-            };
-            r.buf.truncate(len + n);
-            r.read_offset += n as u64;
-            total += n;
-            if r.fp.can_grow(size) {
-                // The fingerprint covers what the file holds, up to 256 bytes, as soon as it is
-                // read: a file recorded with fewer is not recognised after a rename or an inode
-                // reuse.
-                if let Ok(fp) = Fingerprint::of_file(&r.file) {
-                    r.fp = fp;
-                    ctx.checkpoints.update_fingerprint(&topic, r.id, fp);
-                }
-            }
-            if n == 0 {
-                return Ok((total, stamp));
-            }
-        }
-    }
-
-    /// Whether the file still begins as it did, checked when it grew since the last look: a
-    /// copytruncate followed by writes past the old offset, all between two looks, would
-    /// otherwise be read on from the old offset, mid-line in the new content (found by the model
-    /// test). One `pread` of at most 256 bytes per look at a file that grew.
-    fn same_content_grew(&mut self, slot: Slot, stamp: Stamp) -> bool {
-        let r = self.slot(slot);
-        if stamp == r.checked || stamp.size <= r.read_offset {
-            return true;
-        }
-        if !r.fp.matches(&r.file) {
-            return false;
-        }
-        r.checked = stamp;
-        true
-    }
-
-    fn slot(&mut self, slot: Slot) -> &mut Reader {
-        match slot {
-            Slot::Current => self.current.reader_mut().expect("current reader"),
-            Slot::Draining(i) => &mut self.draining[i],
-        }
-    }
-
-    /// Sends every complete line in the reader's buffer (and pieces of over-long ones), in
-    /// batches handed to the sending thread. The reader's position moves only once a batch is
-    /// handed over, so a stop or a panic never skips or repeats a line.
-    fn send_lines(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<(), Stopped> {
-        if self.multiline.is_some() {
-            return self.send_events(ctx, slot, stop);
-        }
-        let max = ctx.settings.max_line_bytes;
-        let (topic, key, stats) = (self.topic.clone(), self.key.clone(), self.stats.clone());
-        loop {
-            let r = match slot {
-                Slot::Current => self.current.reader_mut().expect("current reader"),
-                Slot::Draining(i) => &mut self.draining[i],
-            };
-            // Lines are framed in place, as spans of the unread buffer from `first`, and copied
-            // out once per batch: a copy per line (and the batch's regrowth) was the largest
-            // difference between the static (musl) build and the glibc one in perf.
-            let first = r.pos;
-            let mut lines: Vec<(usize, usize)> = Vec::new();
-            let (mut pos, mut scanned, mut split_lines, mut bytes, mut end_offset) = (r.pos, r.scanned, 0u64, 0u64, 0);
-            while !Batch::full_at(pos - first, lines.len()) {
-                let (end, consumed, split) = match framer::frame(&r.buf, pos, scanned, max) {
-                    Framed::Line { end, next, split } => (end, next, split),
-                    Framed::Incomplete => {
-                        scanned = r.buf.len();
-                        break;
-                    }
-                };
-                lines.push((pos - first, end - first));
-                end_offset = r.offset_of(consumed);
-                bytes += (end - pos) as u64;
-                split_lines += u64::from(split);
-                pos = consumed;
-                scanned = scanned.max(pos);
-            }
-            let n = lines.len() as u64;
-            if n == 0 {
-                r.scanned = scanned;
-                return Ok(());
-            }
-            let batch = Batch::from_spans(topic.clone(), key.clone(), r.buf[first..pos].to_vec(), lines)
-                .with_origin(r.origin.clone(), r.offset_of(first))
-                .with_format(self.spec.format);
-            ctx.sink.submit(batch, r.ack_to(end_offset, pos), stop)?;
-            r.pos = pos;
-            r.scanned = scanned;
-            stats.lines.fetch_add(n, Ordering::Relaxed);
-            stats.bytes.fetch_add(bytes, Ordering::Relaxed);
-            stats.split.fetch_add(split_lines, Ordering::Relaxed);
-            for _ in 0..n {
-                failpoint::hit("tail.sent", &self.path_text);
-            }
-        }
-    }
-
-    /// `multiline`: sends the finished events among the complete lines buffered, each as one
-    /// message (its lines joined by `\n`: the bytes between its first line's start and its last
-    /// line's end). The reader's position stays at the open event's first line, so an event is
-    /// acknowledged whole or read again whole; the open event is sent as it is once it has
-    /// waited the rule's timeout.
-    fn send_events(&mut self, ctx: &TailCtx, slot: Slot, stop: &AtomicBool) -> Result<(), Stopped> {
-        let max = ctx.settings.max_line_bytes;
-        let (topic, key, stats, format) = (self.topic.clone(), self.key.clone(), self.stats.clone(), self.spec.format);
-        let rule = self.multiline.as_ref().expect("multiline tails have a rule");
-        let r = match slot {
-            Slot::Current => self.current.reader_mut().expect("current reader"),
-            Slot::Draining(i) => &mut self.draining[i],
-        };
-        // Every complete line buffered, as (start, end, next, split) spans.
-        let mut spans: Vec<(usize, usize, usize, bool)> = Vec::new();
-        let (mut pos, mut scanned) = (r.pos, r.scanned);
-        while let Framed::Line { end, next, split } = framer::frame(&r.buf, pos, scanned, max) {
-            spans.push((pos, end, next, split));
-            pos = next;
-            scanned = scanned.max(pos);
-        }
-        if spans.is_empty() {
-            r.scanned = r.buf.len();
-            return Ok(());
-        }
-        let now = Instant::now();
-        let first_offset = r.offset_of(spans[0].0);
-        let timed_out = matches!(r.event_since, Some((at, since)) if at == first_offset && now.duration_since(since) >= rule.timeout);
-        let lines: Vec<&[u8]> = spans.iter().map(|&(s, e, _, _)| &r.buf[s..e]).collect();
-        let g = multiline::group(rule, &lines, timed_out);
-        // The open event's lines are framed again at the next look.
-        r.scanned = r.pos;
-        let open_at = g.open.map(|i| r.offset_of(spans[i].0));
-        if r.event_since.map(|(at, _)| at) != open_at {
-            r.event_since = open_at.map(|at| (at, now));
-        }
-        let Some(last) = g.events.last() else { return Ok(()) };
-        let (first, consumed) = (r.pos, spans[last.last].2);
-        let events: Vec<(usize, usize)> =
-            g.events.iter().map(|e| (spans[e.first].0 - first, spans[e.last].1 - first)).collect();
-        let n = events.len() as u64;
-        let batch = Batch::from_spans(topic, key, r.buf[first..consumed].to_vec(), events)
-            .with_origin(r.origin.clone(), r.offset_of(first))
-            .with_format(format);
-        let end_offset = r.offset_of(consumed);
-        ctx.sink.submit(batch, r.ack_to(end_offset, consumed), stop)?;
-        r.pos = consumed;
-        r.scanned = r.pos;
-        stats.lines.fetch_add(n, Ordering::Relaxed);
-        stats.bytes.fetch_add((consumed - first) as u64, Ordering::Relaxed);
-        // Pieces of events cut at max_lines/max_bytes, and of lines over max_line_bytes.
-        let split_lines = spans[..=last.last].iter().filter(|s| s.3).count() as u64;
-        stats.split.fetch_add(g.cut + split_lines, Ordering::Relaxed);
-        Ok(())
     }
 
     /// `old`'s file no longer holds what was read (cut by copytruncate, or written over): its
@@ -1097,10 +809,12 @@ impl TailState {
         let file = old.file.try_clone();
         let opened_as = old.opened_as.clone();
         // The unsent end of the old content (a partial line) is in the copy, if any.
-        let (unsent, old_fp) = (old.offset_of(old.pos), old.fp);
-        ctx.checkpoints.note_replaced(&self.spec.topic, &self.path_text, old_fp, unsent, old.tracker.clone());
-        if !self.drain_copy(ctx, old_fp, unsent, old.id, Some(old.tracker.clone())) {
-            self.finish(ctx, old, stop)?;
+        let (unsent, old_fp) = (old.unsent_offset(), old.fp);
+        ctx.checkpoints.note_replaced(&self.spec.topic, &self.lane.path_text, old_fp, unsent, old.tracker.clone());
+        let busy = self.busy();
+        match self.opener(ctx).copy(old_fp, unsent, old.id, &busy, Some(old.tracker.clone())) {
+            Some(copy) => self.draining.push(copy),
+            None => self.finish(ctx, old, stop)?,
         }
         let Ok(file) = file else { return Ok(None) };
         let tracker = Some(Arc::new(AckTracker::new(0)));
@@ -1112,27 +826,16 @@ impl TailState {
     /// Closes a reader whose file is done: an unfinished last line is sent as it is (nothing
     /// more will complete it), and its tracker is released to the checkpointer.
     fn finish(&mut self, ctx: &TailCtx, mut r: Reader, stop: &AtomicBool) -> Result<(), Stopped> {
-        if r.pos < r.buf.len() && is_cut(&r) {
+        if r.has_unsent() && r.is_cut() {
             // The file was cut after it was read (copytruncate, then renamed): the unfinished
             // line is in its copy, which is read from here.
-            let unsent = r.offset_of(r.pos);
-            ctx.checkpoints.note_replaced(&self.spec.topic, &self.path_text, r.fp, unsent, r.tracker.clone());
-        } else if r.pos < r.buf.len() {
-            let mut batch = Batch::new(self.topic.clone(), self.key.clone())
-                .with_origin(r.origin.clone(), r.offset_of(r.pos))
-                .with_format(self.spec.format);
-            // With `multiline`, the rest is the open event's lines (and perhaps a last line
-            // without its newline): one message, its lines joined by `\n`.
-            let rest = &r.buf[r.pos..];
-            batch.push(if self.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest });
-            if let Err(s) = ctx.sink.submit(batch, r.ack_to(r.read_offset, r.buf.len()), stop) {
-                self.draining.push(r);
-                return Err(s);
-            }
-            self.stats.lines.fetch_add(1, Ordering::Relaxed);
-            r.pos = r.buf.len();
+            let unsent = r.unsent_offset();
+            ctx.checkpoints.note_replaced(&self.spec.topic, &self.lane.path_text, r.fp, unsent, r.tracker.clone());
+        } else if let Err(s) = r.ship_rest(ctx, &self.lane, stop) {
+            self.draining.push(r);
+            return Err(s);
         }
-        log::info!("{}: finished reading {} at offset {}", self.path_text, r.opened_as.display(), r.read_offset);
+        log::info!("{}: finished reading {} at offset {}", self.lane.path_text, r.opened_as.display(), r.read_offset);
         Ok(()) // dropping `r` closes its tracker and releases its claim
     }
 
@@ -1143,43 +846,13 @@ impl TailState {
         let readers: Vec<Reader> = self.enter(Current::Starting).into_iter().chain(self.draining.drain(..)).collect();
         for r in readers {
             let deleted = r.file.metadata().is_ok_and(|m| m.nlink() == 0);
-            if deleted && r.pos < r.buf.len() {
+            if deleted && r.has_unsent() {
                 // One it could not hand over is back in `draining`, dropped below.
                 let _ = self.finish(ctx, r, stop);
             }
         }
         self.draining.clear(); // dropped readers close their trackers
         log::info!("tail {} stopped", self.spec);
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Slot {
-    Current,
-    Draining(usize),
-}
-
-/// A file's size and modification time at a look: when neither moved, its first bytes are not
-/// read again. The time catches a file cut and written again to the same size (found by the
-/// model test), which the size alone misses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    size: u64,
-    mtime: (i64, i64),
-}
-
-impl Stamp {
-    fn of(m: &std::fs::Metadata) -> Stamp {
-        Stamp { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()) }
-    }
-}
-
-/// Whether the reader's file no longer holds what was read from it: shorter than the offset
-/// read, or (when its size moved since the last look) other first bytes.
-fn is_cut(r: &Reader) -> bool {
-    match r.file.metadata() {
-        Ok(m) => m.len() < r.read_offset || (Stamp::of(&m) != r.checked && !r.fp.matches(&r.file)),
-        Err(_) => false,
     }
 }
 

@@ -5,17 +5,19 @@
 //! where, where a file never seen starts, since when to look for rotated generations nobody read)
 //! as one pure function of one answer of the position store (`Checkpoints::lineage`) and of what
 //! is on disk, seen through `Probe`: table-tested without a disk. The `Opener` does the I/O: the
-//! confined open, the store's and the claims' answer for one file (`resume::plan` decides), a
-//! copytruncate copy, unseen generations; it hands back readers and reasons, and the tail's
-//! state machine decides what they become.
+//! confined open of the path (`open_path`), the store's and the claims' answer for it (`start`:
+//! `resume::plan` decides), a copytruncate copy (`copy`), unseen generations (`unseen`); it hands
+//! back readers, or why there are none (`NotOpen`), and the tail's state machine decides what
+//! they become.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::reader::{Lane, Reader};
 use super::resume::{self, Resume};
-use super::{unix_now, Reader, Stamp, TailCtx};
+use super::TailCtx;
 use crate::ack::AckTracker;
 use crate::budget::{out_of_descriptors, Permit};
 use crate::checkpoint::{Known, Lineage};
@@ -70,23 +72,26 @@ pub(super) enum NotOpen {
     Missing,
     /// Every descriptor of `max_open_files` is taken: the tail waits its turn.
     NoDescriptor(String),
+    /// Another tail reads it (a rotated file the same glob matches): the tail waits.
+    Claimed(String),
     /// It cannot be read now, or may not be (refused by its source's rules): said once.
     Problem(String),
 }
 
-/// Where to read a file from, as the store and the claims say.
-pub(super) enum Resumed {
-    /// Another tail reads it: wait (why).
-    Wait(String),
-    At(u64, Option<Arc<AckTracker>>),
-    /// It no longer holds what was read up to `offset`: read it from 0, after the copy of the
-    /// old content (`fp`) if one lies beside it.
-    Replaced {
-        fp: Fingerprint,
-        offset: u64,
-        id: FileId,
-        tracker: Option<Arc<AckTracker>>,
-    },
+/// The file at the path, opened and not yet read.
+pub(super) struct Opened {
+    file: File,
+    pub id: FileId,
+    pub size: u64,
+    permit: Permit,
+}
+
+/// Readers on the file at the path, from where the store says.
+pub(super) struct Started {
+    pub current: Reader,
+    /// It no longer holds what was read of it: the copy of its old content beside it (left by
+    /// copytruncate), to drain first from where that reading got to.
+    pub copy: Option<Reader>,
 }
 
 /// A tail's opener: opens the files of its path confined, asks the store and the claims where to
@@ -95,9 +100,8 @@ pub(super) enum Resumed {
 pub(super) struct Opener<'a> {
     pub ctx: &'a TailCtx,
     pub spec: &'a TailSpec,
-    pub topic: &'a Arc<str>,
+    pub lane: &'a Lane,
     pub owner: u64,
-    pub path_text: &'a str,
 }
 
 impl Opener<'_> {
@@ -114,37 +118,46 @@ impl Opener<'_> {
         let id = FileId::of(&file.metadata().expect("fstat of an open file"));
         let fp = Fingerprint::of_file(&file).unwrap_or_default();
         let tracker = tracker.unwrap_or_else(|| Arc::new(AckTracker::new(offset)));
-        let claim = self.ctx.claims.claim(self.topic, id, self.owner).ok()?;
-        self.ctx.checkpoints.track(&self.spec.topic, id, self.path_text, fp, tracker.clone());
-        Some(Reader {
-            file,
-            id,
-            fp,
-            tracker,
-            origin: opened_as.to_string_lossy().into(),
-            opened_as,
-            read_offset: offset,
-            buf: Vec::new(),
-            pos: 0,
-            scanned: 0,
-            opened_at: unix_now(),
-            checked: Stamp { size: offset, mtime: (0, 0) },
-            event_since: None,
-            idle_since: None,
-            _permit: permit,
-            _claim: claim,
-        })
+        let claim = self.ctx.claims.claim(&self.lane.topic, id, self.owner).ok()?;
+        self.ctx.checkpoints.track(&self.spec.topic, id, &self.lane.path_text, fp, tracker.clone());
+        Some(Reader::new(file, id, fp, tracker, opened_as, offset, permit, claim))
     }
 
-    /// Where to read the file at the tail's path from: the store is asked once, `resume::plan`
-    /// decides; `unknown` is where a file never seen starts. A file that was truncated or
-    /// replaced since it was read is read from 0, after the unread end of its old content, if a
-    /// copy of it lies next to it (copytruncate: the caller looks, `copy`).
-    pub(super) fn resume(&self, file: &File, unknown: u64) -> Resumed {
-        let Ok(meta) = file.metadata() else { return Resumed::At(unknown, None) };
-        let id = FileId::of(&meta);
+    /// Readers on the opened file at the path, from where the store says (`resume::plan`
+    /// decides; `unknown` is where a file never seen starts). A file that was truncated or
+    /// replaced since it was read is read from 0, after the unread end of its old content if a
+    /// copy of it lies next to it (not one of `busy`, the files the tail reads already).
+    pub(super) fn start(&self, opened: Opened, unknown: u64, busy: &[FileId]) -> Result<Started, NotOpen> {
+        let Opened { file, id, size, permit } = opened;
+        let (offset, tracker, old) = match self.resume(&file, id, size, unknown) {
+            Resume::Wait { owner } => {
+                return Err(NotOpen::Claimed(format!(
+                    "tail {}: the file (inode {}) is being read by tail #{owner} (a rotated file the same glob \
+                     matches); waiting until that tail is done with it",
+                    self.spec, id.ino
+                )))
+            }
+            Resume::At { offset, tracker } => (offset, tracker, None),
+            Resume::Replaced { fp, offset, tracker } => {
+                log::info!(
+                    "{}: the file no longer holds what was read up to offset {offset} (truncated or replaced); \
+                     reading it from the start",
+                    self.lane.path_text
+                );
+                (0, None, Some((fp, offset, tracker.filter(|t| t.sent() == offset))))
+            }
+        };
+        let Some(current) = self.reader(file, self.spec.path.clone(), offset, tracker, permit) else {
+            return Err(NotOpen::Claimed(format!("tail {}: the file was claimed by another tail", self.spec)));
+        };
+        let copy = old.and_then(|(fp, offset, tracker)| self.copy(fp, offset, id, busy, tracker));
+        Ok(Started { current, copy })
+    }
+
+    /// Where the store and the claims say the file at the path is read from.
+    fn resume(&self, file: &File, id: FileId, size: u64, unknown: u64) -> Resume {
         let holder = self.ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
-        let known = self.ctx.checkpoints.position(&self.spec.topic, &self.spec.path, id, file, meta.len());
+        let known = self.ctx.checkpoints.position(&self.spec.topic, &self.spec.path, id, file, size);
         if let Known::CopyOf { offset, .. } = known {
             log::info!(
                 "tail {}: the file begins as a file already read beside it (a copy left by copytruncate); \
@@ -152,27 +165,12 @@ impl Opener<'_> {
                 self.spec
             );
         }
-        match resume::plan(holder, known, meta.len(), unknown) {
-            Resume::Wait { owner } => Resumed::Wait(format!(
-                "tail {}: the file (inode {}) is being read by tail #{owner} (a rotated file the same glob matches); \
-                 waiting until that tail is done with it",
-                self.spec, id.ino
-            )),
-            Resume::At { offset, tracker } => Resumed::At(offset, tracker),
-            Resume::Replaced { fp, offset, tracker } => {
-                log::info!(
-                    "{}: the file no longer holds what was read up to offset {offset} (truncated or replaced); \
-                     reading it from the start",
-                    self.path_text
-                );
-                Resumed::Replaced { fp, offset, id, tracker }
-            }
-        }
+        resume::plan(holder, known, size, unknown)
     }
 
     /// Opens the tail's path for reading, with a permit of the open-file budget. `Err` says why
     /// not: the file does not exist (yet), is not a regular file, or cannot be opened now.
-    pub(super) fn open_path(&self) -> Result<(File, std::fs::Metadata, Permit), NotOpen> {
+    pub(super) fn open_path(&self) -> Result<Opened, NotOpen> {
         let Some(permit) = self.ctx.files.try_acquire() else {
             if std::fs::symlink_metadata(&self.spec.path).is_ok() {
                 return Err(NotOpen::NoDescriptor(format!(
@@ -189,25 +187,28 @@ impl Opener<'_> {
             Ok(f) => f,
             Err(OpenError::NotFound) => return Err(NotOpen::Missing),
             Err(OpenError::NotRegular) => {
-                return Err(NotOpen::Problem(format!("{}: not a regular file; waiting for one", self.path_text)));
+                return Err(NotOpen::Problem(format!("{}: not a regular file; waiting for one", self.lane.path_text)));
             }
             Err(e) if e.is_refusal() => {
-                return Err(NotOpen::Problem(format!("{}: {e}; waiting for a file that may be read", self.path_text)));
+                return Err(NotOpen::Problem(format!(
+                    "{}: {e}; waiting for a file that may be read",
+                    self.lane.path_text
+                )));
             }
             Err(OpenError::Io(e)) if out_of_descriptors(&e) => {
                 return Err(NotOpen::Problem(format!(
                     "{}: cannot open: {e} (ulimit -n is {}); lower max_open_files or close_inactive; retrying",
-                    self.path_text,
+                    self.lane.path_text,
                     crate::budget::descriptor_limit()
                 )));
             }
             Err(e) => {
-                return Err(NotOpen::Problem(format!("{}: cannot open: {e}; retrying", self.path_text)));
+                return Err(NotOpen::Problem(format!("{}: cannot open: {e}; retrying", self.lane.path_text)));
             }
         };
         match file.metadata() {
-            Ok(meta) => Ok((file, meta, permit)),
-            Err(e) => Err(NotOpen::Problem(format!("{}: cannot stat: {e}; retrying", self.path_text))),
+            Ok(meta) => Ok(Opened { id: FileId::of(&meta), size: meta.len(), file, permit }),
+            Err(e) => Err(NotOpen::Problem(format!("{}: cannot stat: {e}; retrying", self.lane.path_text))),
         }
     }
 
@@ -241,7 +242,7 @@ impl Opener<'_> {
             }
             log::info!(
                 "{}: {} holds the old content; reading its last {} bytes first",
-                self.path_text,
+                self.lane.path_text,
                 path.display(),
                 meta.len() - offset
             );
@@ -284,7 +285,7 @@ impl Opener<'_> {
                     if copy {
                         log::info!(
                             "{}: {} is a copy of what was already read ({} bytes); nothing in it to send",
-                            self.path_text,
+                            self.lane.path_text,
                             path.display(),
                             meta.len()
                         );
@@ -297,14 +298,14 @@ impl Opener<'_> {
             if from == 0 {
                 log::info!(
                     "{}: {} was rotated by unread while logcatch was down or behind; reading all {} bytes",
-                    self.path_text,
+                    self.lane.path_text,
                     path.display(),
                     meta.len()
                 );
             } else {
                 log::info!(
                     "{}: {} was read up to offset {from} (or is a copy of a file that was); reading its last {} bytes",
-                    self.path_text,
+                    self.lane.path_text,
                     path.display(),
                     meta.len() - from
                 );

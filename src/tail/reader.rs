@@ -1,0 +1,381 @@
+//! One open file being read: its bytes read with `pread`, framed into lines (or `multiline`
+//! events) and shipped to the sink, with the acknowledgement going to the file's tracker.
+//!
+//! Exists so that reading and shipping are the reader's own job, the same for the current file
+//! and for rotated ones being drained: the tail's state machine (`super`) decides which files
+//! are read and what a change of the path means, and hands each reader what it ships with
+//! (`Lane`). A reader's position moves only once a batch is handed to the sink, so a stop or a
+//! panic never skips or repeats a line.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::framer::{self, Framed};
+use super::TailCtx;
+use crate::ack::AckTracker;
+use crate::budget::Permit;
+use crate::claims::Claim;
+use crate::envelope::Format;
+use crate::failpoint;
+use crate::fingerprint::{FileId, Fingerprint, NEAR_BYTES};
+use crate::metrics::TailStats;
+use crate::multiline;
+use crate::sink::{AckTo, Batch, Stopped};
+
+/// Bytes read from a file per `pread`.
+const CHUNK: usize = 64 * 1024;
+/// Bytes read from one file before the loop looks at its stop flag and other files again.
+pub(super) const BUDGET: usize = 4 * 1024 * 1024;
+
+/// How a tail's lines leave, whichever of its files they come from: the same for all its readers.
+pub(super) struct Lane {
+    pub topic: Arc<str>,
+    pub key: Option<Arc<[u8]>>,
+    pub format: Format,
+    /// `multiline`: the spec's rule, compiled once (the spec was checked when resolved).
+    pub multiline: Option<multiline::Rule>,
+    /// The tail's path as text (failpoints name it).
+    pub path_text: String,
+    pub stats: Arc<TailStats>,
+}
+
+/// One open file being read.
+pub(super) struct Reader {
+    pub file: File,
+    pub id: FileId,
+    pub fp: Fingerprint,
+    pub tracker: Arc<AckTracker>,
+    /// Where it was opened (a rotated file keeps the name it had then).
+    pub opened_as: PathBuf,
+    /// `opened_as` as text, for the `path` header of its lines.
+    origin: Arc<str>,
+    /// File offset just past `buf`.
+    pub read_offset: u64,
+    /// Bytes read and not yet sent start at `buf[pos]`.
+    buf: Vec<u8>,
+    pos: usize,
+    /// `buf[pos..scanned]` is known to hold no newline.
+    scanned: usize,
+    /// Unix seconds when it was opened.
+    pub opened_at: u64,
+    /// The file's stamp at the last end-of-file check (its first bytes are compared only when
+    /// it changed).
+    pub checked: Stamp,
+    /// `multiline`: the file offset of the open event's first line, and since when it waits
+    /// for a line that ends it (shipped as it is after the rule's timeout).
+    pub event_since: Option<(u64, Instant)>,
+    /// When the reader last reached its end with nothing new (draining readers close after
+    /// `rotate_wait` of this, the current one after `close_inactive`).
+    pub idle_since: Option<Instant>,
+    /// Its share of the open-file budget.
+    _permit: Permit,
+    /// This tail's hold on the file, released when the reader is dropped.
+    _claim: Claim,
+}
+
+/// A reader ends by being dropped: its tracker is told (the checkpointer forgets it once its
+/// lines are acknowledged) and its claim and permit go back.
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.tracker.close();
+    }
+}
+
+/// What one look at a reader found.
+pub(super) struct Look {
+    /// Bytes read (and their complete lines shipped).
+    pub read: usize,
+    /// The file's stamp at the look.
+    pub stamp: Stamp,
+    /// Reading failed (the bytes read before the error were shipped).
+    pub error: Option<io::Error>,
+}
+
+impl Reader {
+    /// A reader of `file` from `offset`, holding the file's claim and a permit.
+    #[allow(clippy::too_many_arguments)] // each is a part the reader owns from here on
+    pub fn new(
+        file: File,
+        id: FileId,
+        fp: Fingerprint,
+        tracker: Arc<AckTracker>,
+        opened_as: PathBuf,
+        offset: u64,
+        permit: Permit,
+        claim: Claim,
+    ) -> Reader {
+        Reader {
+            file,
+            id,
+            fp,
+            tracker,
+            origin: opened_as.to_string_lossy().into(),
+            opened_as,
+            read_offset: offset,
+            buf: Vec::new(),
+            pos: 0,
+            scanned: 0,
+            opened_at: super::unix_now(),
+            checked: Stamp { size: offset, mtime: (0, 0) },
+            event_since: None,
+            idle_since: None,
+            _permit: permit,
+            _claim: claim,
+        }
+    }
+
+    /// Bytes read and not shipped (an unfinished last line, or an open `multiline` event).
+    pub fn has_unsent(&self) -> bool {
+        self.pos < self.buf.len()
+    }
+
+    /// The file offset of the first byte not shipped.
+    pub fn unsent_offset(&self) -> u64 {
+        self.offset_of(self.pos)
+    }
+
+    /// The file's stamp now (the last one checked if `fstat` fails).
+    pub fn stamp(&self) -> Stamp {
+        self.file.metadata().map(|m| Stamp::of(&m)).unwrap_or(self.checked)
+    }
+
+    /// Where the acknowledgement of lines ending at file offset `end` (buffer index `idx`) goes:
+    /// this file's tracker, with the fingerprint of the bytes just before `end` (those still in
+    /// the buffer, `NEAR_BYTES` at most).
+    fn ack_to(&self, end: u64, idx: usize) -> AckTo {
+        let near = Fingerprint::of_bytes(&self.buf[idx.saturating_sub(NEAR_BYTES)..idx]);
+        AckTo { tracker: self.tracker.clone(), end, near }
+    }
+
+    fn offset_of(&self, idx: usize) -> u64 {
+        self.read_offset - (self.buf.len() - idx) as u64
+    }
+
+    /// Whether the file no longer holds what was read from it: shorter than the offset read, or
+    /// (when its stamp moved since the last look) other first bytes.
+    pub fn is_cut(&self) -> bool {
+        match self.file.metadata() {
+            Ok(m) => m.len() < self.read_offset || (Stamp::of(&m) != self.checked && !self.fp.matches(&self.file)),
+            Err(_) => false,
+        }
+    }
+
+    /// Reads up to `BUDGET` bytes and ships every complete line.
+    ///
+    /// Long on purpose: the read loop and its three ways out (budget spent, end of file, error).
+    pub fn read_some(&mut self, ctx: &TailCtx, lane: &Lane, stop: &AtomicBool) -> Result<Look, Stopped> {
+        let max = ctx.settings.max_line_bytes;
+        // One `fstat` per look: the file is read up to the size it had then (what is written
+        // meanwhile is the next look's, which a write's notification or `batch_wait` brings).
+        let stamp = self.stamp();
+        let size = stamp.size;
+        let mut look = Look { read: 0, stamp, error: None };
+        if !self.same_content_grew(stamp) {
+            return Ok(look); // cut and written again since the last look: the tail decides
+        }
+        loop {
+            // Ship what is buffered first (there may be lines left from a stopped send).
+            self.ship_lines(ctx, lane, stop)?;
+            if self.pos > 0 {
+                self.buf.drain(..self.pos);
+                self.scanned -= self.pos;
+                self.pos = 0;
+            }
+            if look.read >= BUDGET {
+                return Ok(look);
+            }
+            // Read only what is there: a quiet file costs one fstat, and no buffer.
+            if size <= self.read_offset {
+                if self.buf.is_empty() && self.buf.capacity() > 0 {
+                    self.buf = Vec::new();
+                }
+                return Ok(look);
+            }
+            let len = self.buf.len();
+            let want = (size - self.read_offset).min(CHUNK.min(max + 1) as u64) as usize;
+            self.buf.resize(len + want, 0);
+            let n = match self.file.read_at(&mut self.buf[len..], self.read_offset) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => {
+                    self.buf.truncate(len);
+                    look.error = Some(e);
+                    return Ok(look);
+                }
+            };
+            self.buf.truncate(len + n);
+            self.read_offset += n as u64;
+            look.read += n;
+            if self.fp.can_grow(size) {
+                // The fingerprint covers what the file holds, up to 256 bytes, as soon as it is
+                // read: a file recorded with fewer is not recognised after a rename or an inode
+                // reuse.
+                if let Ok(fp) = Fingerprint::of_file(&self.file) {
+                    self.fp = fp;
+                    ctx.checkpoints.update_fingerprint(&lane.topic, self.id, fp);
+                }
+            }
+            if n == 0 {
+                return Ok(look);
+            }
+        }
+    }
+
+    /// Whether the file still begins as it did, checked when it grew since the last look: a
+    /// copytruncate followed by writes past the old offset, all between two looks, would
+    /// otherwise be read on from the old offset, mid-line in the new content. One `pread` of at
+    /// most 256 bytes per look at a file that grew.
+    fn same_content_grew(&mut self, stamp: Stamp) -> bool {
+        if stamp == self.checked || stamp.size <= self.read_offset {
+            return true;
+        }
+        if !self.fp.matches(&self.file) {
+            return false;
+        }
+        self.checked = stamp;
+        true
+    }
+
+    /// Ships every complete line in the buffer (and pieces of over-long ones), in batches handed
+    /// to the sink. The position moves only once a batch is handed over.
+    fn ship_lines(&mut self, ctx: &TailCtx, lane: &Lane, stop: &AtomicBool) -> Result<(), Stopped> {
+        if let Some(rule) = &lane.multiline {
+            return self.ship_events(ctx, lane, rule, stop);
+        }
+        let max = ctx.settings.max_line_bytes;
+        loop {
+            // Lines are framed in place, as spans of the unread buffer from `first`, and copied
+            // out once per batch: a copy per line (and the batch's regrowth) was the largest
+            // difference between the static (musl) build and the glibc one in perf.
+            let first = self.pos;
+            let mut lines: Vec<(usize, usize)> = Vec::new();
+            let (mut pos, mut scanned, mut split_lines, mut bytes, mut end_offset) =
+                (self.pos, self.scanned, 0u64, 0u64, 0);
+            while !Batch::full_at(pos - first, lines.len()) {
+                let (end, consumed, split) = match framer::frame(&self.buf, pos, scanned, max) {
+                    Framed::Line { end, next, split } => (end, next, split),
+                    Framed::Incomplete => {
+                        scanned = self.buf.len();
+                        break;
+                    }
+                };
+                lines.push((pos - first, end - first));
+                end_offset = self.offset_of(consumed);
+                bytes += (end - pos) as u64;
+                split_lines += u64::from(split);
+                pos = consumed;
+                scanned = scanned.max(pos);
+            }
+            let n = lines.len() as u64;
+            if n == 0 {
+                self.scanned = scanned;
+                return Ok(());
+            }
+            let batch = Batch::from_spans(lane.topic.clone(), lane.key.clone(), self.buf[first..pos].to_vec(), lines)
+                .with_origin(self.origin.clone(), self.offset_of(first))
+                .with_format(lane.format);
+            ctx.sink.submit(batch, self.ack_to(end_offset, pos), stop)?;
+            self.pos = pos;
+            self.scanned = scanned;
+            lane.stats.lines.fetch_add(n, Ordering::Relaxed);
+            lane.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+            lane.stats.split.fetch_add(split_lines, Ordering::Relaxed);
+            for _ in 0..n {
+                failpoint::hit("tail.sent", &lane.path_text);
+            }
+        }
+    }
+
+    /// `multiline`: ships the finished events among the complete lines buffered, each as one
+    /// message (its lines joined by `\n`: the bytes between its first line's start and its last
+    /// line's end). The position stays at the open event's first line, so an event is
+    /// acknowledged whole or read again whole; the open event is shipped as it is once it has
+    /// waited the rule's timeout.
+    fn ship_events(
+        &mut self,
+        ctx: &TailCtx,
+        lane: &Lane,
+        rule: &multiline::Rule,
+        stop: &AtomicBool,
+    ) -> Result<(), Stopped> {
+        let max = ctx.settings.max_line_bytes;
+        // Every complete line buffered, as (start, end, next, split) spans.
+        let mut spans: Vec<(usize, usize, usize, bool)> = Vec::new();
+        let (mut pos, mut scanned) = (self.pos, self.scanned);
+        while let Framed::Line { end, next, split } = framer::frame(&self.buf, pos, scanned, max) {
+            spans.push((pos, end, next, split));
+            pos = next;
+            scanned = scanned.max(pos);
+        }
+        if spans.is_empty() {
+            self.scanned = self.buf.len();
+            return Ok(());
+        }
+        let now = Instant::now();
+        let first_offset = self.offset_of(spans[0].0);
+        let timed_out = matches!(self.event_since, Some((at, since)) if at == first_offset && now.duration_since(since) >= rule.timeout);
+        let lines: Vec<&[u8]> = spans.iter().map(|&(s, e, _, _)| &self.buf[s..e]).collect();
+        let g = multiline::group(rule, &lines, timed_out);
+        // The open event's lines are framed again at the next look.
+        self.scanned = self.pos;
+        let open_at = g.open.map(|i| self.offset_of(spans[i].0));
+        if self.event_since.map(|(at, _)| at) != open_at {
+            self.event_since = open_at.map(|at| (at, now));
+        }
+        let Some(last) = g.events.last() else { return Ok(()) };
+        let (first, consumed) = (self.pos, spans[last.last].2);
+        let events: Vec<(usize, usize)> =
+            g.events.iter().map(|e| (spans[e.first].0 - first, spans[e.last].1 - first)).collect();
+        let n = events.len() as u64;
+        let batch = Batch::from_spans(lane.topic.clone(), lane.key.clone(), self.buf[first..consumed].to_vec(), events)
+            .with_origin(self.origin.clone(), self.offset_of(first))
+            .with_format(lane.format);
+        let end_offset = self.offset_of(consumed);
+        ctx.sink.submit(batch, self.ack_to(end_offset, consumed), stop)?;
+        self.pos = consumed;
+        self.scanned = self.pos;
+        lane.stats.lines.fetch_add(n, Ordering::Relaxed);
+        lane.stats.bytes.fetch_add((consumed - first) as u64, Ordering::Relaxed);
+        // Pieces of events cut at max_lines/max_bytes, and of lines over max_line_bytes.
+        let split_lines = spans[..=last.last].iter().filter(|s| s.3).count() as u64;
+        lane.stats.split.fetch_add(g.cut + split_lines, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Ships what is left unsent as one last message: an unfinished last line (nothing more will
+    /// complete it) or, with `multiline`, the open event (its lines joined by `\n`).
+    pub fn ship_rest(&mut self, ctx: &TailCtx, lane: &Lane, stop: &AtomicBool) -> Result<(), Stopped> {
+        if !self.has_unsent() {
+            return Ok(());
+        }
+        let mut batch = Batch::new(lane.topic.clone(), lane.key.clone())
+            .with_origin(self.origin.clone(), self.offset_of(self.pos))
+            .with_format(lane.format);
+        let rest = &self.buf[self.pos..];
+        batch.push(if lane.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest });
+        ctx.sink.submit(batch, self.ack_to(self.read_offset, self.buf.len()), stop)?;
+        lane.stats.lines.fetch_add(1, Ordering::Relaxed);
+        self.pos = self.buf.len();
+        Ok(())
+    }
+}
+
+/// A file's size and modification time at a look: when neither moved, its first bytes are not
+/// read again. The time catches a file cut and written again to the same size, which the size
+/// alone misses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stamp {
+    pub size: u64,
+    pub mtime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        Stamp { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()) }
+    }
+}
