@@ -4,6 +4,7 @@
 #   - etcd-server + etcd-client from Debian, skipped when `etcd` is on PATH;
 #   - curl (the etcd-logconf script and the demo use it);
 #   - supervisor from Debian (the shipped supervisord conf is tested under the real one);
+#   - logrotate from Debian (rotation and compression are tested with the real one);
 #   - openssl and perl (scripts/pki.sh makes the TLS tests' certificates; OpenSSL's own build,
 #     compiled into the binary by rdkafka's ssl-vendored, runs perl).
 # Safe to run again and again; prints what it skips.
@@ -19,6 +20,8 @@ command -v supervisord >/dev/null 2>&1 || need_apt+=(supervisor)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v perl >/dev/null 2>&1 || need_apt+=(perl)
 command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
+# Debian's logrotate: tests/compressed.rs rotates and compresses with the real one.
+command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need_apt+=(logrotate)
 # systemd-analyze (verify, security --offline): tests/confinement.rs checks the shipped unit.
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -18,8 +18,8 @@ status=0
 # Every test; brokers are tansu, except tests/kafka.rs (Apache Kafka: a 3-node cluster, 6
 # partitions, the broker's own size limit).
 cargo test --no-fail-fast --features failpoints "$@" || status=$?
-# The same core, delivery and stall tests again, on Apache Kafka 4.x (a single KRaft node per
+# The same core, delivery, stall and compressed tests again, on Apache Kafka 4.x (a single KRaft node per
 # test) instead of tansu.
-LOGCATCH_TEST_BROKER=kafka cargo test --no-fail-fast --features failpoints --test core --test delivery --test stall "$@" \
+LOGCATCH_TEST_BROKER=kafka cargo test --no-fail-fast --features failpoints --test core --test delivery --test stall --test compressed "$@" \
     || status=$?
 exit "$status"

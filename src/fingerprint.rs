@@ -105,6 +105,10 @@ pub trait Probe {
     fn identified_by(&self, fp: &Fingerprint) -> bool {
         fp.len > 0 && self.begins_with(fp)
     }
+    /// Whether it holds bytes past `offset` (a compressed file answers without its size).
+    fn holds_more_than(&self, offset: u64) -> bool {
+        self.size() > offset
+    }
 }
 
 impl Probe for File {
@@ -157,6 +161,17 @@ pub fn rotated_siblings(path: &Path) -> Vec<PathBuf> {
         rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_rotated_name(path, p)).collect();
     out.sort();
     out
+}
+
+/// The identities of `path` and its rotated siblings, as they are now (not followed if symlinks:
+/// nothing is opened).
+pub fn ids_beside(path: &Path) -> std::collections::BTreeSet<FileId> {
+    std::iter::once(path.to_path_buf())
+        .chain(rotated_siblings(path))
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .filter(|m| m.is_file())
+        .map(|m| FileId::of(&m))
+        .collect()
 }
 
 /// Finds the file with identity `id` among `path` itself and its rotated siblings, each opened

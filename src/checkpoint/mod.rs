@@ -20,10 +20,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ack::AckTracker;
-use crate::fingerprint::{is_rotated_name, FileId, Fingerprint, Probe};
+use crate::fingerprint::{ids_beside, is_rotated_name, FileId, Fingerprint, Probe};
 use crate::statefile::{self, Mode};
 
-/// Entries of files no tail has had open for this long are forgotten.
+/// Entries of files no tail has had open for this long are forgotten, unless the file is still
+/// there beside its path: a generation renamed by logrotate lives on as `app.log.1` for a whole
+/// rotation period (a week, weekly), and `delaycompress` then compresses it into a new file that
+/// is recognised only by the entry (forgotten, all of it would be sent again).
 pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often (seconds) saves look for entries to forget.
 const FORGET_EVERY: u64 = 60;
@@ -607,10 +610,21 @@ impl State {
         let expired = |k: &Key, e: &Entry| {
             !live.contains_key(k) && now.saturating_sub(e.updated.max(loaded_at)) >= FORGET_AFTER.as_secs()
         };
-        let forgotten: Vec<Key> = self.saved.iter().filter(|(k, e)| expired(k, e)).map(|(k, _)| k.clone()).collect();
+        let expired: Vec<Key> = self.saved.iter().filter(|(k, e)| expired(k, e)).map(|(k, _)| k.clone()).collect();
         self.forgot_at = now;
-        for key in &forgotten {
-            self.remove(key);
+        // The files still there count as seen now (looked for once a day each: a directory
+        // listing per path with expired entries).
+        let mut there: HashMap<String, BTreeSet<FileId>> = HashMap::new();
+        for key in &expired {
+            let path = &self.saved[key].path;
+            let ids = there.entry(path.clone()).or_insert_with(|| ids_beside(Path::new(path)));
+            if ids.contains(&key.1) {
+                let mut entry = self.saved[key].clone();
+                entry.updated = now;
+                self.set(key.clone(), entry);
+            } else {
+                self.remove(key);
+            }
         }
     }
 
@@ -983,6 +997,30 @@ mod tests {
         let h = cp.lineage(path, "t", None).past;
         assert_eq!((h.len(), h[0].id, h[0].offset), (1, id, 4));
         assert!(h[0].tracker.as_ref().is_some_and(|x| Arc::ptr_eq(x, &t)), "its tracker carries on");
+    }
+
+    #[test]
+    fn an_entry_is_forgotten_after_a_day_unless_its_file_is_still_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let path = dir.path().join("app.log");
+        let text = path.to_str().unwrap();
+        // Renamed by logrotate: app.log.1 waits a rotation period for delaycompress.
+        std::fs::write(dir.path().join("app.log.1"), b"old\n").unwrap();
+        let kept = FileId::of(&std::fs::metadata(dir.path().join("app.log.1")).unwrap());
+        let gone = FileId { dev: kept.dev, ino: kept.ino + 1_000_000 };
+        let fp = Fingerprint { len: 4, hash: 1 };
+        cp.skip_old("t", kept, text, fp, 4);
+        cp.skip_old("t", gone, text, fp, 4);
+        let later = now_secs() + FORGET_AFTER.as_secs() + 1;
+        cp.lock().forget(later);
+        let keys: Vec<FileId> = cp.lock().saved.keys().map(|k| k.1).collect();
+        assert_eq!(keys, vec![kept]);
+        assert_eq!(cp.lock().saved[&("t".to_string(), kept)].updated, later, "counts as seen now");
+        // Once it is gone (compressed into a new file, or deleted), a day later it is forgotten.
+        std::fs::remove_file(dir.path().join("app.log.1")).unwrap();
+        cp.lock().forget(later + FORGET_AFTER.as_secs());
+        assert!(cp.lock().saved.is_empty());
     }
 
     #[test]

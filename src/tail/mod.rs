@@ -8,6 +8,10 @@
 //! - rename rotation: when the path points at a new file, the old one is first read to its end,
 //!   then kept open and drained for `rotate_wait` (lines written to it after the rename are
 //!   shipped too) while the new file is read from its start;
+//! - a rotated file is kept open until its lines are acknowledged (logrotate may compress or
+//!   delete it as soon as it is closed), and a generation compressed before it was read to its
+//!   end (the agent down, or paused by a broker away) is read from the compressed file
+//!   (`generation`);
 //! - copytruncate: a file that shrinks below our offset is read again from 0;
 //! - delete and recreate, and files that appear after start, are picked up;
 //! - a tail with nothing to read arms a one-shot change notification on its file (`waker`) and
@@ -26,7 +30,7 @@
 //! Parts with one job each, after Vector's file source: `framer` (where the next line of the
 //! buffer lies, pure, property-tested), `change` (what happened to the file: rotated, truncated,
 //! vanished..., pure), `resume` (from which offset a file is read, pure, fed by one query to the
-//! position store), `open` (opening the path's files confined and asking the store where to read
+//! position store), `generation` (a rotated file compressed or not, read as the original), `open` (opening the path's files confined and asking the store where to read
 //! them from: readers or the reason there are none), `reader` (one open file: reads its bytes and
 //! ships its lines), the tail's states in one `enum` (`Current`, changed only by
 //! `TailState::enter`), and `model`, a model-based test that runs random sequences of writes,
@@ -39,6 +43,7 @@
 
 mod change;
 mod framer;
+mod generation;
 #[cfg(test)]
 mod model;
 mod open;
@@ -46,14 +51,13 @@ mod reader;
 mod resume;
 
 use change::{classify, Change, Observed};
+use generation::Generation;
 use open::{NotOpen, Opener};
 use reader::{Lane, Reader, Stamp, BUDGET};
 
-use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -65,7 +69,7 @@ use crate::claims::Claims;
 use crate::config::{MessageKey, StartPosition};
 use crate::control::Stop;
 use crate::desired::TailSpec;
-use crate::fingerprint::{find_by_id, FileId, Probe};
+use crate::fingerprint::{FileId, Probe};
 use crate::metrics::TailStats;
 use crate::multiline;
 use crate::sink::{Outlet, Stopped};
@@ -547,22 +551,21 @@ impl TailState {
         let current = self.opener(ctx).open_path().map_err(|e| self.not_open(e)).ok();
         let current_id = current.as_ref().map(|o| o.id);
         let mut lineage = ctx.checkpoints.lineage(&self.lane.path_text, &self.spec.topic, current_id);
-        let mut found: Vec<Option<(PathBuf, File)>> =
-            lineage.past.iter().map(|p| find_by_id(&self.spec.path, &self.spec.access, p.id)).collect();
-        let probes: Vec<Option<&dyn Probe>> = found.iter().map(|f| f.as_ref().map(|(_, f)| f as &dyn Probe)).collect();
+        let mut found = self.opener(ctx).find_past(&lineage.past);
+        let probes: Vec<Option<&dyn Probe>> = found.iter().map(|f| f.as_ref().map(|(_, g)| g as &dyn Probe)).collect();
         let current_size = current.as_ref().map(|o| o.size);
         let plan = open::plan_start(&lineage, &probes, current_size, self.from_start, ctx.settings.start_position);
         for &(i, from) in &plan.drains {
-            let (path, file) = found[i].take().expect("a drained file was found");
+            let (path, generation) = found[i].take().expect("a drained file was found");
             log::info!(
                 "{}: {} was rotated away while it was not being read (logcatch down, or the file \
-                 closed by close_inactive); reading its last {} bytes first",
+                 closed by close_inactive); reading it on from offset {from} first",
                 self.lane.path_text,
                 path.display(),
-                file.size() - from
             );
             let permit = ctx.files.acquire_anyway();
-            if let Some(r) = self.opener(ctx).reader(file, path, from, lineage.past[i].tracker.take(), permit) {
+            let tracker = lineage.past[i].tracker.take();
+            if let Some(r) = self.opener(ctx).reader(generation, path, from, tracker, permit) {
                 self.draining.push(r);
             }
         }
@@ -625,7 +628,15 @@ impl TailState {
             if n > 0 {
                 progressed = progressed.max(Progress::read(n));
                 r.idle_since = None;
-            } else if r.idle_since.get_or_insert_with(Instant::now).elapsed() >= ctx.settings.rotate_wait {
+            } else if r.idle_since.get_or_insert_with(Instant::now).elapsed() >= ctx.settings.rotate_wait || r.ended() {
+                if !r.has_unsent() && r.tracker.in_flight() > 0 {
+                    // Kept open until its lines are acknowledged: logrotate may delete or compress
+                    // it as soon as it is closed, and were the agent killed meanwhile, the next
+                    // one would read them again from it. (A rest with no newline is shipped and
+                    // the reader closed: what it holds then is the file's last line.)
+                    i += 1;
+                    continue;
+                }
                 let r = self.draining.remove(i);
                 self.finish(ctx, r, stop)?;
                 continue;
@@ -820,7 +831,7 @@ impl TailState {
         let tracker = Some(Arc::new(AckTracker::new(0)));
         // The same file, claimed by this tail: the reader is always had.
         let permit = ctx.files.acquire_anyway();
-        Ok(self.opener(ctx).reader(file, opened_as, 0, tracker, permit))
+        Ok(self.opener(ctx).reader(Generation::Plain(file), opened_as, 0, tracker, permit))
     }
 
     /// Closes a reader whose file is done: an unfinished last line is sent as it is (nothing

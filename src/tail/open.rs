@@ -12,20 +12,20 @@
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::generation::{Codec, Generation};
 use super::reader::{Lane, Reader};
 use super::resume::{self, Resume};
 use super::TailCtx;
 use crate::ack::AckTracker;
 use crate::budget::{out_of_descriptors, Permit};
-use crate::checkpoint::{Known, Lineage};
+use crate::checkpoint::{Known, Lineage, Past};
 use crate::config::StartPosition;
 use crate::confine::{self, OpenError};
 use crate::desired::TailSpec;
-use crate::discover::compressed;
-use crate::fingerprint::{rotated_siblings, FileId, Fingerprint, Probe};
+use crate::fingerprint::{find_by_id, rotated_siblings, FileId, Fingerprint, Probe};
 
 /// What to do before and around reading the file at the path.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn plan_start(
         .filter_map(|(i, (past, file))| {
             let file = (*file)?;
             // A file recorded while empty is not told apart from an inode's next file: skipped.
-            (file.identified_by(&past.fp) && file.size() > past.offset).then_some((i, past.offset))
+            (file.identified_by(&past.fp) && file.holds_more_than(past.offset)).then_some((i, past.offset))
         })
         .collect();
     let unknown = match (lineage.had_history || from_start, start) {
@@ -109,18 +109,22 @@ impl Opener<'_> {
     /// (which claims the file for this tail). None when another tail has the file open.
     pub(super) fn reader(
         &self,
-        file: File,
+        generation: Generation,
         opened_as: PathBuf,
         offset: u64,
         tracker: Option<Arc<AckTracker>>,
         permit: Permit,
     ) -> Option<Reader> {
+        let (file, decoded) = generation.into_parts();
         let id = FileId::of(&file.metadata().expect("fstat of an open file"));
-        let fp = Fingerprint::of_file(&file).unwrap_or_default();
+        let fp = match &decoded {
+            Some(d) => d.fingerprint(),
+            None => Fingerprint::of_file(&file).unwrap_or_default(),
+        };
         let tracker = tracker.unwrap_or_else(|| Arc::new(AckTracker::new(offset)));
         let claim = self.ctx.claims.claim(&self.lane.topic, id, self.owner).ok()?;
         self.ctx.checkpoints.track(&self.spec.topic, id, &self.lane.path_text, fp, tracker.clone());
-        Some(Reader::new(file, id, fp, tracker, opened_as, offset, permit, claim))
+        Some(Reader::new(file, id, fp, tracker, decoded, opened_as, offset, permit, claim))
     }
 
     /// Readers on the opened file at the path, from where the store says (`resume::plan`
@@ -147,7 +151,10 @@ impl Opener<'_> {
                 (0, None, Some((fp, offset, tracker.filter(|t| t.sent() == offset))))
             }
         };
-        let Some(current) = self.reader(file, self.spec.path.clone(), offset, tracker, permit) else {
+        // The file at the path is read as it is, compressed or not: only rotated generations are
+        // decompressed.
+        let Some(current) = self.reader(Generation::Plain(file), self.spec.path.clone(), offset, tracker, permit)
+        else {
             return Err(NotOpen::Claimed(format!("tail {}: the file was claimed by another tail", self.spec)));
         };
         let copy = old.and_then(|(fp, offset, tracker)| self.copy(fp, offset, id, busy, tracker));
@@ -232,21 +239,24 @@ impl Opener<'_> {
             let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let id = FileId::of(&meta);
-            if id == not
-                || meta.len() < offset
-                || busy.contains(&id)
-                || self.ctx.checkpoints.is_known(&self.spec.topic, id, &file)
-                || !fp.matches(&file)
+            if id == not || busy.contains(&id) {
+                continue;
+            }
+            // The copy may have been compressed since (copytruncate with `compress`).
+            let Some(generation) = Generation::of(file) else { continue };
+            if generation.size() < offset
+                || self.ctx.checkpoints.is_known(&self.spec.topic, id, &generation)
+                || !generation.begins_with(&fp)
             {
                 continue;
             }
             log::info!(
-                "{}: {} holds the old content; reading its last {} bytes first",
+                "{}: {} holds the old content; reading it on from offset {offset} first",
                 self.lane.path_text,
                 path.display(),
-                meta.len() - offset
             );
-            let Some(r) = self.reader(file, path, offset, tracker.clone(), self.ctx.files.acquire_anyway()) else {
+            let permit = self.ctx.files.acquire_anyway();
+            let Some(r) = self.reader(generation, path, offset, tracker.clone(), permit) else {
                 continue; // another tail reads the copy (a glob matches it too)
             };
             return Some(r);
@@ -255,39 +265,47 @@ impl Opener<'_> {
     }
 
     /// Reads rotated files next to the path that were never read and were written since `since`
-    /// (unix seconds), not in `busy`: generations that rotated by while the agent was down or behind. Known
-    /// files, compressed ones and older ones are left alone. One that is a copy of content
-    /// already read (copytruncate's, found by its first bytes) is read from where that reading
-    /// got to: it was once taken for an unread generation, and all of it sent again.
+    /// (unix seconds), not in `busy`: generations that rotated by while the agent was down or
+    /// behind, compressed since or not (`generation`). Known files with nothing left and older
+    /// ones are left alone. One that is a copy of content already read (copytruncate's, or
+    /// logrotate's `compress` of a generation read before, found by its first bytes) is read from
+    /// where that reading got to: it was once taken for an unread generation, and all of it sent
+    /// again. A compressed copy of a file still being read is left to that reading.
     pub(super) fn unseen(&self, since: u64, busy: &[FileId]) -> Vec<Reader> {
         let mut out: Vec<Reader> = Vec::new();
         for path in rotated_siblings(&self.spec.path) {
-            if compressed(&path) {
-                continue;
-            }
             let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let id = FileId::of(&meta);
+            // logrotate gives a compressed generation the mtime of the file it compressed.
             let mtime = meta.mtime().max(0) as u64;
             if !meta.is_file() || busy.contains(&id) || out.iter().any(|r| r.id == id) || mtime + 1 < since {
                 continue;
             }
+            let Some(generation) = Generation::of(file) else {
+                log::debug!("{}: {} cannot be decompressed (yet); left alone", self.lane.path_text, path.display());
+                continue;
+            };
             // Asked like the current file: a generation read before goes on where its reading
             // stopped (a closed tracker carries on), a copy of read content from where that
             // reading got to, one cut and renamed (its old content remembered for its copy) and
             // one never seen from 0. One with nothing left, or another tail's, is left alone.
             let holder = self.ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
-            let known = self.ctx.checkpoints.position(&self.spec.topic, &path, id, &file, meta.len());
+            let size = generation.size();
+            let known = self.ctx.checkpoints.position(&self.spec.topic, &path, id, &generation, size);
             let copy = matches!(known, Known::CopyOf { .. });
-            let (from, tracker) = match resume::plan(holder, known, meta.len(), 0) {
+            if generation.is_compressed() && matches!(&known, Known::CopyOf { tracker: Some(t), .. } if !t.is_closed())
+            {
+                continue; // its original is open and being read
+            }
+            let (from, tracker) = match resume::plan(holder, known, size, 0) {
                 Resume::Wait { .. } => continue, // another tail's (a glob matches it too)
-                Resume::At { offset, .. } if offset >= meta.len() => {
+                Resume::At { offset, .. } if !generation.holds_more_than(offset) => {
                     if copy {
                         log::info!(
-                            "{}: {} is a copy of what was already read ({} bytes); nothing in it to send",
+                            "{}: {} is a copy of what was already read ({offset} bytes); nothing in it to send",
                             self.lane.path_text,
                             path.display(),
-                            meta.len()
                         );
                     }
                     continue;
@@ -295,33 +313,81 @@ impl Opener<'_> {
                 Resume::At { offset, tracker } => (offset, tracker),
                 Resume::Replaced { .. } => (0, None),
             };
-            if from == 0 {
-                log::info!(
-                    "{}: {} was rotated by unread while logcatch was down or behind; reading all {} bytes",
-                    self.lane.path_text,
-                    path.display(),
-                    meta.len()
-                );
-            } else {
-                log::info!(
-                    "{}: {} was read up to offset {from} (or is a copy of a file that was); reading its last {} bytes",
-                    self.lane.path_text,
-                    path.display(),
-                    meta.len() - from
-                );
-            }
-            if let Some(r) = self.reader(file, path, from, tracker, self.ctx.files.acquire_anyway()) {
+            self.say_adopted(&path, &generation, from);
+            if let Some(r) = self.reader(generation, path, from, tracker, self.ctx.files.acquire_anyway()) {
                 out.push(r);
             }
         }
         out
+    }
+
+    /// Logs why an unseen generation is read, and from where.
+    fn say_adopted(&self, path: &Path, generation: &Generation, from: u64) {
+        let what = match generation {
+            Generation::Compressed(_, d) => format!("{}-compressed ", d.codec().name()),
+            Generation::Plain(_) => String::new(),
+        };
+        let (path, tail) = (path.display(), &self.lane.path_text);
+        if from == 0 {
+            log::info!(
+                "{tail}: {path} ({what}generation) was rotated by unread while logcatch was down or behind; reading all of it"
+            );
+        } else {
+            log::info!(
+                "{tail}: {path} ({what}generation) was read up to offset {from} (or is a copy of a file that was); reading on from there"
+            );
+        }
+    }
+
+    /// The files of `past` (earlier files under the path, from the store), where they are now: by
+    /// identity at the path or a rotated name, or, for one gone, a compressed generation that
+    /// begins with its first bytes (logrotate's `compress` made a new file of it). None for one
+    /// found nowhere.
+    pub(super) fn find_past(&self, past: &[Past]) -> Vec<Option<(PathBuf, Generation)>> {
+        let mut compressed: Option<Vec<(PathBuf, Generation)>> = None;
+        past.iter()
+            .map(|p| {
+                if let Some((path, file)) = find_by_id(&self.spec.path, &self.spec.access, p.id) {
+                    return Generation::of(file).map(|g| (path, g));
+                }
+                if p.fp.len == 0 {
+                    return None;
+                }
+                // Listed (and their first bytes decompressed) once, when a file is missing.
+                let candidates = compressed.get_or_insert_with(|| self.compressed_siblings());
+                let i = candidates.iter().position(|(_, g)| g.identified_by(&p.fp))?;
+                let (path, generation) = candidates.swap_remove(i);
+                log::info!(
+                    "{}: {} is the {} of a file read up to offset {} before it was compressed",
+                    self.lane.path_text,
+                    path.display(),
+                    match &generation {
+                        Generation::Compressed(_, d) => d.codec().name(),
+                        Generation::Plain(_) => "copy",
+                    },
+                    p.offset
+                );
+                Some((path, generation))
+            })
+            .collect()
+    }
+
+    /// The compressed generations beside the path.
+    fn compressed_siblings(&self) -> Vec<(PathBuf, Generation)> {
+        rotated_siblings(&self.spec.path)
+            .into_iter()
+            .filter_map(|path| {
+                let file = confine::open(&path, &self.spec.access).ok()?;
+                Codec::sniff(&file)?;
+                Some((path, Generation::of(file)?))
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::Past;
     use crate::fingerprint::{FileId, Fingerprint};
 
     /// A file as a table row: its size and the fingerprints it matches.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::framer::{self, Framed};
+use super::generation::Decoded;
 use super::TailCtx;
 use crate::ack::AckTracker;
 use crate::budget::Permit;
@@ -50,6 +51,9 @@ pub(super) struct Reader {
     pub id: FileId,
     pub fp: Fingerprint,
     pub tracker: Arc<AckTracker>,
+    /// A compressed generation: its decompressed bytes, which are what is read (`read_offset`
+    /// and the fingerprint are the original's).
+    decoded: Option<Box<Decoded>>,
     /// Where it was opened (a rotated file keeps the name it had then).
     pub opened_as: PathBuf,
     /// `opened_as` as text, for the `path` header of its lines.
@@ -104,6 +108,7 @@ impl Reader {
         id: FileId,
         fp: Fingerprint,
         tracker: Arc<AckTracker>,
+        decoded: Option<Decoded>,
         opened_as: PathBuf,
         offset: u64,
         permit: Permit,
@@ -114,6 +119,7 @@ impl Reader {
             id,
             fp,
             tracker,
+            decoded: decoded.map(Box::new),
             origin: opened_as.to_string_lossy().into(),
             opened_as,
             read_offset: offset,
@@ -156,9 +162,18 @@ impl Reader {
         self.read_offset - (self.buf.len() - idx) as u64
     }
 
+    /// A compressed generation read to its end: nothing more will come.
+    pub fn ended(&self) -> bool {
+        self.decoded.as_ref().is_some_and(|d| d.ended())
+    }
+
     /// Whether the file no longer holds what was read from it: shorter than the offset read, or
-    /// (when its stamp moved since the last look) other first bytes.
+    /// (when its stamp moved since the last look) other first bytes. A compressed generation is
+    /// never cut (logrotate writes it once).
     pub fn is_cut(&self) -> bool {
+        if self.decoded.is_some() {
+            return false;
+        }
         match self.file.metadata() {
             Ok(m) => m.len() < self.read_offset || (Stamp::of(&m) != self.checked && !self.fp.matches(&self.file)),
             Err(_) => false,
@@ -173,7 +188,8 @@ impl Reader {
         // One `fstat` per look: the file is read up to the size it had then (what is written
         // meanwhile is the next look's, which a write's notification or `batch_wait` brings).
         let stamp = self.stamp();
-        let size = stamp.size;
+        // A compressed generation's decompressed size is known once its stream ends.
+        let size = if self.decoded.is_some() { u64::MAX } else { stamp.size };
         let mut look = Look { read: 0, stamp, error: None };
         if !self.same_content_grew(stamp) {
             return Ok(look); // cut and written again since the last look: the tail decides
@@ -199,7 +215,11 @@ impl Reader {
             let len = self.buf.len();
             let want = (size - self.read_offset).min(CHUNK.min(max + 1) as u64) as usize;
             self.buf.resize(len + want, 0);
-            let n = match self.file.read_at(&mut self.buf[len..], self.read_offset) {
+            let read = match &mut self.decoded {
+                Some(d) => d.read_at(&mut self.buf[len..], self.read_offset),
+                None => self.file.read_at(&mut self.buf[len..], self.read_offset),
+            };
+            let n = match read {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
                 Err(e) => {
@@ -211,7 +231,7 @@ impl Reader {
             self.buf.truncate(len + n);
             self.read_offset += n as u64;
             look.read += n;
-            if self.fp.can_grow(size) {
+            if self.decoded.is_none() && self.fp.can_grow(size) {
                 // The fingerprint covers what the file holds, up to 256 bytes, as soon as it is
                 // read: a file recorded with fewer is not recognised after a rename or an inode
                 // reuse.
@@ -231,7 +251,7 @@ impl Reader {
     /// otherwise be read on from the old offset, mid-line in the new content. One `pread` of at
     /// most 256 bytes per look at a file that grew.
     fn same_content_grew(&mut self, stamp: Stamp) -> bool {
-        if stamp == self.checked || stamp.size <= self.read_offset {
+        if self.decoded.is_some() || stamp == self.checked || stamp.size <= self.read_offset {
             return true;
         }
         if !self.fp.matches(&self.file) {
