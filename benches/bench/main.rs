@@ -14,6 +14,7 @@ mod common;
 mod catch_up;
 mod checkpoint;
 mod codecs;
+mod compressed;
 mod confine;
 mod exactly_once;
 mod fleet;
@@ -61,7 +62,7 @@ fn main() {
         args.iter().position(|a| a == "--broker").and_then(|i| args.get(i + 1)).map(String::as_str) == Some("kafka");
     let mut b = Bench::new(quick, kafka);
     // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction, codecs, fleet,
-    // exactly-once (needs `--broker kafka`), multiline, checkpoint, many, slow, confine.
+    // exactly-once (needs `--broker kafka`), multiline, checkpoint, many, slow, confine, compressed.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let mut rows = Vec::new();
@@ -97,6 +98,9 @@ fn main() {
     }
     if want("many") {
         rows.extend(b.many_files());
+    }
+    if want("compressed") {
+        rows.extend(b.compressed());
     }
     if want("confine") {
         rows.extend(confine::confinement(b.quick));
