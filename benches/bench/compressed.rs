@@ -15,7 +15,7 @@ impl Bench {
             flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
         std::io::copy(&mut std::fs::File::open(&plain).unwrap(), &mut enc).unwrap();
         enc.finish().unwrap();
-        let (mut p, mut g): ((Vec<f64>, Vec<f64>), (Vec<f64>, Vec<f64>)) = Default::default();
+        let (mut p, mut g) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
         for run in 0..self.runs {
             for kind in if run % 2 == 0 { ["plain", "gzip"] } else { ["gzip", "plain"] } {
                 let (secs, cpu) = if kind == "plain" {

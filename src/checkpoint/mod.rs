@@ -441,12 +441,25 @@ impl Checkpoints {
         fp.is_some_and(|fp| file.identified_by(&fp))
     }
 
-    /// Registers the tracker of a file a tail opens (its claim is the tail's, in `claims`).
+    /// Registers the tracker of a file a tail opens (its claim is the tail's, in `claims`). An
+    /// entry of the same identity under another path is another file whose inode was reused
+    /// (another tail's file, say, deleted when logrotate compressed it): what it knew is kept as
+    /// replaced content, so that a copy of it (the `.gz`) is still known.
     pub fn track(&self, topic: &str, id: FileId, path: &str, fp: Fingerprint, tracker: Arc<AckTracker>) {
         tracker.count_changes_in(&self.changes);
         tracker.reopen();
+        let key = (topic.to_string(), id);
+        let mut st = self.lock();
+        if let Some(old) = st.live.get(&key).filter(|l| l.path != path) {
+            let (old_path, old_fp, old_tracker) = (old.path.clone(), old.fp, old.tracker.clone());
+            st.note_replaced(topic, &old_path, old_fp, old_tracker.sent(), Some(old_tracker));
+        } else if let Some(e) = st.saved.get(&key).filter(|e| e.path != path) {
+            let (old_path, old_fp, offset) = (e.path.clone(), e.fingerprint(), e.offset);
+            st.note_replaced(topic, &old_path, old_fp, offset, None);
+            st.remove(&key);
+        }
         let live = Live { tracker, path: path.to_string(), fp, folded: None, since: now_secs() };
-        self.lock().set_live((topic.to_string(), id), live);
+        st.set_live(key, live);
     }
 
     /// Records a file left out for its age (`ignore_older`) as read up to `size`, unless it is
@@ -997,6 +1010,23 @@ mod tests {
         let h = cp.lineage(path, "t", None).past;
         assert_eq!((h.len(), h[0].id, h[0].offset), (1, id, 4));
         assert!(h[0].tracker.as_ref().is_some_and(|x| Arc::ptr_eq(x, &t)), "its tracker carries on");
+    }
+
+    #[test]
+    fn an_inode_reused_by_another_paths_file_keeps_what_was_known_of_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, _f) = tracked(&cp, dir.path(), "a.log", b"first file's lines\n");
+        let a = dir.path().join("a.log");
+        t.register(19);
+        t.close();
+        // a.log's file is compressed and deleted; b.log's copy gets its inode.
+        let b = dir.path().join("b.log");
+        cp.track("t", id, b.to_str().unwrap(), Fingerprint { len: 5, hash: 9 }, Arc::new(AckTracker::new(0)));
+        let gz =
+            Row { size: u64::MAX, first: Fingerprint::of_bytes(b"first file's lines\n"), near: Fingerprint::default() };
+        let copy = cp.copy_of("t", &a.with_file_name("a.log.1.gz"), &gz);
+        assert_eq!(copy.map(|(offset, _)| offset), Some(19), "the .gz is known as a.log's content, read to its end");
     }
 
     #[test]

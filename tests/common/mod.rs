@@ -246,6 +246,20 @@ impl Broker {
         }
     }
 
+    /// kill -9 of the broker (every node of Apache Kafka); `restart` brings it back.
+    pub fn kill9(&mut self) {
+        match &self.kafka {
+            Some(k) => {
+                for id in 1..=3 {
+                    if let Some(pid) = k.pid(id) {
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+            None => self.proc.kill(),
+        }
+    }
+
     /// Starts it again on the same port and storage.
     pub fn restart(&mut self) {
         if let Some(k) = &self.kafka {
@@ -687,6 +701,20 @@ impl Etcd {
 
     pub fn delete(&self, key: &str) {
         self.logconf(self.live(), &["del", key]);
+    }
+
+    /// Compacts the store up to its current revision (`etcdctl compact`): watches from an older
+    /// revision are answered "compacted".
+    pub fn compact(&self) {
+        let endpoint = format!("--endpoints={}", self.endpoints()[self.live()]);
+        let etcdctl =
+            |args: &[&str]| Command::new("etcdctl").env("ETCDCTL_API", "3").arg(&endpoint).args(args).output().ok();
+        let Some(out) = etcdctl(&["get", "/", "--prefix", "--keys-only", "-w", "fields"]) else { return };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let revision = text.lines().find_map(|l| l.strip_prefix("\"Revision\" : ")?.trim().parse::<u64>().ok());
+        if let Some(rev) = revision {
+            etcdctl(&["compact", &rev.to_string()]);
+        }
     }
 
     fn live(&self) -> usize {
