@@ -207,3 +207,31 @@ fn delaycompress_while_the_broker_is_away() {
     // Four rotations: a generation is compressed by the second after its own.
     blocked_by_a_stopped_broker_across_rotations("  compress\n  delaycompress", &["b", "c", "d", "e"]);
 }
+
+/// Found by the soak (seed 3): logrotate creates the `.gz` empty and fills it as it compresses; a
+/// tail that looked at it then took it for an empty plain generation and shipped the gzip bytes
+/// that followed as lines. Now a file too short to tell is left for a later look.
+#[test]
+fn a_gz_being_written_is_not_read_as_plain() {
+    let (dir, broker, log) = setup(false);
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\n");
+    let mut want = numbered("a", 0..10);
+    append(&log, &want);
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T), want);
+    // logrotate has just created the `.gz`; the rename rotation makes the tail look beside it.
+    let gz = dir.path().join("app.log.2.gz");
+    std::fs::write(&gz, b"").unwrap();
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, &numbered("b", 0..5));
+    want.extend(numbered("b", 0..5));
+    assert_eq!(broker.lines("t", 15, T).len(), 15);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut e, numbered("z", 0..100).join("\n").as_bytes()).unwrap();
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    append(&log, &numbered("c", 0..5));
+    want.extend(numbered("c", 0..5));
+    let got = broker.lines("t", 20, T);
+    every_line_once_in_order(&got, &want);
+    assert_eq!(agent.terminate(), Some(0));
+}

@@ -20,6 +20,9 @@ use std::os::unix::fs::FileExt;
 
 use crate::fingerprint::{Fingerprint, Probe, FP_BYTES};
 
+/// The magic numbers `Codec::sniff` knows (gzip's two bytes, zstd's four).
+const MAGICS: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
+
 /// A compression logrotate may have applied, known by the first bytes of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -159,8 +162,16 @@ pub enum Generation {
 }
 
 impl Generation {
-    /// What `file` is; None for a compressed file whose first bytes cannot be decompressed.
+    /// What `file` is; None for a compressed file whose first bytes cannot be decompressed, and
+    /// for one too short to tell: empty, or the start of a magic number (logrotate creates the
+    /// `.gz` empty and writes it as it compresses; read as plain then, its bytes were shipped as
+    /// lines).
     pub fn of(file: File) -> Option<Generation> {
+        let mut first = [0u8; 4];
+        let n = file.read_at(&mut first, 0).ok()?;
+        if n < first.len() && MAGICS.iter().any(|m| m.starts_with(&first[..n])) {
+            return None;
+        }
         match Codec::sniff(&file) {
             None => Some(Generation::Plain(file)),
             Some(codec) => {
@@ -336,5 +347,10 @@ mod tests {
         assert!(plain.holds_more_than(end - 1) && !plain.holds_more_than(end));
         // Garbage behind a gzip magic number is no generation.
         assert!(Generation::of(file_of(&dir, "bad.gz", b"\x1f\x8bgarbage")).is_none());
+        // A `.gz` logrotate has only begun to write: not read (as plain, its bytes were lines).
+        assert!(Generation::of(file_of(&dir, "new.gz", b"")).is_none());
+        assert!(Generation::of(file_of(&dir, "new2.gz", b"\x1f")).is_none());
+        assert!(Generation::of(file_of(&dir, "new.zst", b"\x28\xb5\x2f")).is_none());
+        assert!(!Generation::of(file_of(&dir, "tiny", b"a\n")).unwrap().is_compressed());
     }
 }
