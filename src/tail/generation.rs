@@ -2,7 +2,7 @@
 //!
 //! Exists because logrotate's `compress` turns a generation the agent has not finished (it was
 //! down or killed, or the broker was away) into a new file, with a new inode and other bytes: by
-//! identity and fingerprint it is a stranger, and its unread lines were lost. Here a compressed
+//! identity and fingerprint it is a stranger, and its unread lines would be lost. Here a compressed
 //! file is recognised by its first bytes (the codec's magic number, whatever its name ends with:
 //! logrotate's `compressext` may be anything), fingerprinted by its *decompressed* first bytes,
 //! and read as the stream of its decompressed bytes: offsets in it are offsets in the original,
@@ -164,7 +164,7 @@ pub enum Generation {
 impl Generation {
     /// What `file` is; None for a compressed file whose first bytes cannot be decompressed, and
     /// for one too short to tell: empty, or the start of a magic number (logrotate creates the
-    /// `.gz` empty and writes it as it compresses; read as plain then, its bytes were shipped as
+    /// `.gz` empty and then writes it: read as plain, its compressed bytes would go out as
     /// lines).
     pub fn of(file: File) -> Option<Generation> {
         let mut first = [0u8; 4];

@@ -269,8 +269,8 @@ impl Opener<'_> {
     /// behind, compressed since or not (`generation`). Known files with nothing left and older
     /// ones are left alone. One that is a copy of content already read (copytruncate's, or
     /// logrotate's `compress` of a generation read before, found by its first bytes) is read from
-    /// where that reading got to: it was once taken for an unread generation, and all of it sent
-    /// again. A compressed copy of a file still being read is left to that reading.
+    /// where that reading got to, not whole (which would send it all again). A compressed copy of
+    /// a file still being read is left to that reading.
     pub(super) fn unseen(&self, since: u64, busy: &[FileId]) -> Vec<Reader> {
         let mut out: Vec<Reader> = Vec::new();
         for path in rotated_siblings(&self.spec.path) {
