@@ -163,15 +163,19 @@ pub fn rotated_siblings(path: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The identities of `path` and its rotated siblings, as they are now (not followed if symlinks:
-/// nothing is opened).
-pub fn ids_beside(path: &Path) -> std::collections::BTreeSet<FileId> {
-    std::iter::once(path.to_path_buf())
-        .chain(rotated_siblings(path))
-        .filter_map(|p| std::fs::symlink_metadata(p).ok())
-        .filter(|m| m.is_file())
-        .map(|m| FileId::of(&m))
-        .collect()
+/// The regular files of directory `dir` by identity (symlinks not followed: nothing is opened),
+/// from one listing of it.
+pub fn files_by_id(dir: &Path) -> std::collections::HashMap<FileId, Vec<PathBuf>> {
+    let mut out: std::collections::HashMap<FileId, Vec<PathBuf>> = Default::default();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for path in rd.filter_map(|e| e.ok()).map(|e| e.path()) {
+        if let Ok(m) = std::fs::symlink_metadata(&path).map(|m| (m.is_file(), FileId::of(&m))) {
+            if m.0 {
+                out.entry(m.1).or_default().push(path);
+            }
+        }
+    }
+    out
 }
 
 /// Finds the file with identity `id` among `path` itself and its rotated siblings, each opened

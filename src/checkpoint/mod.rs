@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ack::AckTracker;
-use crate::fingerprint::{ids_beside, is_rotated_name, FileId, Fingerprint, Probe};
+use crate::fingerprint::{files_by_id, is_rotated_name, FileId, Fingerprint, Probe};
 use crate::statefile::{self, Mode};
 
 /// Entries of files no tail has had open for this long are forgotten, unless the file is still
@@ -625,13 +625,17 @@ impl State {
         };
         let expired: Vec<Key> = self.saved.iter().filter(|(k, e)| expired(k, e)).map(|(k, _)| k.clone()).collect();
         self.forgot_at = now;
-        // The files still there count as seen now (looked for once a day each: a directory
-        // listing per path with expired entries).
-        let mut there: HashMap<String, BTreeSet<FileId>> = HashMap::new();
+        // The files still there, at their path or a rotated name of it, count as seen now (looked
+        // for once a day each). One listing per directory, not per path: this runs under the
+        // store's lock, and 10,000 expired files of one directory were 10,000 listings of it.
+        let mut dirs: HashMap<PathBuf, HashMap<FileId, Vec<PathBuf>>> = HashMap::new();
         for key in &expired {
-            let path = &self.saved[key].path;
-            let ids = there.entry(path.clone()).or_insert_with(|| ids_beside(Path::new(path)));
-            if ids.contains(&key.1) {
+            let path = PathBuf::from(&self.saved[key].path);
+            let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let files = dirs.entry(dir).or_insert_with_key(|dir| files_by_id(dir));
+            let there =
+                files.get(&key.1).is_some_and(|names| names.iter().any(|n| *n == path || is_rotated_name(&path, n)));
+            if there {
                 let mut entry = self.saved[key].clone();
                 entry.updated = now;
                 self.set(key.clone(), entry);
@@ -1047,8 +1051,9 @@ mod tests {
         let keys: Vec<FileId> = cp.lock().saved.keys().map(|k| k.1).collect();
         assert_eq!(keys, vec![kept]);
         assert_eq!(cp.lock().saved[&("t".to_string(), kept)].updated, later, "counts as seen now");
-        // Once it is gone (compressed into a new file, or deleted), a day later it is forgotten.
-        std::fs::remove_file(dir.path().join("app.log.1")).unwrap();
+        // Once it is gone (compressed into a new file, or deleted), a day later it is forgotten;
+        // the same inode under a name that is no generation of the path does not keep it.
+        std::fs::rename(dir.path().join("app.log.1"), dir.path().join("unrelated.txt")).unwrap();
         cp.lock().forget(later + FORGET_AFTER.as_secs());
         assert!(cp.lock().saved.is_empty());
     }
