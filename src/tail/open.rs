@@ -161,10 +161,16 @@ impl Opener<'_> {
         Ok(Started { current, copy })
     }
 
-    /// Where the store and the claims say the file at the path is read from.
-    fn resume(&self, file: &File, id: FileId, size: u64, unknown: u64) -> Resume {
+    /// What the claims (another tail that reads it now) and the store know of `file`, found at
+    /// `at`: the two questions asked of every file a tail opens.
+    fn ask(&self, at: &Path, id: FileId, file: &dyn Probe, size: u64) -> (Option<u64>, Known) {
         let holder = self.ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
-        let known = self.ctx.checkpoints.position(&self.spec.topic, &self.spec.path, id, file, size);
+        (holder, self.ctx.checkpoints.position(&self.spec.topic, at, id, file, size))
+    }
+
+    /// Where the claims and the store say the file at the path is read from.
+    fn resume(&self, file: &File, id: FileId, size: u64, unknown: u64) -> Resume {
+        let (holder, known) = self.ask(&self.spec.path, id, file, size);
         if let Known::CopyOf { offset, .. } = known {
             log::info!(
                 "tail {}: the file begins as a file already read beside it (a copy left by copytruncate); \
@@ -290,9 +296,8 @@ impl Opener<'_> {
             // stopped (a closed tracker carries on), a copy of read content from where that
             // reading got to, one cut and renamed (its old content remembered for its copy) and
             // one never seen from 0. One with nothing left, or another tail's, is left alone.
-            let holder = self.ctx.claims.holder(&self.spec.topic, id).filter(|&h| h != self.owner);
             let size = generation.size();
-            let known = self.ctx.checkpoints.position(&self.spec.topic, &path, id, &generation, size);
+            let (holder, known) = self.ask(&path, id, &generation, size);
             let copy = matches!(known, Known::CopyOf { .. });
             if generation.is_compressed() && matches!(&known, Known::CopyOf { tracker: Some(t), .. } if !t.is_closed())
             {
