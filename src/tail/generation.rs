@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use crate::fingerprint::{Fingerprint, Probe, FP_BYTES};
 
@@ -50,7 +51,7 @@ impl Codec {
     }
 
     /// A stream of the decompressed bytes of `file`, from its start.
-    fn stream(self, file: File) -> io::Result<Box<dyn Read + Send>> {
+    fn stream(self, file: Arc<File>) -> io::Result<Box<dyn Read + Send>> {
         let raw = Positional { file, at: 0 };
         Ok(match self {
             Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
@@ -62,7 +63,7 @@ impl Codec {
 /// Reads a file from its start with `pread`, so that a descriptor shared with others (`dup`)
 /// keeps no offset anyone else moves.
 struct Positional {
-    file: File,
+    file: Arc<File>,
     at: u64,
 }
 
@@ -78,7 +79,8 @@ impl Read for Positional {
 /// offset behind the stream starts it again and skips (a compressed stream cannot seek).
 pub struct Decoded {
     codec: Codec,
-    file: File,
+    /// Its own descriptor (`dup`), shared with the stream: a stream started again takes no new one.
+    file: Arc<File>,
     stream: Option<Box<dyn Read + Send>>,
     /// The decompressed offset the stream is at.
     at: u64,
@@ -93,7 +95,8 @@ impl Decoded {
     /// bytes. Fails when they cannot be decompressed (a corrupt file, or one still being written
     /// that is too short yet).
     pub fn open(file: &File, codec: Codec) -> io::Result<Decoded> {
-        let mut d = Decoded { codec, file: file.try_clone()?, stream: None, at: 0, ended: false, head: Vec::new() };
+        let mut d =
+            Decoded { codec, file: Arc::new(file.try_clone()?), stream: None, at: 0, ended: false, head: Vec::new() };
         let mut head = vec![0u8; FP_BYTES as usize];
         let mut len = 0;
         while len < head.len() {
@@ -126,7 +129,7 @@ impl Decoded {
     /// the next read (a file still being compressed has grown by then; a corrupt one fails again).
     pub fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         if offset < self.at || self.stream.is_none() {
-            self.stream = Some(self.codec.stream(self.file.try_clone()?)?);
+            self.stream = Some(self.codec.stream(self.file.clone())?);
             self.at = 0;
             self.ended = false;
         }
