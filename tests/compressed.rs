@@ -237,3 +237,42 @@ fn a_gz_being_written_is_not_read_as_plain() {
     every_line_once_in_order(&got, &want);
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// An attacker who can write in the log directory plants "compressed generations": one with a
+/// gzip magic number and garbage behind it, and one cut short (it never ends). The first is no
+/// generation; the second is read as far as it decompresses, its error logged, and closed after
+/// `rotate_wait`. Neither holds up the log's own lines or the agent's stop.
+#[test]
+fn planted_corrupt_and_endless_gz_files_hold_nothing_up() {
+    let (dir, broker, log) = setup(false);
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\n");
+    let mut want = numbered("a", 0..10);
+    append(&log, &want);
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T), want);
+    std::fs::write(dir.path().join("app.log.3.gz"), b"\x1f\x8b\x08\x00garbage that inflates to nothing").unwrap();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let planted: String = (0..5000).map(|i| format!("p-{i:08} planted\n")).collect();
+    std::io::Write::write_all(&mut e, planted.as_bytes()).unwrap();
+    let whole = e.finish().unwrap();
+    std::fs::write(dir.path().join("app.log.2.gz"), &whole[..whole.len() / 2]).unwrap();
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, &numbered("b", 0..20));
+    want.extend(numbered("b", 0..20));
+    agent.wait_log("app.log.2.gz: read error", T);
+    append(&log, &numbered("c", 0..20));
+    want.extend(numbered("c", 0..20));
+    // The planted lines decompressed before the cut come too (any file named as a generation is
+    // read: README, "Threat model"); how many depends on where the cut falls.
+    let deadline = std::time::Instant::now() + T;
+    let (got, ours) = loop {
+        let got = broker.lines("t", want.len() + 5000, Duration::from_secs(3));
+        let ours: Vec<String> = got.iter().filter(|l| !l.starts_with("p-")).cloned().collect();
+        if ours.len() >= want.len() || std::time::Instant::now() > deadline {
+            break (got, ours);
+        }
+    };
+    every_line_once_in_order(&ours, &want);
+    assert!(got.iter().all(|l| !l.starts_with('\u{1f}')), "no compressed bytes as lines");
+    assert_eq!(agent.terminate(), Some(0));
+}
