@@ -17,9 +17,10 @@ use signal_hook::iterator::Signals;
 
 use crate::budget::FileBudget;
 use crate::checkpoint::{run_checkpointer, Checkpoints};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, StartPosition};
 use crate::config_watch::{run_config_watcher, ConfigMsg};
 use crate::etcd::EtcdWatchers;
+use crate::fingerprint::{FileId, Fingerprint};
 use crate::metrics::{run_metrics, Metrics};
 use crate::server::{run_server, Event, ServerState};
 use crate::sink::{Sink, SinkError};
@@ -183,6 +184,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         log::warn!("{w}");
     }
     let checkpoints = Arc::new(Checkpoints::open(&config.data_dir).map_err(|e| StartError::State(e.to_string()))?);
+    note_wanted_paths(&config, &checkpoints);
     let sink = Arc::new(Sink::new(&config.kafka, &config.hostname).map_err(StartError::Kafka)?);
     let metrics = Arc::new(Metrics::default());
     {
@@ -300,6 +302,35 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         agent_rx,
         _instance: instance,
     })
+}
+
+/// Records, before anything that can take long (exactly_once's start-up waits for the broker),
+/// since when config.yaml's paths are wanted (`Checkpoints::note_wanted`): an agent killed or
+/// stopped before it read them leaves the next one the time from which rotated generations are
+/// unread. Globs are left to their tails (the files they will match are not known yet).
+fn note_wanted_paths(config: &Config, checkpoints: &Checkpoints) {
+    let marked = config
+        .sources
+        .iter()
+        .filter(|s| !s.is_glob())
+        .filter(|s| {
+            // The file there now, and where start_position starts it (a glob's file is new).
+            let file = crate::confine::open(&s.pattern, &s.access).ok().and_then(|f| {
+                let meta = f.metadata().ok().filter(|m| m.is_file())?;
+                let offset = match config.start_position {
+                    StartPosition::Beginning => 0,
+                    StartPosition::End => meta.len(),
+                };
+                Some((FileId::of(&meta), Fingerprint::of_file(&f).ok()?, offset))
+            });
+            checkpoints.note_wanted(&s.topic, &s.pattern.to_string_lossy(), file)
+        })
+        .count();
+    if marked > 0 {
+        if let Err(e) = checkpoints.save() {
+            log::warn!("cannot save checkpoints: {e}; the paths read for the first time are marked at the next save");
+        }
+    }
 }
 
 /// `delivery: exactly_once`, before any tail starts: the transactional id is registered (which

@@ -407,12 +407,15 @@ impl Checkpoints {
             st.saved_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.saved.get(k)).collect();
         let live: Vec<(&Key, &Live)> =
             st.live_paths.keys(path).filter(|(t, _)| t == topic).filter_map(|k| st.live.get_key_value(k)).collect();
+        // A `wanted` marker dates the path's history: a file not there then is new, and
+        // generations rotated since are unread. It is no file, so never a past one.
         let last_update = saved.iter().map(|e| e.updated).chain(live.iter().map(|(_, l)| l.since)).max();
         // Other files read under the path that no tail has open: rotated-away files, oldest
         // first. Saved entries, and also live trackers whose file was closed (by
         // `close_inactive`, a moment ago: not folded into the saved entries yet), which carry on.
         let mut past: Vec<Past> = saved
             .iter()
+            .filter(|e| !e.is_wanted())
             .filter(|e| e.path == path && Some(e.id()) != except && !st.live.contains_key(&(e.topic.clone(), e.id())))
             .map(|e| Past { id: e.id(), fp: e.fingerprint(), offset: e.offset, tracker: None, updated: e.updated })
             .chain(
@@ -429,6 +432,40 @@ impl Checkpoints {
             .collect();
         past.sort_by_key(|p| p.updated);
         Lineage { had_history: !saved.is_empty() || !live.is_empty(), last_update, past }
+    }
+
+    /// Records that `path` is to be read for `topic` from now on, unless anything is known under
+    /// it yet, with the file at the path now (`file`: its identity, first bytes, and where
+    /// `start_position` starts it). A first start that is killed before it reads (exactly_once's
+    /// start-up takes a second under load, and waits for the broker as long as it is away) then
+    /// leaves the next start what it would have read: that file from there, any file that came
+    /// after it whole, and the generations rotated away since. Returns whether anything was
+    /// recorded (the caller saves).
+    pub fn note_wanted(&self, topic: &str, path: &str, file: Option<(FileId, Fingerprint, u64)>) -> bool {
+        let mut st = self.lock();
+        let known = st.saved_paths.keys(path).chain(st.live_paths.keys(path)).any(|(t, _)| t == topic);
+        if known {
+            return false;
+        }
+        let now = now_secs();
+        let marker = Entry::wanted(path, topic, now);
+        st.set((topic.to_string(), marker.id()), marker);
+        if let Some((id, fp, offset)) = file.filter(|(_, fp, _)| fp.len > 0) {
+            let entry = Entry {
+                path: path.to_string(),
+                topic: topic.to_string(),
+                dev: id.dev,
+                ino: id.ino,
+                fp_len: fp.len,
+                fp_hash: fp.hash,
+                offset,
+                near_len: 0, // not known: the first bytes alone tell the file
+                near_hash: 0,
+                updated: now,
+            };
+            st.set((topic.to_string(), id), entry);
+        }
+        true
     }
 
     /// Whether the file `id` was ever read for `topic` (saved or live), and still begins as it
@@ -998,6 +1035,37 @@ mod tests {
         let l = cp.lineage(path, "t", Some(id));
         assert!(l.had_history && l.past.is_empty(), "the file at the path now is not history");
         assert!(!cp.lineage(path, "other", None).had_history, "per topic");
+    }
+
+    #[test]
+    fn a_wanted_path_dates_its_history_but_is_no_file_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let path = path.to_str().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let b = dir.path().join("b.log");
+        std::fs::write(&b, "old\nlines\n").unwrap();
+        let f = File::open(&b).unwrap();
+        let (b_id, b_fp) = (FileId::of(&f.metadata().unwrap()), Fingerprint::of_file(&f).unwrap());
+        assert!(cp.note_wanted("t", path, None));
+        assert!(!cp.note_wanted("t", path, None), "recorded once");
+        assert!(cp.note_wanted("t", b.to_str().unwrap(), Some((b_id, b_fp, 10))));
+        cp.save().unwrap();
+        // Survives a restart: history (a file not there then is new), generations rotated
+        // since are looked for, and no past file is drained for the marker itself.
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let l = cp.lineage(path, "t", None);
+        assert!(l.had_history && l.last_update.is_some() && l.past.is_empty());
+        assert!(cp.lineage(path, "other", None).last_update.is_none(), "per topic");
+        // The file there then starts where start_position put it (at its end here), and is a
+        // past file once rotated away.
+        assert!(matches!(cp.resolve("t", b_id, &f, 10), Known::Saved(10)));
+        assert_eq!(cp.lineage(b.to_str().unwrap(), "t", None).past.len(), 1);
+        // Once a file was read under a path, nothing more is marked.
+        let (t, _, _f) = tracked(&cp, dir.path(), "c.log", b"x\n");
+        let c = dir.path().join("c.log");
+        assert!(!cp.note_wanted("t", c.to_str().unwrap(), None));
+        t.close();
     }
 
     #[test]

@@ -46,7 +46,34 @@ pub struct Entry {
     pub updated: u64,
 }
 
+/// The device number of the `wanted` markers: no file has it (`dev_t` is 32 bits on Linux).
+const WANTED_DEV: u64 = u64::MAX;
+
 impl Entry {
+    /// A marker that `path` is to be read for `topic` since `now` (unix seconds), before any file
+    /// of it was: not a file's position (its identity is no file's), only the time from which
+    /// generations rotated away count as unread. Kept in the store's own format so that older
+    /// agents load it (as an entry no file matches) and it expires like any entry.
+    pub fn wanted(path: &str, topic: &str, now: u64) -> Entry {
+        Entry {
+            path: path.to_string(),
+            topic: topic.to_string(),
+            dev: WANTED_DEV,
+            ino: fnv1a(path.as_bytes()),
+            fp_len: 0,
+            fp_hash: 0,
+            offset: 0,
+            near_len: 0,
+            near_hash: 0,
+            updated: now,
+        }
+    }
+
+    /// Whether this is a `wanted` marker, not a file's position.
+    pub fn is_wanted(&self) -> bool {
+        self.dev == WANTED_DEV
+    }
+
     pub fn id(&self) -> FileId {
         FileId { dev: self.dev, ino: self.ino }
     }

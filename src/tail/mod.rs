@@ -514,6 +514,13 @@ impl TailState {
         let busy = self.busy();
         let found = self.opener(ctx).unseen(since, &busy);
         self.draining.extend(found);
+        self.order_draining();
+    }
+
+    /// Orders the draining generations oldest first (by their last write; logrotate gives a
+    /// compressed one its original's): they are read in that order.
+    fn order_draining(&mut self) {
+        self.draining.sort_by_cached_key(|r| r.stamp().mtime);
     }
 
     /// Notes why the file at the path is not open.
@@ -590,6 +597,7 @@ impl TailState {
         if let Some(since) = plan.adopt_since {
             self.adopt_unseen(ctx, since);
         }
+        self.order_draining();
     }
 
     /// One pass over the draining files and the current one: what it found.
@@ -625,9 +633,17 @@ impl TailState {
                 self.problem(format!("{}: read error: {e}", self.draining[i].opened_as.display()));
             }
             let (n, r) = (look.read, &mut self.draining[i]);
+            r.caught_up |= !look.more;
             if n > 0 {
                 progressed = progressed.max(Progress::read(n));
                 r.idle_since = None;
+                if !r.caught_up {
+                    // Oldest first: the newer generations and the current file wait until this
+                    // one is read to its end, so that one topic gets a file's lines in the order
+                    // they were written, across rotations (a generation still written to after
+                    // that is read beside the others).
+                    return Ok(progressed);
+                }
             } else if r.idle_since.get_or_insert_with(Instant::now).elapsed() >= ctx.settings.rotate_wait || r.ended() {
                 if !r.has_unsent() && r.tracker.in_flight() > 0 {
                     // Kept open until its lines are acknowledged: logrotate may delete or compress

@@ -76,6 +76,9 @@ pub(super) struct Reader {
     /// When the reader last reached its end with nothing new (draining readers close after
     /// `rotate_wait` of this, the current one after `close_inactive`).
     pub idle_since: Option<Instant>,
+    /// It reached the end of what its file held at least once: a draining generation holds up
+    /// the newer ones (and the current file) only until then.
+    pub caught_up: bool,
     /// Its share of the open-file budget.
     _permit: Permit,
     /// This tail's hold on the file, released when the reader is dropped.
@@ -98,6 +101,8 @@ pub(super) struct Look {
     pub stamp: Stamp,
     /// Reading failed (the bytes read before the error were shipped).
     pub error: Option<io::Error>,
+    /// The look stopped at its budget, not at the end of what the file held: there is more.
+    pub more: bool,
 }
 
 impl Reader {
@@ -130,6 +135,7 @@ impl Reader {
             checked: Stamp { size: offset, mtime: (0, 0) },
             event_since: None,
             idle_since: None,
+            caught_up: false,
             _permit: permit,
             _claim: claim,
         }
@@ -190,7 +196,7 @@ impl Reader {
         let stamp = self.stamp();
         // A compressed generation's decompressed size is known once its stream ends.
         let size = if self.decoded.is_some() { u64::MAX } else { stamp.size };
-        let mut look = Look { read: 0, stamp, error: None };
+        let mut look = Look { read: 0, stamp, error: None, more: false };
         if !self.same_content_grew(stamp) {
             return Ok(look); // cut and written again since the last look: the tail decides
         }
@@ -203,6 +209,7 @@ impl Reader {
                 self.pos = 0;
             }
             if look.read >= BUDGET {
+                look.more = true;
                 return Ok(look);
             }
             // Read only what is there: a quiet file costs one fstat, and no buffer.
