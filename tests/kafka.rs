@@ -126,5 +126,5 @@ fn six_partitions_keep_each_files_order() {
 fn a_line_over_the_brokers_message_max_bytes_is_given_up_and_holds_nothing_up() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start_kafka(dir.path(), "single");
-    a_huge_line_is_given_up_and_holds_nothing_up(dir.path(), &broker, "{}");
+    a_huge_line_is_given_up_and_holds_nothing_up(dir.path(), &broker, "{}", "");
 }

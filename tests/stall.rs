@@ -46,7 +46,7 @@ fn a_two_megabyte_line_under_max_line_bytes_4mib_ships_and_holds_nothing_up() {
 fn a_line_kafka_can_never_take_is_given_up_and_holds_nothing_up() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
-    a_huge_line_is_given_up_and_holds_nothing_up(dir.path(), &broker, "{message.max.bytes: 1000000}");
+    a_huge_line_is_given_up_and_holds_nothing_up(dir.path(), &broker, "{message.max.bytes: 1000000}", "");
 }
 
 /// A topic that does not exist (auto-creation is off) makes only its own files wait: the other

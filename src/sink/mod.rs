@@ -239,6 +239,8 @@ pub struct Shared {
     /// `delivery: exactly_once`: a batch is acknowledged when its transaction commits, not by
     /// delivery reports.
     pub transactional: bool,
+    /// `delivery: exactly_once`: what failed in the open transaction, for its abort.
+    pub txn_failures: Mutex<transaction::Failures>,
 }
 
 /// Batches of one waiting topic held by the sender before that topic's tails are held back:
@@ -322,10 +324,12 @@ impl ProducerContext for Context {
             Err(e) => e,
         };
         if self.shared.transactional {
-            // The commit fails for it, and the transaction's lines are sent again
-            // (transaction.rs); nothing to do per message.
+            // The commit fails for it; the abort looks at what failed (transaction.rs).
             stats.delivery_errors.fetch_add(1, Ordering::Relaxed);
             self.shared.log.warn(format!("kafka: a message of a transaction to {} failed: {}", msg.topic(), err));
+            let batch = Arc::as_ptr(&token) as usize;
+            let payload = msg.payload().unwrap_or_default();
+            transaction::note_failure(&self.shared.txn_failures, msg.topic(), batch, payload, err);
             return;
         }
         stats.delivery_errors.fetch_add(1, Ordering::Relaxed);

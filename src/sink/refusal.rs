@@ -43,6 +43,22 @@ pub fn classify_error(e: &KafkaError) -> Refusal {
     classify(e.rdkafka_error_code())
 }
 
+/// Whether a `Transient` refusal is the topic's own (it does not exist, may not be written, or
+/// its policy refuses), not the broker's or the connection's: `delivery: exactly_once` sets that
+/// topic's files aside rather than try every file's lines again behind it.
+pub fn is_the_topics(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::PolicyViolation
+        )
+    )
+}
+
 /// Why a topic's messages are waiting: the refusal as librdkafka worded it, for logs and status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {

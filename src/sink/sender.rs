@@ -87,8 +87,8 @@ impl SenderState {
                         shared.queued.fetch_sub(1, Ordering::SeqCst);
                         shared.parked_changed(&topic, -1);
                     }
-                    Err(cause) => {
-                        shared.log.warn(Waiting { topic: topic.to_string(), cause }.to_string());
+                    Err(e) => {
+                        shared.log.warn(Waiting { topic: topic.to_string(), cause: e.to_string() }.to_string());
                         p.retry_at = Instant::now() + RETRY_AFTER;
                         break;
                     }
@@ -163,9 +163,9 @@ pub fn run_sender(
                 st.in_hand = None;
                 shared.queued.fetch_sub(1, Ordering::SeqCst);
             }
-            Err(cause) => {
+            Err(e) => {
                 let out = st.in_hand.take().expect("a batch in hand");
-                st.park(out, Some(cause), shared);
+                st.park(out, Some(e.to_string()), shared);
             }
         }
     }
@@ -174,7 +174,7 @@ pub fn run_sender(
 /// Hands the lines of `out` to librdkafka from `out.next` on. A line refused for good is given up
 /// (and counts as delivered for its batch); a refusal that can pass stops here and returns its
 /// cause, with `out.next` at the refused line.
-pub(super) fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) -> Result<(), String> {
+pub(super) fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared: &Shared) -> Result<(), KafkaError> {
     // The JSON envelope's pieces shared by the batch's lines, and its buffer (reused per line).
     let json = match (&out.batch.format, &out.batch.origin) {
         (Format::Json, Some(origin)) => Some((timestamp::rfc3339_millis(origin.read_ms), origin.clone())),
@@ -209,11 +209,28 @@ pub(super) fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared
                 give_up(shared, &out.batch.topic, end - start, &e);
                 out.token.delivered();
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e),
         }
         out.next += 1;
     }
     Ok(())
+}
+
+/// The payload of line `i` of `batch` as `produce_lines` makes it: the line, or its JSON
+/// envelope (written into `buf`). Asked only to find a message that failed (a transaction's
+/// message refused for good is taken out of its batch).
+pub(super) fn payload_of<'a>(batch: &'a Batch, i: usize, shared: &Shared, buf: &'a mut Vec<u8>) -> &'a [u8] {
+    let (start, end) = batch.lines[i];
+    let line = &batch.data[start..end];
+    match (&batch.format, &batch.origin) {
+        (Format::Json, Some(origin)) => {
+            let timestamp = timestamp::rfc3339_millis(origin.read_ms);
+            let ctx = envelope::Context { timestamp: &timestamp, host: &shared.host, path: &origin.path };
+            envelope::write(buf, &ctx, origin.offset + start as u64, line);
+            &buf[..]
+        }
+        _ => line,
+    }
 }
 
 /// The headers of the line starting at `start` in the batch's data (`kafkaconfig.headers`):
@@ -256,7 +273,7 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 /// Logs and counts a message that can never be delivered.
-pub fn give_up(shared: &Shared, topic: &str, bytes: usize, e: &KafkaError) {
+pub fn give_up(shared: &Shared, topic: &str, bytes: usize, e: &dyn std::fmt::Display) {
     shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
     log::error!(
         "kafka: a {bytes}-byte message to topic {topic} can never be delivered ({e}); it is given up \

@@ -17,6 +17,19 @@
 //! - a fatal one (fenced: another agent took the transactional id) stops shipping and tells the
 //!   agent, which exits with code 7.
 //!
+//! One refused message must not hold up every file, as in at-least-once (`sender`):
+//! - a line the broker can never take (too large) fails its transaction; at the abort it is taken
+//!   out of its batch and given up, with an error naming the topic and its size, and the rest is
+//!   sent again: one abort per such line, not an abort for ever;
+//! - a topic that refuses (it does not exist, may not be written: `refusal::is_the_topics`)
+//!   fails the transaction too; at the abort its batches are set aside (`Parked`), in order, and
+//!   the other topics' lines are sent again without them. The topic is tried again after 1 s,
+//!   then after twice as long each time it refuses again (30 s at most): each try that fails
+//!   costs the other topics one abort. Its tails are held back once `PARKED_PER_TOPIC` of its
+//!   batches wait, as in at-least-once. librdkafka fails a message to a topic it cannot find
+//!   only after `topic.metadata.propagation.max.ms` (30 s by default): until then the
+//!   transaction, and every file, waits for it.
+//!
 //! The kafka-poll thread serves delivery reports as in at-least-once (they only count here);
 //! before each commit this thread waits for them, 1 ms at a time (`serve_until_delivered`):
 //! rdkafka's own wait in `commit_transaction` took 100 ms every time. Without the poll thread
@@ -26,7 +39,7 @@
 //! Memory stays bounded as in at-least-once: while a commit waits the thread takes no batch, the
 //! channel fills and `Sink::submit` holds the tails back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -35,7 +48,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer};
 
-use super::sender::{produce_lines, send_when_room};
+use super::refusal::{self, Refusal, Waiting};
+use super::sender::{give_up, payload_of, produce_lines, send_when_room};
 use super::{positions, BatchAck, KafkaProducer, Outgoing, Shared};
 use crate::ack::AckTracker;
 use crate::checkpoint::Checkpoints;
@@ -72,12 +86,122 @@ enum Phase {
     Dead,
 }
 
+/// The longest wait before a refusing topic is tried again.
+const PARKED_MAX_WAIT: Duration = Duration::from_secs(30);
+/// Lines refused for good remembered from one transaction (each is found and given up at its
+/// abort; more wait for the next one).
+const GIVEN_UP_KEPT: usize = 1024;
+
 /// What the thread keeps outside itself, so that a restarted sender goes on with the open
 /// transaction's batches.
 #[derive(Default)]
 pub struct TxnState {
     phase: Phase,
     batches: Vec<Outgoing>,
+    /// Topics set aside because they refused, with their batches in order.
+    parked: BTreeMap<Arc<str>, Parked>,
+    /// Topics that refused a line at `send` in the open transaction, and why: set aside at its
+    /// abort.
+    refused: BTreeMap<Arc<str>, String>,
+}
+
+/// A topic set aside: its batches wait, in order, until `retry_at`, when they join a
+/// transaction again (`trying`: until it commits, or the topic refuses again and waits twice as
+/// long).
+struct Parked {
+    queue: Vec<Outgoing>,
+    retry_at: Instant,
+    wait: Duration,
+    trying: bool,
+}
+
+/// What the delivery callback saw fail in the open transaction, kept for its abort (the
+/// callback runs on the polling thread).
+#[derive(Default)]
+pub struct Failures {
+    /// Messages refused for good: their batch (its token's address), payload and why.
+    given_up: Vec<(usize, Vec<u8>, String)>,
+    /// Topics that refused, and why.
+    refused: BTreeMap<Arc<str>, String>,
+}
+
+/// The delivery callback's part: notes a failed message of a transaction (one that failed for
+/// the broker's or the connection's reasons needs nothing: the whole transaction is sent again).
+pub fn note_failure(failures: &Mutex<Failures>, topic: &str, batch: usize, payload: &[u8], e: &KafkaError) {
+    let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+    if refusal::classify_error(e) == Refusal::Permanent {
+        if f.given_up.len() < GIVEN_UP_KEPT {
+            f.given_up.push((batch, payload.to_vec(), e.to_string()));
+        }
+    } else if refusal::is_the_topics(e.rdkafka_error_code()) && !f.refused.contains_key(topic) {
+        f.refused.insert(Arc::from(topic), e.to_string());
+    }
+}
+
+impl TxnState {
+    /// When the next set-aside topic is to be tried again.
+    fn next_retry(&self) -> Option<Instant> {
+        self.parked.values().filter(|p| !p.trying).map(|p| p.retry_at).min()
+    }
+
+    /// Whether `topic`'s batches are set aside now.
+    fn is_parked(&self, topic: &str) -> bool {
+        self.parked.get(topic).is_some_and(|p| !p.trying)
+    }
+
+    /// Puts `out` at the back of its topic's waiting batches.
+    fn park(&mut self, out: Outgoing, shared: &Shared) {
+        let topic = out.batch.topic.clone();
+        shared.parked_changed(&topic, 1);
+        self.parked.get_mut(&topic).expect("a parked topic").queue.push(out);
+    }
+
+    /// Sets `topic` aside (again) with its batches of the open transaction, in order.
+    fn set_aside(&mut self, topic: Arc<str>, cause: String, shared: &Shared) {
+        shared.log.warn(Waiting { topic: topic.to_string(), cause }.to_string());
+        let p = self.parked.entry(topic.clone()).or_insert(Parked {
+            queue: Vec::new(),
+            retry_at: Instant::now(),
+            wait: RETRY_WAIT / 2,
+            trying: true,
+        });
+        if p.trying {
+            p.trying = false;
+            p.wait = (p.wait * 2).min(PARKED_MAX_WAIT);
+            p.retry_at = Instant::now() + p.wait;
+        }
+        let (theirs, rest): (Vec<Outgoing>, Vec<Outgoing>) =
+            std::mem::take(&mut self.batches).into_iter().partition(|o| o.batch.topic == topic);
+        self.batches = rest;
+        for out in theirs {
+            self.park(out, shared);
+        }
+    }
+
+    /// Brings the batches of set-aside topics that are due back into the next transaction.
+    fn try_due(&mut self, shared: &Shared) {
+        let now = Instant::now();
+        for (topic, p) in self.parked.iter_mut().filter(|(_, p)| !p.trying && p.retry_at <= now) {
+            p.trying = true;
+            shared.parked_changed(topic, -(p.queue.len() as isize));
+            self.batches.append(&mut p.queue);
+        }
+    }
+
+    /// Takes out of their batches the lines refused for good, giving each up.
+    fn give_up_lines(&mut self, given_up: Vec<(usize, Vec<u8>, String)>, shared: &Shared) {
+        let mut buf = Vec::new();
+        for (batch, payload, cause) in given_up {
+            let Some(out) = self.batches.iter_mut().find(|o| Arc::as_ptr(&o.token) as usize == batch) else {
+                continue; // of an earlier transaction, already taken out
+            };
+            let at = (0..out.batch.lines.len()).find(|&i| payload_of(&out.batch, i, shared, &mut buf) == payload);
+            if let Some(i) = at {
+                out.batch.lines.remove(i);
+                give_up(shared, &out.batch.topic, payload.len(), &cause);
+            }
+        }
+    }
 }
 
 fn lock(state: &Mutex<TxnState>) -> MutexGuard<'_, TxnState> {
@@ -102,14 +226,14 @@ pub fn run_transactional(
                 std::thread::sleep(Duration::from_secs(3600));
             }
             Phase::Ready => {
+                st.try_due(shared);
                 if st.batches.is_empty() {
                     drop(st);
-                    let got = match batches.recv() {
-                        Ok(out) => out,
-                        Err(_) => return,
-                    };
-                    st = lock(state);
-                    st.batches.push(got);
+                    match first_batch(batches, state, shared) {
+                        Some(true) => st = lock(state),
+                        Some(false) => continue,
+                        None => return,
+                    }
                 }
                 begin_and_send(producer, &mut st, shared, txn);
             }
@@ -144,15 +268,40 @@ pub fn run_transactional(
     }
 }
 
-/// Hands a batch's lines to librdkafka inside the open transaction and keeps the batch.
+/// With no transaction open and nothing kept: waits for a batch (or until a set-aside topic is
+/// due). Some(true): a batch is kept to begin a transaction with; Some(false): look again; None:
+/// the sink is gone.
+fn first_batch(batches: &Receiver<Outgoing>, state: &Mutex<TxnState>, shared: &Shared) -> Option<bool> {
+    let until = lock(state).next_retry();
+    let wait = until.map_or(Duration::from_secs(3600), |at| at.saturating_duration_since(Instant::now()));
+    let got = match batches.recv_timeout(wait) {
+        Ok(out) => out,
+        Err(RecvTimeoutError::Timeout) => return Some(false),
+        Err(RecvTimeoutError::Disconnected) => return None,
+    };
+    let mut st = lock(state);
+    if st.is_parked(&got.batch.topic) {
+        st.park(got, shared);
+        return Some(false);
+    }
+    st.batches.push(got);
+    Some(true)
+}
+
+/// Hands a batch's lines to librdkafka inside the open transaction and keeps the batch (one of
+/// a topic set aside waits with its topic's).
 fn send(producer: &KafkaProducer, st: &mut TxnState, mut out: Outgoing, shared: &Shared) {
-    if let Err(cause) = produce_lines(producer, &mut out, shared) {
-        // Refused at `send` for a reason that can pass (an unknown topic): the transaction
-        // cannot carry it; abort, wait, and send everything again.
-        shared.log.warn(format!(
-            "kafka: a line for topic {} was refused ({cause}); the transaction is sent again",
-            out.batch.topic
-        ));
+    if st.is_parked(&out.batch.topic) {
+        st.park(out, shared);
+        return;
+    }
+    if let Err(e) = produce_lines(producer, &mut out, shared) {
+        // Refused at `send` for a reason that can pass: lines of the batch may be in the
+        // transaction already; abort, set the topic aside if the refusal is its own (an unknown
+        // topic; not the transaction's error state after a failed message), send the rest again.
+        if refusal::is_the_topics(e.rdkafka_error_code()) {
+            st.refused.insert(out.batch.topic.clone(), e.to_string());
+        }
         st.phase = Phase::MustAbort;
     }
     st.batches.push(out);
@@ -198,6 +347,12 @@ fn commit(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Tr
                 out.token.tracker.ack(out.token.seq);
                 shared.queued.fetch_sub(1, Ordering::SeqCst);
             }
+            let tried: Vec<Arc<str>> = st.parked.iter().filter(|(_, p)| p.trying).map(|(t, _)| t.clone()).collect();
+            for topic in tried {
+                st.parked.remove(&topic);
+                log::info!("kafka: topic {topic} accepts messages again; its files go on");
+            }
+            lock_failures(shared).given_up.clear(); // of messages librdkafka sent again itself
             shared.stats.txn_committed.fetch_add(1, Ordering::Relaxed);
             st.phase = Phase::Ready;
         }
@@ -252,8 +407,13 @@ fn fail(st: &mut TxnState, e: KafkaError, what: &str, txn: &Transactions) {
     }
 }
 
-/// Aborts the failed transaction, then sends its batches again, from their first line, in a new
-/// one.
+fn lock_failures(shared: &Shared) -> MutexGuard<'_, Failures> {
+    // Every change is a push or an insert; a panic cannot leave it half-made.
+    shared.txn_failures.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Aborts the failed transaction, takes out what can never be sent (lines refused for good, the
+/// batches of topics that refuse), then sends the rest again, from their first line, in a new one.
 fn abort_and_resend(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Transactions) {
     match producer.abort_transaction(CALL_TIMEOUT) {
         Ok(()) => {
@@ -264,9 +424,19 @@ fn abort_and_resend(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared
             return;
         }
     }
+    // The aborted messages' reports (the failures among them) are all in once none is in flight.
+    serve_until_delivered(producer, Instant::now() + CALL_TIMEOUT);
+    let failures = std::mem::take(&mut *lock_failures(shared));
+    st.give_up_lines(failures.given_up, shared);
+    let refused = std::mem::take(&mut st.refused).into_iter().chain(failures.refused);
+    for (topic, cause) in refused {
+        st.set_aside(topic, cause, shared);
+    }
     std::thread::sleep(RETRY_WAIT.min(txn.settings.interval * 10));
     st.phase = Phase::Ready;
-    begin_and_send(producer, st, shared, txn);
+    if !st.batches.is_empty() {
+        begin_and_send(producer, st, shared, txn);
+    }
 }
 
 /// Begins a transaction and sends in it the batches kept (a new one, or those of an aborted
@@ -280,5 +450,67 @@ fn begin_and_send(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, 
     for mut out in std::mem::take(&mut st.batches) {
         out.next = 0;
         send(producer, st, out, shared);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::Batch;
+
+    fn out(topic: &str, line: &[u8]) -> Outgoing {
+        let mut batch = Batch::new(Arc::from(topic), None);
+        batch.push(line);
+        let token = Arc::new(BatchAck {
+            tracker: Arc::new(AckTracker::new(0)),
+            seq: 0,
+            end: 0,
+            remaining: AtomicUsize::new(1),
+        });
+        Outgoing { batch, next: 0, token }
+    }
+
+    fn lines(batches: &[Outgoing]) -> Vec<&[u8]> {
+        batches.iter().flat_map(|o| o.batch.lines.iter().map(|&(s, e)| &o.batch.data[s..e])).collect()
+    }
+
+    /// A refusing topic's batches leave the transaction in order, later ones queue behind them,
+    /// and all come back together when it is due; each refusal doubles its wait.
+    #[test]
+    fn a_refusing_topic_is_set_aside_in_order_and_tried_again_later_each_time() {
+        let shared = Shared::default();
+        let mut st =
+            TxnState { batches: vec![out("a", b"a1"), out("b", b"b1"), out("a", b"a2")], ..Default::default() };
+        st.set_aside(Arc::from("a"), "unknown topic".into(), &shared);
+        assert_eq!(lines(&st.batches), [b"b1"]);
+        assert!(st.is_parked("a") && !st.is_parked("b"));
+        st.park(out("a", b"a3"), &shared);
+        assert_eq!(shared.parked_lock().get("a"), Some(&3), "its tails are held back from 4");
+        let first_wait = st.parked["a"].wait;
+        assert_eq!(first_wait, RETRY_WAIT);
+        st.try_due(&shared);
+        assert_eq!(lines(&st.batches), [b"b1"], "not due yet");
+        st.parked.get_mut("a").unwrap().retry_at = Instant::now();
+        st.try_due(&shared);
+        assert_eq!(lines(&st.batches), [&b"b1"[..], b"a1", b"a2", b"a3"]);
+        assert!(!st.is_parked("a") && shared.parked_lock().get("a").is_none());
+        st.set_aside(Arc::from("a"), "unknown topic".into(), &shared);
+        assert_eq!(st.parked["a"].wait, first_wait * 2, "refused again: twice as long");
+        assert_eq!(lines(&st.parked["a"].queue), [&b"a1"[..], b"a2", b"a3"]);
+    }
+
+    /// A line refused for good is taken out of its batch (found by its payload); the batch stays,
+    /// to be acknowledged with its transaction.
+    #[test]
+    fn a_line_refused_for_good_is_taken_out_of_its_batch() {
+        let shared = Shared::default();
+        let mut big = out("a", b"small");
+        big.batch.push(b"huge");
+        big.batch.push(b"after");
+        let id = Arc::as_ptr(&big.token) as usize;
+        let mut st = TxnState { batches: vec![big], ..Default::default() };
+        st.give_up_lines(vec![(id, b"huge".to_vec(), "too large".into()), (7, b"x".to_vec(), "stale".into())], &shared);
+        assert_eq!(lines(&st.batches), [&b"small"[..], b"after"]);
+        assert_eq!(shared.stats.dropped.load(Ordering::Relaxed), 1);
     }
 }

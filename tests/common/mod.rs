@@ -3,6 +3,8 @@
 //! PID when its guard drops; every test gets its own ports and temp dir.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -742,8 +744,9 @@ pub fn metric(path: &Path, name: &str) -> Option<f64> {
 /// `kafka_properties` is the YAML map of `kafkaconfig.properties` ("{}" for none). With
 /// `max_line_bytes: 4MiB`, a 1.5 MB line between 5 lines before and 5 after, and another file
 /// written meanwhile: the line is given up with the documented error and counted; the lines
-/// after it, and the other file's, ship; nothing is left owed at the stop.
-pub fn a_huge_line_is_given_up_and_holds_nothing_up(dir: &Path, broker: &Broker, kafka_properties: &str) {
+/// after it, and the other file's, ship; nothing is left owed at the stop. `extra`: more config
+/// (`delivery: exactly_once`).
+pub fn a_huge_line_is_given_up_and_holds_nothing_up(dir: &Path, broker: &Broker, kafka_properties: &str, extra: &str) {
     let t = Duration::from_secs(60);
     broker.create_topic("w1");
     broker.create_topic("w2");
@@ -757,7 +760,7 @@ pub fn a_huge_line_is_given_up_and_holds_nothing_up(dir: &Path, broker: &Broker,
         &broker.addr(),
         &[(&big, "w1"), (&other, "w2")],
         &format!(
-            "start_position: beginning\nmax_line_bytes: 4MiB\nkafkaconfig: {{kafkaaddr: \"{}\", properties: {kafka_properties}}}\nmetrics: {{path: \"{}\", interval: 200ms}}\n",
+            "start_position: beginning\nmax_line_bytes: 4MiB\nkafkaconfig: {{kafkaaddr: \"{}\", properties: {kafka_properties}}}\nmetrics: {{path: \"{}\", interval: 200ms}}\n{extra}",
             broker.addr(),
             metrics.display()
         ),
