@@ -6,6 +6,8 @@
 #   scripts/kafka.sh start cluster DIR       3 combined nodes: replication factor 3,
 #                                            min.insync.replicas=2
 #   scripts/kafka.sh start secure DIR        one node with TLS listeners too (SSL=, SASL_SSL=, PKI=)
+#   scripts/kafka.sh start proxied DIR       one node with a listener advertised at PROXY_PORT,
+#                                            for a proxy of the caller's forwarding to PROXY_TARGET
 #   scripts/kafka.sh stop DIR                stop every node of DIR (by PID)
 #   scripts/kafka.sh topic DIR NAME [PARTITIONS]   create a topic (replication: all nodes)
 #
@@ -62,6 +64,18 @@ secure_listeners() { # secure_listeners ID
         "$(sed -n "s/^ssl$1=//p" "$dir/ports")" "$(sed -n "s/^sasl$1=//p" "$dir/ports")"
 }
 
+# `proxied` mode: a second plaintext listener whose advertised port is another one, where the
+# caller runs a TCP proxy of its own that forwards to it (the soak's network faults: clients that
+# bootstrap through the proxy are told to come back through it).
+proxied_listener() { # proxied_listener listen|advertise
+    grep -q '^proxied=1' "$dir/ports" || return 0
+    if [ "$1" = listen ]; then
+        printf ',PROXIED://127.0.0.1:%s' "$(sed -n 's/^proxyin1=//p' "$dir/ports")"
+    else
+        printf ',PROXIED://127.0.0.1:%s' "$(sed -n 's/^proxyout1=//p' "$dir/ports")"
+    fi
+}
+
 secure_props() {
     grep -q '^secure=1' "$dir/ports" || return 0
     cat <<EOF
@@ -90,11 +104,11 @@ node_props() { # node_props ID NODES
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport$(secure_listeners "$id")
-advertised.listeners=PLAINTEXT://127.0.0.1:$bport$(secure_listeners "$id")
+listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport$(secure_listeners "$id")$(proxied_listener listen)
+advertised.listeners=PLAINTEXT://127.0.0.1:$bport$(secure_listeners "$id")$(proxied_listener advertise)
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,PROXIED:PLAINTEXT
 log.dirs=$dir/node-$id/data
 num.partitions=1
 default.replication.factor=$rf
@@ -113,7 +127,7 @@ EOF
 
 start() { # start single|cluster DIR
     local mode=$1 n id pid
-    case "$mode" in single|secure) n=1 ;; cluster) n=3 ;; *) echo "kafka.sh: start single|cluster|secure DIR" >&2; exit 2 ;; esac
+    case "$mode" in single|secure|proxied) n=1 ;; cluster) n=3 ;; *) echo "kafka.sh: start single|cluster|secure|proxied DIR" >&2; exit 2 ;; esac
     install
     mkdir -p "$dir"
     if [ ! -f "$dir/ports" ]; then
@@ -126,6 +140,9 @@ start() { # start single|cluster DIR
         if [ "$mode" = secure ]; then
             { echo "ssl1=$(free_port)"; echo "sasl1=$(free_port)"; echo "secure=1"; } >> "$dir/ports"
             bash "$here/pki.sh" "$dir/pki"
+        fi
+        if [ "$mode" = proxied ]; then
+            { echo "proxyin1=$(free_port)"; echo "proxyout1=$(free_port)"; echo "proxied=1"; } >> "$dir/ports"
         fi
     fi
     n=$(sed -n 's/^nodes=//p' "$dir/ports")
@@ -181,6 +198,11 @@ start() { # start single|cluster DIR
         echo "SSL=127.0.0.1:$(sed -n 's/^ssl1=//p' "$dir/ports")"
         echo "SASL_SSL=127.0.0.1:$(sed -n 's/^sasl1=//p' "$dir/ports")"
         echo "PKI=$dir/pki"
+    fi
+    if grep -q '^proxied=1' "$dir/ports"; then
+        # The proxy listens on PROXY_PORT and forwards to PROXY_TARGET; clients bootstrap there.
+        echo "PROXY_PORT=$(sed -n 's/^proxyout1=//p' "$dir/ports")"
+        echo "PROXY_TARGET=127.0.0.1:$(sed -n 's/^proxyin1=//p' "$dir/ports")"
     fi
 }
 

@@ -6,7 +6,9 @@
 //! the seed run side by side: rotations (rename + create, copytruncate, `compress`,
 //! `delaycompress`, `dateext`), and faults (the agent SIGKILLed, SIGSTOPped, stopped and started;
 //! SIGHUP storms with config.yaml edits, some garbage; the broker stopped or kill -9ed and
-//! started again; etcd restarted, its key rewritten, compacted; `data_dir` filled to ENOSPC).
+//! started again; the network to it stalled, slowed or cut, through a proxy of the tests' own
+//! (`common::proxy`) that the broker advertises; etcd restarted, its key rewritten, compacted;
+//! `data_dir` filled to ENOSPC).
 //! A second agent on files of its own is never killed: its descriptors, descriptors on deleted
 //! files, threads, RSS and store are sampled, and must stay flat; a file of it whose lines stop
 //! for a minute while the broker is up fails the soak ("silently stopped").
@@ -27,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::proxy;
 use common::*;
 
 const TOPIC: &str = "soak";
@@ -121,13 +124,20 @@ enum Fault {
     KillAgent,
     PauseAgent(u64),
     StopAndStartAgent,
-    HupStorm { garbage: bool },
+    HupStorm {
+        garbage: bool,
+    },
     StopBroker(u64),
     KillBroker,
     RestartEtcd,
     RewriteKey,
     CompactEtcd,
     FillDataDir(u64),
+    /// The network to the broker (the proxy the agent goes through) stalls, or crawls, for so
+    /// many seconds; or every connection is reset.
+    NetStall(u64),
+    NetSlow(u64),
+    NetReset,
 }
 
 /// When (ms from the start) each thing happens: rotations of file `i` in some style; faults.
@@ -147,7 +157,7 @@ fn schedules(rng: &mut Rng, millis: u64, rotated: &[usize]) -> (Vec<Rotation>, V
     let mut faults = Vec::new();
     let mut t = rng.between(4_000, 10_000);
     while t < millis {
-        let f = match rng.below(12) {
+        let f = match rng.below(15) {
             0 | 1 => Fault::KillAgent,
             2 => Fault::PauseAgent(rng.between(2, 8)),
             3 => Fault::StopAndStartAgent,
@@ -158,7 +168,10 @@ fn schedules(rng: &mut Rng, millis: u64, rotated: &[usize]) -> (Vec<Rotation>, V
             8 => Fault::RestartEtcd,
             9 => Fault::RewriteKey,
             10 => Fault::CompactEtcd,
-            _ => Fault::FillDataDir(rng.between(3, 10)),
+            11 => Fault::FillDataDir(rng.between(3, 10)),
+            12 => Fault::NetStall(rng.between(5, 20)),
+            13 => Fault::NetSlow(rng.between(5, 20)),
+            _ => Fault::NetReset,
         };
         faults.push((t, f));
         t += rng.between(8_000, 25_000);
@@ -278,6 +291,8 @@ struct World {
     data: PathBuf,
     /// Since when the broker has been up (None while it is down).
     broker_up_since: Mutex<Option<Instant>>,
+    /// The main agent's way to the broker.
+    proxy: proxy::Proxy,
 }
 
 impl World {
@@ -341,6 +356,15 @@ impl World {
                 self.etcd.lock().unwrap().put("/soak/key", &pairs);
             }
             Fault::CompactEtcd => self.etcd.lock().unwrap().compact(),
+            Fault::NetStall(secs) | Fault::NetSlow(secs) => {
+                let link = if matches!(fault, Fault::NetStall(_)) { proxy::Link::Stall } else { proxy::Link::Slow };
+                *self.broker_up_since.lock().unwrap() = None;
+                self.proxy.set(link);
+                std::thread::sleep(Duration::from_secs(*secs));
+                self.proxy.set(proxy::Link::Pass);
+                *self.broker_up_since.lock().unwrap() = Some(Instant::now());
+            }
+            Fault::NetReset => self.proxy.reset(),
             Fault::FillDataDir(secs) => {
                 if !self.data_disk {
                     return;
@@ -384,7 +408,12 @@ fn seeded_fault_soak_accounts_for_every_line() {
     // Apache Kafka, one node, whatever LOGCATCH_TEST_BROKER says: restarted and killed, it keeps
     // what it acknowledged, and reads back 100,000 lines in seconds (tansu's on-disk store took
     // 20 s for 10,000).
-    let broker = Broker::start_kafka(&dir, "single");
+    // The main agent reaches it through the proxy (its listener advertised there); the leak
+    // agent and the reader directly.
+    let broker = Broker::start_kafka(&dir, "proxied");
+    let printed = &broker.kafka.as_ref().expect("Apache Kafka").printed;
+    let proxy = proxy::Proxy::start(printed["PROXY_PORT"].parse().unwrap(), &printed["PROXY_TARGET"]);
+    let proxied = format!("127.0.0.1:{}", proxy.port);
     broker.create_topic(TOPIC);
     broker.create_topic(LEAK_TOPIC);
     let etcd = Etcd::start(&dir, 1);
@@ -423,7 +452,7 @@ fn seeded_fault_soak_accounts_for_every_line() {
          \x20 - {{logpath: \"{l}/slow.log\", logtopic: {TOPIC}}}\n  - {{logpath: \"{l}/glob/*.log\", logtopic: {TOPIC}}}\n{etcd}",
         d = dir.display(),
         l = logs.display(),
-        addr = broker.addr(),
+        addr = proxied,
         etcd = etcd_yaml(&etcd.endpoints(), &["/soak/key"], &logs.join("etcd")),
     );
     let cfg = dir.join("config.yaml");
@@ -459,6 +488,7 @@ fn seeded_fault_soak_accounts_for_every_line() {
         data_disk: disk.0.is_some(),
         data: data.clone(),
         broker_up_since: Mutex::new(Some(Instant::now())),
+        proxy,
     });
 
     let t0 = Instant::now();
