@@ -25,6 +25,8 @@ pub struct TailStats {
     pub split: AtomicU64,
     pub rotations: AtomicU64,
     pub truncations: AtomicU64,
+    /// Unread rotated generations waiting for a file descriptor (`max_open_files`).
+    pub generations_waiting: AtomicU64,
     /// Size of the current file and the offset read in it (lag = size - offset).
     pub size: AtomicU64,
     pub offset: AtomicU64,
@@ -129,6 +131,7 @@ impl Metrics {
                     split: st.split.load(Ordering::Relaxed),
                     rotations: st.rotations.load(Ordering::Relaxed),
                     truncations: st.truncations.load(Ordering::Relaxed),
+                    generations_waiting: st.generations_waiting.load(Ordering::Relaxed),
                     restarts: s.restarts.load(Ordering::Relaxed),
                     lag: size.saturating_sub(offset),
                     error: lock(&st.last_error).clone(),
@@ -175,6 +178,8 @@ pub struct SourceSnap {
     pub split: u64,
     pub rotations: u64,
     pub truncations: u64,
+    /// Unread rotated generations waiting for a file descriptor.
+    pub generations_waiting: u64,
     pub restarts: u64,
     pub lag: u64,
     pub error: Option<String>,
@@ -231,12 +236,18 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
     family(&mut o, "logcatch_metrics_interval_seconds", "gauge", "How often this file is written.");
     let _ = writeln!(o, "logcatch_metrics_interval_seconds {}", interval.as_secs_f64());
     type Field = fn(&SourceSnap) -> u64;
-    let per_source: [(&str, &str, &str, Field); 9] = [
+    let per_source: [(&str, &str, &str, Field); 10] = [
         ("logcatch_source_lines_total", "counter", "Lines handed to the producer.", |x| x.lines),
         ("logcatch_source_bytes_total", "counter", "Bytes of those lines.", |x| x.bytes),
         ("logcatch_source_split_lines_total", "counter", "Pieces of lines longer than max_line_bytes.", |x| x.split),
         ("logcatch_source_rotations_total", "counter", "Rotations seen (rename, delete).", |x| x.rotations),
         ("logcatch_source_truncations_total", "counter", "Truncations seen (copytruncate).", |x| x.truncations),
+        (
+            "logcatch_source_generations_waiting",
+            "gauge",
+            "Unread rotated generations waiting for a descriptor (max_open_files).",
+            |x| x.generations_waiting,
+        ),
         ("logcatch_source_restarts_total", "counter", "Restarts of the tail's thread after a panic.", |x| x.restarts),
         ("logcatch_source_lag_bytes", "gauge", "Bytes of the file not read yet.", |x| x.lag),
         ("logcatch_source_stalled_seconds", "gauge", "Time with unread bytes and no line shipped.", |x| x.stalled_secs),
@@ -504,6 +515,7 @@ mod tests {
                 split: 1,
                 rotations: 2,
                 truncations: 0,
+                generations_waiting: 0,
                 restarts: 1,
                 lag: 5,
                 error: Some("cannot open: denied\nsecond line".into()),

@@ -141,6 +141,7 @@ mod tests {
                 split: 0,
                 rotations: 0,
                 truncations: 0,
+                generations_waiting: 0,
                 restarts: 0,
                 lag: 10,
                 error: None,

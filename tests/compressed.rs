@@ -276,3 +276,34 @@ fn planted_corrupt_and_endless_gz_files_hold_nothing_up() {
     assert!(got.iter().all(|l| !l.starts_with('\u{1f}')), "no compressed bytes as lines");
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// More unread generations than `max_open_files` allows (5 rotated by while the agent was
+/// stopped, a budget of 2 descriptors): they wait their turn, logged, and are read one after the
+/// other, oldest first by their last write (logrotate's numbering runs the other way), before the
+/// current file: every line once, in the order written.
+#[test]
+fn generations_beyond_max_open_files_wait_their_turn_in_order() {
+    let (dir, broker, log) = setup(false);
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\nmax_open_files: 2\n");
+    let mut want = numbered("s", 0..10);
+    ship_and_stop(&broker, &cfg, &log, &want);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for g in 0..5u64 {
+        let lines = numbered(&format!("g{g}"), 0..200);
+        append(&log, &lines);
+        want.extend(lines);
+        let rotated = log.with_extension(format!("log.{}", 5 - g)); // app.log.5 is the oldest
+        std::fs::rename(&log, &rotated).unwrap();
+        // One mtime second apart, later than the last checkpoint, without waiting for them.
+        let stamp = format!("@{}", now + 2 + g);
+        assert!(std::process::Command::new("touch").args(["-d", &stamp]).arg(&rotated).status().unwrap().success());
+    }
+    let current = numbered("current", 0..100);
+    append(&log, &current);
+    want.extend(current);
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", want.len(), T), want, "every line once, oldest generation first");
+    assert!(agent.log_text().contains("wait for a file descriptor (max_open_files)"), "{}", agent.log_text());
+    assert_eq!(broker.lines("t", want.len() + 1, Duration::from_secs(2)).len(), want.len(), "nothing doubled");
+    assert_eq!(agent.terminate(), Some(0));
+}

@@ -175,6 +175,9 @@ pub struct TailState {
     current: Current,
     /// Rotated-away files still being read to their end.
     draining: Vec<Reader>,
+    /// Unread generations written since then (unix seconds) were left unopened for want of a
+    /// descriptor (`max_open_files`): looked for again, by name, once `draining` is empty.
+    unseen_left: Option<u64>,
     /// The last problem logged, so the same one is not logged on every poll.
     last_problem: Option<String>,
 }
@@ -456,6 +459,7 @@ impl TailState {
             lane,
             current: Current::Starting,
             draining: Vec::new(),
+            unseen_left: None,
             last_problem: None,
         }
     }
@@ -509,12 +513,17 @@ impl TailState {
     }
 
     /// Drains the rotated generations written since `since` that nobody read
-    /// (`Opener::unseen`).
+    /// (`Opener::unseen`), as many as `max_open_files` leaves room for (one at least, when the
+    /// tail drains none: read oldest first, one open at a time is enough to go on). Those left
+    /// are counted (`logcatch_source_generations_waiting`) and looked for again by name once the
+    /// open ones are done.
     fn adopt_unseen(&mut self, ctx: &TailCtx, since: u64) {
         let busy = self.busy();
-        let found = self.opener(ctx).unseen(since, &busy);
-        self.draining.extend(found);
+        let unseen = self.opener(ctx).unseen(since, &busy, self.draining.is_empty());
+        self.draining.extend(unseen.readers);
         self.order_draining();
+        self.lane.stats.generations_waiting.store(unseen.left as u64, Ordering::Relaxed);
+        self.unseen_left = (unseen.left > 0).then_some(since);
     }
 
     /// Orders the draining generations oldest first (by their last write; logrotate gives a
@@ -658,6 +667,16 @@ impl TailState {
                 continue;
             }
             i += 1;
+        }
+        if let Some(since) = self.unseen_left {
+            // Generations wait for a descriptor: the next one is opened once the open ones are
+            // done, and the current file waits behind them (its lines are newer).
+            if self.draining.is_empty() {
+                self.unseen_left = None;
+                self.adopt_unseen(ctx, since);
+                return Ok(Progress::More);
+            }
+            return Ok(progressed);
         }
 
         match self.current {

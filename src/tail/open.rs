@@ -94,6 +94,13 @@ pub(super) struct Started {
     pub copy: Option<Reader>,
 }
 
+/// Unseen generations (`Opener::unseen`): readers on those opened, and how many wait for a
+/// descriptor.
+pub(super) struct Unseen {
+    pub readers: Vec<Reader>,
+    pub left: usize,
+}
+
 /// A tail's opener: opens the files of its path confined, asks the store and the claims where to
 /// read them from, and hands back readers. It changes nothing of the tail's state: the tail
 /// decides what each reader becomes (current, draining) and what a refusal means (waiting).
@@ -277,15 +284,15 @@ impl Opener<'_> {
     /// logrotate's `compress` of a generation read before, found by its first bytes) is read from
     /// where that reading got to, not whole (which would send it all again). A compressed copy of
     /// a file still being read is left to that reading.
-    pub(super) fn unseen(&self, since: u64, busy: &[FileId]) -> Vec<Reader> {
-        let mut out: Vec<Reader> = Vec::new();
-        for path in rotated_siblings(&self.spec.path) {
-            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
-            let Ok(meta) = file.metadata() else { continue };
+    ///
+    /// Oldest first (by last write). Each reader takes a permit of the open-file budget; with
+    /// `one_anyway`, the first one may go over it. Generations with none left are counted in
+    /// `Unseen::left`, not opened.
+    pub(super) fn unseen(&self, since: u64, busy: &[FileId], one_anyway: bool) -> Unseen {
+        let mut out = Unseen { readers: Vec::new(), left: 0 };
+        for (path, file, meta) in self.rotated_since(since, busy) {
             let id = FileId::of(&meta);
-            // logrotate gives a compressed generation the mtime of the file it compressed.
-            let mtime = meta.mtime().max(0) as u64;
-            if !meta.is_file() || busy.contains(&id) || out.iter().any(|r| r.id == id) || mtime + 1 < since {
+            if out.readers.iter().any(|r| r.id == id) {
                 continue;
             }
             let Some(generation) = Generation::of(file) else {
@@ -318,12 +325,44 @@ impl Opener<'_> {
                 Resume::At { offset, tracker } => (offset, tracker),
                 Resume::Replaced { .. } => (0, None),
             };
+            let permit = match self.ctx.files.try_acquire() {
+                Some(permit) => permit,
+                None if one_anyway && out.readers.is_empty() => self.ctx.files.acquire_anyway(),
+                None => {
+                    out.left += 1;
+                    continue;
+                }
+            };
             self.say_adopted(&path, &generation, from);
-            if let Some(r) = self.reader(generation, path, from, tracker, self.ctx.files.acquire_anyway()) {
-                out.push(r);
+            if let Some(r) = self.reader(generation, path, from, tracker, permit) {
+                out.readers.push(r);
             }
         }
+        if out.left > 0 {
+            log::warn!(
+                "{}: {} unread rotated generation(s) wait for a file descriptor (max_open_files);                  they are read, oldest first, as the open ones are done",
+                self.lane.path_text,
+                out.left
+            );
+        }
         out
+    }
+
+    /// The regular files named as rotated generations of the path, written since `since` (unix
+    /// seconds), not in `busy`, oldest first.
+    fn rotated_since(&self, since: u64, busy: &[FileId]) -> Vec<(PathBuf, File, std::fs::Metadata)> {
+        let mut found = Vec::new();
+        for path in rotated_siblings(&self.spec.path) {
+            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
+            let Ok(meta) = file.metadata() else { continue };
+            // logrotate gives a compressed generation the mtime of the file it compressed.
+            let mtime = meta.mtime().max(0) as u64;
+            if meta.is_file() && mtime + 1 >= since && !busy.contains(&FileId::of(&meta)) {
+                found.push((path, file, meta));
+            }
+        }
+        found.sort_by_key(|(_, _, meta)| (meta.mtime(), meta.mtime_nsec()));
+        found
     }
 
     /// Logs why an unseen generation is read, and from where.
