@@ -284,7 +284,8 @@ fn planted_corrupt_and_endless_gz_files_hold_nothing_up() {
 #[test]
 fn generations_beyond_max_open_files_wait_their_turn_in_order() {
     let (dir, broker, log) = setup(false);
-    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\nmax_open_files: 2\n");
+    let cfg =
+        write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\nmax_open_files: 2\n");
     let mut want = numbered("s", 0..10);
     ship_and_stop(&broker, &cfg, &log, &want);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();

@@ -123,12 +123,20 @@ pub struct Failures {
     given_up: Vec<(usize, Vec<u8>, String)>,
     /// Topics that refused, and why.
     refused: BTreeMap<Arc<str>, String>,
+    /// A message failed for a reason of its own (not purged by a failure or an abort): the
+    /// transaction cannot commit. Asked before each commit: with a message stuck in a failed
+    /// transaction, rdkafka's commit flushes first and only ever times out (seen under load:
+    /// "Flush error: OperationTimedOut", tried again for ever).
+    failed: bool,
 }
 
 /// The delivery callback's part: notes a failed message of a transaction (one that failed for
 /// the broker's or the connection's reasons needs nothing: the whole transaction is sent again).
 pub fn note_failure(failures: &Mutex<Failures>, topic: &str, batch: usize, payload: &[u8], e: &KafkaError) {
     let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+    let code = e.rdkafka_error_code();
+    // Purged: a consequence of a failure (or of an abort), which is noted on its own.
+    f.failed |= !matches!(code, Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight));
     if refusal::classify_error(e) == Refusal::Permanent {
         if f.given_up.len() < GIVEN_UP_KEPT {
             f.given_up.push((batch, payload.to_vec(), e.to_string()));
@@ -339,7 +347,12 @@ fn produce_positions(producer: &KafkaProducer, st: &TxnState, txn: &Transactions
 /// acknowledged.
 fn commit(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Transactions) {
     let asked = Instant::now();
-    serve_until_delivered(producer, asked + CALL_TIMEOUT);
+    serve_until_delivered(producer, asked + CALL_TIMEOUT, Some(shared));
+    if lock_failures(shared).failed {
+        log::warn!("kafka: a message of the transaction failed; aborting it and sending its lines again");
+        st.phase = Phase::MustAbort;
+        return;
+    }
     match producer.commit_transaction(CALL_TIMEOUT) {
         Ok(()) => {
             log::debug!("kafka: transaction of {} batches committed in {:?}", st.batches.len(), asked.elapsed());
@@ -352,10 +365,11 @@ fn commit(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Tr
                 st.parked.remove(&topic);
                 log::info!("kafka: topic {topic} accepts messages again; its files go on");
             }
-            lock_failures(shared).given_up.clear(); // of messages librdkafka sent again itself
+            *lock_failures(shared) = Failures::default(); // of messages librdkafka sent again itself
             shared.stats.txn_committed.fetch_add(1, Ordering::Relaxed);
             st.phase = Phase::Ready;
         }
+        Err(_) if lock_failures(shared).failed => st.phase = Phase::MustAbort,
         Err(e) => fail(st, e, "commit", txn),
     }
 }
@@ -364,8 +378,13 @@ fn commit(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Tr
 /// `commit_transaction` flushes first, and its flush polls in slices of 100 ms that always last
 /// their whole 100 ms: every commit took 101.5 ms, of which 100 ms that wait (measured), and the
 /// live tail's p50 was 233 ms. Polled 1 ms at a time here, its own flush finds nothing left.
-fn serve_until_delivered(producer: &KafkaProducer, until: Instant) {
+/// With `failed_too`, stops at the first failed message: the transaction is then aborted, and
+/// messages stuck behind the failure are never delivered.
+fn serve_until_delivered(producer: &KafkaProducer, until: Instant, failed_too: Option<&Shared>) {
     while producer.in_flight_count() > 0 && Instant::now() < until {
+        if failed_too.is_some_and(|shared| lock_failures(shared).failed) {
+            return;
+        }
         producer.poll(Duration::from_millis(1));
     }
 }
@@ -425,7 +444,7 @@ fn abort_and_resend(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared
         }
     }
     // The aborted messages' reports (the failures among them) are all in once none is in flight.
-    serve_until_delivered(producer, Instant::now() + CALL_TIMEOUT);
+    serve_until_delivered(producer, Instant::now() + CALL_TIMEOUT, None);
     let failures = std::mem::take(&mut *lock_failures(shared));
     st.give_up_lines(failures.given_up, shared);
     let refused = std::mem::take(&mut st.refused).into_iter().chain(failures.refused);

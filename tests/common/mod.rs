@@ -475,7 +475,8 @@ impl Drop for Agent {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let text = self.log_text();
-            let lines: Vec<&str> = text.lines().collect();
+            // The periodic metrics lines would fill the window.
+            let lines: Vec<&str> = text.lines().filter(|l| !l.contains("] metrics: ")).collect();
             eprintln!("---- last lines of the agent's log ({}):", self.log.display());
             for l in &lines[lines.len().saturating_sub(60)..] {
                 eprintln!("{l}");
