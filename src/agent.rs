@@ -123,7 +123,12 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     let end = loop {
         match running.agent_rx.recv() {
             Ok(AgentMsg::Signal(SIGHUP)) => {
-                log::info!("SIGHUP: reloading {}", running.config.file.display());
+                // First, so that what the reload logs goes to the file at the path (logrotate's
+                // `postrotate` sends SIGHUP once it renamed the old one).
+                if let Err(e) = logging::reopen() {
+                    log::warn!("SIGHUP: {e}; logging on to the file open until now");
+                }
+                log::info!("SIGHUP: log file reopened; reloading {}", running.config.file.display());
                 let _ = running.reload.send(ConfigMsg::Reload);
             }
             Ok(AgentMsg::Signal(_)) | Err(_) => break None,

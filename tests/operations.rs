@@ -27,7 +27,7 @@ fn sighup_reloads_and_does_not_stop() {
     append(&a, &numbered("a", 0..3));
     assert_eq!(broker.lines("ta", 3, T), numbered("a", 0..3));
     agent.proc.signal(libc::SIGHUP);
-    agent.wait_log("SIGHUP: reloading", T);
+    agent.wait_log("SIGHUP: log file reopened; reloading", T);
     append(&b, &numbered("b", 0..3));
     write_config(dir.path(), &broker.addr(), &[(&a, "ta"), (&b, "tb")], "start_position: beginning\n");
     agent.proc.signal(libc::SIGHUP);
@@ -237,4 +237,57 @@ fn status_calls_a_killed_agent_dead_at_once() {
     let (code, out) = status(&cfg);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("not running: killed or crashed"), "{out}");
+}
+
+/// Issue 27: the shipped `/etc/logrotate.d/logcatch`, run by Debian's logrotate (its paths moved
+/// into the test's directory, its owner left out): the agent reopens its log at the `postrotate`
+/// SIGHUP, and nothing it logs afterwards (a config change, say) goes into the renamed file.
+#[test]
+fn the_shipped_logrotate_snippet_has_the_agent_log_to_the_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("ta");
+    let (logs, run) = (dir.path().join("log"), dir.path().join("run"));
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(&run).unwrap();
+    let a = dir.path().join("a.log");
+    let extra = format!("start_position: beginning\npid_file: {}/logcatch.pid\n", run.display());
+    // write_config's own log goes to the test's directory: this one to the rotated directory.
+    let config = |files: &[(&std::path::Path, &str)]| {
+        let cfg = write_config(dir.path(), &broker.addr(), files, &extra);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let ours = format!("catsyslog: {{logpath: {}/logcatch.log, loglevel: info}}", logs.display());
+        let text = text.lines().map(|l| if l.starts_with("catsyslog:") { ours.clone() } else { l.to_string() });
+        std::fs::write(&cfg, text.collect::<Vec<_>>().join("\n") + "\n").unwrap();
+        cfg
+    };
+    let cfg = config(&[(&a, "ta")]);
+    let mut agent = Agent::start(&cfg);
+    append(&a, &numbered("a", 0..3));
+    assert_eq!(broker.lines("ta", 3, T), numbered("a", 0..3));
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/package/logrotate")).unwrap();
+    let snippet = shipped
+        .replace("/var/log/logcatch", &logs.to_string_lossy())
+        .replace("/run/logcatch", &run.to_string_lossy())
+        .replace("create 0640 logcatch adm", "create 0640");
+    let conf = dir.path().join("logrotate.conf");
+    std::fs::write(&conf, snippet).unwrap();
+    let bin = if std::path::Path::new("/usr/sbin/logrotate").exists() { "/usr/sbin/logrotate" } else { "logrotate" };
+    let out = Command::new(bin).arg("-f").arg("-s").arg(dir.path().join("state")).arg(&conf).output().unwrap();
+    assert!(out.status.success(), "logrotate: {}", String::from_utf8_lossy(&out.stderr));
+    let (new, renamed) = (logs.join("logcatch.log"), logs.join("logcatch.log.1"));
+    wait_until(T, "the reopen logged in the new file", || {
+        std::fs::read_to_string(&new).is_ok_and(|t| t.contains("SIGHUP: log file reopened"))
+    });
+    let before = std::fs::read_to_string(&renamed).unwrap();
+    assert!(before.contains("tail") && !before.contains("SIGHUP"), "the old log holds what came before");
+    // A config change afterwards is logged in the new file only.
+    let b = dir.path().join("b.log");
+    config(&[(&a, "ta"), (&b, "ta")]);
+    agent.proc.signal(libc::SIGHUP);
+    wait_until(T, "the change logged in the new file", || {
+        std::fs::read_to_string(&new).is_ok_and(|t| t.contains(&*b.to_string_lossy()))
+    });
+    assert_eq!(std::fs::read_to_string(&renamed).unwrap(), before, "nothing written to the renamed file");
+    assert_eq!(agent.terminate(), Some(0));
 }

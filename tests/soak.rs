@@ -17,8 +17,8 @@
 //! with `exactly_once`), or lost: none, except lines written inside a copytruncate (between
 //! logrotate's copy and its truncate: lost by any tailer, counted apart).
 //!
-//! `SOAK_MINUTES` (3), `SOAK_SEED` (1), `SOAK_DELIVERY` (`at_least_once`): `scripts/soak.sh`
-//! sets them; `scripts/test.sh` runs the 3-minute default. The seed and both schedules are
+//! `SOAK_MINUTES` (3), `SOAK_SEED` (1), `SOAK_DELIVERY` (`at_least_once`), `SOAK_HOG` (0 busy
+//! loops beside it, the whole time): `scripts/soak.sh` sets them; `scripts/test.sh` runs the 3-minute default. The seed and both schedules are
 //! printed first, so a failure replays.
 
 mod common;
@@ -389,9 +389,16 @@ fn seeded_fault_soak_accounts_for_every_line() {
     let minutes: f64 = env_or("SOAK_MINUTES", 3.0);
     let seed: u64 = env_or("SOAK_SEED", 1u64).max(1);
     let exactly_once = std::env::var("SOAK_DELIVERY").is_ok_and(|d| d == "exactly_once");
+    let hog: usize = env_or("SOAK_HOG", 0);
+    let _hog: Vec<Proc> = (0..hog)
+        .map(|_| Proc {
+            child: Some(std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap()),
+            name: "busy loop".into(),
+        })
+        .collect();
     let millis = (minutes * 60_000.0) as u64;
     eprintln!(
-        "soak: seed {seed}, {minutes} minutes, {} (SOAK_SEED={seed} replays it)",
+        "soak: seed {seed}, {minutes} minutes, {}, {hog} busy loops beside it (SOAK_SEED={seed} replays it)",
         if exactly_once { "exactly_once" } else { "at_least_once" }
     );
 
