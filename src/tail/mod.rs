@@ -607,6 +607,7 @@ impl TailState {
             self.adopt_unseen(ctx, since);
         }
         self.order_draining();
+        self.note_current(ctx);
     }
 
     /// One pass over the draining files and the current one: what it found.
@@ -786,6 +787,7 @@ impl TailState {
                     Some(r) => self.enter(Current::Open(r)),
                     None => self.enter(Current::Waiting { why: "cannot reopen".into(), absent_since: None }),
                 };
+                self.note_current(ctx);
                 Ok(true)
             }
             Change::Unchanged => {
@@ -844,7 +846,18 @@ impl TailState {
         if let Some(since) = absent_since {
             self.adopt_unseen(ctx, since);
         }
+        self.note_current(ctx);
         true
+    }
+
+    /// Tells the store since when generations of the path may be unread (`note_current`): the
+    /// file at the path was just opened and those before it read or adopted; those waiting for a
+    /// descriptor count from when they were looked for.
+    fn note_current(&self, ctx: &TailCtx) {
+        if let Some(r) = self.current.reader() {
+            let since = self.unseen_left.unwrap_or(r.opened_at);
+            ctx.checkpoints.note_current(&self.spec.topic, &self.lane.path_text, since);
+        }
     }
 
     /// `old`'s file no longer holds what was read (cut by copytruncate, or written over): its
