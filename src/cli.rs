@@ -1,4 +1,4 @@
-//! The command line: `logcatch [-c FILE] [--check] | --version | --help`.
+//! The command line: `logcatch [-c FILE] [--check] | status | test [--produce] | --version | --help`.
 //!
 //! Exists so argument handling is plain data with unit tests, and `main` only dispatches.
 
@@ -12,6 +12,11 @@ USAGE:
     logcatch [-c|--config FILE] --check    validate the config and exit
     logcatch status [-c|--config FILE]     report from the metrics file; exit 0 running, 2 stopped
                                            or dead, 3 stuck (for cron)
+    logcatch test [-c|--config FILE] [--produce]
+                                           check the config, then Kafka (brokers, TLS/SASL, each
+                                           topic; --produce writes a probe message) and each etcd
+                                           endpoint and key: a line per check, OK or FAIL; exit 0
+                                           only if all pass, 1 otherwise
     logcatch --version | --help
 
 SIGNALS:
@@ -31,9 +36,20 @@ EXIT CODES:
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Run { config: PathBuf },
-    Check { config: PathBuf },
-    Status { config: PathBuf },
+    Run {
+        config: PathBuf,
+    },
+    Check {
+        config: PathBuf,
+    },
+    Status {
+        config: PathBuf,
+    },
+    /// `logcatch test`: the config, then each connection it names.
+    Test {
+        config: PathBuf,
+        produce: bool,
+    },
     Version,
     Help,
 }
@@ -41,17 +57,22 @@ pub enum Command {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut config = PathBuf::from("config.yaml");
     let mut check = false;
-    let mut status = false;
+    let (mut status, mut test, mut produce) = (false, false, false);
     let mut it = args.into_iter().peekable();
-    if it.peek().map(String::as_str) == Some("status") {
+    match it.peek().map(String::as_str) {
+        Some("status") => status = true,
+        Some("test") => test = true,
+        _ => {}
+    }
+    if status || test {
         it.next();
-        status = true;
     }
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
             "--check" => check = true,
+            "--produce" if test => produce = true,
             "-c" | "--config" => {
                 config = it.next().filter(|v| !v.is_empty()).ok_or_else(|| format!("{a} needs a file name"))?.into();
             }
@@ -63,6 +84,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 }
             }
         }
+    }
+    if test {
+        return Ok(Command::Test { config, produce });
     }
     Ok(match (status, check) {
         (true, _) => Command::Status { config },
@@ -86,6 +110,9 @@ mod tests {
         assert_eq!(p(&["--config=/y.yaml", "--check"]).unwrap(), Command::Check { config: "/y.yaml".into() });
         assert_eq!(p(&["--version"]).unwrap(), Command::Version);
         assert_eq!(p(&["status", "-c", "/z.yaml"]).unwrap(), Command::Status { config: "/z.yaml".into() });
+        assert_eq!(p(&["test", "-c", "/t.yaml"]).unwrap(), Command::Test { config: "/t.yaml".into(), produce: false });
+        assert_eq!(p(&["test", "--produce"]).unwrap(), Command::Test { config: "config.yaml".into(), produce: true });
+        assert!(p(&["--produce"]).is_err(), "only for test");
         assert_eq!(p(&["-h"]).unwrap(), Command::Help);
         assert!(p(&["-c"]).is_err());
         assert!(p(&["--frobnicate"]).is_err());

@@ -47,6 +47,7 @@ pub mod logging;
 pub mod metrics;
 pub mod multiline;
 pub mod pattern;
+pub mod probe;
 pub mod process;
 pub mod secret;
 pub mod selector;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use logcatch::cli::{self, Command};
 use logcatch::config::Config;
-use logcatch::{agent, status, version};
+use logcatch::{agent, probe, status, version};
 
 /// The allocator, on Linux (see Cargo.toml: musl's own cost 3.8x the CPU per line, glibc's made
 /// Kafka headers cost 2.4x).
@@ -53,6 +53,13 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Test { config, produce } => {
+            if probe::run(&config, produce) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Command::Status { config } => {
             let (text, code) = status::status(&config);
             print!("{text}");

@@ -291,3 +291,55 @@ fn the_shipped_logrotate_snippet_has_the_agent_log_to_the_new_file() {
     assert_eq!(std::fs::read_to_string(&renamed).unwrap(), before, "nothing written to the renamed file");
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// Issue 27: `logcatch test` checks what the config names, a line per check. Against the real
+/// broker and etcd: a good config passes (and `--produce` writes a probe message that arrives);
+/// a missing topic and a dead etcd endpoint each fail, named, and the exit code says so.
+#[test]
+fn logcatch_test_names_each_connection_that_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("ta");
+    let etcd = Etcd::start(dir.path(), 1);
+    etcd.put_raw("/logcatch/test-key", "[]");
+    let a = dir.path().join("a.log");
+    let run = |extra: &str, files: &[(&std::path::Path, &str)], produce: bool| {
+        let cfg = write_config(dir.path(), &broker.addr(), files, extra);
+        let mut cmd = Command::new(bin());
+        cmd.arg("test").arg("-c").arg(&cfg);
+        if produce {
+            cmd.arg("--produce");
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let good = etcd_yaml(&etcd.endpoints(), &["/logcatch/test-key"], dir.path());
+    let (code, text) = run(&good, &[(&a, "ta")], true);
+    assert_eq!(code, Some(0), "{text}");
+    for line in [
+        "OK    config",
+        "OK    kafka 127.0.0.1",
+        "OK    kafka topic ta: 1 partition(s); a probe message was written",
+        "OK    etcd 127.0.0.1",
+    ] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
+    assert!(text.contains("/logcatch/test-key (2 bytes)"), "{text}");
+    assert_eq!(broker.lines("ta", 1, T).len(), 1, "the probe arrived");
+
+    let dead = format!("127.0.0.1:{}", free_port());
+    let endpoints = [etcd.endpoints()[0].clone(), dead.clone()];
+    let broken = etcd_yaml(&endpoints, &["/logcatch/test-key"], dir.path());
+    let (code, text) = run(&broken, &[(&a, "ta"), (&a, "missing")], false);
+    eprintln!("logcatch test, a broken config:\n{text}");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("OK    kafka topic ta"), "{text}");
+    assert!(text.contains("FAIL  kafka topic missing: "), "{text}");
+    assert!(text.contains(&format!("FAIL  etcd {dead}: ")), "{text}");
+    assert!(text.contains(&format!("OK    etcd {}", etcd.endpoints()[0])), "{text}");
+
+    // The config itself, named by its field, and nothing else tried.
+    let (code, text) = run("kafkaconfig: {kafkaaddr: \"\"}\n", &[(&a, "ta")], false);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.starts_with("FAIL  config ") && text.lines().count() == 1, "{text}");
+}
