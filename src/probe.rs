@@ -111,9 +111,14 @@ fn kafka_checks(cfg: &Config, produce: bool) -> Vec<Check> {
         Ok(p) => p,
         Err(e) => return vec![check(what, Err(e))],
     };
+    // The client's errors reach its context when it is polled: served for up to a second.
     let why = |e: KafkaError| {
-        let last = producer.context().0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        last.map_or_else(|| e.to_string(), |l| format!("{e} ({l})"))
+        let last = || producer.context().0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while last().is_none() && std::time::Instant::now() < deadline {
+            producer.poll(Duration::from_millis(50));
+        }
+        last().map_or_else(|| e.to_string(), |l| format!("{e} ({l})"))
     };
     let brokers = match producer.client().fetch_metadata(None, KAFKA_TIMEOUT) {
         Ok(m) => {

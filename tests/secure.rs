@@ -57,6 +57,12 @@ fn agent_config(d: &Path, topic: &str, kafka: &str) -> PathBuf {
     write_config(d, "", &[(&d.join("app.log"), topic)], &extra)
 }
 
+/// `logcatch test` of a config: what it printed, and its exit code.
+fn logcatch_test(cfg: &Path) -> (String, Option<i32>) {
+    let out = Command::new(bin()).args(["test", "-c"]).arg(cfg).output().unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr), out.status.code())
+}
+
 fn status(cfg: &Path) -> (String, Option<i32>) {
     let out = Command::new(bin()).args(["status", "-c"]).arg(cfg).output().unwrap();
     (String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr), out.status.code())
@@ -145,6 +151,13 @@ fn a_wrong_ca_or_password_is_named_and_the_lines_ship_once_it_is_fixed() {
         let (out, code) = status(&cfg);
         code == Some(3) && out.contains("certificate verify failed")
     });
+    // `logcatch test` names it too, before any agent runs (issue 27).
+    let (out, code) = logcatch_test(&cfg);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("FAIL  kafka {}: ", s.sasl_ssl)) && out.contains("certificate verify failed"),
+        "{out}"
+    );
 
     // The right CA, a wrong password: fixed in config.yaml, applied by a reload (SIGHUP).
     let wrong = d.join("wrong.pass");
@@ -154,10 +167,17 @@ fn a_wrong_ca_or_password_is_named_and_the_lines_ship_once_it_is_fixed() {
     agent.proc.signal(libc::SIGHUP);
     agent.wait_log("Authentication failed", T);
     assert!(!agent.log_text().contains("not-the-password"));
+    let (out, code) = logcatch_test(&cfg);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  kafka") && out.contains("Authentication failed"), "{out}");
+    assert!(!out.contains("not-the-password"), "no secret printed: {out}");
 
     // Fixed: every line arrives, once.
     append(&d.join("app.log"), &numbered("a", 100..150));
     agent_config(&d, "t", &kafka("ca.pem", &good));
+    let (out, code) = logcatch_test(&cfg);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("OK    kafka topic t: 1 partition(s)"), "{out}");
     agent.proc.signal(libc::SIGHUP);
     assert_eq!(s.broker.lines("t", 150, T), numbered("a", 0..150));
     // Nothing twice: a 151st line is waited for, boundedly, and must not come.
