@@ -132,6 +132,10 @@ pub struct KafkaSettings {
     pub secrets: BTreeMap<String, Secret>,
     /// `delivery: exactly_once`: lines and positions go in Kafka transactions (issue 13).
     pub exactly_once: Option<ExactlyOnce>,
+    /// What the files the properties name (`ssl.*.location`: CA, certificate, key) held when the
+    /// config was read: a certificate renewed in place is a change of the config (SIGHUP
+    /// applies it), though config.yaml's text is the same.
+    pub files_digest: u64,
 }
 
 /// What `delivery: exactly_once` needs (see src/sink/transaction.rs).
@@ -157,6 +161,8 @@ pub struct EtcdSettings {
     pub tls: Option<TlsFiles>,
     /// `fleet_prefix`: where this agent reports itself (`<prefix>/<hostname>`); empty: nowhere.
     pub fleet_prefix: String,
+    /// What the `etcd_tls` files held when the config was read (see `KafkaSettings::files_digest`).
+    pub tls_digest: u64,
 }
 
 /// Adds `name` to `list` when `changed`.
@@ -686,8 +692,18 @@ fn resolve_etcd(raw: EtcdRaw, base: &Path, problems: &mut Vec<String>, warnings:
     }
     let tls = raw.tls.map(|t| tls_files("etcd_tls", t, base, problems, warnings));
     let fleet_prefix = raw.fleet_prefix.unwrap_or_else(|| "logcatch/agents".into()).trim_end_matches('/').to_string();
-    let mut etcd =
-        EtcdSettings { endpoints: raw.endpoints.clone(), credentials, keys: Vec::new(), allowlist, tls, fleet_prefix };
+    let tls_digest = tls.as_ref().map_or(0, |t| {
+        files_digest([&t.ca_file, &t.cert_file, &t.key_file].into_iter().flatten().map(PathBuf::as_path))
+    });
+    let mut etcd = EtcdSettings {
+        endpoints: raw.endpoints.clone(),
+        credentials,
+        keys: Vec::new(),
+        allowlist,
+        tls,
+        fleet_prefix,
+        tls_digest,
+    };
     for (i, e) in raw.endpoints.iter().enumerate() {
         if e.trim().is_empty() {
             problems.push(format!("etcdconfig[{i}]: empty endpoint"));
@@ -872,6 +888,7 @@ fn resolve_kafka(
             headers: Headers::default(),
             secrets: BTreeMap::new(),
             exactly_once: None,
+            files_digest: 0,
         };
     };
     let brokers = kafka_brokers(raw.kafkaaddr.as_deref(), problems);
@@ -936,12 +953,33 @@ fn resolve_kafka(
     KafkaSettings {
         brokers,
         message_key: raw.message_key.unwrap_or(MessageKey::Path),
-        properties: props,
         flush_timeout,
         headers: kafka_headers(raw.headers.as_deref(), problems),
         secrets,
         exactly_once: None, // set by resolve_delivery, which knows the host and the data_dir
+        files_digest: files_digest(
+            props
+                .iter()
+                .filter(|(k, v)| k.starts_with("ssl.") && k.ends_with(".location") && *v != "probe")
+                .map(|(_, v)| Path::new(v)),
+        ),
+        properties: props,
     }
+}
+
+/// A digest of what the files at `paths` hold now (an unreadable one counts as its error): tells
+/// a file renewed in place from the one read before. Compared within one process only.
+fn files_digest<'a>(paths: impl Iterator<Item = &'a Path>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for path in paths {
+        path.hash(&mut h);
+        match std::fs::read(path) {
+            Ok(bytes) => bytes.hash(&mut h),
+            Err(e) => e.kind().to_string().hash(&mut h),
+        }
+    }
+    h.finish()
 }
 
 /// The exactly-once keys of `kafkaconfig`, kept for `resolve_delivery`.
@@ -1293,6 +1331,31 @@ kafkaconfig:
     fn absolute_folds_dots() {
         assert_eq!(absolute(Path::new("../x/./y"), Path::new("/a/b")), Path::new("/a/x/y"));
         assert_eq!(absolute(Path::new("/../../z"), Path::new("/a")), Path::new("/z"));
+    }
+
+    /// Issue 27: certificates renewed in place (config.yaml unchanged) are a change of the config,
+    /// for Kafka (restart in place) and for etcd (live).
+    #[test]
+    fn a_certificate_renewed_in_place_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("ca.pem"), "the old CA").unwrap();
+        std::fs::write(d.join("etcd-ca.pem"), "the old etcd CA").unwrap();
+        let file = d.join("config.yaml");
+        std::fs::write(
+            &file,
+            "kafkaconfig:\n  kafkaaddr: h:9093\n  tls: {ca_file: ca.pem}\ncollectlogs: []\n\
+             etcdconfig: [\"https://e:2379\"]\netcdkeys: [k]\netcd_tls: {ca_file: etcd-ca.pem}\n",
+        )
+        .unwrap();
+        let before = Config::load(&file).unwrap();
+        assert_eq!(Config::load(&file).unwrap(), before, "the same files: no change");
+        std::fs::write(d.join("ca.pem"), "the renewed CA").unwrap();
+        let after = Config::load(&file).unwrap();
+        assert!(before.reload_plan(&after).at_restart.contains(&"kafkaconfig"));
+        std::fs::write(d.join("etcd-ca.pem"), "the renewed etcd CA").unwrap();
+        let etcd = Config::load(&file).unwrap();
+        assert_eq!(after.reload_plan(&etcd).live, vec!["etcdconfig/etcdkeys/etcd_*"]);
     }
 
     #[test]

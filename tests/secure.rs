@@ -185,6 +185,42 @@ fn a_wrong_ca_or_password_is_named_and_the_lines_ship_once_it_is_fixed() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// Issue 27: short-lived certificates are renewed in place. The agent starts with a CA file that
+/// did not sign the broker's certificate (stuck, named); the same file is then overwritten with
+/// the right CA, config.yaml untouched, and SIGHUP applies it (a restart in place, same PID):
+/// every line arrives, once.
+#[test]
+fn a_ca_file_renewed_in_place_is_applied_by_sighup() {
+    let s = secure_kafka();
+    let pki = s.pki.clone();
+    s.broker.create_topic("t");
+    let pw = password_file(s.dir.path(), PASSWORD);
+    let live_ca = s.dir.path().join("live-ca.pem");
+    std::fs::copy(pki.join("other-ca.pem"), &live_ca).unwrap();
+    let kafka = format!(
+        "kafkaconfig:\n  kafkaaddr: \"{}\"\n  tls: {{ca_file: {}}}\n  \
+         sasl: {{mechanism: SCRAM-SHA-512, username: logcatch, password_file: {}}}\n",
+        s.sasl_ssl,
+        live_ca.display(),
+        pw.display()
+    );
+    let (d, cfg) = agent_dir(s.dir.path(), "r", "t", 100, &kafka);
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("certificate verify failed", T);
+    let pid = agent.proc.pid();
+    // Renewed in place, as a certificate manager does (a new file renamed over the old one).
+    let tmp = s.dir.path().join(".live-ca.pem.new");
+    std::fs::copy(pki.join("ca.pem"), &tmp).unwrap();
+    std::fs::rename(&tmp, &live_ca).unwrap();
+    append(&d.join("app.log"), &numbered("r", 100..120));
+    agent.proc.signal(libc::SIGHUP);
+    assert_eq!(s.broker.lines("t", 120, T), numbered("r", 0..120));
+    assert_eq!(s.broker.lines("t", 121, Duration::from_secs(3)).len(), 120, "nothing twice");
+    assert_eq!(agent.proc.pid(), pid, "restarted in place");
+    assert!(agent.log_text().contains("kafkaconfig"), "the log says what changed");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 /// One etcd member serving TLS only, requiring client certificates signed by the test CA.
 struct TlsEtcd {
     proc: Proc,
