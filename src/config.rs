@@ -657,6 +657,27 @@ fn warn_if_broad(allowlist: &Allowlist, warnings: &mut Vec<String>) {
 
 /// `etcdconfig`, `etcdkeys`, `etcd_allowed_paths`, `etcd_denied_paths`, `etcd_auth` and
 /// `etcd_tls`.
+/// `etcd_auth`: the user, and the password given inline or read from its file.
+fn etcd_credentials(
+    a: RawEtcdAuth,
+    base: &Path,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Option<Credentials> {
+    let password = match (a.password, a.password_file) {
+        (Some(p), None) => Secret::new(p),
+        (None, Some(f)) => {
+            let path = absolute(Path::new(&f), base);
+            read_secret("etcd_auth.password_file", &path, warnings).map_err(|e| problems.push(e)).ok()?
+        }
+        _ => {
+            problems.push("etcd_auth: give one of password, password_file".into());
+            return None;
+        }
+    };
+    Some(Credentials { user: a.username, password })
+}
+
 fn resolve_etcd(raw: EtcdRaw, base: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> EtcdSettings {
     let allowlist = Allowlist {
         allowed: pattern_list(
@@ -673,20 +694,7 @@ fn resolve_etcd(raw: EtcdRaw, base: &Path, problems: &mut Vec<String>, warnings:
         ),
     };
     warn_if_broad(&allowlist, warnings);
-    let credentials = raw.auth.and_then(|a| {
-        let password = match (a.password, a.password_file) {
-            (Some(p), None) => Secret::new(p),
-            (None, Some(f)) => {
-                let path = absolute(Path::new(&f), base);
-                read_secret("etcd_auth.password_file", &path, warnings).map_err(|e| problems.push(e)).ok()?
-            }
-            _ => {
-                problems.push("etcd_auth: give one of password, password_file".into());
-                return None;
-            }
-        };
-        Some(Credentials { user: a.username, password })
-    });
+    let credentials = raw.auth.and_then(|a| etcd_credentials(a, base, problems, warnings));
     if raw.tls.as_ref().is_some_and(|t| t.verify_hostname.is_some()) {
         problems.push("etcd_tls.verify_hostname: not supported (etcd's certificates are always checked)".into());
     }
