@@ -343,3 +343,69 @@ fn logcatch_test_names_each_connection_that_fails() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.starts_with("FAIL  config ") && text.lines().count() == 1, "{text}");
 }
+
+/// Issue 27: the SysV init script (`scripts/package/logcatch.init`), run for real with dash
+/// (Debian's /bin/sh) against the test broker: start runs the agent as its own user (`nobody`
+/// here) and ships lines; status says running (0), reload applies a config change, stop waits and
+/// says stopped (3 after it); an agent killed with -9 leaves "dead" (1).
+#[test]
+fn the_sysv_init_script_runs_the_agent_as_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("ta");
+    broker.create_topic("tb");
+    let work = dir.path().join("w");
+    std::fs::create_dir_all(work.join("data")).unwrap();
+    let binary = dir.path().join("logcatch");
+    std::fs::copy(bin(), &binary).unwrap(); // the build's is under /root, which nobody may enter
+    let (a, b) = (work.join("a.log"), work.join("b.log"));
+    append(&a, &numbered("a", 0..5));
+    let cfg = write_config(&work, &broker.addr(), &[(&a, "ta")], "start_position: beginning\n");
+    assert!(Command::new("chown").args(["-R", "nobody"]).arg(&work).status().unwrap().success());
+    let init = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/package/logcatch.init");
+    let service = |action: &str| {
+        let out = Command::new("dash")
+            .arg(init)
+            .arg(action)
+            .env("LOGCATCH", &binary)
+            .env("LOGCATCH_CONFIG", &cfg)
+            .env("LOGCATCH_USER", "nobody")
+            .env("LOGCATCH_RUNDIR", dir.path().join("run"))
+            .env("LOGCATCH_STDERR", work.join("stderr.log"))
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, text) = service("start");
+    assert_eq!(code, Some(0), "{text}");
+    let pid: i32 = std::fs::read_to_string(dir.path().join("run/logcatch.pid")).unwrap().trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(uid, "65534", "runs as nobody");
+    assert_eq!(broker.lines("ta", 5, T), numbered("a", 0..5));
+    let (code, text) = service("status");
+    assert_eq!((code, text.contains("running")), (Some(0), true), "{text}");
+    assert_eq!(service("start").0, Some(0), "starting a running agent is done already");
+
+    append(&b, &numbered("b", 0..3));
+    write_config(&work, &broker.addr(), &[(&a, "ta"), (&b, "tb")], "start_position: beginning\n");
+    let (code, text) = service("reload");
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(broker.lines("tb", 3, T), numbered("b", 0..3));
+
+    let (code, text) = service("stop");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(std::fs::read_to_string(work.join("agent.log")).unwrap().contains("stopped: every line was delivered"));
+    assert_eq!(service("status").0, Some(3), "not running");
+
+    assert_eq!(service("start").0, Some(0));
+    let pid: i32 = std::fs::read_to_string(dir.path().join("run/logcatch.pid")).unwrap().trim().parse().unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until(T, "the killed agent to be gone", || !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let (code, text) = service("status");
+    assert_eq!(code, Some(1), "dead, its pid file left: {text}");
+    assert_eq!(service("stop").0, Some(0));
+    assert_eq!(service("status").0, Some(3));
+}
