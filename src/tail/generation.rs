@@ -19,7 +19,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use crate::fingerprint::{Fingerprint, Probe, FP_BYTES};
+use crate::fingerprint::{FileId, Fingerprint, Probe, FP_BYTES};
 
 /// The magic numbers `Codec::sniff` knows (gzip's two bytes, zstd's four).
 const MAGICS: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
@@ -193,6 +193,12 @@ impl Generation {
 
     pub fn is_compressed(&self) -> bool {
         matches!(self, Generation::Compressed(..))
+    }
+
+    /// The identity of its file (None when it cannot be asked).
+    pub fn id(&self) -> Option<FileId> {
+        let (Generation::Plain(f) | Generation::Compressed(f, _)) = self;
+        f.metadata().ok().map(|m| FileId::of(&m))
     }
 }
 

@@ -389,6 +389,11 @@ impl Opener<'_> {
     /// found nowhere.
     pub(super) fn find_past(&self, past: &[Past]) -> Vec<Option<(PathBuf, Generation)>> {
         let mut compressed: Option<Vec<(PathBuf, Generation)>> = None;
+        // A compressed file that is itself a past entry's file (its own reading recorded) is not
+        // taken for the copy of another entry's content: that reading went on from where the
+        // other's stopped, further (the exactly_once soak read a `.gz` renamed `.backup` by
+        // logrotate from the older position: 326 lines twice).
+        let known: Vec<FileId> = past.iter().map(|p| p.id).collect();
         past.iter()
             .map(|p| {
                 if let Some((path, file)) = find_by_id(&self.spec.path, &self.spec.access, p.id) {
@@ -398,7 +403,11 @@ impl Opener<'_> {
                     return None;
                 }
                 // Listed (and their first bytes decompressed) once, when a file is missing.
-                let candidates = compressed.get_or_insert_with(|| self.compressed_siblings());
+                let candidates = compressed.get_or_insert_with(|| {
+                    let mut all = self.compressed_siblings();
+                    all.retain(|(_, g)| g.id().is_none_or(|id| !known.contains(&id)));
+                    all
+                });
                 let i = candidates.iter().position(|(_, g)| g.identified_by(&p.fp))?;
                 let (path, generation) = candidates.swap_remove(i);
                 log::info!(
