@@ -97,18 +97,7 @@ struct Live {
 impl Live {
     /// The entry of this live file (`key`: its topic and identity) at `offset`.
     fn entry(&self, key: &Key, offset: u64, near: Fingerprint, now: u64) -> Entry {
-        Entry {
-            path: self.path.clone(),
-            topic: key.0.clone(),
-            dev: key.1.dev,
-            ino: key.1.ino,
-            fp_len: self.fp.len,
-            fp_hash: self.fp.hash,
-            offset,
-            near_len: near.len,
-            near_hash: near.hash,
-            updated: now,
-        }
+        Entry::new(&self.path, &key.0, key.1, self.fp, offset, near, now)
     }
 }
 
@@ -469,19 +458,8 @@ impl Checkpoints {
         let marker = Entry::wanted(path, topic, now);
         st.set((topic.to_string(), marker.id()), marker);
         if let Some((id, fp, offset)) = file.filter(|(_, fp, _)| fp.len > 0) {
-            let entry = Entry {
-                path: path.to_string(),
-                topic: topic.to_string(),
-                dev: id.dev,
-                ino: id.ino,
-                fp_len: fp.len,
-                fp_hash: fp.hash,
-                offset,
-                near_len: 0, // not known: the first bytes alone tell the file
-                near_hash: 0,
-                updated: now,
-            };
-            st.set((topic.to_string(), id), entry);
+            // The bytes before `offset` are not known: the first bytes alone tell the file.
+            st.set((topic.to_string(), id), Entry::new(path, topic, id, fp, offset, Fingerprint::default(), now));
         }
         true
     }
@@ -525,19 +503,7 @@ impl Checkpoints {
         if st.live.contains_key(&key) || st.saved.contains_key(&key) {
             return;
         }
-        let entry = Entry {
-            path: path.to_string(),
-            topic: topic.to_string(),
-            dev: id.dev,
-            ino: id.ino,
-            fp_len: fp.len,
-            fp_hash: fp.hash,
-            offset: size,
-            near_len: 0,
-            near_hash: 0,
-            updated: now_secs(),
-        };
-        st.set(key, entry);
+        st.set(key, Entry::new(path, topic, id, fp, size, Fingerprint::default(), now_secs()));
     }
 
     /// Records a longer fingerprint of a file whose first bytes were not all written yet.

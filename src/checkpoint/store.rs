@@ -50,23 +50,38 @@ pub struct Entry {
 const WANTED_DEV: u64 = u64::MAX;
 
 impl Entry {
+    /// The position `offset` of file `id`, first bytes `fp`, read under `path` for `topic`; `near`:
+    /// the bytes just before `offset` (none: not known).
+    pub fn new(
+        path: &str,
+        topic: &str,
+        id: FileId,
+        fp: Fingerprint,
+        offset: u64,
+        near: Fingerprint,
+        updated: u64,
+    ) -> Entry {
+        Entry {
+            path: path.to_string(),
+            topic: topic.to_string(),
+            dev: id.dev,
+            ino: id.ino,
+            fp_len: fp.len,
+            fp_hash: fp.hash,
+            offset,
+            near_len: near.len,
+            near_hash: near.hash,
+            updated,
+        }
+    }
+
     /// A marker that `path` is to be read for `topic` since `now` (unix seconds), before any file
     /// of it was: not a file's position (its identity is no file's), only the time from which
     /// generations rotated away count as unread. Kept in the store's own format so that older
     /// agents load it (as an entry no file matches) and it expires like any entry.
     pub fn wanted(path: &str, topic: &str, now: u64) -> Entry {
-        Entry {
-            path: path.to_string(),
-            topic: topic.to_string(),
-            dev: WANTED_DEV,
-            ino: fnv1a(path.as_bytes()),
-            fp_len: 0,
-            fp_hash: 0,
-            offset: 0,
-            near_len: 0,
-            near_hash: 0,
-            updated: now,
-        }
+        let id = FileId { dev: WANTED_DEV, ino: fnv1a(path.as_bytes()) };
+        Entry::new(path, topic, id, Fingerprint::default(), 0, Fingerprint::default(), now)
     }
 
     /// Whether this is a `wanted` marker, not a file's position.
