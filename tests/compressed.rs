@@ -375,3 +375,33 @@ fn a_compressed_generation_read_on_and_renamed_is_not_read_again() {
     assert_eq!(broker.lines("t", want.len() + 1, Duration::from_secs(3)).len(), want.len(), "nothing twice");
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// More generations beside a path than the agent may have descriptors (300 rotated while it was
+/// stopped, half of them compressed, under `ulimit -n 128`; a local user can plant as many): each
+/// is opened, asked and closed in turn, and every one is read, oldest first. Opening them all at
+/// once made the opens past the limit fail, and those generations went unread.
+#[test]
+fn more_generations_than_descriptors_are_all_read() {
+    let (dir, broker, log) = setup(false);
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\n");
+    let mut want = numbered("s", 0..10);
+    ship_and_stop(&broker, &cfg, &log, &want);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for g in 0..300u64 {
+        let lines = numbered(&format!("g{g:03}"), 0..5);
+        append(&log, &lines);
+        want.extend(lines);
+        let rotated = log.with_extension(format!("log.{}", 300 - g));
+        std::fs::rename(&log, &rotated).unwrap();
+        let stamp = format!("@{}", now + 2 + g);
+        assert!(std::process::Command::new("touch").args(["-d", &stamp]).arg(&rotated).status().unwrap().success());
+        if g % 2 == 1 {
+            assert!(std::process::Command::new("gzip").arg(&rotated).status().unwrap().success());
+        }
+    }
+    append(&log, &numbered("current", 0..5));
+    want.extend(numbered("current", 0..5));
+    let mut agent = Agent::start_with_fd_limit(&cfg, 128);
+    assert_eq!(broker.lines("t", want.len(), Duration::from_secs(120)), want, "every generation, oldest first");
+    assert_eq!(agent.terminate(), Some(0));
+}

@@ -19,7 +19,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use crate::fingerprint::{FileId, Fingerprint, Probe, FP_BYTES};
+use crate::fingerprint::{Fingerprint, Probe, FP_BYTES};
 
 /// The magic numbers `Codec::sniff` knows (gzip's two bytes, zstd's four).
 const MAGICS: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
@@ -120,6 +120,11 @@ impl Decoded {
         Fingerprint::of_bytes(&self.head)
     }
 
+    /// Its first decompressed bytes (`FP_BYTES` at most).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
     /// Whether the whole stream was read (a compressed file does not grow: nothing more comes).
     pub fn ended(&self) -> bool {
         self.ended
@@ -194,12 +199,6 @@ impl Generation {
     pub fn is_compressed(&self) -> bool {
         matches!(self, Generation::Compressed(..))
     }
-
-    /// The identity of its file (None when it cannot be asked).
-    pub fn id(&self) -> Option<FileId> {
-        let (Generation::Plain(f) | Generation::Compressed(f, _)) = self;
-        f.metadata().ok().map(|m| FileId::of(&m))
-    }
 }
 
 impl Probe for Generation {
@@ -215,9 +214,7 @@ impl Probe for Generation {
     fn begins_with(&self, fp: &Fingerprint) -> bool {
         match self {
             Generation::Plain(f) => f.begins_with(fp),
-            Generation::Compressed(_, d) => {
-                fp.len as usize <= d.head.len() && Fingerprint::of_bytes(&d.head[..fp.len as usize]) == *fp
-            }
+            Generation::Compressed(_, d) => head_begins_with(&d.head, fp),
         }
     }
 
@@ -242,6 +239,11 @@ impl Probe for Generation {
             },
         }
     }
+}
+
+/// Whether decompressed first bytes `head` begin with the bytes `fp` covers.
+pub fn head_begins_with(head: &[u8], fp: &Fingerprint) -> bool {
+    fp.len as usize <= head.len() && Fingerprint::of_bytes(&head[..fp.len as usize]) == *fp
 }
 
 /// The last 4 bytes of a gzip file: the size of its (last member's) original, modulo 2^32.

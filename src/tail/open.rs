@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::generation::{Codec, Generation};
+use super::generation::{head_begins_with, Codec, Generation};
 use super::reader::{Lane, Reader};
 use super::resume::{self, Resume};
 use super::TailCtx;
@@ -290,11 +290,11 @@ impl Opener<'_> {
     /// `Unseen::left`, not opened.
     pub(super) fn unseen(&self, since: u64, busy: &[FileId], one_anyway: bool) -> Unseen {
         let mut out = Unseen { readers: Vec::new(), left: 0 };
-        for (path, file, meta) in self.rotated_since(since, busy) {
-            let id = FileId::of(&meta);
+        for (path, id) in self.rotated_since(since, busy) {
             if out.readers.iter().any(|r| r.id == id) {
                 continue;
             }
+            let Some(file) = self.open_again(&path, id) else { continue };
             let Some(generation) = Generation::of(file) else {
                 log::debug!("{}: {} cannot be decompressed (yet); left alone", self.lane.path_text, path.display());
                 continue;
@@ -349,20 +349,31 @@ impl Opener<'_> {
     }
 
     /// The regular files named as rotated generations of the path, written since `since` (unix
-    /// seconds), not in `busy`, oldest first.
-    fn rotated_since(&self, since: u64, busy: &[FileId]) -> Vec<(PathBuf, File, std::fs::Metadata)> {
+    /// seconds), not in `busy`, oldest first: their names and identities. Each is opened (confined)
+    /// to be asked, and closed: a directory may hold more generations (or planted files) than the
+    /// process may have descriptors, and holding them all made the opens past the limit fail, and
+    /// those generations go unread.
+    fn rotated_since(&self, since: u64, busy: &[FileId]) -> Vec<(PathBuf, FileId)> {
         let mut found = Vec::new();
         for path in rotated_siblings(&self.spec.path) {
-            let Ok(file) = confine::open(&path, &self.spec.access) else { continue };
-            let Ok(meta) = file.metadata() else { continue };
+            let Ok(meta) = confine::open(&path, &self.spec.access).and_then(|f| f.metadata().map_err(OpenError::Io))
+            else {
+                continue;
+            };
             // logrotate gives a compressed generation the mtime of the file it compressed.
             let mtime = meta.mtime().max(0) as u64;
             if meta.is_file() && mtime + 1 >= since && !busy.contains(&FileId::of(&meta)) {
-                found.push((path, file, meta));
+                found.push(((meta.mtime(), meta.mtime_nsec()), path, FileId::of(&meta)));
             }
         }
-        found.sort_by_key(|(_, _, meta)| (meta.mtime(), meta.mtime_nsec()));
-        found
+        found.sort_by_key(|(mtime, _, _)| *mtime);
+        found.into_iter().map(|(_, path, id)| (path, id)).collect()
+    }
+
+    /// Opens `path` again (confined), if it still names the file `id`.
+    fn open_again(&self, path: &Path, id: FileId) -> Option<File> {
+        let file = confine::open(path, &self.spec.access).ok()?;
+        (FileId::of(&file.metadata().ok()?) == id).then_some(file)
     }
 
     /// Logs why an unseen generation is read, and from where.
@@ -388,7 +399,7 @@ impl Opener<'_> {
     /// begins with its first bytes (logrotate's `compress` made a new file of it). None for one
     /// found nowhere.
     pub(super) fn find_past(&self, past: &[Past]) -> Vec<Option<(PathBuf, Generation)>> {
-        let mut compressed: Option<Vec<(PathBuf, Generation)>> = None;
+        let mut compressed: Option<Vec<Compressed>> = None;
         // A compressed file that is itself a past entry's file (its own reading recorded) is not
         // taken for the copy of another entry's content: that reading went on from where the
         // other's stopped, further (the exactly_once soak read a `.gz` renamed `.backup` by
@@ -405,11 +416,12 @@ impl Opener<'_> {
                 // Listed (and their first bytes decompressed) once, when a file is missing.
                 let candidates = compressed.get_or_insert_with(|| {
                     let mut all = self.compressed_siblings();
-                    all.retain(|(_, g)| g.id().is_none_or(|id| !known.contains(&id)));
+                    all.retain(|c| !known.contains(&c.id));
                     all
                 });
-                let i = candidates.iter().position(|(_, g)| g.identified_by(&p.fp))?;
-                let (path, generation) = candidates.swap_remove(i);
+                let i = candidates.iter().position(|c| head_begins_with(&c.head, &p.fp))?;
+                let Compressed { path, id, .. } = candidates.swap_remove(i);
+                let generation = Generation::of(self.open_again(&path, id)?)?;
                 log::info!(
                     "{}: {} is the {} of a file read up to offset {} before it was compressed",
                     self.lane.path_text,
@@ -425,17 +437,28 @@ impl Opener<'_> {
             .collect()
     }
 
-    /// The compressed generations beside the path.
-    fn compressed_siblings(&self) -> Vec<(PathBuf, Generation)> {
+    /// The compressed generations beside the path: each opened, its first bytes decompressed,
+    /// and closed (kept open, a directory of thousands ran the process out of descriptors).
+    fn compressed_siblings(&self) -> Vec<Compressed> {
         rotated_siblings(&self.spec.path)
             .into_iter()
             .filter_map(|path| {
                 let file = confine::open(&path, &self.spec.access).ok()?;
                 Codec::sniff(&file)?;
-                Some((path, Generation::of(file)?))
+                let id = FileId::of(&file.metadata().ok()?);
+                let Generation::Compressed(_, decoded) = Generation::of(file)? else { return None };
+                Some(Compressed { path, id, head: decoded.head().to_vec() })
             })
             .collect()
     }
+}
+
+/// A compressed generation beside the path, as `find_past` compares it with past files.
+struct Compressed {
+    path: PathBuf,
+    id: FileId,
+    /// Its first decompressed bytes.
+    head: Vec<u8>,
 }
 
 #[cfg(test)]

@@ -429,6 +429,13 @@ impl Agent {
         Agent::spawn(Command::new(bin()), config, env)
     }
 
+    /// The agent with a soft limit of `n` open descriptors (`ulimit -n`).
+    pub fn start_with_fd_limit(config: &Path, n: u32) -> Agent {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(bin());
+        Agent::spawn(cmd, config, &[])
+    }
+
     /// The agent in a user namespace of its own whose inotify watch limit is `watches` (the
     /// host's limit, reached without changing the machine's sysctl). None where the host allows
     /// no user namespaces, or no per-namespace limit to set.
