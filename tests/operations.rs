@@ -268,8 +268,10 @@ fn the_shipped_logrotate_snippet_has_the_agent_log_to_the_new_file() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/package/logrotate")).unwrap();
     let snippet = shipped
         .replace("/var/log/logcatch", &logs.to_string_lossy())
-        .replace("/run/logcatch", &run.to_string_lossy())
+        .replace("/var/run/logcatch", &run.to_string_lossy())
+        .replace("su logcatch adm", "su root root")
         .replace("create 0640 logcatch adm", "create 0640");
+    assert!(snippet.contains(&*run.to_string_lossy()), "the snippet signals the pid file's agent");
     let conf = dir.path().join("logrotate.conf");
     std::fs::write(&conf, snippet).unwrap();
     let bin = if std::path::Path::new("/usr/sbin/logrotate").exists() { "/usr/sbin/logrotate" } else { "logrotate" };
