@@ -6,7 +6,8 @@
 #   - supervisor from Debian (the shipped supervisord conf is tested under the real one);
 #   - logrotate from Debian (rotation and compression are tested with the real one);
 #   - openssl and perl (scripts/pki.sh makes the TLS tests' certificates; OpenSSL's own build,
-#     compiled into the binary by rdkafka's ssl-vendored, runs perl).
+#     compiled into the binary by rdkafka's ssl-vendored, runs perl);
+#   - rpm, lintian, rpmlint and debootstrap from Debian (the packages are built and checked).
 # Safe to run again and again; prints what it skips.
 set -euo pipefail
 
@@ -24,6 +25,12 @@ command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need_apt+=(logrotate)
 # systemd-analyze (verify, security --offline): tests/confinement.rs checks the shipped unit.
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# The packaging tools and checks (tests/package.rs): rpmbuild and rpm (package rpm), lintian,
+# rpmlint, and debootstrap for the minimal Debian root the .deb is installed into.
+command -v rpmbuild >/dev/null 2>&1 || need_apt+=(rpm)
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+command -v rpmlint >/dev/null 2>&1 || need_apt+=(rpmlint)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
