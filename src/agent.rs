@@ -248,11 +248,18 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     let (stopping, background) = (Stop::new(), Stop::new());
 
     let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone(), metrics.clone()));
+    let fleet = Arc::new(crate::fleet::Fleet::new(
+        &config,
+        metrics.clone(),
+        crate::timestamp::now_rfc3339(),
+        std::env::var("LOGCATCH_FLEET_TTL").ok().and_then(|v| v.parse().ok()).unwrap_or(crate::fleet::TTL),
+    ));
     let server = Arc::new(Mutex::new(ServerState::new(
         ctx,
         supervisor.clone(),
         config.clone(),
         etcd,
+        fleet.clone(),
         events_tx.clone(),
         agent_tx.clone(),
     )));
@@ -269,17 +276,9 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         let (cp, every, stop) = (checkpoints.clone(), config.checkpoint_interval, background.clone());
         supervisor.spawn("checkpointer", Arc::new(move || run_checkpointer(&cp, every, &stop)));
     }
-    if !config.etcd.endpoints.is_empty() && !config.etcd.fleet_prefix.is_empty() {
-        let fleet = Arc::new(crate::fleet::Fleet {
-            key: format!("{}/{}", config.etcd.fleet_prefix, config.hostname),
-            endpoints: config.etcd.endpoints.clone(),
-            creds: config.etcd.credentials.clone(),
-            tls: config.etcd.tls.clone(),
-            metrics: metrics.clone(),
-            started: crate::timestamp::now_rfc3339(),
-            ttl: std::env::var("LOGCATCH_FLEET_TTL").ok().and_then(|v| v.parse().ok()).unwrap_or(crate::fleet::TTL),
-        });
-        let stop = background.clone();
+    {
+        // Always running: a reload may give it endpoints, or take them away.
+        let (fleet, stop) = (fleet.clone(), background.clone());
         supervisor.spawn("fleet", Arc::new(move || crate::fleet::run_fleet(&fleet, &stop)));
     }
     let (metrics_done_tx, metrics_done) = bounded(1);

@@ -10,11 +10,12 @@
 //! second (the loop's tick). Two agents with the same host name: the second is refused the key
 //! (a transaction creates it only if absent) and says so, naming the pid that holds it.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::config::Credentials;
+use crate::config::{Config, Credentials};
 use crate::etcd::client::{Error, EtcdClient};
 use crate::metrics::Metrics;
 use crate::secret::TlsFiles;
@@ -26,13 +27,35 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(10);
 /// How often the report is compared with what was written.
 const TICK: Duration = Duration::from_secs(1);
 
-/// What the fleet thread needs.
-pub struct Fleet {
-    /// `<fleet_prefix>/<hostname>`.
+/// Where and how the report goes: `<fleet_prefix>/<hostname>`, over config.yaml's etcd
+/// connection. None when there are no endpoints or the prefix is empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
     pub key: String,
     pub endpoints: Vec<String>,
     pub creds: Option<Credentials>,
     pub tls: Option<TlsFiles>,
+    /// What the TLS files held: a certificate renewed in place is a new target.
+    pub tls_digest: u64,
+}
+
+impl Target {
+    pub fn of(config: &Config) -> Option<Target> {
+        let e = &config.etcd;
+        (!e.endpoints.is_empty() && !e.fleet_prefix.is_empty()).then(|| Target {
+            key: format!("{}/{}", e.fleet_prefix, config.hostname),
+            endpoints: e.endpoints.clone(),
+            creds: e.credentials.clone(),
+            tls: e.tls.clone(),
+            tls_digest: e.tls_digest,
+        })
+    }
+}
+
+/// What the fleet thread needs; shared with the file server, which retargets it on a reload.
+pub struct Fleet {
+    /// The target, and a count of its changes (the thread compares it each tick).
+    target: Mutex<(u64, Option<Target>)>,
     pub metrics: std::sync::Arc<Metrics>,
     /// RFC 3339, UTC.
     pub started: String,
@@ -48,6 +71,24 @@ struct Held {
 }
 
 impl Fleet {
+    pub fn new(config: &Config, metrics: std::sync::Arc<Metrics>, started: String, ttl: u64) -> Fleet {
+        Fleet { target: Mutex::new((0, Target::of(config))), metrics, started, ttl }
+    }
+
+    /// A reloaded config: when where or how the report goes changed, the thread revokes its
+    /// key and holds the new one at its next tick.
+    pub fn retarget(&self, config: &Config) {
+        let new = Target::of(config);
+        let mut t = self.target.lock().unwrap_or_else(|p| p.into_inner());
+        if t.1 != new {
+            *t = (t.0 + 1, new);
+        }
+    }
+
+    fn target(&self) -> (u64, Option<Target>) {
+        self.target.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The report, as JSON bytes.
     fn value(&self) -> Vec<u8> {
         let snap = self.metrics.snapshot();
@@ -80,15 +121,11 @@ impl Fleet {
 }
 
 /// The fleet thread's loop: hold the key, keep its lease alive, rewrite it when the report
-/// changes; revoke the lease when `stop` is raised (the orderly stop).
+/// changes, move it when the target changes; revoke the lease when `stop` is raised (the orderly
+/// stop).
 pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
-    let mut client = match EtcdClient::new(&f.endpoints, f.creds.clone(), f.tls.as_ref()) {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("fleet: {e}; this agent is not reported in etcd");
-            return;
-        }
-    };
+    // The target in use: its generation, and the client for it (None: nowhere to report).
+    let mut using: Option<(u64, Option<(Target, EtcdClient)>)> = None;
     let mut held: Option<Held> = None;
     // Each distinct problem is logged once.
     let mut last_problem = String::new();
@@ -99,22 +136,37 @@ pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
         }
     };
     while !stop.sleep(TICK) {
+        let (generation, target) = f.target();
+        if using.as_ref().is_none_or(|(g, _)| *g != generation) {
+            if let (Some(h), Some((_, Some((_, client))))) = (held.take(), using.as_mut()) {
+                let _ = client.lease_revoke(h.lease);
+            }
+            let connected = target.and_then(|t| match EtcdClient::new(&t.endpoints, t.creds.clone(), t.tls.as_ref()) {
+                Ok(c) => Some((t, c)),
+                Err(e) => {
+                    log::error!("fleet: {e}; this agent is not reported in etcd");
+                    None
+                }
+            });
+            using = Some((generation, connected));
+        }
+        let Some((_, Some((target, client)))) = using.as_mut() else { continue };
         let value = f.value();
         match held.as_mut() {
-            None => match hold(&mut client, f, &value) {
+            None => match hold(client, &target.key, f.ttl, &value) {
                 Ok(Ok(h)) => {
-                    log::info!("fleet: reporting in etcd as {} (lease of {} s)", f.key, f.ttl);
+                    log::info!("fleet: reporting in etcd as {} (lease of {} s)", target.key, f.ttl);
                     held = Some(h);
                 }
                 Ok(Err(other)) => problem(format!(
                     "{} is held by another agent ({other}): two agents use this host name; set hostname: apart",
-                    f.key
+                    target.key
                 )),
                 Err(e) => problem(e.to_string()),
             },
             Some(h) => {
                 if value != h.value {
-                    match client.put_leased(&f.key, &value, h.lease) {
+                    match client.put_leased(&target.key, &value, h.lease) {
                         Ok(()) => h.value = value,
                         Err(e) => problem(e.to_string()),
                     }
@@ -130,15 +182,15 @@ pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
             }
         }
     }
-    if let Some(h) = held {
+    if let (Some(h), Some((_, Some((_, client))))) = (held, using.as_mut()) {
         let _ = client.lease_revoke(h.lease);
     }
 }
 
 /// Grants a lease and creates the key with it. Ok(Err(who)) when another agent holds the key.
-fn hold(client: &mut EtcdClient, f: &Fleet, value: &[u8]) -> Result<Result<Held, String>, Error> {
-    let lease = client.lease_grant(f.ttl)?;
-    match client.create_leased(&f.key, value, lease)? {
+fn hold(client: &mut EtcdClient, key: &str, ttl: u64, value: &[u8]) -> Result<Result<Held, String>, Error> {
+    let lease = client.lease_grant(ttl)?;
+    match client.create_leased(key, value, lease)? {
         None => Ok(Ok(Held { lease, value: value.to_vec(), kept: Instant::now() })),
         Some(existing) => {
             let _ = client.lease_revoke(lease);

@@ -115,6 +115,8 @@ pub struct ServerState {
     stopping: Vec<Tail>,
     generation: u64,
     etcd: Box<dyn EtcdControl>,
+    /// The fleet report: moved when a reload changes where or how it goes.
+    fleet: Arc<crate::fleet::Fleet>,
     applied_initial: bool,
     events: Sender<Event>,
     scans: Scans,
@@ -127,6 +129,7 @@ impl ServerState {
         supervisor: Supervisor,
         config: Config,
         etcd: Box<dyn EtcdControl>,
+        fleet: Arc<crate::fleet::Fleet>,
         events: Sender<Event>,
         agent: Sender<crate::control::AgentMsg>,
     ) -> ServerState {
@@ -140,6 +143,7 @@ impl ServerState {
             stopping: Vec::new(),
             generation: 0,
             etcd,
+            fleet,
             applied_initial: false,
             events,
             scans: Scans {
@@ -332,6 +336,7 @@ impl ServerState {
         if old.etcd != new.etcd {
             let cfg = new.clone();
             self.forget_etcd_keys(&cfg);
+            self.fleet.retarget(&cfg);
         }
         self.desired.set(SourceId::ConfigFile, sources);
         self.scan_all("config.yaml reloaded", true);

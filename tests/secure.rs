@@ -332,6 +332,48 @@ fn etcd_over_mutual_tls_drives_the_tails() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// Issue 27: etcd's CA file renewed in place (config.yaml untouched) is applied by SIGHUP: the
+/// watch that could not connect (the old CA did not sign etcd's certificate) connects, the
+/// key's files ship, and the fleet report appears.
+#[test]
+fn an_etcd_ca_file_renewed_in_place_is_applied_by_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("tr");
+    let etcd = TlsEtcd::start(dir.path());
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let a = logs.join("a.log");
+    append(&a, &numbered("e", 0..30));
+    etcd.etcdctl(&["put", "k", &format!("[{{\"path\":\"{}\",\"topic\":\"tr\"}}]", a.display())]).unwrap();
+    let pki = etcd.pki.display();
+    let live_ca = dir.path().join("live-ca.pem");
+    std::fs::copy(etcd.pki.join("other-ca.pem"), &live_ca).unwrap();
+    let extra = format!(
+        "start_position: beginning\netcdkeys: [k]\netcdconfig: [\"{}\"]\netcd_allowed_paths: [\"{}\"]\n\
+         etcd_tls: {{ca_file: {}, cert_file: {pki}/client.pem, key_file: {pki}/client.key}}\n",
+        etcd.endpoint,
+        logs.display(),
+        live_ca.display()
+    );
+    let cfg = write_config(dir.path(), &broker.addr(), &[], &extra);
+    let mut agent = Agent::start(&cfg);
+    agent.wait_log("UnknownIssuer", T);
+    let pid = agent.proc.pid();
+    let tmp = dir.path().join(".live-ca.pem.new");
+    std::fs::copy(etcd.pki.join("ca.pem"), &tmp).unwrap();
+    std::fs::rename(&tmp, &live_ca).unwrap();
+    agent.proc.signal(libc::SIGHUP);
+    assert_eq!(broker.lines("tr", 30, T), numbered("e", 0..30));
+    // The fleet report connects with the renewed CA too.
+    wait_until(T, "the agent to report itself under logcatch/agents/", || {
+        etcd.etcdctl(&["get", "--prefix", "--keys-only", "logcatch/agents/"]).is_ok_and(|k| !k.trim().is_empty())
+    });
+    assert_eq!(agent.proc.pid(), pid, "the same process");
+    drop(etcd);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 impl Drop for TlsEtcd {
     fn drop(&mut self) {
         self.proc.kill();

@@ -84,9 +84,13 @@ impl EtcdWatchers {
 impl EtcdControl for EtcdWatchers {
     fn reconfigure(&mut self, config: &Config) -> Vec<String> {
         let new = &config.etcd;
+        // Everything a watcher connects or filters with; the TLS files' digest too, so that a
+        // certificate renewed in place (same path) is applied by SIGHUP.
         let restart_all = new.endpoints != self.settings.endpoints
             || new.allowlist != self.settings.allowlist
-            || new.credentials != self.settings.credentials;
+            || new.credentials != self.settings.credentials
+            || new.tls != self.settings.tls
+            || new.tls_digest != self.settings.tls_digest;
         let gone: Vec<String> = self.running.keys().filter(|k| !new.keys.contains(k)).cloned().collect();
         for k in &gone {
             log::info!("etcd key {k:?} is no longer in etcdkeys: its tails stop");
