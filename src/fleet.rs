@@ -141,14 +141,7 @@ pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
             if let (Some(h), Some((_, Some((_, client))))) = (held.take(), using.as_mut()) {
                 let _ = client.lease_revoke(h.lease);
             }
-            let connected = target.and_then(|t| match EtcdClient::new(&t.endpoints, t.creds.clone(), t.tls.as_ref()) {
-                Ok(c) => Some((t, c)),
-                Err(e) => {
-                    log::error!("fleet: {e}; this agent is not reported in etcd");
-                    None
-                }
-            });
-            using = Some((generation, connected));
+            using = Some((generation, target.and_then(connect)));
         }
         let Some((_, Some((target, client)))) = using.as_mut() else { continue };
         let value = f.value();
@@ -184,6 +177,17 @@ pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
     }
     if let (Some(h), Some((_, Some((_, client))))) = (held, using.as_mut()) {
         let _ = client.lease_revoke(h.lease);
+    }
+}
+
+/// A client for `target`, or None (said) when its settings cannot be used.
+fn connect(target: Target) -> Option<(Target, EtcdClient)> {
+    match EtcdClient::new(&target.endpoints, target.creds.clone(), target.tls.as_ref()) {
+        Ok(c) => Some((target, c)),
+        Err(e) => {
+            log::error!("fleet: {e}; this agent is not reported in etcd");
+            None
+        }
     }
 }
 
