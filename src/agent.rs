@@ -225,6 +225,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         checkpoints: checkpoints.clone(),
         claims: Arc::default(),
         files,
+        rates: Arc::new(crate::rate::Rates::new(config.rate_limit)),
         settings: TailSettings::from_config(&config),
     });
     supervisor.spawn("kafka-poll", sink.poll_worker());

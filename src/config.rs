@@ -96,8 +96,10 @@ pub struct Config {
     /// Optional pid file (a second instance on the same data_dir is refused in any case).
     pub pid_file: Option<PathBuf>,
     /// This host's name (`hostname`, default the system's): the `host` header, `{host}` in
-    /// `etcdkeys`.
+    /// `etcdkeys` and in topics.
     pub hostname: String,
+    /// `rate_limit` at the top level: bytes read per second by every tail together.
+    pub rate_limit: Option<u64>,
     /// What is allowed but unwise (a password file others can read), each naming its field:
     /// logged at start and printed by `--check`.
     pub warnings: Vec<String>,
@@ -209,6 +211,7 @@ impl Config {
             metrics,
             pid_file,
             hostname,
+            rate_limit,
             warnings: _,
         } = self;
         let mut plan = ReloadPlan::default();
@@ -220,6 +223,7 @@ impl Config {
         note(live, "format", *format != new.format);
         note(live, "scan_frequency", *scan_frequency != new.scan_frequency);
         note(live, "max_tails", *max_tails != new.max_tails);
+        note(live, "rate_limit", *rate_limit != new.rate_limit);
         note(restart, "catsyslog.logpath", log.path != new.log.path);
         note(restart, "kafkaconfig", *kafka != new.kafka);
         note(restart, "data_dir", *data_dir != new.data_dir);
@@ -281,6 +285,7 @@ struct RawConfig {
     etcd_tls: Option<RawTls>,
     fleet_prefix: Option<String>,
     hostname: Option<String>,
+    rate_limit: Option<RawSize>,
     data_dir: Option<String>,
     start_position: Option<StartPosition>,
     max_line_bytes: Option<RawSize>,
@@ -359,6 +364,12 @@ struct RawCollectLog {
     format: Option<String>,
     multiline: Option<crate::multiline::Raw>,
     follow_symlinks: Option<bool>,
+    #[serde(default)]
+    include_lines: Vec<String>,
+    #[serde(default)]
+    exclude_lines: Vec<String>,
+    fields: Option<std::collections::BTreeMap<String, crate::labels::RawValue>>,
+    rate_limit: Option<RawSize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -447,7 +458,12 @@ impl Config {
 /// own), read top to bottom against the README's table.
 fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> Config {
     let log = resolve_log(raw.catsyslog, base, problems);
-    let sources = resolve_sources(&raw.collectlogs, raw.follow_symlinks.unwrap_or(false), base, problems);
+    let hostname = resolve_hostname(raw.hostname.as_deref(), problems);
+    let sources = resolve_sources(&raw.collectlogs, raw.follow_symlinks.unwrap_or(false), &hostname, base, problems);
+    let rate_limit = raw
+        .rate_limit
+        .as_ref()
+        .and_then(|r| crate::selector::check_rate_limit(r).map_err(|e| problems.push(format!("rate_limit: {e}"))).ok());
 
     let max_line_bytes = resolve_max_line_bytes(raw.max_line_bytes, problems);
     let transactions = raw.kafkaconfig.as_ref().map(|k| RawTransactions {
@@ -457,7 +473,6 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     });
     let mut kafka = resolve_kafka(raw.kafkaconfig, max_line_bytes, base, problems, warnings);
 
-    let hostname = resolve_hostname(raw.hostname.as_deref(), problems);
     let etcd = resolve_etcd(
         EtcdRaw {
             fleet_prefix: raw.fleet_prefix,
@@ -541,6 +556,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
         metrics,
         pid_file,
         hostname,
+        rate_limit,
         warnings: Vec::new(),
     }
 }
@@ -845,6 +861,7 @@ pub struct Credentials {
 fn resolve_sources(
     entries: &[RawCollectLog],
     follow_symlinks: bool,
+    host: &str,
     base: &Path,
     problems: &mut Vec<String>,
 ) -> Vec<Selector> {
@@ -857,7 +874,12 @@ fn resolve_sources(
             exclude: &entry.exclude,
             format: entry.format.as_deref(),
             multiline: entry.multiline.as_ref(),
+            include_lines: &entry.include_lines,
+            exclude_lines: &entry.exclude_lines,
+            fields: entry.fields.as_ref(),
+            rate_limit: entry.rate_limit.as_ref(),
             follow_symlinks: entry.follow_symlinks.unwrap_or(follow_symlinks),
+            host,
         };
         match Selector::build(&entry, base) {
             Ok(sel) if !sources.contains(&sel) => sources.push(sel),
@@ -868,6 +890,9 @@ fn resolve_sources(
                 SelectorError::Exclude { index, why } => format!("collectlogs[{i}].exclude[{index}]: {why}"),
                 SelectorError::Format(why) => format!("collectlogs[{i}].format: {why}"),
                 SelectorError::Multiline(why) => format!("collectlogs[{i}].multiline: {why}"),
+                SelectorError::Filter(why) => format!("collectlogs[{i}].{why}"),
+                SelectorError::Fields(why) => format!("collectlogs[{i}].fields: {why}"),
+                SelectorError::RateLimit(why) => format!("collectlogs[{i}].rate_limit: {why}"),
             })),
         }
     }

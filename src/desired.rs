@@ -31,17 +31,34 @@ pub struct TailSpec {
     pub multiline: Option<crate::multiline::Spec>,
     /// How every open of the file resolves its path (`confine`); a change restarts the tail.
     pub access: Access,
+    /// Filters, labels and rate of its lines; a change restarts the tail.
+    pub handling: crate::selector::Handling,
 }
 
 impl TailSpec {
-    fn key(&self) -> (&[u8], &str, Format, &Option<crate::multiline::Spec>, &Access) {
-        (self.path.as_os_str().as_encoded_bytes(), &self.topic, self.format, &self.multiline, &self.access)
+    #[allow(clippy::type_complexity)] // the tuple is the spec's fields, compared in this order
+    fn key(&self) -> (&[u8], &str, Format, &Option<crate::multiline::Spec>, &Access, &crate::selector::Handling) {
+        (
+            self.path.as_os_str().as_encoded_bytes(),
+            &self.topic,
+            self.format,
+            &self.multiline,
+            &self.access,
+            &self.handling,
+        )
     }
 
     /// A tail of `path` opened as config.yaml's default says (no symlink at the file name).
     pub fn new(path: PathBuf, topic: &str) -> TailSpec {
         let access = crate::selector::config_access(&path, false);
-        TailSpec { path, topic: topic.to_string(), format: Format::Raw, multiline: None, access }
+        TailSpec {
+            path,
+            topic: topic.to_string(),
+            format: Format::Raw,
+            multiline: None,
+            access,
+            handling: crate::selector::Handling::default(),
+        }
     }
 
     pub fn with_format(mut self, format: Format) -> TailSpec {

@@ -89,13 +89,14 @@ pub fn expand<'a>(
             let mut spec = TailSpec::new(path, &sel.topic).with_format(sel.format.unwrap_or(rules.format));
             spec.multiline = sel.multiline.clone();
             spec.access = sel.access.clone();
+            spec.handling = sel.handling.clone();
             if found.tails.contains(&spec) {
                 continue;
             }
             if !seen.insert((spec.path.as_os_str().to_owned(), spec.topic.clone())) {
                 found.problems.push(format!(
-                    "{}: to topic {} in two ways (format, multiline or follow_symlinks); {} asks for {}, the first found \
-                     wins",
+                    "{}: to topic {} in two ways (format, multiline, follow_symlinks, filters, fields or rate_limit); {} \
+                     asks for {}, the first found wins",
                     spec.path.display(),
                     spec.topic,
                     sel.pattern.display(),
@@ -248,6 +249,7 @@ mod tests {
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
             format: None,
             multiline: None,
+            handling: Default::default(),
             access: Access::Follow,
         }
     }

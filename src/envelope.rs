@@ -7,8 +7,11 @@
 //!
 //! ```json
 //! {"@timestamp":"2026-11-29T00:15:10.123Z","host":{"name":"web-7"},
-//!  "log":{"file":{"path":"/var/log/app.log"},"offset":1042},"message":"the line"}
+//!  "log":{"file":{"path":"/var/log/app.log"},"offset":1042},"labels":{"app":"billing"},
+//!  "message":"the line"}
 //! ```
+//!
+//! `labels` holds the source's `fields` (left out when it has none).
 //!
 //! `@timestamp` is when the line was read (a log line's own time is the consumer's to parse).
 //! JSON strings are UTF-8, log lines need not be: a line with invalid UTF-8 has each invalid
@@ -54,6 +57,8 @@ pub struct Context<'a> {
     pub timestamp: &'a str,
     pub host: &'a str,
     pub path: &'a str,
+    /// The source's `fields`, as ECS `labels` (left out when there are none).
+    pub labels: Option<&'a crate::labels::Fields>,
 }
 
 /// Writes the envelope of `line`, read at file offset `offset`, into `out` (cleared first).
@@ -68,7 +73,20 @@ pub fn write(out: &mut Vec<u8>, ctx: &Context<'_>, offset: u64, line: &[u8]) -> 
     string(out, ctx.host);
     out.extend_from_slice(b"},\"log\":{\"file\":{\"path\":");
     string(out, ctx.path);
-    let _ = write!(out, "}},\"offset\":{offset}}},\"message\":");
+    let _ = write!(out, "}},\"offset\":{offset}}},");
+    if let Some(labels) = ctx.labels.filter(|l| !l.is_empty()) {
+        out.extend_from_slice(b"\"labels\":{");
+        for (i, (name, value)) in labels.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, name);
+            out.push(b':');
+            string(out, value);
+        }
+        out.extend_from_slice(b"},");
+    }
+    out.extend_from_slice(b"\"message\":");
     string(out, &message);
     out.push(b'}');
     replaced
@@ -84,7 +102,12 @@ mod tests {
     use super::*;
 
     fn envelope(line: &[u8]) -> (serde_json::Value, bool) {
-        let ctx = Context { timestamp: "2026-11-29T00:15:10.123Z", host: "web-7", path: "/var/log/a \"b\".log" };
+        let ctx = Context {
+            timestamp: "2026-11-29T00:15:10.123Z",
+            host: "web-7",
+            path: "/var/log/a \"b\".log",
+            labels: None,
+        };
         let mut out = b"left over".to_vec();
         let replaced = write(&mut out, &ctx, 1042, line);
         (serde_json::from_slice(&out).expect("valid JSON"), replaced)
@@ -103,6 +126,20 @@ mod tests {
                 "message": "GET /x \"quoted\"\t\\ \u{1} done",
             })
         );
+    }
+
+    #[test]
+    fn fields_are_the_envelopes_labels() {
+        let labels = crate::labels::Fields(vec![("app".into(), "bill\"ing".into()), ("env".into(), "prod".into())]);
+        let ctx = Context { timestamp: "t", host: "h", path: "/p", labels: Some(&labels) };
+        let mut out = Vec::new();
+        write(&mut out, &ctx, 7, b"x");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["labels"], serde_json::json!({"app": "bill\"ing", "env": "prod"}));
+        assert_eq!(v["message"], "x");
+        let empty = crate::labels::Fields::default();
+        write(&mut out, &Context { labels: Some(&empty), ..ctx }, 7, b"x");
+        assert!(!String::from_utf8_lossy(&out).contains("labels"));
     }
 
     #[test]

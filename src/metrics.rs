@@ -21,6 +21,10 @@ use crate::sink::SinkStats;
 #[derive(Default, Debug)]
 pub struct TailStats {
     pub lines: AtomicU64,
+    /// Events dropped by `include_lines`/`exclude_lines`.
+    pub filtered: AtomicU64,
+    /// Time spent waiting for `rate_limit`, in microseconds.
+    pub throttled_us: AtomicU64,
     pub bytes: AtomicU64,
     pub split: AtomicU64,
     pub rotations: AtomicU64,
@@ -127,6 +131,8 @@ impl Metrics {
                     path: spec.path.to_string_lossy().into_owned(),
                     topic: spec.topic.clone(),
                     lines: st.lines.load(Ordering::Relaxed),
+                    filtered: st.filtered.load(Ordering::Relaxed),
+                    throttled_us: st.throttled_us.load(Ordering::Relaxed),
                     bytes: st.bytes.load(Ordering::Relaxed),
                     split: st.split.load(Ordering::Relaxed),
                     rotations: st.rotations.load(Ordering::Relaxed),
@@ -174,6 +180,10 @@ pub struct SourceSnap {
     pub path: String,
     pub topic: String,
     pub lines: u64,
+    /// Events dropped by `include_lines`/`exclude_lines`.
+    pub filtered: u64,
+    /// Time spent waiting for `rate_limit`, in microseconds.
+    pub throttled_us: u64,
     pub bytes: u64,
     pub split: u64,
     pub rotations: u64,
@@ -183,7 +193,8 @@ pub struct SourceSnap {
     pub restarts: u64,
     pub lag: u64,
     pub error: Option<String>,
-    /// How long the source has had unread bytes without shipping a line.
+    /// How long the source has had unread bytes and moved on neither by shipping a line, nor by
+    /// filtering one out, nor by waiting for its `rate_limit`.
     pub stalled_secs: u64,
 }
 
@@ -235,24 +246,42 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
     let _ = writeln!(o, "logcatch_metrics_timestamp_seconds {now_unix:.3}");
     family(&mut o, "logcatch_metrics_interval_seconds", "gauge", "How often this file is written.");
     let _ = writeln!(o, "logcatch_metrics_interval_seconds {}", interval.as_secs_f64());
-    type Field = fn(&SourceSnap) -> u64;
-    let per_source: [(&str, &str, &str, Field); 10] = [
-        ("logcatch_source_lines_total", "counter", "Lines handed to the producer.", |x| x.lines),
-        ("logcatch_source_bytes_total", "counter", "Bytes of those lines.", |x| x.bytes),
-        ("logcatch_source_split_lines_total", "counter", "Pieces of lines longer than max_line_bytes.", |x| x.split),
-        ("logcatch_source_rotations_total", "counter", "Rotations seen (rename, delete).", |x| x.rotations),
-        ("logcatch_source_truncations_total", "counter", "Truncations seen (copytruncate).", |x| x.truncations),
+    type Field = fn(&SourceSnap) -> f64;
+    let per_source: [(&str, &str, &str, Field); 12] = [
+        ("logcatch_source_lines_total", "counter", "Lines handed to the producer.", |x| x.lines as f64),
+        (
+            "logcatch_source_filtered_lines_total",
+            "counter",
+            "Events dropped by include_lines/exclude_lines (their position moves on).",
+            |x| x.filtered as f64,
+        ),
+        ("logcatch_source_bytes_total", "counter", "Bytes read (shipped or filtered out).", |x| x.bytes as f64),
+        ("logcatch_source_split_lines_total", "counter", "Pieces of lines longer than max_line_bytes.", |x| {
+            x.split as f64
+        }),
+        ("logcatch_source_rotations_total", "counter", "Rotations seen (rename, delete).", |x| x.rotations as f64),
+        ("logcatch_source_truncations_total", "counter", "Truncations seen (copytruncate).", |x| x.truncations as f64),
         (
             "logcatch_source_generations_waiting",
             "gauge",
             "Unread rotated generations waiting for a descriptor (max_open_files).",
-            |x| x.generations_waiting,
+            |x| x.generations_waiting as f64,
         ),
-        ("logcatch_source_restarts_total", "counter", "Restarts of the tail's thread after a panic.", |x| x.restarts),
-        ("logcatch_source_lag_bytes", "gauge", "Bytes of the file not read yet.", |x| x.lag),
-        ("logcatch_source_stalled_seconds", "gauge", "Time with unread bytes and no line shipped.", |x| x.stalled_secs),
+        ("logcatch_source_restarts_total", "counter", "Restarts of the tail's thread after a panic.", |x| {
+            x.restarts as f64
+        }),
+        ("logcatch_source_lag_bytes", "gauge", "Bytes of the file not read yet.", |x| x.lag as f64),
+        ("logcatch_source_throttled_seconds_total", "counter", "Time the source's reads waited for rate_limit.", |x| {
+            x.throttled_us as f64 / 1e6
+        }),
+        (
+            "logcatch_source_stalled_seconds",
+            "gauge",
+            "Time with unread bytes and no progress (no line shipped or filtered, no rate_limit wait).",
+            |x| x.stalled_secs as f64,
+        ),
         ("logcatch_source_error", "gauge", "1 with the last problem of the source as a label.", |x| {
-            u64::from(x.error.is_some())
+            f64::from(u8::from(x.error.is_some()))
         }),
     ];
     for (name, kind, help, f) in per_source {
@@ -385,12 +414,15 @@ impl Stalls {
         let mut seen = BTreeMap::new();
         for x in s.sources.iter_mut() {
             let key = (x.path.clone(), x.topic.clone());
+            // Filtered lines and rate_limit waits are progress too: a file of dropped lines, or a
+            // throttled catch-up, is not stuck.
+            let progress = x.lines + x.filtered + x.throttled_us;
             let since = match self.last.get(&key) {
-                Some(&(lines, since)) if lines == x.lines && x.lag > 0 => since,
+                Some(&(before, since)) if before == progress && x.lag > 0 => since,
                 _ => now,
             };
             x.stalled_secs = now.duration_since(since).as_secs();
-            seen.insert(key, (x.lines, since));
+            seen.insert(key, (progress, since));
         }
         self.last = seen;
     }
@@ -511,6 +543,8 @@ mod tests {
                 path: "/var/log/a \"q\".log".into(),
                 topic: "t".into(),
                 lines: 10,
+                filtered: 4,
+                throttled_us: 1_500_000,
                 bytes: 100,
                 split: 1,
                 rotations: 2,

@@ -15,6 +15,8 @@ use glob::Pattern;
 
 use crate::confine::Access;
 use crate::envelope::Format;
+use crate::filter::{self, FilterError};
+use crate::labels::{self, Fields};
 use crate::multiline;
 pub use crate::pattern::{is_glob, literal_prefix};
 
@@ -32,8 +34,24 @@ pub struct Selector {
     pub format: Option<Format>,
     /// Lines joined into events (`multiline`).
     pub multiline: Option<multiline::Spec>,
+    /// What is done to its lines on the way (filters, labels, rate).
+    pub handling: Handling,
     /// How its files are opened: beneath which root, following symlinks or not.
     pub access: Access,
+}
+
+/// What is done to an entry's lines on their way (issue 28); every tail of the entry has the
+/// same, and a change restarts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Handling {
+    /// `include_lines`, `exclude_lines`.
+    pub filter: filter::Spec,
+    /// `fields`: labels with every message.
+    pub fields: Fields,
+    /// `rate_limit`: bytes read per second, shared by the entry's files (None: no limit).
+    pub rate_limit: Option<u64>,
+    /// With a `rate_limit`, the entry's pattern and topic: its files share one bucket by it.
+    pub source: String,
 }
 
 /// One entry of a source as written, before it is checked (`Selector::build`).
@@ -44,15 +62,29 @@ pub struct Entry<'a> {
     pub exclude: &'a [String],
     pub format: Option<&'a str>,
     pub multiline: Option<&'a multiline::Raw>,
+    pub include_lines: &'a [String],
+    pub exclude_lines: &'a [String],
+    pub fields: Option<&'a std::collections::BTreeMap<String, labels::RawValue>>,
+    pub rate_limit: Option<&'a crate::units::RawSize>,
     /// Follow symlinks below the entry's literal directory (config.yaml's `follow_symlinks`).
     pub follow_symlinks: bool,
+    /// This host's name, for `{host}` in the topic.
+    pub host: &'a str,
 }
 
 impl Selector {
     /// A selector of exactly one file, opened as config.yaml's default says (no symlink).
     pub fn file(path: PathBuf, topic: &str) -> Selector {
         let access = config_access(&path, false);
-        Selector { pattern: path, topic: topic.to_string(), exclude: Vec::new(), format: None, multiline: None, access }
+        Selector {
+            pattern: path,
+            topic: topic.to_string(),
+            exclude: Vec::new(),
+            format: None,
+            multiline: None,
+            handling: Handling::default(),
+            access,
+        }
     }
 
     /// Whether the pattern has glob characters (otherwise it names one file, present or not).
@@ -75,6 +107,12 @@ impl fmt::Display for Selector {
         if self.multiline.is_some() {
             write!(f, " (multiline)")?;
         }
+        if !self.handling.filter.is_empty() {
+            write!(f, " (filtered)")?;
+        }
+        if let Some(r) = self.handling.rate_limit {
+            write!(f, " (at most {r} bytes/s)")?;
+        }
         Ok(())
     }
 }
@@ -88,6 +126,9 @@ pub enum SelectorError {
     Exclude { index: usize, why: String },
     Format(String),
     Multiline(String),
+    Filter(FilterError),
+    Fields(String),
+    RateLimit(String),
 }
 
 impl Selector {
@@ -95,7 +136,19 @@ impl Selector {
     /// excludes checked, sorted and deduplicated. Every bad exclude is reported (`Err` holds the
     /// first problem of the path or topic, else every exclude problem).
     pub fn build(entry: &Entry<'_>, base: &Path) -> Result<Selector, Vec<SelectorError>> {
-        let Entry { path, topic, exclude, format, multiline, follow_symlinks } = *entry;
+        let Entry {
+            path,
+            topic,
+            exclude,
+            format,
+            multiline,
+            include_lines,
+            exclude_lines,
+            fields,
+            rate_limit,
+            follow_symlinks,
+            host,
+        } = *entry;
         if path.is_empty() {
             return Err(vec![SelectorError::Path("missing or empty".into())]);
         }
@@ -103,10 +156,15 @@ impl Selector {
         if topic.is_empty() {
             return Err(vec![SelectorError::Topic("missing or empty".into())]);
         }
-        check_topic(topic).map_err(|e| vec![SelectorError::Topic(e)])?;
+        let fields =
+            fields.map(Fields::check).transpose().map_err(|e| vec![SelectorError::Fields(e)])?.unwrap_or_default();
+        let topic = labels::resolve_topic(topic, host, &fields).map_err(|e| vec![SelectorError::Topic(e)])?;
+        check_topic(&topic).map_err(|e| vec![SelectorError::Topic(e)])?;
         let format = format.map(Format::parse).transpose().map_err(|e| vec![SelectorError::Format(e)])?;
         let multiline =
             multiline.map(multiline::Raw::resolve).transpose().map_err(|e| vec![SelectorError::Multiline(e)])?;
+        let filter = filter::Spec::check(include_lines, exclude_lines).map_err(|e| vec![SelectorError::Filter(e)])?;
+        let rate_limit = rate_limit.map(check_rate_limit).transpose().map_err(|e| vec![SelectorError::RateLimit(e)])?;
         let mut problems = Vec::new();
         let mut excludes = Vec::new();
         for (index, ex) in exclude.iter().enumerate() {
@@ -121,13 +179,15 @@ impl Selector {
         excludes.sort();
         excludes.dedup();
         let pattern = absolute(Path::new(path), base);
+        let source = rate_limit.map(|_| format!("{}\0{topic}", pattern.display())).unwrap_or_default();
         Ok(Selector {
             access: config_access(&pattern, follow_symlinks),
             pattern,
-            topic: topic.to_string(),
+            topic,
             exclude: excludes,
             format,
             multiline,
+            handling: Handling { filter, fields, rate_limit, source },
         })
     }
 }
@@ -143,6 +203,16 @@ pub fn config_access(pattern: &Path, follow_symlinks: bool) -> Access {
     let root =
         if is_glob(pattern) { literal_prefix(pattern) } else { pattern.parent().unwrap_or(Path::new("/")).into() };
     Access::beneath(root)
+}
+
+/// `rate_limit`: a size per second (`5MiB`), at least 1 KiB (a lower rate could not move a
+/// 64 KiB read in under a minute).
+pub fn check_rate_limit(raw: &crate::units::RawSize) -> Result<u64, String> {
+    let bytes = crate::units::parse_size_raw(raw)?;
+    if bytes < 1024 {
+        return Err(format!("{bytes} bytes per second: at least 1KiB"));
+    }
+    Ok(bytes)
 }
 
 /// Kafka's rule for topic names.

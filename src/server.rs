@@ -254,6 +254,7 @@ impl ServerState {
                     && sel.format.unwrap_or(format) == spec.format
                     && sel.multiline == spec.multiline
                     && sel.access == spec.access
+                    && sel.handling == spec.handling
                     && covers(sel, &spec.path)
             })
         });
@@ -328,6 +329,13 @@ impl ServerState {
             let _ = self.agent.send(crate::control::AgentMsg::Restart { why });
             return;
         }
+        if old.rate_limit != new.rate_limit {
+            self.ctx.rates.set_agent(new.rate_limit);
+            log::info!(
+                "config.yaml: rate_limit is now {}",
+                new.rate_limit.map_or("none".into(), |r| format!("{r} bytes/s"))
+            );
+        }
         if old.log.level != new.log.level {
             log::set_max_level(new.log.level);
             log::info!("config.yaml: log level is now {}", new.log.level);
@@ -374,7 +382,7 @@ impl ServerState {
             // reads the same file.
             self.wait_stopped(|t| t.spec == spec, Duration::from_secs(2));
             self.generation += 1;
-            let tail = Tail::new(spec.clone(), self.generation, &self.ctx.settings, appeared.contains(&spec));
+            let tail = Tail::new(spec.clone(), self.generation, &self.ctx, appeared.contains(&spec));
             tail.watch(&self.ctx.waker);
             let restarts = self.supervisor.spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
             self.ctx.metrics.add_source(&spec, tail.stats.clone(), restarts);

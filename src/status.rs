@@ -134,6 +134,8 @@ mod tests {
     fn text(up: bool, stalled: u64, broker_up: bool) -> String {
         let s = Snapshot {
             sources: vec![SourceSnap {
+                filtered: 0,
+                throttled_us: 0,
                 path: "/var/log/a.log".into(),
                 topic: "t".into(),
                 lines: 5,

@@ -306,3 +306,50 @@ fn a_missing_topic_holds_up_only_its_own_files() {
     wait_until(T, "no topic waiting", || metric(&metrics, "logcatch_producer_topics_waiting") == Some(0.0));
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// Issue 28: a filtered line moves its file's position in exactly_once too. A file of nothing
+/// but dropped lines has its position committed in the positions topic (the authority at start),
+/// so after a restart it is not read again; the kept lines of the other file arrive once.
+#[test]
+fn a_file_of_dropped_lines_is_not_read_again_after_a_restart() {
+    let (dir, broker) = kafka();
+    broker.create_topic("kept");
+    let d = dir.path();
+    let (app, noise, metrics) = (d.join("app.log"), d.join("noise.log"), d.join("metrics.prom"));
+    append(&app, &numbered("INFO", 0..20));
+    append(&noise, &numbered("DEBUG", 0..500));
+    let yaml = format!(
+        "catsyslog: {{logpath: {d}/agent.log, loglevel: debug}}\ndata_dir: {d}/data\npoll_interval: 50ms\n\
+         kafkaconfig: {{kafkaaddr: \"{}\"}}\ndelivery: exactly_once\nstart_position: beginning\n\
+         metrics: {{path: \"{}\", interval: 200ms}}\ncollectlogs:\n\
+         - {{logpath: {}, logtopic: kept, exclude_lines: ['^DEBUG']}}\n\
+         - {{logpath: {}, logtopic: kept, exclude_lines: ['^DEBUG']}}\n",
+        broker.addr(),
+        metrics.display(),
+        app.display(),
+        noise.display(),
+        d = d.display()
+    );
+    let cfg = d.join("config.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let filtered = |path: &Path| {
+        let text = std::fs::read_to_string(&metrics).unwrap_or_default();
+        let m = logcatch::metrics::parse(&text).unwrap_or_default();
+        m.by_source("logcatch_source_filtered_lines_total")
+            .get(&(path.to_string_lossy().into_owned(), "kept".to_string()))
+            .copied()
+    };
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("kept", 20, T), numbered("INFO", 0..20));
+    wait_until(T, "the noise filtered out", || filtered(&noise) == Some(500.0));
+    assert_eq!(agent.terminate(), Some(0));
+
+    std::fs::remove_file(&metrics).unwrap();
+    let mut agent = Agent::start(&cfg);
+    append(&app, &numbered("INFO", 20..25));
+    assert_eq!(broker.lines("kept", 25, T), numbered("INFO", 0..25));
+    wait_until(T, "the restarted agent's metrics", || filtered(&app) == Some(0.0));
+    assert_eq!(filtered(&noise), Some(0.0), "the file of dropped lines is not read again");
+    assert_eq!(broker.lines("kept", 26, Duration::from_secs(3)).len(), 25, "nothing doubled");
+    assert_eq!(agent.terminate(), Some(0));
+}

@@ -33,6 +33,8 @@ pub struct EtcdWatchers {
     metrics: Arc<Metrics>,
     events: Sender<Event>,
     settings: EtcdSettings,
+    /// This host's name (a change of it is applied by a restart).
+    host: String,
     running: BTreeMap<String, Running>,
     next_id: u64,
 }
@@ -44,6 +46,7 @@ impl EtcdWatchers {
             metrics,
             events,
             settings: EtcdSettings::default(),
+            host: String::new(),
             running: BTreeMap::new(),
             next_id: 0,
         }
@@ -60,18 +63,9 @@ impl EtcdWatchers {
     fn start(&mut self, key: &str) {
         self.next_id += 1;
         let id = self.next_id;
-        let s = &self.settings;
         let stats = Arc::new(EtcdStats::default());
         self.metrics.add_etcd_key(key, stats.clone());
-        let state = WatchState::new(
-            key.to_string(),
-            id,
-            s.endpoints.clone(),
-            s.credentials.clone(),
-            s.tls.clone(),
-            s.allowlist.clone(),
-            stats,
-        );
+        let state = WatchState::new(key.to_string(), id, &self.settings, self.host.clone(), stats);
         let state = Arc::new(Mutex::new(state));
         let stop = Stop::new();
         let name = format!("etcd#{id}:{key}");
@@ -97,6 +91,7 @@ impl EtcdControl for EtcdWatchers {
             self.stop(k);
         }
         self.settings = new.clone();
+        self.host = config.hostname.clone();
         for k in &new.keys {
             if restart_all && self.running.contains_key(k) {
                 self.stop(k);

@@ -32,6 +32,12 @@ struct RawEntry {
     exclude: Vec<String>,
     format: Option<String>,
     multiline: Option<crate::multiline::Raw>,
+    #[serde(default)]
+    include_lines: Vec<String>,
+    #[serde(default)]
+    exclude_lines: Vec<String>,
+    fields: Option<std::collections::BTreeMap<String, crate::labels::RawValue>>,
+    rate_limit: Option<crate::units::RawSize>,
 }
 
 /// A value that was understood: what to tail, and the entries refused by the allowlist.
@@ -41,8 +47,9 @@ pub struct Parsed {
     pub refused: Vec<String>,
 }
 
-/// Parses and checks a value. `Err` names what is wrong; the caller keeps the key's old tails.
-pub fn parse(value: &[u8], allowed: &Allowlist) -> Result<Parsed, String> {
+/// Parses and checks a value (`host`: this host's name, for `{host}` in a topic). `Err` names
+/// what is wrong; the caller keeps the key's old tails.
+pub fn parse(value: &[u8], allowed: &Allowlist, host: &str) -> Result<Parsed, String> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(format!("value is {} bytes, more than the {MAX_VALUE_BYTES} accepted", value.len()));
     }
@@ -66,19 +73,14 @@ pub fn parse(value: &[u8], allowed: &Allowlist) -> Result<Parsed, String> {
             exclude: &e.exclude,
             format: e.format.as_deref(),
             multiline: e.multiline.as_ref(),
+            include_lines: &e.include_lines,
+            exclude_lines: &e.exclude_lines,
+            fields: e.fields.as_ref(),
+            rate_limit: e.rate_limit.as_ref(),
             follow_symlinks: false,
+            host,
         };
-        let mut sel = Selector::build(&entry, Path::new("/")).map_err(|errors| {
-            let e = &errors[0];
-            match e {
-                SelectorError::Path(why) if why == "missing or empty" => format!("entry {i}: empty path"),
-                SelectorError::Path(why) => format!("entry {i}: path {why}"),
-                SelectorError::Topic(why) => format!("entry {i}: topic {why}"),
-                SelectorError::Exclude { index, why } => format!("entry {i}: exclude[{index}] {why}"),
-                SelectorError::Format(why) => format!("entry {i}: format {why}"),
-                SelectorError::Multiline(why) => format!("entry {i}: multiline {why}"),
-            }
-        })?;
+        let mut sel = Selector::build(&entry, Path::new("/")).map_err(|errors| entry_error(i, &errors[0]))?;
         // Checked on the text as written: `Selector::build` folds `..` away.
         if has_dot_component(Path::new(&e.path)) {
             out.refused.push(format!("{}: has a '.' or '..' component; refused", e.path));
@@ -97,6 +99,21 @@ pub fn parse(value: &[u8], allowed: &Allowlist) -> Result<Parsed, String> {
     Ok(out)
 }
 
+/// A selector's first problem, named as an etcd value's entry.
+fn entry_error(i: usize, e: &SelectorError) -> String {
+    match e {
+        SelectorError::Path(why) if why == "missing or empty" => format!("entry {i}: empty path"),
+        SelectorError::Path(why) => format!("entry {i}: path {why}"),
+        SelectorError::Topic(why) => format!("entry {i}: topic {why}"),
+        SelectorError::Exclude { index, why } => format!("entry {i}: exclude[{index}] {why}"),
+        SelectorError::Format(why) => format!("entry {i}: format {why}"),
+        SelectorError::Multiline(why) => format!("entry {i}: multiline {why}"),
+        SelectorError::Filter(why) => format!("entry {i}: {why}"),
+        SelectorError::Fields(why) => format!("entry {i}: fields: {why}"),
+        SelectorError::RateLimit(why) => format!("entry {i}: rate_limit: {why}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,11 +128,12 @@ mod tests {
         let p = parse(
             br#"[{"path":"/var/log/a.log","topic":"ta"},{"path":"/var/log/b.log","topic":"tb"}]"#,
             &allow(&["/var/log"]),
+            "h",
         )
         .unwrap();
         assert_eq!(p.tails.len(), 2);
         assert!(p.refused.is_empty());
-        assert!(parse(b"[]", &allow(&["/var/log"])).unwrap().tails.is_empty());
+        assert!(parse(b"[]", &allow(&["/var/log"]), "h").unwrap().tails.is_empty());
     }
 
     #[test]
@@ -132,7 +150,7 @@ mod tests {
             (b"[{\"path\":\"/a\",\"topic\":\"t\",\"extra\":1}]", "extra"),
             (b"\xff\xfe", "UTF-8"),
         ] {
-            let err = parse(v, &a).unwrap_err();
+            let err = parse(v, &a, "h").unwrap_err();
             assert!(err.contains(needle), "{:?}: {err}", String::from_utf8_lossy(v));
         }
     }
@@ -140,9 +158,9 @@ mod tests {
     #[test]
     fn deep_and_huge_values_are_errors_not_crashes() {
         let deep = "[".repeat(100_000);
-        assert!(parse(deep.as_bytes(), &allow(&["/"])).is_err());
+        assert!(parse(deep.as_bytes(), &allow(&["/"]), "h").is_err());
         let huge = vec![b' '; MAX_VALUE_BYTES + 1];
-        assert!(parse(&huge, &allow(&["/"])).unwrap_err().contains("bytes"));
+        assert!(parse(&huge, &allow(&["/"]), "h").unwrap_err().contains("bytes"));
     }
 
     #[test]
@@ -157,6 +175,7 @@ mod tests {
                  {"path":"/etc/shadow","topic":"t"},
                  {"path":"/srv/web/logs/a.log","topic":"t"}]"#,
             &a,
+            "h",
         )
         .unwrap();
         let got: Vec<_> =
@@ -183,25 +202,25 @@ mod tests {
     #[test]
     fn glob_paths_and_excludes() {
         let a = allow(&["/var/log"]);
-        let p =
-            parse(br#"[{"path":"/var/log/app/*.log","topic":"t","exclude":["*.gz","/var/log/app/x*"]}]"#, &a).unwrap();
+        let p = parse(br#"[{"path":"/var/log/app/*.log","topic":"t","exclude":["*.gz","/var/log/app/x*"]}]"#, &a, "h")
+            .unwrap();
         let s = p.tails.iter().next().unwrap();
         assert!(s.is_glob());
         assert_eq!(s.exclude, vec!["*.gz", "/var/log/app/x*"]);
         assert!(p.refused.is_empty());
         // The glob's fixed directory must be allowed.
-        let p = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"java"},{"path":"/var/log/k.log","topic":"t","multiline":{"condition_pattern":";$","mode":"halt_with"}}]"#, &a).unwrap();
+        let p = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"java"},{"path":"/var/log/k.log","topic":"t","multiline":{"condition_pattern":";$","mode":"halt_with"}}]"#, &a, "h").unwrap();
         assert!(p.tails.iter().all(|s| s.multiline.is_some()));
-        let e = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"jaav"}]"#, &a).unwrap_err();
+        let e = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"jaav"}]"#, &a, "h").unwrap_err();
         assert!(e.starts_with("entry 0: multiline \"jaav\" is not one of"), "{e}");
-        let p = parse(br#"[{"path":"/etc/*","topic":"t"}]"#, &a).unwrap();
+        let p = parse(br#"[{"path":"/etc/*","topic":"t"}]"#, &a, "h").unwrap();
         assert!(p.tails.is_empty() && p.refused.len() == 1);
         for (v, needle) in [
             (&br#"[{"path":"/var/log/[x","topic":"t"}]"#[..], "glob"),
             (br#"[{"path":"/var/log/a","topic":"t","exclude":["rel/x"]}]"#, "not absolute"),
             (br#"[{"path":"/var/log/a","topic":"t","exclude":"*.gz"}]"#, "not a JSON array"),
         ] {
-            let err = parse(v, &a).unwrap_err();
+            let err = parse(v, &a, "h").unwrap_err();
             assert!(err.contains(needle), "{:?}: {err}", String::from_utf8_lossy(v));
         }
     }

@@ -16,6 +16,7 @@ use crossbeam_channel::Sender;
 use super::client::{Credentials, EtcdClient, StreamError};
 use super::gateway::WatchMsg;
 use super::value;
+use crate::config::EtcdSettings;
 use crate::control::Stop;
 use crate::failpoint;
 use crate::metrics::EtcdStats;
@@ -34,22 +35,27 @@ pub struct WatchState {
     creds: Option<Credentials>,
     tls: Option<TlsFiles>,
     allowed: crate::confine::Allowlist,
+    /// This host's name (`{host}` in a value's topics).
+    host: String,
     /// The last revision applied (0: the key has not been read yet).
     pub revision: i64,
     stats: Arc<EtcdStats>,
 }
 
 impl WatchState {
-    pub fn new(
-        key: String,
-        watcher: u64,
-        endpoints: Vec<String>,
-        creds: Option<Credentials>,
-        tls: Option<TlsFiles>,
-        allowed: crate::confine::Allowlist,
-        stats: Arc<EtcdStats>,
-    ) -> Self {
-        WatchState { key, watcher, endpoints, creds, tls, allowed, revision: 0, stats }
+    /// The watcher of `key` with the connection and allowlist of `settings`.
+    pub fn new(key: String, watcher: u64, settings: &EtcdSettings, host: String, stats: Arc<EtcdStats>) -> Self {
+        WatchState {
+            key,
+            watcher,
+            endpoints: settings.endpoints.clone(),
+            creds: settings.credentials.clone(),
+            tls: settings.tls.clone(),
+            allowed: settings.allowlist.clone(),
+            host,
+            revision: 0,
+            stats,
+        }
     }
 
     /// Reports a value (or a delete, for `None`) at `revision` to the server.
@@ -57,7 +63,7 @@ impl WatchState {
         let key = self.key.clone();
         let event = match value {
             None => Some(Event::EtcdDeleted { key: key.clone(), watcher: self.watcher, revision }),
-            Some(bytes) => match value::parse(bytes, &self.allowed) {
+            Some(bytes) => match value::parse(bytes, &self.allowed, &self.host) {
                 Ok(parsed) => {
                     for r in &parsed.refused {
                         log::error!("etcd key {key:?} at revision {revision}: {r}");

@@ -43,6 +43,7 @@ use refusal::Refusal;
 use crate::ack::AckTracker;
 use crate::config::KafkaSettings;
 use crate::envelope::Format;
+use crate::labels::Fields;
 
 /// What every message of a batch carries so that its delivery report can be credited to its
 /// file: when the last of the batch's messages is delivered (or given up on as undeliverable),
@@ -118,6 +119,8 @@ pub struct Batch {
     pub format: Format,
     /// A failed message sent back for another try keeps the headers it had.
     pub headers: Option<OwnedHeaders>,
+    /// The source's `fields`: headers with `raw`, the envelope's `labels` with `json`.
+    pub fields: Option<Arc<Fields>>,
 }
 
 /// The file a batch was read from, and the file offset of its `data[0]`: a line's `offset`
@@ -131,7 +134,16 @@ pub struct Origin {
 
 impl Batch {
     pub fn new(topic: Arc<str>, key: Option<Arc<[u8]>>) -> Batch {
-        Batch { topic, key, data: Vec::new(), lines: Vec::new(), origin: None, format: Format::Raw, headers: None }
+        Batch {
+            topic,
+            key,
+            data: Vec::new(),
+            lines: Vec::new(),
+            origin: None,
+            format: Format::Raw,
+            headers: None,
+            fields: None,
+        }
     }
     /// The batch's lines were read from `path` just now, `data[0]` at file offset `offset`.
     pub fn with_origin(mut self, path: Arc<str>, offset: u64) -> Batch {
@@ -151,7 +163,12 @@ impl Batch {
     /// A batch of lines already framed: `lines` are (start, end) spans of `data`.
     pub fn from_spans(topic: Arc<str>, key: Option<Arc<[u8]>>, data: Vec<u8>, lines: Vec<(usize, usize)>) -> Batch {
         debug_assert!(lines.iter().all(|&(s, e)| s <= e && e <= data.len()));
-        Batch { topic, key, data, lines, origin: None, format: Format::Raw, headers: None }
+        Batch { topic, key, data, lines, origin: None, format: Format::Raw, headers: None, fields: None }
+    }
+    /// The source's labels go with every message (none when `fields` is empty).
+    pub fn with_fields(mut self, fields: Option<Arc<Fields>>) -> Batch {
+        self.fields = fields.filter(|f| !f.is_empty());
+        self
     }
     /// Whether a batch of `bytes` bytes in `lines` lines is to be handed over now.
     pub fn full_at(bytes: usize, lines: usize) -> bool {
@@ -460,7 +477,12 @@ impl Sink {
     /// batches waiting. On `Stopped` (the caller's `stop` raised while waiting) nothing of the
     /// batch stays registered.
     pub fn submit(&self, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<(), Stopped> {
-        if batch.lines.is_empty() {
+        if batch.lines.is_empty() && !self.shared.transactional {
+            // Every line filtered out: nothing to send, acknowledged at once (its tracker moves
+            // past it once the batches before it are). In exactly_once it goes through the
+            // transaction, so that its position is committed like any other.
+            let token = BatchAck::register(&batch, ack);
+            token.tracker.ack(token.seq);
             return Ok(());
         }
         if !self.shared.wait_for_room(&batch.topic, stop) {

@@ -186,7 +186,12 @@ pub(super) fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared
         let line = &out.batch.data[start..end];
         let payload = match &json {
             Some((timestamp, origin)) => {
-                let ctx = envelope::Context { timestamp, host: &shared.host, path: &origin.path };
+                let ctx = envelope::Context {
+                    timestamp,
+                    host: &shared.host,
+                    path: &origin.path,
+                    labels: out.batch.fields.as_deref(),
+                };
                 if envelope::write(&mut envelope_buf, &ctx, origin.offset + start as u64, line) {
                     shared.stats.json_replaced.fetch_add(1, Ordering::Relaxed);
                 }
@@ -225,7 +230,12 @@ pub(super) fn payload_of<'a>(batch: &'a Batch, i: usize, shared: &Shared, buf: &
     match (&batch.format, &batch.origin) {
         (Format::Json, Some(origin)) => {
             let timestamp = timestamp::rfc3339_millis(origin.read_ms);
-            let ctx = envelope::Context { timestamp: &timestamp, host: &shared.host, path: &origin.path };
+            let ctx = envelope::Context {
+                timestamp: &timestamp,
+                host: &shared.host,
+                path: &origin.path,
+                labels: batch.fields.as_deref(),
+            };
             envelope::write(buf, &ctx, origin.offset + start as u64, line);
             &buf[..]
         }
@@ -234,16 +244,21 @@ pub(super) fn payload_of<'a>(batch: &'a Batch, i: usize, shared: &Shared, buf: &
 }
 
 /// The headers of the line starting at `start` in the batch's data (`kafkaconfig.headers`):
-/// `host`, `path` (the file read) and `offset` (of the line's first byte in it, in decimal).
+/// `host`, `path` (the file read) and `offset` (of the line's first byte in it, in decimal);
+/// then the source's `fields` with `format: raw`.
 fn headers(batch: &Batch, start: usize, shared: &Shared) -> Option<OwnedHeaders> {
     if let Some(h) = &batch.headers {
         return Some(h.clone()); // a message sent again keeps its own
     }
     let set = shared.headers;
-    if !set.any() {
+    let labels = match (&batch.fields, batch.format) {
+        (Some(f), Format::Raw) => &f.0[..],
+        _ => &[], // with json they are in the envelope
+    };
+    if !set.any() && labels.is_empty() {
         return None;
     }
-    let mut h = OwnedHeaders::new_with_capacity(3);
+    let mut h = OwnedHeaders::new_with_capacity(3 + labels.len());
     if set.host {
         h = h.insert(Header { key: "host", value: Some(&*shared.host) });
     }
@@ -255,6 +270,9 @@ fn headers(batch: &Batch, start: usize, shared: &Shared) -> Option<OwnedHeaders>
             let mut buf = [0u8; 20];
             h = h.insert(Header { key: "offset", value: Some(decimal(origin.offset + start as u64, &mut buf)) });
         }
+    }
+    for (name, value) in labels {
+        h = h.insert(Header { key: name, value: Some(value.as_bytes()) });
     }
     Some(h)
 }

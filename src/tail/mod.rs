@@ -128,6 +128,8 @@ pub struct TailCtx {
     /// Which tail reads which file now.
     pub claims: Arc<Claims>,
     pub files: Arc<FileBudget>,
+    /// `rate_limit`'s buckets: the agent's and each source's.
+    pub rates: Arc<crate::rate::Rates>,
     pub settings: TailSettings,
 }
 
@@ -268,9 +270,9 @@ pub struct Tail {
 impl Tail {
     /// `from_start`: the file is new since its glob was first scanned (read all of it unless a
     /// checkpoint says otherwise).
-    pub fn new(spec: TailSpec, generation: u64, settings: &TailSettings, from_start: bool) -> Tail {
+    pub fn new(spec: TailSpec, generation: u64, ctx: &TailCtx, from_start: bool) -> Tail {
         let stats = Arc::new(TailStats::default());
-        let state = TailState::new(spec.clone(), generation, settings, from_start, stats.clone());
+        let state = TailState::new(spec.clone(), generation, ctx, from_start, stats.clone());
         let bell: Arc<Doorbell> = Arc::default();
         Tail {
             name: format!("tail#{generation}:{}", spec.path.display()),
@@ -433,10 +435,13 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
 }
 
 impl TailState {
-    fn new(spec: TailSpec, owner: u64, settings: &TailSettings, from_start: bool, stats: Arc<TailStats>) -> TailState {
+    fn new(spec: TailSpec, owner: u64, ctx: &TailCtx, from_start: bool, stats: Arc<TailStats>) -> TailState {
+        let settings = &ctx.settings;
         let host = settings.hostname.as_bytes();
         // The spec was checked when resolved: its patterns compile.
         let multiline = spec.multiline.as_ref().and_then(|m| multiline::Rule::new(m).ok());
+        let h = &spec.handling;
+        let limiter = ctx.rates.limiter(&h.source, h.rate_limit);
         let key: Option<Arc<[u8]>> = match settings.message_key {
             MessageKey::Path => Some(spec.path.as_os_str().as_bytes().into()),
             MessageKey::Topic => Some(spec.topic.as_bytes().into()),
@@ -449,6 +454,9 @@ impl TailState {
             key,
             format: spec.format,
             multiline,
+            filter: crate::filter::Rule::new(&h.filter),
+            fields: (!h.fields.is_empty()).then(|| Arc::new(h.fields.clone())),
+            limiter,
             path_text: spec.path.to_string_lossy().into_owned(),
             stats,
         };

@@ -91,9 +91,6 @@ struct MemoryInner {
 
 impl Outlet for Memory {
     fn submit(&self, batch: Batch, ack: AckTo, _stop: &AtomicBool) -> Result<(), Stopped> {
-        if batch.lines.is_empty() {
-            return Ok(());
-        }
         let lines = batch.lines.iter().map(|&(s, e)| String::from_utf8_lossy(&batch.data[s..e]).into_owned()).collect();
         let seq = ack.tracker.register_near(ack.end, ack.near);
         self.inner.lock().unwrap().waiting.push((ack.tracker, seq, lines));
@@ -228,10 +225,11 @@ impl Agent {
             ),
             claims: Arc::default(),
             files: FileBudget::new(64),
+            rates: Arc::new(crate::rate::Rates::new(None)),
             settings,
         };
         let spec = TailSpec::new(dir.join("app.log"), "t");
-        let state = TailState::new(spec, owner, &ctx.settings, false, Arc::new(TailStats::default()));
+        let state = TailState::new(spec, owner, &ctx, false, Arc::new(TailStats::default()));
         Agent { ctx, state, owner, killed: false }
     }
 
@@ -256,7 +254,7 @@ impl Agent {
         self.state.release(&self.ctx, &AtomicBool::new(true));
         self.owner += 1;
         let spec = self.state.spec.clone();
-        self.state = TailState::new(spec, self.owner, &self.ctx.settings, false, Arc::new(TailStats::default()));
+        self.state = TailState::new(spec, self.owner, &self.ctx, false, Arc::new(TailStats::default()));
     }
 }
 

@@ -23,9 +23,12 @@ use crate::budget::Permit;
 use crate::claims::Claim;
 use crate::envelope::Format;
 use crate::failpoint;
+use crate::filter;
 use crate::fingerprint::{FileId, Fingerprint, NEAR_BYTES};
+use crate::labels::Fields;
 use crate::metrics::TailStats;
 use crate::multiline;
+use crate::rate::Limiter;
 use crate::sink::{AckTo, Batch, Stopped};
 
 /// Bytes read from a file per `pread`.
@@ -40,9 +43,55 @@ pub(super) struct Lane {
     pub format: Format,
     /// `multiline`: the spec's rule, compiled once (the spec was checked when resolved).
     pub multiline: Option<multiline::Rule>,
+    /// `include_lines`, `exclude_lines`, compiled once.
+    pub filter: Option<filter::Rule>,
+    /// `fields`, with every message.
+    pub fields: Option<Arc<Fields>>,
+    /// `rate_limit`: the source's bucket and the agent's.
+    pub limiter: Limiter,
     /// The tail's path as text (failpoints name it).
     pub path_text: String,
     pub stats: Arc<TailStats>,
+}
+
+impl Lane {
+    /// Takes out of `spans` (of `data`) the events `include_lines`/`exclude_lines` drop: how
+    /// many. Their bytes stay in the batch's data, so its end (the position it acknowledges)
+    /// still moves past them.
+    fn drop_filtered(&self, data: &[u8], spans: &mut Vec<(usize, usize)>) -> u64 {
+        let Some(rule) = &self.filter else { return 0 };
+        let before = spans.len();
+        spans.retain(|&(s, e)| rule.keeps(&data[s..e]));
+        (before - spans.len()) as u64
+    }
+
+    /// A batch of `spans` of `data`, read from `origin` with `data[0]` at file offset `offset`.
+    /// With every event filtered out it has no line, and is still handed over: its
+    /// acknowledgement moves the position (in exactly_once, within a transaction).
+    fn batch(&self, data: Vec<u8>, spans: Vec<(usize, usize)>, origin: Arc<str>, offset: u64) -> Batch {
+        Batch::from_spans(self.topic.clone(), self.key.clone(), data, spans)
+            .with_origin(origin, offset)
+            .with_format(self.format)
+            .with_fields(self.fields.clone())
+    }
+
+    /// `rate_limit`: waits as long as the buckets say after `n` bytes were read, in slices, so
+    /// that a stop is seen within 50 ms. Whether it waited (or was stopped waiting).
+    fn pace(&self, n: usize, stop: &AtomicBool) -> bool {
+        let wait = self.limiter.take(n);
+        if wait.is_zero() {
+            return false;
+        }
+        self.stats.throttled_us.fetch_add(wait.as_micros() as u64, Ordering::Relaxed);
+        let until = Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || stop.load(Ordering::Relaxed) {
+                return true;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+        }
+    }
 }
 
 /// One open file being read.
@@ -238,6 +287,13 @@ impl Reader {
             self.buf.truncate(len + n);
             self.read_offset += n as u64;
             look.read += n;
+            if lane.pace(n, stop) {
+                // Waited for `rate_limit`: the look ends here (what was read stays buffered, and
+                // is shipped first at the next), so that the tail updates its lag and sees its
+                // stop flag between two waits.
+                look.more = true;
+                return Ok(look);
+            }
             if self.decoded.is_none() && self.fp.can_grow(size) {
                 // The fingerprint covers what the file holds, up to 256 bytes, as soon as it is
                 // read: a file recorded with fewer is not recognised after a rename or an inode
@@ -298,15 +354,16 @@ impl Reader {
                 pos = consumed;
                 scanned = scanned.max(pos);
             }
-            let n = lines.len() as u64;
-            if n == 0 {
+            if lines.is_empty() {
                 self.scanned = scanned;
                 return Ok(());
             }
-            let batch = Batch::from_spans(lane.topic.clone(), lane.key.clone(), self.buf[first..pos].to_vec(), lines)
-                .with_origin(self.origin.clone(), self.offset_of(first))
-                .with_format(lane.format);
+            let data = &self.buf[first..pos];
+            let dropped = lane.drop_filtered(data, &mut lines);
+            let n = lines.len() as u64;
+            let batch = lane.batch(data.to_vec(), lines, self.origin.clone(), self.offset_of(first));
             ctx.sink.submit(batch, self.ack_to(end_offset, pos), stop)?;
+            lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
             self.pos = pos;
             self.scanned = scanned;
             lane.stats.lines.fetch_add(n, Ordering::Relaxed);
@@ -356,14 +413,15 @@ impl Reader {
         }
         let Some(last) = g.events.last() else { return Ok(()) };
         let (first, consumed) = (self.pos, spans[last.last].2);
-        let events: Vec<(usize, usize)> =
+        let mut events: Vec<(usize, usize)> =
             g.events.iter().map(|e| (spans[e.first].0 - first, spans[e.last].1 - first)).collect();
+        let data = &self.buf[first..consumed];
+        let dropped = lane.drop_filtered(data, &mut events);
         let n = events.len() as u64;
-        let batch = Batch::from_spans(lane.topic.clone(), lane.key.clone(), self.buf[first..consumed].to_vec(), events)
-            .with_origin(self.origin.clone(), self.offset_of(first))
-            .with_format(lane.format);
+        let batch = lane.batch(data.to_vec(), events, self.origin.clone(), self.offset_of(first));
         let end_offset = self.offset_of(consumed);
         ctx.sink.submit(batch, self.ack_to(end_offset, consumed), stop)?;
+        lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
         self.pos = consumed;
         self.scanned = self.pos;
         lane.stats.lines.fetch_add(n, Ordering::Relaxed);
@@ -380,13 +438,14 @@ impl Reader {
         if !self.has_unsent() {
             return Ok(());
         }
-        let mut batch = Batch::new(lane.topic.clone(), lane.key.clone())
-            .with_origin(self.origin.clone(), self.offset_of(self.pos))
-            .with_format(lane.format);
         let rest = &self.buf[self.pos..];
-        batch.push(if lane.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest });
+        let rest = if lane.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest };
+        let mut spans = vec![(0, rest.len())];
+        let dropped = lane.drop_filtered(rest, &mut spans);
+        let batch = lane.batch(rest.to_vec(), spans, self.origin.clone(), self.offset_of(self.pos));
         ctx.sink.submit(batch, self.ack_to(self.read_offset, self.buf.len()), stop)?;
-        lane.stats.lines.fetch_add(1, Ordering::Relaxed);
+        lane.stats.lines.fetch_add(1 - dropped, Ordering::Relaxed);
+        lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
         self.pos = self.buf.len();
         Ok(())
     }
