@@ -17,11 +17,13 @@ mod codecs;
 mod compressed;
 mod confine;
 mod exactly_once;
+mod filters;
 mod fleet;
 mod idle;
 mod live;
 mod many;
 mod multiline;
+mod rate_limit;
 mod reaction;
 mod slow;
 
@@ -62,7 +64,8 @@ fn main() {
         args.iter().position(|a| a == "--broker").and_then(|i| args.get(i + 1)).map(String::as_str) == Some("kafka");
     let mut b = Bench::new(quick, kafka);
     // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction, codecs, fleet,
-    // exactly-once (needs `--broker kafka`), multiline, checkpoint, many, slow, confine, compressed.
+    // exactly-once (needs `--broker kafka`), multiline, checkpoint, many, slow, confine, compressed,
+    // filters, rate-limit.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let mut rows = Vec::new();
@@ -101,6 +104,12 @@ fn main() {
     }
     if want("compressed") {
         rows.extend(b.compressed());
+    }
+    if want("filters") {
+        rows.extend(b.filters());
+    }
+    if want("rate-limit") {
+        rows.extend(b.rate_limit());
     }
     if want("confine") {
         rows.extend(confine::confinement(b.quick));
