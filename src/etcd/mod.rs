@@ -2,8 +2,8 @@
 //!
 //! Exists to own the watchers: `EtcdWatchers` starts one (under the supervisor) for each key
 //! config.yaml lists, stops the ones it no longer lists, and restarts all of them when the
-//! endpoints, credentials, TLS files (or what they hold) or allowlist change. Each watcher reports to the file server, which
-//! ignores reports from watchers it has retired.
+//! endpoints, credentials, TLS files (or what they hold) or allowlist change. Each watcher
+//! reports to the file server, which ignores reports from watchers it has retired.
 
 pub mod client;
 pub mod gateway;
