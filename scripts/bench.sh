@@ -5,7 +5,8 @@
 #   scripts/bench.sh --only live,idle   some scenarios (catch-up, live, idle, reaction, codecs, fleet,
 #                                       exactly-once: with --broker kafka, multiline, checkpoint,
 #                                       many: 10,000 files, slow: 1,000 slow writers, confine,
-#                                       compressed: a gzip generation against the same lines plain)
+#                                       compressed: a gzip generation against the same lines plain,
+#                                       filters, encoding, rate-limit)
 #   scripts/bench.sh --broker kafka     on Apache Kafka 4.x (scripts/kafka.sh, one KRaft node)
 #                                       instead of tansu
 # The static release binary (scripts/static-build.sh) is measured as a column beside the glibc

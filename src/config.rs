@@ -370,6 +370,7 @@ struct RawCollectLog {
     exclude_lines: Vec<String>,
     fields: Option<std::collections::BTreeMap<String, crate::labels::RawValue>>,
     rate_limit: Option<RawSize>,
+    encoding: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -878,6 +879,7 @@ fn resolve_sources(
             exclude_lines: &entry.exclude_lines,
             fields: entry.fields.as_ref(),
             rate_limit: entry.rate_limit.as_ref(),
+            encoding: entry.encoding.as_deref(),
             follow_symlinks: entry.follow_symlinks.unwrap_or(follow_symlinks),
             host,
         };
@@ -893,6 +895,7 @@ fn resolve_sources(
                 SelectorError::Filter(why) => format!("collectlogs[{i}].{why}"),
                 SelectorError::Fields(why) => format!("collectlogs[{i}].fields: {why}"),
                 SelectorError::RateLimit(why) => format!("collectlogs[{i}].rate_limit: {why}"),
+                SelectorError::Encoding(why) => format!("collectlogs[{i}].encoding: {why}"),
             })),
         }
     }

@@ -26,6 +26,7 @@ pub mod ack;
 pub mod agent;
 pub mod alloc;
 pub mod budget;
+pub mod charset;
 pub mod checkpoint;
 pub mod claims;
 pub mod cli;

@@ -25,6 +25,8 @@ pub struct TailStats {
     pub filtered: AtomicU64,
     /// Time spent waiting for `rate_limit`, in microseconds.
     pub throttled_us: AtomicU64,
+    /// Lines with a sequence their `encoding` could not decode (replaced by U+FFFD).
+    pub undecodable: AtomicU64,
     pub bytes: AtomicU64,
     pub split: AtomicU64,
     pub rotations: AtomicU64,
@@ -133,6 +135,7 @@ impl Metrics {
                     lines: st.lines.load(Ordering::Relaxed),
                     filtered: st.filtered.load(Ordering::Relaxed),
                     throttled_us: st.throttled_us.load(Ordering::Relaxed),
+                    undecodable: st.undecodable.load(Ordering::Relaxed),
                     bytes: st.bytes.load(Ordering::Relaxed),
                     split: st.split.load(Ordering::Relaxed),
                     rotations: st.rotations.load(Ordering::Relaxed),
@@ -184,6 +187,8 @@ pub struct SourceSnap {
     pub filtered: u64,
     /// Time spent waiting for `rate_limit`, in microseconds.
     pub throttled_us: u64,
+    /// Lines their `encoding` could not decode whole.
+    pub undecodable: u64,
     pub bytes: u64,
     pub split: u64,
     pub rotations: u64,
@@ -247,7 +252,7 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
     family(&mut o, "logcatch_metrics_interval_seconds", "gauge", "How often this file is written.");
     let _ = writeln!(o, "logcatch_metrics_interval_seconds {}", interval.as_secs_f64());
     type Field = fn(&SourceSnap) -> f64;
-    let per_source: [(&str, &str, &str, Field); 12] = [
+    let per_source: [(&str, &str, &str, Field); 13] = [
         ("logcatch_source_lines_total", "counter", "Lines handed to the producer.", |x| x.lines as f64),
         (
             "logcatch_source_filtered_lines_total",
@@ -256,6 +261,12 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
             |x| x.filtered as f64,
         ),
         ("logcatch_source_bytes_total", "counter", "Bytes read (shipped or filtered out).", |x| x.bytes as f64),
+        (
+            "logcatch_source_undecodable_lines_total",
+            "counter",
+            "Lines with bytes their encoding cannot decode (replaced by U+FFFD).",
+            |x| x.undecodable as f64,
+        ),
         ("logcatch_source_split_lines_total", "counter", "Pieces of lines longer than max_line_bytes.", |x| {
             x.split as f64
         }),
@@ -545,6 +556,7 @@ mod tests {
                 lines: 10,
                 filtered: 4,
                 throttled_us: 1_500_000,
+                undecodable: 0,
                 bytes: 100,
                 split: 1,
                 rotations: 2,

@@ -52,6 +52,8 @@ pub struct Handling {
     pub rate_limit: Option<u64>,
     /// With a `rate_limit`, the entry's pattern and topic: its files share one bucket by it.
     pub source: String,
+    /// `encoding`: the files' character set (messages are UTF-8).
+    pub charset: crate::charset::Charset,
 }
 
 /// One entry of a source as written, before it is checked (`Selector::build`).
@@ -66,6 +68,7 @@ pub struct Entry<'a> {
     pub exclude_lines: &'a [String],
     pub fields: Option<&'a std::collections::BTreeMap<String, labels::RawValue>>,
     pub rate_limit: Option<&'a crate::units::RawSize>,
+    pub encoding: Option<&'a str>,
     /// Follow symlinks below the entry's literal directory (config.yaml's `follow_symlinks`).
     pub follow_symlinks: bool,
     /// This host's name, for `{host}` in the topic.
@@ -129,6 +132,7 @@ pub enum SelectorError {
     Filter(FilterError),
     Fields(String),
     RateLimit(String),
+    Encoding(String),
 }
 
 impl Selector {
@@ -146,6 +150,7 @@ impl Selector {
             exclude_lines,
             fields,
             rate_limit,
+            encoding,
             follow_symlinks,
             host,
         } = *entry;
@@ -165,19 +170,17 @@ impl Selector {
             multiline.map(multiline::Raw::resolve).transpose().map_err(|e| vec![SelectorError::Multiline(e)])?;
         let filter = filter::Spec::check(include_lines, exclude_lines).map_err(|e| vec![SelectorError::Filter(e)])?;
         let rate_limit = rate_limit.map(check_rate_limit).transpose().map_err(|e| vec![SelectorError::RateLimit(e)])?;
-        let mut problems = Vec::new();
-        let mut excludes = Vec::new();
-        for (index, ex) in exclude.iter().enumerate() {
-            match check_exclude(ex, base) {
-                Ok(ex) => excludes.push(ex),
-                Err(why) => problems.push(SelectorError::Exclude { index, why }),
-            }
+        let charset = encoding
+            .map(crate::charset::Charset::parse)
+            .transpose()
+            .map_err(|e| vec![SelectorError::Encoding(e)])?
+            .unwrap_or_default();
+        if charset.wide().is_some() && multiline.is_some() {
+            // The multiline patterns are matched on the file's bytes, which for UTF-16 are not
+            // the text they are written in.
+            return Err(vec![SelectorError::Encoding("utf-16 with multiline is not supported".into())]);
         }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        excludes.sort();
-        excludes.dedup();
+        let excludes = check_excludes(exclude, base)?;
         let pattern = absolute(Path::new(path), base);
         let source = rate_limit.map(|_| format!("{}\0{topic}", pattern.display())).unwrap_or_default();
         Ok(Selector {
@@ -187,9 +190,27 @@ impl Selector {
             exclude: excludes,
             format,
             multiline,
-            handling: Handling { filter, fields, rate_limit, source },
+            handling: Handling { filter, fields, rate_limit, source, charset },
         })
     }
+}
+
+/// Every exclude pattern checked (each problem named by its index), sorted and deduplicated.
+fn check_excludes(exclude: &[String], base: &Path) -> Result<Vec<String>, Vec<SelectorError>> {
+    let mut problems = Vec::new();
+    let mut excludes = Vec::new();
+    for (index, ex) in exclude.iter().enumerate() {
+        match check_exclude(ex, base) {
+            Ok(ex) => excludes.push(ex),
+            Err(why) => problems.push(SelectorError::Exclude { index, why }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    excludes.sort();
+    excludes.dedup();
+    Ok(excludes)
 }
 
 /// The access of a config.yaml entry: its directory as written is the operator's and trusted

@@ -136,6 +136,7 @@ mod tests {
             sources: vec![SourceSnap {
                 filtered: 0,
                 throttled_us: 0,
+                undecodable: 0,
                 path: "/var/log/a.log".into(),
                 topic: "t".into(),
                 lines: 5,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -135,6 +136,14 @@ fn fields_go_as_headers_with_raw_and_as_labels_with_json_and_name_the_topic() {
         ),
         (format!("{{logpath: {}, logtopic: t, include_lines: ['(']}}", a.display()), "collectlogs[0].include_lines[0]"),
         (format!("{{logpath: {}, logtopic: t, rate_limit: 10}}", a.display()), "collectlogs[0].rate_limit: 10 bytes"),
+        (
+            format!("{{logpath: {}, logtopic: t, encoding: ebcdic}}", a.display()),
+            "collectlogs[0].encoding: \"ebcdic\" is not one of",
+        ),
+        (
+            format!("{{logpath: {}, logtopic: t, encoding: utf-16le, multiline: java}}", a.display()),
+            "collectlogs[0].encoding: utf-16 with multiline is not supported",
+        ),
     ] {
         let bad = tempfile::tempdir().unwrap();
         let cfg = config(bad.path(), &broker.addr(), &[entry], "");
@@ -227,5 +236,99 @@ fn rate_limit_slows_a_backlog_without_losing_a_line_while_another_source_flows()
     config(d, &broker.addr(), &entries, "");
     agent.proc.signal(libc::SIGHUP);
     assert_eq!(broker.lines("slow", 2000, T), lines);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+/// `encoding`: files in Latin-1, Windows-1252, Shift-JIS, GBK, UTF-16LE (with a BOM and CRLF,
+/// as SQL Server's ERRORLOG) and UTF-16BE arrive as UTF-8, each line's `offset` header its
+/// offset in the file's own bytes; filters match the decoded text; a restart goes on from the
+/// position in the file's bytes, nothing lost or twice.
+#[test]
+fn files_in_other_charsets_arrive_as_utf8_with_offsets_in_their_own_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broker = Broker::start(d);
+    let enc = |e: &'static encoding_rs::Encoding, text: &str| e.encode(text).0.into_owned();
+    let utf16 = |text: &str, big: bool| -> Vec<u8> {
+        text.encode_utf16().flat_map(|u| if big { u.to_be_bytes() } else { u.to_le_bytes() }).collect()
+    };
+    let latin1 = |text: &str| -> Vec<u8> { text.chars().map(|c| c as u32 as u8).collect() };
+    type Encode = Box<dyn Fn(&str) -> Vec<u8>>;
+    let cases: Vec<(&str, &str, Vec<&str>, Encode, &str)> = vec![
+        ("latin1", "latin1", vec!["café au lait", "naïve ½"], Box::new(latin1), "\n"),
+        (
+            "windows-1252",
+            "cp",
+            vec!["price 5 €", "“quoted”"],
+            Box::new(move |t| enc(encoding_rs::WINDOWS_1252, t)),
+            "\n",
+        ),
+        (
+            "shift_jis",
+            "sjis",
+            vec!["エラー: ディスク", "情報: 起動", "エラー: 接続"],
+            Box::new(move |t| enc(encoding_rs::SHIFT_JIS, t)),
+            "\n",
+        ),
+        ("gbk", "gbk", vec!["错误 磁盘", "信息 启动"], Box::new(move |t| enc(encoding_rs::GBK, t)), "\n"),
+        (
+            "utf-16le",
+            "u16le",
+            vec!["2026-12-07 Server started", "Ошибка 17806"],
+            Box::new(move |t| utf16(t, false)),
+            "\r\n",
+        ),
+        ("utf-16be", "u16be", vec!["ψ line one", "line two"], Box::new(move |t| utf16(t, true)), "\n"),
+    ];
+    let mut entries = Vec::new();
+    let mut expected = Vec::new();
+    for (encoding, topic, lines, encode, newline) in &cases {
+        broker.create_topic(topic);
+        let path = d.join(format!("{topic}.log"));
+        let mut bytes = if *topic == "u16le" { vec![0xff, 0xfe] } else { Vec::new() };
+        let mut offsets = Vec::new();
+        for l in lines {
+            // A line's offset is where its bytes begin: the first, with the BOM before its text, at 0.
+            offsets.push(if offsets.is_empty() { "0".to_string() } else { bytes.len().to_string() });
+            bytes.extend(encode(l));
+            bytes.extend(encode(newline));
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let filter = if *topic == "sjis" { ", exclude_lines: ['^情報']" } else { "" };
+        entries.push(format!("{{logpath: {}, logtopic: {topic}, encoding: {encoding}{filter}}}", path.display()));
+        let kept: Vec<(String, String)> = lines
+            .iter()
+            .zip(offsets)
+            .filter(|(l, _)| !l.starts_with("情報"))
+            .map(|(l, o)| (l.to_string(), o))
+            .collect();
+        expected.push((*topic, path, kept, encode, *newline));
+    }
+    let cfg = config(d, &broker.addr(), &entries, "");
+    let mut agent = Agent::start(&cfg);
+    for (topic, _, kept, _, _) in &expected {
+        let got = broker.read(topic, kept.len(), T);
+        let got: Vec<(String, String)> = got
+            .iter()
+            .map(|m| {
+                let text = String::from_utf8(m.value.clone()).expect("a UTF-8 message");
+                let offset = m.headers.iter().find(|(k, _)| k == "offset").unwrap().1.clone();
+                (text, offset)
+            })
+            .collect();
+        assert_eq!(&got, kept, "{topic}: the text as UTF-8, offsets in the file's bytes");
+    }
+    assert_eq!(agent.terminate(), Some(0));
+
+    // Restarted, each goes on from its position in its own bytes.
+    let mut agent = Agent::start(&cfg);
+    for (topic, path, kept, encode, newline) in &expected {
+        let mut more = encode("after the restart");
+        more.extend(encode(newline));
+        std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(&more).unwrap();
+        let got = broker.lines(topic, kept.len() + 1, T);
+        assert_eq!(got.len(), kept.len() + 1, "{topic}: nothing twice or lost");
+        assert_eq!(got.last().map(String::as_str), Some("after the restart"), "{topic}");
+    }
     assert_eq!(agent.terminate(), Some(0));
 }

@@ -32,7 +32,10 @@ impl Bench {
             self.entry_extra = ", exclude_lines: [' DEBUG ', 'GET /healthcheck']";
             let (_, cpu, _) = self.catch_up_agent(&bin, &file, n / 2, run, "flt-half");
             filtered.push(cpu / (n as f64 / 1e6));
-            eprintln!("filters run {run}: {:.2} whole / {:.2} half dropped, CPU s per million lines", whole[run], filtered[run]);
+            eprintln!(
+                "filters run {run}: {:.2} whole / {:.2} half dropped, CPU s per million lines",
+                whole[run], filtered[run]
+            );
         }
         self.entry_extra = "";
         let (w, f) = (median(whole), median(filtered));

@@ -16,6 +16,7 @@ mod checkpoint;
 mod codecs;
 mod compressed;
 mod confine;
+mod encoding;
 mod exactly_once;
 mod filters;
 mod fleet;
@@ -65,7 +66,7 @@ fn main() {
     let mut b = Bench::new(quick, kafka);
     // `--only NAME[,NAME]` runs some scenarios: catch-up, live, idle, reaction, codecs, fleet,
     // exactly-once (needs `--broker kafka`), multiline, checkpoint, many, slow, confine, compressed,
-    // filters, rate-limit.
+    // filters, encoding, rate-limit.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let mut rows = Vec::new();
@@ -107,6 +108,9 @@ fn main() {
     }
     if want("filters") {
         rows.extend(b.filters());
+    }
+    if want("encoding") {
+        rows.extend(b.encoding());
     }
     if want("rate-limit") {
         rows.extend(b.rate_limit());

@@ -51,7 +51,8 @@ impl Bench {
         let extra = format!("start_position: beginning\nmetrics: {{path: {}, interval: 1s}}\n", prom.display());
         let cfg = self.config(&d, &files, &extra);
         let text = std::fs::read_to_string(&cfg).unwrap();
-        let text = text.replace(&format!("logtopic: {slow_topic}}}"), &format!("logtopic: {slow_topic}, rate_limit: 1MiB}}"));
+        let text =
+            text.replace(&format!("logtopic: {slow_topic}}}"), &format!("logtopic: {slow_topic}, rate_limit: 1MiB}}"));
         std::fs::write(&cfg, text).unwrap();
         let rate = 100;
         let reader = self.latency_reader(&live_topic, rate * secs as usize, secs);

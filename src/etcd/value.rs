@@ -38,6 +38,7 @@ struct RawEntry {
     exclude_lines: Vec<String>,
     fields: Option<std::collections::BTreeMap<String, crate::labels::RawValue>>,
     rate_limit: Option<crate::units::RawSize>,
+    encoding: Option<String>,
 }
 
 /// A value that was understood: what to tail, and the entries refused by the allowlist.
@@ -77,6 +78,7 @@ pub fn parse(value: &[u8], allowed: &Allowlist, host: &str) -> Result<Parsed, St
             exclude_lines: &e.exclude_lines,
             fields: e.fields.as_ref(),
             rate_limit: e.rate_limit.as_ref(),
+            encoding: e.encoding.as_deref(),
             follow_symlinks: false,
             host,
         };
@@ -111,6 +113,7 @@ fn entry_error(i: usize, e: &SelectorError) -> String {
         SelectorError::Filter(why) => format!("entry {i}: {why}"),
         SelectorError::Fields(why) => format!("entry {i}: fields: {why}"),
         SelectorError::RateLimit(why) => format!("entry {i}: rate_limit: {why}"),
+        SelectorError::Encoding(why) => format!("entry {i}: encoding: {why}"),
     }
 }
 

@@ -121,6 +121,9 @@ pub struct Batch {
     pub headers: Option<OwnedHeaders>,
     /// The source's `fields`: headers with `raw`, the envelope's `labels` with `json`.
     pub fields: Option<Arc<Fields>>,
+    /// With `encoding`, `data` holds the lines decoded: each line's offset in the file's bytes,
+    /// from `origin.offset` (without it, a line's start in `data` is that offset).
+    pub offsets: Option<Vec<u64>>,
 }
 
 /// The file a batch was read from, and the file offset of its `data[0]`: a line's `offset`
@@ -143,6 +146,7 @@ impl Batch {
             format: Format::Raw,
             headers: None,
             fields: None,
+            offsets: None,
         }
     }
     /// The batch's lines were read from `path` just now, `data[0]` at file offset `offset`.
@@ -163,7 +167,25 @@ impl Batch {
     /// A batch of lines already framed: `lines` are (start, end) spans of `data`.
     pub fn from_spans(topic: Arc<str>, key: Option<Arc<[u8]>>, data: Vec<u8>, lines: Vec<(usize, usize)>) -> Batch {
         debug_assert!(lines.iter().all(|&(s, e)| s <= e && e <= data.len()));
-        Batch { topic, key, data, lines, origin: None, format: Format::Raw, headers: None, fields: None }
+        Batch { topic, key, data, lines, origin: None, format: Format::Raw, headers: None, fields: None, offsets: None }
+    }
+    /// Each line's offset in the file from `origin.offset` (`data` is not the file's bytes).
+    pub fn with_offsets(mut self, offsets: Option<Vec<u64>>) -> Batch {
+        debug_assert!(offsets.as_ref().is_none_or(|o| o.len() == self.lines.len()));
+        self.offsets = offsets;
+        self
+    }
+    /// The file offset of line `i`'s first byte (the `offset` header, the envelope's).
+    pub fn line_offset(&self, i: usize) -> u64 {
+        let base = self.origin.as_ref().map_or(0, |o| o.offset);
+        base + self.offsets.as_ref().map_or(self.lines[i].0 as u64, |o| o[i])
+    }
+    /// Takes line `i` out of the batch.
+    pub fn remove_line(&mut self, i: usize) {
+        self.lines.remove(i);
+        if let Some(o) = &mut self.offsets {
+            o.remove(i);
+        }
     }
     /// The source's labels go with every message (none when `fields` is empty).
     pub fn with_fields(mut self, fields: Option<Arc<Fields>>) -> Batch {

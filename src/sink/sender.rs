@@ -192,7 +192,7 @@ pub(super) fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared
                     path: &origin.path,
                     labels: out.batch.fields.as_deref(),
                 };
-                if envelope::write(&mut envelope_buf, &ctx, origin.offset + start as u64, line) {
+                if envelope::write(&mut envelope_buf, &ctx, out.batch.line_offset(out.next), line) {
                     shared.stats.json_replaced.fetch_add(1, Ordering::Relaxed);
                 }
                 &envelope_buf[..]
@@ -203,7 +203,7 @@ pub(super) fn produce_lines(producer: &KafkaProducer, out: &mut Outgoing, shared
         if let Some(k) = &out.batch.key {
             record = record.key(&**k);
         }
-        if let Some(h) = headers(&out.batch, start, shared) {
+        if let Some(h) = headers(&out.batch, out.next, shared) {
             record = record.headers(h);
         }
         match send_when_room(producer, record) {
@@ -236,17 +236,17 @@ pub(super) fn payload_of<'a>(batch: &'a Batch, i: usize, shared: &Shared, buf: &
                 path: &origin.path,
                 labels: batch.fields.as_deref(),
             };
-            envelope::write(buf, &ctx, origin.offset + start as u64, line);
+            envelope::write(buf, &ctx, batch.line_offset(i), line);
             &buf[..]
         }
         _ => line,
     }
 }
 
-/// The headers of the line starting at `start` in the batch's data (`kafkaconfig.headers`):
+/// The headers of line `i` of the batch (`kafkaconfig.headers`):
 /// `host`, `path` (the file read) and `offset` (of the line's first byte in it, in decimal);
 /// then the source's `fields` with `format: raw`.
-fn headers(batch: &Batch, start: usize, shared: &Shared) -> Option<OwnedHeaders> {
+fn headers(batch: &Batch, i: usize, shared: &Shared) -> Option<OwnedHeaders> {
     if let Some(h) = &batch.headers {
         return Some(h.clone()); // a message sent again keeps its own
     }
@@ -268,7 +268,7 @@ fn headers(batch: &Batch, start: usize, shared: &Shared) -> Option<OwnedHeaders>
         }
         if set.offset {
             let mut buf = [0u8; 20];
-            h = h.insert(Header { key: "offset", value: Some(decimal(origin.offset + start as u64, &mut buf)) });
+            h = h.insert(Header { key: "offset", value: Some(decimal(batch.line_offset(i), &mut buf)) });
         }
     }
     for (name, value) in labels {

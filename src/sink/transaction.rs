@@ -205,7 +205,7 @@ impl TxnState {
             };
             let at = (0..out.batch.lines.len()).find(|&i| payload_of(&out.batch, i, shared, &mut buf) == payload);
             if let Some(i) = at {
-                out.batch.lines.remove(i);
+                out.batch.remove_line(i);
                 give_up(shared, &out.batch.topic, payload.len(), &cause);
             }
         }

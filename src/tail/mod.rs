@@ -457,6 +457,7 @@ impl TailState {
             filter: crate::filter::Rule::new(&h.filter),
             fields: (!h.fields.is_empty()).then(|| Arc::new(h.fields.clone())),
             limiter,
+            charset: h.charset,
             path_text: spec.path.to_string_lossy().into_owned(),
             stats,
         };

@@ -20,6 +20,7 @@ use super::generation::Decoded;
 use super::TailCtx;
 use crate::ack::AckTracker;
 use crate::budget::Permit;
+use crate::charset::Charset;
 use crate::claims::Claim;
 use crate::envelope::Format;
 use crate::failpoint;
@@ -49,30 +50,61 @@ pub(super) struct Lane {
     pub fields: Option<Arc<Fields>>,
     /// `rate_limit`: the source's bucket and the agent's.
     pub limiter: Limiter,
+    /// `encoding`: how lines are framed and decoded.
+    pub charset: Charset,
     /// The tail's path as text (failpoints name it).
     pub path_text: String,
     pub stats: Arc<TailStats>,
 }
 
 impl Lane {
-    /// Takes out of `spans` (of `data`) the events `include_lines`/`exclude_lines` drop: how
-    /// many. Their bytes stay in the batch's data, so its end (the position it acknowledges)
-    /// still moves past them.
-    fn drop_filtered(&self, data: &[u8], spans: &mut Vec<(usize, usize)>) -> u64 {
-        let Some(rule) = &self.filter else { return 0 };
-        let before = spans.len();
-        spans.retain(|&(s, e)| rule.keeps(&data[s..e]));
-        (before - spans.len()) as u64
+    /// The next line of `buf` from `pos` (`framer::frame`, or `frame_wide` for UTF-16).
+    fn frame(&self, buf: &[u8], pos: usize, scanned: usize, max: usize) -> Framed {
+        match self.charset.wide() {
+            None => framer::frame(buf, pos, scanned, max),
+            Some(big_endian) => framer::frame_wide(buf, pos, scanned, max, big_endian),
+        }
     }
 
-    /// A batch of `spans` of `data`, read from `origin` with `data[0]` at file offset `offset`.
-    /// With every event filtered out it has no line, and is still handed over: its
-    /// acknowledgement moves the position (in exactly_once, within a transaction).
-    fn batch(&self, data: Vec<u8>, spans: Vec<(usize, usize)>, origin: Arc<str>, offset: u64) -> Batch {
-        Batch::from_spans(self.topic.clone(), self.key.clone(), data, spans)
+    /// The batch of `spans` (events) of `data`, read from `origin` with `data[0]` at file
+    /// offset `offset`: decoded to UTF-8 with `encoding` (each line keeping its offset in the
+    /// file's bytes), less the events `include_lines`/`exclude_lines` drop (how many is the
+    /// second value). A dropped event's bytes count as read: the batch's end, the position it
+    /// acknowledges, moves past them; with every event dropped it has no line, and is still
+    /// handed over (in exactly_once its position is committed within a transaction).
+    fn batch(&self, data: &[u8], mut spans: Vec<(usize, usize)>, origin: Arc<str>, offset: u64) -> (Batch, u64) {
+        let before = spans.len();
+        let (data, offsets) = if self.charset.is_passthrough() {
+            if let Some(rule) = &self.filter {
+                spans.retain(|&(s, e)| rule.keeps(&data[s..e]));
+            }
+            (data.to_vec(), None)
+        } else {
+            let mut out = Vec::with_capacity(data.len() + data.len() / 4);
+            let mut offsets = Vec::with_capacity(spans.len());
+            let mut kept = Vec::with_capacity(spans.len());
+            for (s, e) in spans {
+                let start = out.len();
+                if self.charset.decode_into(&data[s..e], offset + s as u64 == 0, &mut out) {
+                    self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
+                }
+                if self.filter.as_ref().is_none_or(|r| r.keeps(&out[start..])) {
+                    kept.push((start, out.len()));
+                    offsets.push(s as u64);
+                } else {
+                    out.truncate(start);
+                }
+            }
+            spans = kept;
+            (out, Some(offsets))
+        };
+        let dropped = (before - spans.len()) as u64;
+        let batch = Batch::from_spans(self.topic.clone(), self.key.clone(), data, spans)
             .with_origin(origin, offset)
             .with_format(self.format)
             .with_fields(self.fields.clone())
+            .with_offsets(offsets);
+        (batch, dropped)
     }
 
     /// `rate_limit`: waits as long as the buckets say after `n` bytes were read, in slices, so
@@ -340,7 +372,7 @@ impl Reader {
             let (mut pos, mut scanned, mut split_lines, mut bytes, mut end_offset) =
                 (self.pos, self.scanned, 0u64, 0u64, 0);
             while !Batch::full_at(pos - first, lines.len()) {
-                let (end, consumed, split) = match framer::frame(&self.buf, pos, scanned, max) {
+                let (end, consumed, split) = match lane.frame(&self.buf, pos, scanned, max) {
                     Framed::Line { end, next, split } => (end, next, split),
                     Framed::Incomplete => {
                         scanned = self.buf.len();
@@ -358,10 +390,8 @@ impl Reader {
                 self.scanned = scanned;
                 return Ok(());
             }
-            let data = &self.buf[first..pos];
-            let dropped = lane.drop_filtered(data, &mut lines);
-            let n = lines.len() as u64;
-            let batch = lane.batch(data.to_vec(), lines, self.origin.clone(), self.offset_of(first));
+            let (batch, dropped) = lane.batch(&self.buf[first..pos], lines, self.origin.clone(), self.offset_of(first));
+            let n = batch.lines.len() as u64;
             ctx.sink.submit(batch, self.ack_to(end_offset, pos), stop)?;
             lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
             self.pos = pos;
@@ -391,7 +421,7 @@ impl Reader {
         // Every complete line buffered, as (start, end, next, split) spans.
         let mut spans: Vec<(usize, usize, usize, bool)> = Vec::new();
         let (mut pos, mut scanned) = (self.pos, self.scanned);
-        while let Framed::Line { end, next, split } = framer::frame(&self.buf, pos, scanned, max) {
+        while let Framed::Line { end, next, split } = lane.frame(&self.buf, pos, scanned, max) {
             spans.push((pos, end, next, split));
             pos = next;
             scanned = scanned.max(pos);
@@ -413,12 +443,11 @@ impl Reader {
         }
         let Some(last) = g.events.last() else { return Ok(()) };
         let (first, consumed) = (self.pos, spans[last.last].2);
-        let mut events: Vec<(usize, usize)> =
+        let events: Vec<(usize, usize)> =
             g.events.iter().map(|e| (spans[e.first].0 - first, spans[e.last].1 - first)).collect();
-        let data = &self.buf[first..consumed];
-        let dropped = lane.drop_filtered(data, &mut events);
-        let n = events.len() as u64;
-        let batch = lane.batch(data.to_vec(), events, self.origin.clone(), self.offset_of(first));
+        let (batch, dropped) =
+            lane.batch(&self.buf[first..consumed], events, self.origin.clone(), self.offset_of(first));
+        let n = batch.lines.len() as u64;
         let end_offset = self.offset_of(consumed);
         ctx.sink.submit(batch, self.ack_to(end_offset, consumed), stop)?;
         lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
@@ -440,9 +469,7 @@ impl Reader {
         }
         let rest = &self.buf[self.pos..];
         let rest = if lane.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest };
-        let mut spans = vec![(0, rest.len())];
-        let dropped = lane.drop_filtered(rest, &mut spans);
-        let batch = lane.batch(rest.to_vec(), spans, self.origin.clone(), self.offset_of(self.pos));
+        let (batch, dropped) = lane.batch(rest, vec![(0, rest.len())], self.origin.clone(), self.offset_of(self.pos));
         ctx.sink.submit(batch, self.ack_to(self.read_offset, self.buf.len()), stop)?;
         lane.stats.lines.fetch_add(1 - dropped, Ordering::Relaxed);
         lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);

@@ -1,0 +1,47 @@
+//! Scenario 16: encoding (issue 28).
+
+use super::*;
+
+impl Bench {
+    /// Catch-up of 120-byte Latin-1 lines (an accented letter in each) with `encoding: latin1`
+    /// (each line decoded to UTF-8), against the same file shipped as its bytes (`utf-8`, the
+    /// default), same run: CPU seconds per million lines.
+    pub(super) fn encoding(&mut self) -> Vec<Row> {
+        let s = "16. encoding";
+        let n: usize = if self.quick { 300_000 } else { 1_000_000 };
+        let file = self.dir.path().join("latin1.log");
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+            for i in 0..n {
+                let head = format!("{i:010} caf\u{e9} cr\u{e8}me na\u{ef}ve ");
+                let bytes: Vec<u8> = head.chars().map(|c| c as u32 as u8).collect();
+                w.write_all(&bytes).unwrap();
+                w.write_all(&vec![b'x'; LINE_BYTES - bytes.len() - 1]).unwrap();
+                w.write_all(b"\n").unwrap();
+            }
+        }
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_logcatch"));
+        let (mut plain, mut decoded) = (Vec::new(), Vec::new());
+        for run in 0..self.runs {
+            self.entry_extra = "";
+            let (_, cpu, _) = self.catch_up_agent(&bin, &file, n, run, "enc-bytes");
+            plain.push(cpu / (n as f64 / 1e6));
+            self.entry_extra = ", encoding: latin1";
+            let (_, cpu, _) = self.catch_up_agent(&bin, &file, n, run, "enc-latin1");
+            decoded.push(cpu / (n as f64 / 1e6));
+            eprintln!(
+                "encoding run {run}: {:.2} bytes / {:.2} latin1, CPU s per million lines",
+                plain[run], decoded[run]
+            );
+        }
+        self.entry_extra = "";
+        let (p, d) = (median(plain), median(decoded));
+        vec![row(
+            s,
+            &format!("catch-up CPU per line, encoding: latin1 / utf-8 ({n} lines of 120 B)"),
+            format!("{:.2}x ({d:.2} / {p:.2} CPU s per million lines)", d / p),
+            "<= 1.3x",
+            Some(d / p <= 1.3),
+        )]
+    }
+}
