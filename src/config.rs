@@ -100,6 +100,9 @@ pub struct Config {
     pub hostname: String,
     /// `rate_limit` at the top level: bytes read per second by every tail together.
     pub rate_limit: Option<u64>,
+    /// The host name and the top-level `fields`, which every entry (of config.yaml or etcd)
+    /// has; config.yaml's `sources` have them already.
+    pub defaults: crate::labels::Defaults,
     /// What is allowed but unwise (a password file others can read), each naming its field:
     /// logged at start and printed by `--check`.
     pub warnings: Vec<String>,
@@ -212,6 +215,7 @@ impl Config {
             pid_file,
             hostname,
             rate_limit,
+            defaults,
             warnings: _,
         } = self;
         let mut plan = ReloadPlan::default();
@@ -224,6 +228,7 @@ impl Config {
         note(live, "scan_frequency", *scan_frequency != new.scan_frequency);
         note(live, "max_tails", *max_tails != new.max_tails);
         note(live, "rate_limit", *rate_limit != new.rate_limit);
+        note(live, "fields", defaults.fields != new.defaults.fields);
         note(restart, "catsyslog.logpath", log.path != new.log.path);
         note(restart, "kafkaconfig", *kafka != new.kafka);
         note(restart, "data_dir", *data_dir != new.data_dir);
@@ -286,6 +291,7 @@ struct RawConfig {
     fleet_prefix: Option<String>,
     hostname: Option<String>,
     rate_limit: Option<RawSize>,
+    fields: Option<std::collections::BTreeMap<String, crate::labels::RawValue>>,
     data_dir: Option<String>,
     start_position: Option<StartPosition>,
     max_line_bytes: Option<RawSize>,
@@ -460,7 +466,12 @@ impl Config {
 fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> Config {
     let log = resolve_log(raw.catsyslog, base, problems);
     let hostname = resolve_hostname(raw.hostname.as_deref(), problems);
-    let sources = resolve_sources(&raw.collectlogs, raw.follow_symlinks.unwrap_or(false), &hostname, base, problems);
+    let fields = raw.fields.as_ref().map(crate::labels::Fields::check).transpose().unwrap_or_else(|why| {
+        problems.push(format!("fields: {why}"));
+        None
+    });
+    let defaults = crate::labels::Defaults { host: hostname.clone(), fields: fields.unwrap_or_default() };
+    let sources = resolve_sources(&raw.collectlogs, raw.follow_symlinks.unwrap_or(false), &defaults, base, problems);
     let rate_limit = raw
         .rate_limit
         .as_ref()
@@ -558,6 +569,7 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
         pid_file,
         hostname,
         rate_limit,
+        defaults,
         warnings: Vec::new(),
     }
 }
@@ -862,7 +874,7 @@ pub struct Credentials {
 fn resolve_sources(
     entries: &[RawCollectLog],
     follow_symlinks: bool,
-    host: &str,
+    defaults: &crate::labels::Defaults,
     base: &Path,
     problems: &mut Vec<String>,
 ) -> Vec<Selector> {
@@ -881,7 +893,7 @@ fn resolve_sources(
             rate_limit: entry.rate_limit.as_ref(),
             encoding: entry.encoding.as_deref(),
             follow_symlinks: entry.follow_symlinks.unwrap_or(follow_symlinks),
-            host,
+            defaults,
         };
         match Selector::build(&entry, base) {
             Ok(sel) if !sources.contains(&sel) => sources.push(sel),

@@ -79,6 +79,27 @@ impl Fields {
     }
 }
 
+/// What every entry of the agent shares: the host name (`{host}`) and the top-level `fields`,
+/// which each entry's own extend (an entry's label wins over a top-level one of the same name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Defaults {
+    pub host: String,
+    pub fields: Fields,
+}
+
+impl Fields {
+    /// `self` (an entry's own) with the labels of `base` it does not name, sorted by name.
+    pub fn over(mut self, base: &Fields) -> Fields {
+        for (name, value) in &base.0 {
+            if self.get(name).is_none() {
+                self.0.push((name.clone(), value.clone()));
+            }
+        }
+        self.0.sort();
+        self
+    }
+}
+
 /// `logtopic` with `{host}` and `{fields.NAME}` replaced; the error names the placeholder that
 /// cannot be (the resolved name is checked by the caller, as any topic).
 pub fn resolve_topic(template: &str, host: &str, fields: &Fields) -> Result<String, String> {
@@ -130,6 +151,13 @@ mod tests {
         let many: BTreeMap<String, RawValue> =
             (0..=MAX_FIELDS).map(|i| (format!("f{i}"), RawValue::Bool(true))).collect();
         assert!(Fields::check(&many).unwrap_err().contains("more than 32"));
+    }
+
+    #[test]
+    fn an_entrys_labels_win_over_the_top_levels() {
+        let own = fields(&[("app", "billing")]);
+        let base = fields(&[("app", "other"), ("dc", "eu1")]);
+        assert_eq!(own.over(&base).0, vec![("app".into(), "billing".into()), ("dc".into(), "eu1".into())]);
     }
 
     #[test]

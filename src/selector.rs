@@ -57,7 +57,7 @@ pub struct Handling {
 }
 
 /// One entry of a source as written, before it is checked (`Selector::build`).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
     pub path: &'a str,
     pub topic: &'a str,
@@ -71,8 +71,8 @@ pub struct Entry<'a> {
     pub encoding: Option<&'a str>,
     /// Follow symlinks below the entry's literal directory (config.yaml's `follow_symlinks`).
     pub follow_symlinks: bool,
-    /// This host's name, for `{host}` in the topic.
-    pub host: &'a str,
+    /// This host's name (`{host}` in the topic) and the top-level `fields`.
+    pub defaults: &'a labels::Defaults,
 }
 
 impl Selector {
@@ -152,7 +152,7 @@ impl Selector {
             rate_limit,
             encoding,
             follow_symlinks,
-            host,
+            defaults,
         } = *entry;
         if path.is_empty() {
             return Err(vec![SelectorError::Path("missing or empty".into())]);
@@ -161,9 +161,13 @@ impl Selector {
         if topic.is_empty() {
             return Err(vec![SelectorError::Topic("missing or empty".into())]);
         }
-        let fields =
-            fields.map(Fields::check).transpose().map_err(|e| vec![SelectorError::Fields(e)])?.unwrap_or_default();
-        let topic = labels::resolve_topic(topic, host, &fields).map_err(|e| vec![SelectorError::Topic(e)])?;
+        let fields = fields
+            .map(Fields::check)
+            .transpose()
+            .map_err(|e| vec![SelectorError::Fields(e)])?
+            .unwrap_or_default()
+            .over(&defaults.fields);
+        let topic = labels::resolve_topic(topic, &defaults.host, &fields).map_err(|e| vec![SelectorError::Topic(e)])?;
         check_topic(&topic).map_err(|e| vec![SelectorError::Topic(e)])?;
         let format = format.map(Format::parse).transpose().map_err(|e| vec![SelectorError::Format(e)])?;
         let multiline =

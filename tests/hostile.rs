@@ -92,7 +92,7 @@ proptest! {
 
     #[test]
     fn etcd_values_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = value::parse(&bytes, &allow(), "h");
+        let _ = value::parse(&bytes, &allow(), &logcatch::labels::Defaults::default());
     }
 
     #[test]
@@ -100,7 +100,7 @@ proptest! {
         let json = serde_json::to_string(
             &entries.iter().map(|(p, t)| serde_json::json!({"path": p, "topic": t})).collect::<Vec<_>>()
         ).unwrap();
-        match value::parse(json.as_bytes(), &allow(), "h") {
+        match value::parse(json.as_bytes(), &allow(), &logcatch::labels::Defaults::default()) {
             Ok(parsed) => prop_assert!(parsed.tails.len() + parsed.refused.len() <= entries.len()),
             Err(e) => prop_assert!(e.starts_with("entry ") || e.contains("JSON")),
         }
@@ -124,7 +124,7 @@ proptest! {
             .collect();
         let allowed = Allowlist { allowed: vec![logs.to_string_lossy().into_owned()], denied: Vec::new() };
         let value = serde_json::to_vec(&entries).unwrap();
-        let Ok(parsed) = value::parse(&value, &allowed, "h") else { return Ok(()) };
+        let Ok(parsed) = value::parse(&value, &allowed, &logcatch::labels::Defaults::default()) else { return Ok(()) };
         let rules = Rules { ignore_older: None, own_log: None, now: std::time::SystemTime::now(), format: Default::default(), walk_limit: None };
         let inputs = parsed.tails.iter().map(|s| Input { selector: s, allowed: Some(&allowed), scanned_before: false });
         let found = expand(inputs, |_| false, &rules);
@@ -167,27 +167,34 @@ fn a_10_mib_value_is_an_error_with_its_size() {
     v.push(']');
     // 10 MiB is under the 16 MiB limit: it parses (and refuses nothing), in bounded time.
     let started = std::time::Instant::now();
-    let r = value::parse(v.as_bytes(), &allow(), "h");
+    let r = value::parse(v.as_bytes(), &allow(), &logcatch::labels::Defaults::default());
     assert!(r.is_err(), "more than MAX_ENTRIES entries are refused");
     assert!(r.unwrap_err().contains("entries"));
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     let huge = vec![b'['; 17 * 1024 * 1024];
-    assert!(value::parse(&huge, &allow(), "h").unwrap_err().contains("bytes"));
+    assert!(value::parse(&huge, &allow(), &logcatch::labels::Defaults::default()).unwrap_err().contains("bytes"));
 }
 
 #[test]
 fn thousands_of_entries_apply() {
     let v: Vec<_> =
         (0..5000).map(|i| serde_json::json!({"path": format!("/var/log/f{i}.log"), "topic": "t"})).collect();
-    let parsed = value::parse(serde_json::to_string(&v).unwrap().as_bytes(), &allow(), "h").unwrap();
+    let parsed =
+        value::parse(serde_json::to_string(&v).unwrap().as_bytes(), &allow(), &logcatch::labels::Defaults::default())
+            .unwrap();
     assert_eq!(parsed.tails.len(), 5000);
 }
 
 #[test]
 fn deep_nesting_and_nul_bytes_are_named() {
     let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
-    assert!(value::parse(deep.as_bytes(), &allow(), "h").is_err());
-    let e = value::parse(br#"[{"path":"/var/log/a\u0000b","topic":"t"}]"#, &allow(), "h").unwrap_err();
+    assert!(value::parse(deep.as_bytes(), &allow(), &logcatch::labels::Defaults::default()).is_err());
+    let e = value::parse(
+        br#"[{"path":"/var/log/a\u0000b","topic":"t"}]"#,
+        &allow(),
+        &logcatch::labels::Defaults::default(),
+    )
+    .unwrap_err();
     assert!(e.contains("NUL"), "{e}");
     let yaml = "kafkaconfig: {kafkaaddr: \"h:1\"}\ncollectlogs: [{logpath: \"/a\\0b\", logtopic: t}]\n";
     assert!(Config::parse(yaml, Path::new("/c.yaml")).unwrap_err().to_string().contains("NUL"));

@@ -108,7 +108,8 @@ fn fields_go_as_headers_with_raw_and_as_labels_with_json_and_name_the_topic() {
             b.display()
         ),
     ];
-    let cfg = config(d, &broker.addr(), &entries, "hostname: web-7\n");
+    // Top-level labels every entry has; an entry's own win.
+    let cfg = config(d, &broker.addr(), &entries, "hostname: web-7\nfields: {dc: eu1, app: default}\n");
     let mut agent = Agent::start(&cfg);
     let raw = broker.read("raw", 3, T);
     assert_eq!(
@@ -116,13 +117,14 @@ fn fields_go_as_headers_with_raw_and_as_labels_with_json_and_name_the_topic() {
         numbered("a", 0..3)
     );
     let names: Vec<&str> = raw[0].headers.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["host", "path", "offset", "app", "version"], "the labels after the built-in headers");
-    assert_eq!(raw[0].headers[3].1, "billing");
-    assert_eq!(raw[0].headers[4].1, "2");
+    assert_eq!(names, ["host", "path", "offset", "app", "dc", "version"], "the labels after the built-in headers");
+    assert_eq!(raw[0].headers[3].1, "billing", "the entry's label wins over the top level's");
+    assert_eq!(raw[0].headers[4].1, "eu1");
+    assert_eq!(raw[0].headers[5].1, "2");
     let json = broker.read("billing-web-7", 3, T);
     assert_eq!(json.len(), 3, "the topic named by a label and the host");
     let v: serde_json::Value = serde_json::from_slice(&json[0].value).unwrap();
-    assert_eq!(v["labels"], serde_json::json!({"app": "billing", "env": "prod"}));
+    assert_eq!(v["labels"], serde_json::json!({"app": "billing", "dc": "eu1", "env": "prod"}));
     assert_eq!(v["message"], "b-000000");
     assert_eq!(agent.terminate(), Some(0));
 
@@ -172,7 +174,7 @@ fn etcd_entries_filter_label_and_route_like_config_yaml_and_a_change_applies_liv
         )
     };
     etcd.put_raw("k", &value("^drop"));
-    let extra = format!("hostname: web-7\n{}", etcd_yaml(&etcd.endpoints(), &["k"], &logs));
+    let extra = format!("hostname: web-7\nfields: {{dc: eu1}}\n{}", etcd_yaml(&etcd.endpoints(), &["k"], &logs));
     let cfg = config(&d, &broker.addr(), &[], &extra);
     let mut agent = Agent::start(&cfg);
     let got = broker.read("e-web-7", 2, T);
@@ -181,6 +183,7 @@ fn etcd_entries_filter_label_and_route_like_config_yaml_and_a_change_applies_liv
         ["keep 1", "keep 3"]
     );
     assert!(got[0].headers.contains(&("team".to_string(), "ops".to_string())));
+    assert!(got[0].headers.contains(&("dc".to_string(), "eu1".to_string())), "the top-level labels too");
     // A new value: the tail restarts with the new filter, from where it was.
     etcd.put_raw("k", &value("^keep"));
     agent.wait_log("e-web-7", T);

@@ -33,8 +33,8 @@ pub struct EtcdWatchers {
     metrics: Arc<Metrics>,
     events: Sender<Event>,
     settings: EtcdSettings,
-    /// This host's name (a change of it is applied by a restart).
-    host: String,
+    /// This host's name and the top-level `fields`: every value's entries have them.
+    defaults: Arc<crate::labels::Defaults>,
     running: BTreeMap<String, Running>,
     next_id: u64,
 }
@@ -46,7 +46,7 @@ impl EtcdWatchers {
             metrics,
             events,
             settings: EtcdSettings::default(),
-            host: String::new(),
+            defaults: Arc::default(),
             running: BTreeMap::new(),
             next_id: 0,
         }
@@ -65,7 +65,7 @@ impl EtcdWatchers {
         let id = self.next_id;
         let stats = Arc::new(EtcdStats::default());
         self.metrics.add_etcd_key(key, stats.clone());
-        let state = WatchState::new(key.to_string(), id, &self.settings, self.host.clone(), stats);
+        let state = WatchState::new(key.to_string(), id, &self.settings, self.defaults.clone(), stats);
         let state = Arc::new(Mutex::new(state));
         let stop = Stop::new();
         let name = format!("etcd#{id}:{key}");
@@ -84,14 +84,17 @@ impl EtcdControl for EtcdWatchers {
             || new.allowlist != self.settings.allowlist
             || new.credentials != self.settings.credentials
             || new.tls != self.settings.tls
-            || new.tls_digest != self.settings.tls_digest;
+            || new.tls_digest != self.settings.tls_digest
+            // Values are parsed again with the new top-level fields (the host name changes
+            // only with a restart).
+            || config.defaults != *self.defaults;
         let gone: Vec<String> = self.running.keys().filter(|k| !new.keys.contains(k)).cloned().collect();
         for k in &gone {
             log::info!("etcd key {k:?} is no longer in etcdkeys: its tails stop");
             self.stop(k);
         }
         self.settings = new.clone();
-        self.host = config.hostname.clone();
+        self.defaults = Arc::new(config.defaults.clone());
         for k in &new.keys {
             if restart_all && self.running.contains_key(k) {
                 self.stop(k);

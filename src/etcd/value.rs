@@ -48,9 +48,9 @@ pub struct Parsed {
     pub refused: Vec<String>,
 }
 
-/// Parses and checks a value (`host`: this host's name, for `{host}` in a topic). `Err` names
-/// what is wrong; the caller keeps the key's old tails.
-pub fn parse(value: &[u8], allowed: &Allowlist, host: &str) -> Result<Parsed, String> {
+/// Parses and checks a value (`defaults`: this host's name, for `{host}` in a topic, and the
+/// top-level `fields`). `Err` names what is wrong; the caller keeps the key's old tails.
+pub fn parse(value: &[u8], allowed: &Allowlist, defaults: &crate::labels::Defaults) -> Result<Parsed, String> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(format!("value is {} bytes, more than the {MAX_VALUE_BYTES} accepted", value.len()));
     }
@@ -80,7 +80,7 @@ pub fn parse(value: &[u8], allowed: &Allowlist, host: &str) -> Result<Parsed, St
             rate_limit: e.rate_limit.as_ref(),
             encoding: e.encoding.as_deref(),
             follow_symlinks: false,
-            host,
+            defaults,
         };
         let mut sel = Selector::build(&entry, Path::new("/")).map_err(|errors| entry_error(i, &errors[0]))?;
         // Checked on the text as written: `Selector::build` folds `..` away.
@@ -120,6 +120,10 @@ fn entry_error(i: usize, e: &SelectorError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn defaults() -> crate::labels::Defaults {
+        crate::labels::Defaults { host: "h".into(), fields: Default::default() }
+    }
     use crate::confine::Access;
 
     fn allow(v: &[&str]) -> Allowlist {
@@ -131,12 +135,12 @@ mod tests {
         let p = parse(
             br#"[{"path":"/var/log/a.log","topic":"ta"},{"path":"/var/log/b.log","topic":"tb"}]"#,
             &allow(&["/var/log"]),
-            "h",
+            &defaults(),
         )
         .unwrap();
         assert_eq!(p.tails.len(), 2);
         assert!(p.refused.is_empty());
-        assert!(parse(b"[]", &allow(&["/var/log"]), "h").unwrap().tails.is_empty());
+        assert!(parse(b"[]", &allow(&["/var/log"]), &defaults()).unwrap().tails.is_empty());
     }
 
     #[test]
@@ -153,7 +157,7 @@ mod tests {
             (b"[{\"path\":\"/a\",\"topic\":\"t\",\"extra\":1}]", "extra"),
             (b"\xff\xfe", "UTF-8"),
         ] {
-            let err = parse(v, &a, "h").unwrap_err();
+            let err = parse(v, &a, &defaults()).unwrap_err();
             assert!(err.contains(needle), "{:?}: {err}", String::from_utf8_lossy(v));
         }
     }
@@ -161,9 +165,9 @@ mod tests {
     #[test]
     fn deep_and_huge_values_are_errors_not_crashes() {
         let deep = "[".repeat(100_000);
-        assert!(parse(deep.as_bytes(), &allow(&["/"]), "h").is_err());
+        assert!(parse(deep.as_bytes(), &allow(&["/"]), &defaults()).is_err());
         let huge = vec![b' '; MAX_VALUE_BYTES + 1];
-        assert!(parse(&huge, &allow(&["/"]), "h").unwrap_err().contains("bytes"));
+        assert!(parse(&huge, &allow(&["/"]), &defaults()).unwrap_err().contains("bytes"));
     }
 
     #[test]
@@ -178,7 +182,7 @@ mod tests {
                  {"path":"/etc/shadow","topic":"t"},
                  {"path":"/srv/web/logs/a.log","topic":"t"}]"#,
             &a,
-            "h",
+            &defaults(),
         )
         .unwrap();
         let got: Vec<_> =
@@ -205,25 +209,29 @@ mod tests {
     #[test]
     fn glob_paths_and_excludes() {
         let a = allow(&["/var/log"]);
-        let p = parse(br#"[{"path":"/var/log/app/*.log","topic":"t","exclude":["*.gz","/var/log/app/x*"]}]"#, &a, "h")
-            .unwrap();
+        let p = parse(
+            br#"[{"path":"/var/log/app/*.log","topic":"t","exclude":["*.gz","/var/log/app/x*"]}]"#,
+            &a,
+            &defaults(),
+        )
+        .unwrap();
         let s = p.tails.iter().next().unwrap();
         assert!(s.is_glob());
         assert_eq!(s.exclude, vec!["*.gz", "/var/log/app/x*"]);
         assert!(p.refused.is_empty());
         // The glob's fixed directory must be allowed.
-        let p = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"java"},{"path":"/var/log/k.log","topic":"t","multiline":{"condition_pattern":";$","mode":"halt_with"}}]"#, &a, "h").unwrap();
+        let p = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"java"},{"path":"/var/log/k.log","topic":"t","multiline":{"condition_pattern":";$","mode":"halt_with"}}]"#, &a, &defaults()).unwrap();
         assert!(p.tails.iter().all(|s| s.multiline.is_some()));
-        let e = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"jaav"}]"#, &a, "h").unwrap_err();
+        let e = parse(br#"[{"path":"/var/log/j.log","topic":"t","multiline":"jaav"}]"#, &a, &defaults()).unwrap_err();
         assert!(e.starts_with("entry 0: multiline \"jaav\" is not one of"), "{e}");
-        let p = parse(br#"[{"path":"/etc/*","topic":"t"}]"#, &a, "h").unwrap();
+        let p = parse(br#"[{"path":"/etc/*","topic":"t"}]"#, &a, &defaults()).unwrap();
         assert!(p.tails.is_empty() && p.refused.len() == 1);
         for (v, needle) in [
             (&br#"[{"path":"/var/log/[x","topic":"t"}]"#[..], "glob"),
             (br#"[{"path":"/var/log/a","topic":"t","exclude":["rel/x"]}]"#, "not absolute"),
             (br#"[{"path":"/var/log/a","topic":"t","exclude":"*.gz"}]"#, "not a JSON array"),
         ] {
-            let err = parse(v, &a, "h").unwrap_err();
+            let err = parse(v, &a, &defaults()).unwrap_err();
             assert!(err.contains(needle), "{:?}: {err}", String::from_utf8_lossy(v));
         }
     }

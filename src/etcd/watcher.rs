@@ -35,8 +35,8 @@ pub struct WatchState {
     creds: Option<Credentials>,
     tls: Option<TlsFiles>,
     allowed: crate::confine::Allowlist,
-    /// This host's name (`{host}` in a value's topics).
-    host: String,
+    /// This host's name (`{host}` in a value's topics) and the top-level `fields`.
+    defaults: Arc<crate::labels::Defaults>,
     /// The last revision applied (0: the key has not been read yet).
     pub revision: i64,
     stats: Arc<EtcdStats>,
@@ -44,7 +44,13 @@ pub struct WatchState {
 
 impl WatchState {
     /// The watcher of `key` with the connection and allowlist of `settings`.
-    pub fn new(key: String, watcher: u64, settings: &EtcdSettings, host: String, stats: Arc<EtcdStats>) -> Self {
+    pub fn new(
+        key: String,
+        watcher: u64,
+        settings: &EtcdSettings,
+        defaults: Arc<crate::labels::Defaults>,
+        stats: Arc<EtcdStats>,
+    ) -> Self {
         WatchState {
             key,
             watcher,
@@ -52,7 +58,7 @@ impl WatchState {
             creds: settings.credentials.clone(),
             tls: settings.tls.clone(),
             allowed: settings.allowlist.clone(),
-            host,
+            defaults,
             revision: 0,
             stats,
         }
@@ -63,7 +69,7 @@ impl WatchState {
         let key = self.key.clone();
         let event = match value {
             None => Some(Event::EtcdDeleted { key: key.clone(), watcher: self.watcher, revision }),
-            Some(bytes) => match value::parse(bytes, &self.allowed, &self.host) {
+            Some(bytes) => match value::parse(bytes, &self.allowed, &self.defaults) {
                 Ok(parsed) => {
                     for r in &parsed.refused {
                         log::error!("etcd key {key:?} at revision {revision}: {r}");
