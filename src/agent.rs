@@ -218,7 +218,15 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     if let Some(run) = waker.events_worker() {
         supervisor.spawn("inotify", run);
     }
+    let (events_tx, events_rx) = unbounded::<Event>();
+    let wake: crate::tail::Wake = {
+        let tx = events_tx.clone();
+        Arc::new(move |generation| {
+            let _ = tx.send(Event::Wake { generation });
+        })
+    };
     let ctx = Arc::new(TailCtx {
+        wake,
         sink: sink.clone(),
         metrics: metrics.clone(),
         waker,
@@ -244,7 +252,6 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
             supervisor.spawn("kafka-sender", sink.transactional_worker(Arc::new(txn)))
         }
     };
-    let (events_tx, events_rx) = unbounded::<Event>();
     // Raised first at shutdown (config.yaml is no longer read), and last (after the final save).
     let (stopping, background) = (Stop::new(), Stop::new());
 

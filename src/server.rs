@@ -40,6 +40,8 @@ pub enum Event {
     Rescan,
     /// Stop every tail, then report on `done`.
     Shutdown { done: Sender<()> },
+    /// The bell of parked tail `generation` rang: start its thread again.
+    Wake { generation: u64 },
 }
 
 /// Hooks the server calls when config.yaml's etcd settings change (the etcd module's watchers).
@@ -193,8 +195,38 @@ impl ServerState {
                 self.scan_all("a watched directory changed", false);
             }
             Event::Shutdown { done } => return Some(done),
+            Event::Wake { generation } => {
+                // A search: a tail wakes at most once per PARK_AFTER, and a stopped one is gone.
+                if let Some(t) = self.tails.values().find(|t| t.generation == generation) {
+                    self.run_again(t);
+                }
+            }
         }
         None
+    }
+
+    /// Starts the thread of a parked tail again (nothing when it is not parked).
+    fn run_again(&self, t: &Tail) {
+        if t.unpark() {
+            self.supervisor.spawn_counted(t.name.clone(), t.worker(self.ctx.clone()), t.restarts.clone());
+        }
+    }
+
+    /// Parked tails not looked at for `PARKED_LOOK` get their safety-net look (a change
+    /// notifications missed); when the next is due.
+    fn look_at_parked(&self) -> Option<Duration> {
+        let now = crate::timestamp::now_millis();
+        let every = crate::tail::PARKED_LOOK.as_millis() as u64;
+        let mut next: Option<u64> = None;
+        for t in self.tails.values() {
+            let Some(since) = t.parked_since() else { continue };
+            if now.saturating_sub(since) >= every {
+                self.run_again(t);
+            } else {
+                next = Some(next.map_or(since + every, |n| n.min(since + every)));
+            }
+        }
+        next.map(|at| Duration::from_millis(at.saturating_sub(now)))
     }
 
     /// A scan that starts what fits within `max_tails` (see `scan`).
@@ -384,8 +416,8 @@ impl ServerState {
             self.generation += 1;
             let tail = Tail::new(spec.clone(), self.generation, &self.ctx, appeared.contains(&spec));
             tail.watch(&self.ctx.waker);
-            let restarts = self.supervisor.spawn(tail.name.clone(), tail.worker(self.ctx.clone()));
-            self.ctx.metrics.add_source(&spec, tail.stats.clone(), restarts);
+            self.supervisor.spawn_counted(tail.name.clone(), tail.worker(self.ctx.clone()), tail.restarts.clone());
+            self.ctx.metrics.add_source(&spec, tail.stats.clone(), tail.restarts.clone());
             self.tails.insert(spec, tail);
         }
         self.stopping.retain(Tail::is_running);
@@ -393,8 +425,12 @@ impl ServerState {
 
     /// Forgets retired tails whose threads ended (their files were drained).
     fn reap_retired(&mut self) {
-        let done: Vec<TailSpec> =
-            self.tails.iter().filter(|(_, t)| t.is_retiring() && !t.is_running()).map(|(s, _)| s.clone()).collect();
+        let done: Vec<TailSpec> = self
+            .tails
+            .iter()
+            .filter(|(_, t)| t.is_retiring() && !t.is_running() && !t.is_parked())
+            .map(|(s, _)| s.clone())
+            .collect();
         for spec in done {
             self.forget(&spec);
         }
@@ -470,7 +506,7 @@ fn coalesce(batch: Vec<Event>) -> Vec<Event> {
         .filter(|e| match e {
             Event::EtcdValue { key, .. } | Event::EtcdDeleted { key, .. } => later_keys.insert(key.clone()),
             Event::Rescan => !std::mem::replace(&mut rescan_later, true),
-            Event::Config(_) | Event::Shutdown { .. } => true,
+            Event::Config(_) | Event::Shutdown { .. } | Event::Wake { .. } => true,
         })
         .collect();
     out.reverse();
@@ -504,6 +540,7 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
         } else {
             Duration::from_secs(3600)
         };
+        let tick = st.look_at_parked().map_or(tick, |due| tick.min(due.max(Duration::from_millis(10))));
         match events.recv_timeout(tick) {
             Ok(event) => {
                 let mut batch = vec![event];
@@ -543,6 +580,7 @@ mod tests {
             Event::Rescan => "rescan".into(),
             Event::Config(_) => "config".into(),
             Event::Shutdown { .. } => "shutdown".into(),
+            Event::Wake { .. } => "wake".into(),
         }
     }
 

@@ -54,8 +54,14 @@ impl Supervisor {
     /// Runs `run` on its own thread, restarting it when it panics. Returns the restart counter.
     pub fn spawn(&self, name: impl Into<String>, run: WorkerFn) -> Arc<AtomicU64> {
         let restarts = Arc::new(AtomicU64::new(0));
-        let _ = self.tx.send(SupervisorMsg::Spawn { name: name.into(), run, restarts: restarts.clone() });
+        self.spawn_counted(name, run, restarts.clone());
         restarts
+    }
+
+    /// `spawn`, counting restarts in `restarts` (a worker that ended and is started again, a
+    /// parked tail, keeps its count).
+    pub fn spawn_counted(&self, name: impl Into<String>, run: WorkerFn, restarts: Arc<AtomicU64>) {
+        let _ = self.tx.send(SupervisorMsg::Spawn { name: name.into(), run, restarts });
     }
 
     pub fn retire(&self, name: impl Into<String>) {
@@ -126,7 +132,10 @@ fn run_supervisor(rx: Receiver<SupervisorMsg>, tx: Sender<SupervisorMsg>) {
                     run,
                     restarts,
                     backoff: Backoff::default(),
-                    generation: 0,
+                    // Started again under a name whose last thread has not been reported ended
+                    // yet (a parked tail woken as its thread ends): that thread's exit is told
+                    // apart by its older generation.
+                    generation: workers.get(&name).map_or(0, |w| w.generation),
                     started: Instant::now(),
                     running: false,
                     restart_at: None,

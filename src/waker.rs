@@ -31,11 +31,16 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 /// Not a mutex and condition variable either: with files written every 10 ms (`batch_wait: 0`,
 /// 10,000 rings a second), their lock, relock and unconditional `futex` wake were 3.5 `futex`
 /// calls per ring, where parking costs one wait, and a ring one wake only when the thread sleeps.
+///
+/// A thread that ends until the next ring (a tail that parks: issue 29) leaves a hook instead
+/// (`on_next_ring`), which that ring runs once: it asks for the thread to be started again.
 #[derive(Default)]
 pub struct Doorbell {
     rung: AtomicBool,
     /// The thread that waits (set by `wait`; a tail's thread changes when it is restarted).
     waiter: Mutex<Option<std::thread::Thread>>,
+    /// What the next ring runs, once: set by a thread that ended until then.
+    wake: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Doorbell {
@@ -47,6 +52,25 @@ impl Doorbell {
                 t.unpark();
             }
         }
+        let wake = self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(wake) = wake {
+            wake();
+        }
+    }
+
+    /// The waiting thread is about to end: the next ring runs `wake`. False, with nothing
+    /// left behind, when a ring came since the last `wait` (it would have woken the thread:
+    /// it should look again rather than end). True when the hook is set, or when a ring that
+    /// came meanwhile ran it already: either way the thread ends.
+    pub fn on_next_ring(&self, wake: Box<dyn FnOnce() + Send>) -> bool {
+        *self.wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(wake);
+        if self.rung.load(Ordering::SeqCst) {
+            // Rung before or since the hook was set: take it back if that ring did not run it.
+            if self.wake.lock().unwrap_or_else(|p| p.into_inner()).take().is_some() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Sleeps until rung or `timeout`; true when rung. A ring before the wait is not lost.

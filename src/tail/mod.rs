@@ -58,7 +58,7 @@ use reader::{Lane, Reader, Stamp, BUDGET};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,18 @@ const FIRST_IDLE: Duration = Duration::from_millis(5);
 /// round of 1,000 wakeups a minute, ~50 ms of CPU (0.08% of a core) against 0.095% for the
 /// rest of the agent.
 const NOTIFIED_IDLE: Duration = Duration::from_secs(300);
+/// A tail whose file is covered by change notifications, with nothing to send, to drain or to
+/// wait for, ends its thread after this long without a line (issue 29): its state stays, and
+/// the next ring of its bell (a write, a rotation, the file server's safety-net look every
+/// `NOTIFIED_IDLE`) starts a thread on it again. A thread costs ~32 KiB resident (stack, TLS)
+/// and a start ~50 us; 2 s keeps files written a few times a second on their thread.
+pub const PARK_AFTER: Duration = Duration::from_secs(2);
+/// How often a parked tail is looked at anyway (its safety net, as a sleeping one's).
+pub const PARKED_LOOK: Duration = NOTIFIED_IDLE;
+
+/// How a parked tail asks to be run again: the file server's, called with the tail's generation
+/// from the ring of its doorbell.
+pub type Wake = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Settings every tail shares.
 #[derive(Debug, Clone)]
@@ -120,6 +132,8 @@ impl TailSettings {
 
 /// What every tail needs from the rest of the agent.
 pub struct TailCtx {
+    /// Asks the file server to start the thread of parked tail `generation` again.
+    pub wake: Wake,
     /// Where batches go: the Kafka sink, or an in-memory outlet in the model tests.
     pub sink: Arc<dyn Outlet>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -263,8 +277,14 @@ pub struct Tail {
     /// Change notifications cover this file (the poll can be rare).
     notified: Arc<AtomicBool>,
     state: Arc<Mutex<TailState>>,
-    running: Arc<AtomicBool>,
+    /// Threads running the tail: 0 or 1, 2 for a moment when a parked tail is woken as its
+    /// last thread ends (the new one waits for the state's lock).
+    running: Arc<AtomicUsize>,
+    /// Since when (Unix ms) the tail is parked: no thread, its state kept; 0 when not.
+    parked: Arc<AtomicU64>,
     pub stats: Arc<TailStats>,
+    /// Restarts of its thread after a panic, across parks.
+    pub restarts: Arc<AtomicU64>,
 }
 
 impl Tail {
@@ -283,25 +303,29 @@ impl Tail {
             bell,
             notified: Arc::default(),
             state: Arc::new(Mutex::new(state)),
-            running: Arc::new(AtomicBool::new(false)),
+            running: Arc::default(),
+            parked: Arc::default(),
             stats,
+            restarts: Arc::default(),
         }
     }
 
     /// The body the supervisor runs (again, after a panic).
     pub fn worker(&self, ctx: Arc<TailCtx>) -> crate::supervisor::WorkerFn {
-        let (state, stop, retire, bell, running, notified) = (
+        let (state, stop, retire, bell, running, notified, parked) = (
             self.state.clone(),
             self.stop.clone(),
             self.retire.clone(),
             self.bell.clone(),
             self.running.clone(),
             self.notified.clone(),
+            self.parked.clone(),
         );
         Arc::new(move || {
-            running.store(true, Ordering::SeqCst);
-            let _flag = ClearOnDrop(&running);
-            run_tail(&ctx, &state, &Flags { stop: &stop, retire: &retire, notified: &notified }, &bell);
+            running.fetch_add(1, Ordering::SeqCst);
+            let _flag = Running(&running);
+            let flags = Flags { stop: &stop, retire: &retire, notified: &notified, parked: &parked };
+            run_tail(&ctx, &state, &flags, &bell);
         })
     }
 
@@ -332,14 +356,31 @@ impl Tail {
     }
 
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::SeqCst)
+        self.running.load(Ordering::SeqCst) > 0
+    }
+
+    /// Parked: no thread, its state kept until the next ring.
+    pub fn is_parked(&self) -> bool {
+        self.parked.load(Ordering::SeqCst) != 0
+    }
+
+    /// Parked for `PARKED_LOOK` or more (Unix ms `now`): due for its safety-net look.
+    pub fn parked_since(&self) -> Option<u64> {
+        Some(self.parked.load(Ordering::SeqCst)).filter(|&t| t != 0)
+    }
+
+    /// Takes the tail out of its park: true when it was parked (the caller starts its thread,
+    /// once: a second wake finds it unparked).
+    pub fn unpark(&self) -> bool {
+        self.parked.swap(0, Ordering::SeqCst) != 0
     }
 }
 
-struct ClearOnDrop<'a>(&'a AtomicBool);
-impl Drop for ClearOnDrop<'_> {
+/// Counts a thread of the tail while it runs.
+struct Running<'a>(&'a AtomicUsize);
+impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -349,6 +390,8 @@ pub struct Flags<'a> {
     pub retire: &'a AtomicBool,
     /// Change notifications cover this file (the poll can be rare).
     pub notified: &'a AtomicBool,
+    /// Set (Unix ms) when the thread parks the tail.
+    pub parked: &'a AtomicU64,
 }
 
 /// The tail thread's loop: read what is new, send it, wait a little when there is nothing.
@@ -364,6 +407,7 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
     let (mut armed, mut content_covered) = (false, false);
     // When a look last found lines: a file is busy when it had more within `2 x batch_wait`.
     let mut last_read: Option<Instant> = None;
+    let started = Instant::now();
 
     while !stop.load(Ordering::SeqCst) {
         let no_file = matches!(st.current, Current::Absent { .. } | Current::Waiting { .. } | Current::Inactive { .. });
@@ -418,6 +462,22 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 // close_inactive, are looked at again in time.
                 let ceiling = st.event_wait().map_or(ceiling, |w| ceiling.min(w));
                 let ceiling = st.inactive_wait(ctx).map_or(ceiling, |w| ceiling.min(w));
+                let quiet = last_read.unwrap_or(started).elapsed();
+                if covered && quiet >= PARK_AFTER && !flags.retire.load(Ordering::SeqCst) && st.can_park() {
+                    // Parked before the hook is set, so that a ring running it finds the tail
+                    // parked; taken back when a ring came first (there is something to look at).
+                    flags.parked.store(crate::timestamp::now_millis().max(1), Ordering::SeqCst);
+                    let (wake, generation) = (ctx.wake.clone(), st.owner);
+                    if bell.on_next_ring(Box::new(move || wake(generation))) {
+                        log::debug!("tail {}: parked (quiet for {quiet:?})", st.spec);
+                        // Not released: its files, position and claims stay for the next thread.
+                        return;
+                    }
+                    flags.parked.store(0, Ordering::SeqCst);
+                }
+                // A tail that may park sleeps only until it may.
+                let ceiling =
+                    if covered { ceiling.min(PARK_AFTER.saturating_sub(quiet).max(FIRST_IDLE)) } else { ceiling };
                 // Notified of every change, the tail sleeps until one comes (or the safety-net
                 // poll); otherwise it backs off from FIRST_IDLE. Backing off when notified too
                 // cost a wakeup, a poll and an arming for nothing after each write of a file
@@ -470,6 +530,20 @@ impl TailState {
             draining: Vec::new(),
             unseen_left: None,
             last_problem: None,
+        }
+    }
+
+    /// Whether the thread may end with the state kept (park): nothing to drain, to send, to
+    /// time out or to wait for that only a running thread would see. Its file (or, when it has
+    /// none, its directory) must be covered by change notifications: the caller checks that.
+    fn can_park(&self) -> bool {
+        if !self.draining.is_empty() || self.unseen_left.is_some() || self.event_wait().is_some() {
+            return false;
+        }
+        match &self.current {
+            Current::Open(r) => !r.has_unsent(),
+            Current::Inactive { .. } | Current::Absent { .. } => true,
+            Current::Waiting { .. } | Current::Starting => false,
         }
     }
 

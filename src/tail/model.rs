@@ -210,6 +210,7 @@ impl Agent {
             hostname: "model".into(),
         };
         let ctx = TailCtx {
+            wake: Arc::new(|_| {}),
             sink: memory.clone(),
             metrics: Arc::default(),
             waker: crate::waker::Waker::new(),

@@ -1,0 +1,136 @@
+//! A thread per active file (issue 29): a tail quiet for `PARK_AFTER` (2 s), its file covered by
+//! change notifications and nothing of it pending, ends its thread and keeps its state; the next
+//! write, rotation or stop starts a thread on it again. Against the real broker: the agent's
+//! threads fall when its files go quiet, and every line written to a parked file (after a write,
+//! a rotation, a kill, writes racing the park) arrives once, in order.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+/// The agent's threads, from /proc.
+fn threads(pid: i32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+fn files(dir: &Path, n: usize) -> Vec<PathBuf> {
+    (0..n)
+        .map(|i| {
+            let p = dir.join(format!("f{i:03}.log"));
+            std::fs::write(&p, "").unwrap();
+            p
+        })
+        .collect()
+}
+
+fn config(dir: &Path, broker: &str, paths: &[PathBuf]) -> PathBuf {
+    let specs: Vec<(&Path, &str)> = paths.iter().map(|p| (p.as_path(), "park")).collect();
+    write_config(dir, broker, &specs, "start_position: beginning\n")
+}
+
+#[test]
+fn quiet_files_give_their_threads_back_and_every_later_line_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broker = Broker::start(d);
+    broker.create_topic("park");
+    let logs = d.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let paths = files(&logs, 100);
+    let cfg = config(d, &broker.addr(), &paths);
+    let mut agent = Agent::start(&cfg);
+    let pid = agent.proc.pid();
+    wait_until(T, "100 tails started", || threads(pid) >= 100);
+    let busy = threads(pid);
+    wait_until(T, "the quiet tails to park", || threads(pid) + 90 <= busy);
+    let parked = threads(pid);
+
+    // A write to each of 20 parked files: each is read (in order), and parks again.
+    for (i, p) in paths.iter().take(20).enumerate() {
+        append(p, &numbered(&format!("w{i:02}"), 0..5));
+    }
+    let got = broker.read("park", 100, T);
+    assert_eq!(got.len(), 100, "every line written to a parked file");
+    for (file, lines) in by_file(&got) {
+        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
+        assert_eq!(lines, numbered(&format!("w{i:02}"), 0..5), "{file}: in order");
+    }
+    wait_until(T, "the written tails to park again", || threads(pid) <= parked + 2);
+
+    // Rotated while parked: the renamed file's last lines and the new file's arrive.
+    let p = &paths[30];
+    append(p, &numbered("before", 0..3));
+    assert_eq!(broker.read("park", 103, T).len(), 103);
+    wait_until(T, "that tail to park again", || threads(pid) <= parked + 2);
+    std::fs::rename(p, logs.join("f030.log.1")).unwrap();
+    append(&logs.join("f030.log.1"), &numbered("late", 0..2));
+    append(p, &numbered("after", 0..4));
+    let got = broker.lines("park", 109, T);
+    let tail: Vec<&String> = got.iter().skip(103).collect();
+    assert_eq!(tail.len(), 6, "{got:?}");
+    for l in numbered("late", 0..2).iter().chain(&numbered("after", 0..4)) {
+        assert!(tail.contains(&l), "{l} arrived");
+    }
+
+    // Stopped while parked: a clean stop, every line delivered.
+    wait_until(T, "parked again", || threads(pid) <= parked + 2);
+    assert_eq!(agent.terminate(), Some(0));
+    assert!(agent.log_text().contains("stopped: every line was delivered"));
+}
+
+#[test]
+fn lines_written_around_the_park_and_across_a_kill_arrive_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broker = Broker::start(d);
+    broker.create_topic("park");
+    let logs = d.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let paths = files(&logs, 10);
+    let cfg = config(d, &broker.addr(), &paths);
+    let mut agent = Agent::start(&cfg);
+    // The threads with every tail parked: the most seen while they start, less the 10 tails.
+    let pid = agent.proc.pid();
+    let mut most = 0;
+    wait_until(T, "the tails to start, then park", || {
+        most = most.max(threads(pid));
+        most >= 10 && threads(pid) + 10 <= most
+    });
+    let base = threads(pid);
+    // Writes 1.8 to 2.3 s apart: some land as a tail decides to park, some just after.
+    let mut written = vec![0usize; paths.len()];
+    for round in 0..6u64 {
+        std::thread::sleep(Duration::from_millis(1800 + round * 100));
+        for (i, p) in paths.iter().enumerate() {
+            append(p, &numbered(&format!("r{i}"), written[i]..written[i] + 3));
+            written[i] += 3;
+        }
+    }
+    let total: usize = written.iter().sum();
+    assert_eq!(broker.read("park", total, T).len(), total);
+
+    // Killed while every tail is parked, written meanwhile, started again.
+    wait_until(T, "the tails to park", || threads(pid) <= base);
+    agent.proc.signal(libc::SIGKILL);
+    agent.proc.wait_exit(Duration::from_secs(10));
+    for (i, p) in paths.iter().enumerate() {
+        append(p, &numbered(&format!("r{i}"), written[i]..written[i] + 2));
+        written[i] += 2;
+    }
+    let mut agent = Agent::start(&cfg);
+    let total: usize = written.iter().sum();
+    let got = broker.read("park", total, T);
+    assert_eq!(got.len(), total, "nothing lost, nothing twice");
+    for (file, lines) in by_file(&got) {
+        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
+        assert_eq!(lines, numbered(&format!("r{i}"), 0..written[i]), "{file}: every line once, in order");
+    }
+    assert_eq!(broker.read("park", total + 1, Duration::from_secs(2)).len(), total);
+    assert_eq!(agent.terminate(), Some(0));
+}
