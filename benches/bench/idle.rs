@@ -17,7 +17,8 @@ impl Bench {
             .collect();
         let cfg = self.config(&d, &specs, "");
         let mut child = self.spawn_agent(&cfg);
-        std::thread::sleep(Duration::from_secs(3)); // let every tail start
+        // Let every tail start, then park (PARK_AFTER, issue 29).
+        std::thread::sleep(logcatch::tail::PARK_AFTER + Duration::from_secs(3));
         let (cpu0, _, _) = sample(child.id());
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs(secs));
