@@ -406,6 +406,9 @@ impl ServerState {
         for spec in change.stop {
             if let Some(tail) = self.forget(&spec) {
                 tail.stop();
+                // A parked tail has no thread to end: it is released here, before a successor
+                // of the same file starts.
+                tail.release_if_parked(&self.ctx);
                 self.stopping.push(tail);
             }
         }

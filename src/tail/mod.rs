@@ -369,6 +369,15 @@ impl Tail {
         Some(self.parked.load(Ordering::SeqCst)).filter(|&t| t != 0)
     }
 
+    /// A stopped tail that is parked: what its thread would do as it ends (files finished or
+    /// closed, claims given back), done by the caller. Nothing when it is not parked.
+    pub fn release_if_parked(&self, ctx: &TailCtx) {
+        if self.unpark() {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            st.release(ctx, &AtomicBool::new(true));
+        }
+    }
+
     /// Takes the tail out of its park: true when it was parked (the caller starts its thread,
     /// once: a second wake finds it unparked).
     pub fn unpark(&self) -> bool {
