@@ -212,18 +212,17 @@ impl ServerState {
         }
     }
 
-    /// Parked tails not looked at for `PARKED_LOOK` get their safety-net look (a change
-    /// notifications missed); when the next is due.
+    /// Parked tails due for a look (their safety net every `PARKED_LOOK`, or `close_inactive`)
+    /// are started again; when the next is due.
     fn look_at_parked(&self) -> Option<Duration> {
         let now = crate::timestamp::now_millis();
-        let every = crate::tail::PARKED_LOOK.as_millis() as u64;
         let mut next: Option<u64> = None;
         for t in self.tails.values() {
-            let Some(since) = t.parked_since() else { continue };
-            if now.saturating_sub(since) >= every {
+            let Some(until) = t.parked_until() else { continue };
+            if until <= now {
                 self.run_again(t);
             } else {
-                next = Some(next.map_or(since + every, |n| n.min(since + every)));
+                next = Some(next.map_or(until, |n| n.min(until)));
             }
         }
         next.map(|at| Duration::from_millis(at.saturating_sub(now)))

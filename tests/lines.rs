@@ -186,7 +186,7 @@ fn etcd_entries_filter_label_and_route_like_config_yaml_and_a_change_applies_liv
     assert!(got[0].headers.contains(&("dc".to_string(), "eu1".to_string())), "the top-level labels too");
     // A new value: the tail restarts with the new filter, from where it was.
     etcd.put_raw("k", &value("^keep"));
-    agent.wait_log("e-web-7", T);
+    agent.wait_log(&format!("tail {} -> e-web-7 stopped", a.display()), T);
     append(&a, &["keep 4".to_string(), "drop 5".to_string()]);
     assert_eq!(broker.lines("e-web-7", 3, T), ["keep 1", "keep 3", "drop 5"]);
     // A bad pattern in a value is refused whole, named; the tail goes on as it was.

@@ -90,7 +90,8 @@ const NOTIFIED_IDLE: Duration = Duration::from_secs(300);
 /// `NOTIFIED_IDLE`) starts a thread on it again. A thread costs ~32 KiB resident (stack, TLS)
 /// and a start ~50 us; 2 s keeps files written a few times a second on their thread.
 pub const PARK_AFTER: Duration = Duration::from_secs(2);
-/// How often a parked tail is looked at anyway (its safety net, as a sleeping one's).
+/// How often a parked tail is looked at anyway (its safety net, as a sleeping one's), or sooner
+/// when its file is due to be closed by `close_inactive`.
 pub const PARKED_LOOK: Duration = NOTIFIED_IDLE;
 
 /// How a parked tail asks to be run again: the file server's, called with the tail's generation
@@ -280,7 +281,8 @@ pub struct Tail {
     /// Threads running the tail: 0 or 1, 2 for a moment when a parked tail is woken as its
     /// last thread ends (the new one waits for the state's lock).
     running: Arc<AtomicUsize>,
-    /// Since when (Unix ms) the tail is parked: no thread, its state kept; 0 when not.
+    /// Until when (Unix ms) the tail is parked: no thread, its state kept; then the file server
+    /// starts its thread for a look (the safety net, or `close_inactive` due). 0 when not.
     parked: Arc<AtomicU64>,
     pub stats: Arc<TailStats>,
     /// Restarts of its thread after a panic, across parks.
@@ -364,8 +366,8 @@ impl Tail {
         self.parked.load(Ordering::SeqCst) != 0
     }
 
-    /// Parked for `PARKED_LOOK` or more (Unix ms `now`): due for its safety-net look.
-    pub fn parked_since(&self) -> Option<u64> {
+    /// When (Unix ms) a parked tail is due for a look; None when it is not parked.
+    pub fn parked_until(&self) -> Option<u64> {
         Some(self.parked.load(Ordering::SeqCst)).filter(|&t| t != 0)
     }
 
@@ -399,7 +401,7 @@ pub struct Flags<'a> {
     pub retire: &'a AtomicBool,
     /// Change notifications cover this file (the poll can be rare).
     pub notified: &'a AtomicBool,
-    /// Set (Unix ms) when the thread parks the tail.
+    /// Set when the thread parks the tail: until when (Unix ms).
     pub parked: &'a AtomicU64,
 }
 
@@ -475,7 +477,10 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 if covered && quiet >= PARK_AFTER && !flags.retire.load(Ordering::SeqCst) && st.can_park() {
                     // Parked before the hook is set, so that a ring running it finds the tail
                     // parked; taken back when a ring came first (there is something to look at).
-                    flags.parked.store(crate::timestamp::now_millis().max(1), Ordering::SeqCst);
+                    // Looked at again by `PARKED_LOOK`, or when close_inactive is due.
+                    let look = st.inactive_wait(ctx).map_or(PARKED_LOOK, |w| w.min(PARKED_LOOK));
+                    let until = crate::timestamp::now_millis() + look.as_millis() as u64;
+                    flags.parked.store(until.max(1), Ordering::SeqCst);
                     let (wake, generation) = (ctx.wake.clone(), st.owner);
                     if bell.on_next_ring(Box::new(move || wake(generation))) {
                         log::debug!("tail {}: parked (quiet for {quiet:?})", st.spec);
