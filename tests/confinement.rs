@@ -366,16 +366,5 @@ fn the_shipped_units_run_the_agent_unprivileged_and_hardened() {
     let path = dir.path().join("logcatch.service");
     // verify checks that ExecStart's binary exists: the one under test.
     std::fs::write(&path, unit.replace("/usr/local/bin/logcatch", bin())).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
-    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && !said.contains("logcatch.service:"), "systemd-analyze verify:\n{said}");
-    let out = Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let score: f64 = text
-        .lines()
-        .find_map(|l| l.split("exposure level for logcatch.service: ").nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
-    assert!(score <= 2.0, "exposure {score}:\n{text}");
+    assert_unit_verified_and_hardened(&path);
 }

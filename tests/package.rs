@@ -457,16 +457,5 @@ fn the_packaged_unit_verifies_and_is_hardened() {
     let path = root.path().join("logcatch.service");
     let packaged = root.path().join("usr/bin/logcatch");
     std::fs::write(&path, unit.replace("/usr/bin/logcatch", &packaged.to_string_lossy())).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
-    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && !said.contains("logcatch.service:"), "systemd-analyze verify:\n{said}");
-    let out = Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let score: f64 = text
-        .lines()
-        .find_map(|l| l.split("exposure level for logcatch.service: ").nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
-    assert!(score <= 2.0, "exposure {score}:\n{text}");
+    assert_unit_verified_and_hardened(&path);
 }

@@ -29,21 +29,23 @@ fn files(dir: &Path, n: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-fn config(dir: &Path, broker: &str, paths: &[PathBuf]) -> PathBuf {
+/// A broker with topic `park`, `n` empty files in `logs/`, and a config that tails them.
+fn setup(n: usize) -> (tempfile::TempDir, Broker, Vec<PathBuf>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("park");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let paths = files(&logs, n);
     let specs: Vec<(&Path, &str)> = paths.iter().map(|p| (p.as_path(), "park")).collect();
-    write_config(dir, broker, &specs, "start_position: beginning\n")
+    let cfg = write_config(dir.path(), &broker.addr(), &specs, "start_position: beginning\n");
+    (dir, broker, paths, cfg)
 }
 
 #[test]
 fn quiet_files_give_their_threads_back_and_every_later_line_arrives() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let broker = Broker::start(d);
-    broker.create_topic("park");
-    let logs = d.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let paths = files(&logs, 100);
-    let cfg = config(d, &broker.addr(), &paths);
+    let (dir, broker, paths, cfg) = setup(100);
+    let logs = dir.path().join("logs");
     let mut agent = Agent::start(&cfg);
     let pid = agent.proc.pid();
     wait_until(T, "100 tails started", || threads(pid) >= 100);
@@ -86,14 +88,7 @@ fn quiet_files_give_their_threads_back_and_every_later_line_arrives() {
 
 #[test]
 fn lines_written_around_the_park_and_across_a_kill_arrive_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let broker = Broker::start(d);
-    broker.create_topic("park");
-    let logs = d.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let paths = files(&logs, 10);
-    let cfg = config(d, &broker.addr(), &paths);
+    let (_dir, broker, paths, cfg) = setup(10);
     let mut agent = Agent::start(&cfg);
     // The threads with every tail parked: the most seen while they start, less the 10 tails.
     let pid = agent.proc.pid();

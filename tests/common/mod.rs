@@ -870,3 +870,20 @@ pub fn a_new_file_with_the_old_banner_is_read_from_its_start(dir: &Path, broker:
     );
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// The real `systemd-analyze` on a unit file: `verify` says nothing about it, and `security
+/// --offline=yes` rates its exposure 2.0 or less ("OK"). Its ExecStart binary must exist.
+pub fn assert_unit_verified_and_hardened(path: &Path) {
+    let out = Command::new("systemd-analyze").arg("verify").arg(path).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !said.contains("logcatch.service:"), "systemd-analyze verify:\n{said}");
+    let out = Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("exposure level for logcatch.service: ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(score <= 2.0, "exposure {score}:\n{text}");
+}
