@@ -115,4 +115,33 @@ impl Bench {
         assert_eq!(got, n, "{} delivered every line", bin.display());
         (secs, cpu, rss as f64)
     }
+
+    /// The same file caught up by two agents, one without and one with `extra` on its entry,
+    /// alternating, `self.runs` times: the medians of their CPU seconds per million lines *of
+    /// the file* (`lines`). `arrive`: how many messages each side's reader waits for; `name`
+    /// prefixes the topics and the log lines.
+    pub(super) fn catch_up_pair(
+        &mut self,
+        file: &Path,
+        lines: usize,
+        arrive: (usize, usize),
+        extra: &'static str,
+        name: &str,
+    ) -> (f64, f64) {
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_logcatch"));
+        let per_million = |cpu: f64| cpu / (lines as f64 / 1e6);
+        let (mut plain, mut with) = (Vec::new(), Vec::new());
+        for run in 0..self.runs {
+            self.entry_extra = "";
+            plain.push(per_million(self.catch_up_agent(&bin, file, arrive.0, run, &format!("{name}-plain")).1));
+            self.entry_extra = extra;
+            with.push(per_million(self.catch_up_agent(&bin, file, arrive.1, run, &format!("{name}-with")).1));
+            eprintln!(
+                "{name} run {run}: {:.2} without / {:.2} with {extra}, CPU s per million lines",
+                plain[run], with[run]
+            );
+        }
+        self.entry_extra = "";
+        (median(plain), median(with))
+    }
 }

@@ -20,22 +20,7 @@ impl Bench {
                 w.write_all(b"\n").unwrap();
             }
         }
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_logcatch"));
-        let (mut plain, mut decoded) = (Vec::new(), Vec::new());
-        for run in 0..self.runs {
-            self.entry_extra = "";
-            let (_, cpu, _) = self.catch_up_agent(&bin, &file, n, run, "enc-bytes");
-            plain.push(cpu / (n as f64 / 1e6));
-            self.entry_extra = ", encoding: latin1";
-            let (_, cpu, _) = self.catch_up_agent(&bin, &file, n, run, "enc-latin1");
-            decoded.push(cpu / (n as f64 / 1e6));
-            eprintln!(
-                "encoding run {run}: {:.2} bytes / {:.2} latin1, CPU s per million lines",
-                plain[run], decoded[run]
-            );
-        }
-        self.entry_extra = "";
-        let (p, d) = (median(plain), median(decoded));
+        let (p, d) = self.catch_up_pair(&file, n, (n, n), ", encoding: latin1", "encoding");
         vec![row(
             s,
             &format!("catch-up CPU per line, encoding: latin1 / utf-8 ({n} lines of 120 B)"),

@@ -23,22 +23,8 @@ impl Bench {
                 w.write_all(b"\n").unwrap();
             }
         }
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_logcatch"));
-        let (mut whole, mut filtered) = (Vec::new(), Vec::new());
-        for run in 0..self.runs {
-            self.entry_extra = "";
-            let (_, cpu, _) = self.catch_up_agent(&bin, &file, n, run, "flt-whole");
-            whole.push(cpu / (n as f64 / 1e6));
-            self.entry_extra = ", exclude_lines: [' DEBUG ', 'GET /healthcheck']";
-            let (_, cpu, _) = self.catch_up_agent(&bin, &file, n / 2, run, "flt-half");
-            filtered.push(cpu / (n as f64 / 1e6));
-            eprintln!(
-                "filters run {run}: {:.2} whole / {:.2} half dropped, CPU s per million lines",
-                whole[run], filtered[run]
-            );
-        }
-        self.entry_extra = "";
-        let (w, f) = (median(whole), median(filtered));
+        let extra = ", exclude_lines: [' DEBUG ', 'GET /healthcheck']";
+        let (w, f) = self.catch_up_pair(&file, n, (n, n / 2), extra, "filters");
         vec![row(
             s,
             &format!("catch-up CPU per line, 2 exclude_lines dropping 50% / every line shipped ({n} lines)"),

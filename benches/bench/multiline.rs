@@ -35,19 +35,7 @@ impl Bench {
                 }
             }
         }
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_logcatch"));
-        let (mut plain, mut joined) = (Vec::new(), Vec::new());
-        for run in 0..self.runs {
-            self.entry_extra = "";
-            let (_, cpu, _) = self.catch_up_agent(&bin, &file, lines, run, "ml-plain");
-            plain.push(cpu / (lines as f64 / 1e6));
-            self.entry_extra = ", multiline: java";
-            let (_, cpu, _) = self.catch_up_agent(&bin, &file, records, run, "ml-java");
-            joined.push(cpu / (lines as f64 / 1e6));
-            eprintln!("multiline run {run}: {:.2} / {:.2} CPU s per million lines", plain[run], joined[run]);
-        }
-        self.entry_extra = "";
-        let (p, j) = (median(plain), median(joined));
+        let (p, j) = self.catch_up_pair(&file, lines, (lines, records), ", multiline: java", "multiline");
         vec![row(
             s,
             &format!("catch-up CPU per line, java preset / line by line ({lines} lines, {records} events)"),
