@@ -221,8 +221,8 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     let (events_tx, events_rx) = unbounded::<Event>();
     let wake: crate::tail::Wake = {
         let tx = events_tx.clone();
-        Arc::new(move |generation| {
-            let _ = tx.send(Event::Wake { generation });
+        Arc::new(move |spec, generation| {
+            let _ = tx.send(Event::Wake { spec: Box::new(spec.clone()), generation });
         })
     };
     let ctx = Arc::new(TailCtx {

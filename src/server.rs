@@ -40,8 +40,8 @@ pub enum Event {
     Rescan,
     /// Stop every tail, then report on `done`.
     Shutdown { done: Sender<()> },
-    /// The bell of parked tail `generation` rang: start its thread again.
-    Wake { generation: u64 },
+    /// The bell of the parked tail of `spec` (of `generation`) rang: start its thread again.
+    Wake { spec: Box<TailSpec>, generation: u64 },
 }
 
 /// Hooks the server calls when config.yaml's etcd settings change (the etcd module's watchers).
@@ -195,9 +195,9 @@ impl ServerState {
                 self.scan_all("a watched directory changed", false);
             }
             Event::Shutdown { done } => return Some(done),
-            Event::Wake { generation } => {
-                // A search: a tail wakes at most once per PARK_AFTER, and a stopped one is gone.
-                if let Some(t) = self.tails.values().find(|t| t.generation == generation) {
+            Event::Wake { spec, generation } => {
+                // A stopped tail is gone, or replaced by one of a later generation.
+                if let Some(t) = self.tails.get(&spec).filter(|t| t.generation == generation) {
                     self.run_again(t);
                 }
             }
@@ -213,19 +213,14 @@ impl ServerState {
     }
 
     /// Parked tails due for a look (their safety net every `PARKED_LOOK`, or `close_inactive`)
-    /// are started again; when the next is due.
-    fn look_at_parked(&self) -> Option<Duration> {
+    /// are started again.
+    fn look_at_parked(&self) {
         let now = crate::timestamp::now_millis();
-        let mut next: Option<u64> = None;
         for t in self.tails.values() {
-            let Some(until) = t.parked_until() else { continue };
-            if until <= now {
+            if t.parked_until().is_some_and(|until| until <= now) {
                 self.run_again(t);
-            } else {
-                next = Some(next.map_or(until, |n| n.min(until)));
             }
         }
-        next.map(|at| Duration::from_millis(at.saturating_sub(now)))
     }
 
     /// A scan that starts what fits within `max_tails` (see `scan`).
@@ -495,6 +490,8 @@ fn describe(change: &Change) -> String {
 
 /// Events taken off the channel at once, at most (then the loop looks at its timers again).
 const MAX_BATCH: usize = 1024;
+/// How often parked tails are walked for the looks that are due: a due look comes up to this late.
+const PARKED_SWEEP: Duration = Duration::from_secs(1);
 
 /// The events to handle of those waiting, in their order: of an etcd key's reports only the
 /// latest (a script putting a key in a loop costs one scan, not one a put; each value is already
@@ -530,6 +527,9 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
     let needs_scans =
         |st: &ServerState| st.config.ignore_older.is_some() || st.desired.iter().any(|(_, s)| s.is_glob());
     let mut scans = needs_scans(&st);
+    // Parked tails are walked for their due looks at most once a `PARKED_SWEEP`, not at every
+    // event: wakes of parked tails make events frequent, and a walk is O(tails).
+    let mut swept = Instant::now();
     loop {
         // Looked at twice a second while tails are stopping or draining; otherwise woken for the
         // next scan or by an event. A fixed 500 ms tick walked every tail and selector each time:
@@ -542,7 +542,11 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
         } else {
             Duration::from_secs(3600)
         };
-        let tick = st.look_at_parked().map_or(tick, |due| tick.min(due.max(Duration::from_millis(10))));
+        if swept.elapsed() >= PARKED_SWEEP {
+            st.look_at_parked();
+            swept = Instant::now();
+        }
+        let tick = if st.tails.is_empty() { tick } else { tick.min(PARKED_SWEEP.saturating_sub(swept.elapsed())) };
         match events.recv_timeout(tick) {
             Ok(event) => {
                 let mut batch = vec![event];

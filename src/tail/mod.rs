@@ -94,9 +94,9 @@ pub const PARK_AFTER: Duration = Duration::from_secs(2);
 /// when its file is due to be closed by `close_inactive`.
 pub const PARKED_LOOK: Duration = NOTIFIED_IDLE;
 
-/// How a parked tail asks to be run again: the file server's, called with the tail's generation
-/// from the ring of its doorbell.
-pub type Wake = Arc<dyn Fn(u64) + Send + Sync>;
+/// How a parked tail asks to be run again: the file server's, called with the tail's spec and
+/// generation from the ring of its doorbell.
+pub type Wake = Arc<dyn Fn(&TailSpec, u64) + Send + Sync>;
 
 /// Settings every tail shares.
 #[derive(Debug, Clone)]
@@ -481,8 +481,8 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                     let look = st.inactive_wait(ctx).map_or(PARKED_LOOK, |w| w.min(PARKED_LOOK));
                     let until = crate::timestamp::now_millis() + look.as_millis() as u64;
                     flags.parked.store(until.max(1), Ordering::SeqCst);
-                    let (wake, generation) = (ctx.wake.clone(), st.owner);
-                    if bell.on_next_ring(Box::new(move || wake(generation))) {
+                    let (wake, spec, generation) = (ctx.wake.clone(), st.spec.clone(), st.owner);
+                    if bell.on_next_ring(Box::new(move || wake(&spec, generation))) {
                         log::debug!("tail {}: parked (quiet for {quiet:?})", st.spec);
                         // Not released: its files, position and claims stay for the next thread.
                         return;

@@ -210,7 +210,7 @@ impl Agent {
             hostname: "model".into(),
         };
         let ctx = TailCtx {
-            wake: Arc::new(|_| {}),
+            wake: Arc::new(|_, _| {}),
             sink: memory.clone(),
             metrics: Arc::default(),
             waker: crate::waker::Waker::new(),
