@@ -9,6 +9,8 @@
 //! pattern an etcd writer sends cannot take exponential time (there are no backreferences), and
 //! each list is compiled with a size limit.
 
+use std::sync::Arc;
+
 use regex::bytes::{RegexSet, RegexSetBuilder};
 
 /// Patterns in one list, at most.
@@ -19,11 +21,40 @@ pub const MAX_PATTERN_CHARS: usize = 4096;
 /// 10,000 entries could then hold 100 GB of programs).
 const SIZE_LIMIT: usize = 1 << 20;
 
-/// A source's filters, as checked text (comparable, so a change restarts the tail).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A source's filters, as checked text (compared by it, so a change restarts the tail), and
+/// compiled once when checked: every tail of the entry shares the rule (a compile of a list
+/// near the size limit takes ~10 ms, and a glob entry may have thousands of files).
+#[derive(Debug, Clone, Default)]
 pub struct Spec {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    rule: Option<Arc<Rule>>,
+}
+
+impl PartialEq for Spec {
+    fn eq(&self, other: &Spec) -> bool {
+        (&self.include, &self.exclude) == (&other.include, &other.exclude)
+    }
+}
+
+impl Eq for Spec {}
+
+impl PartialOrd for Spec {
+    fn partial_cmp(&self, other: &Spec) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Spec {
+    fn cmp(&self, other: &Spec) -> std::cmp::Ordering {
+        (&self.include, &self.exclude).cmp(&(&other.include, &other.exclude))
+    }
+}
+
+impl std::hash::Hash for Spec {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.include, &self.exclude).hash(state);
+    }
 }
 
 /// Which list is wrong, at which index, and why.
@@ -52,12 +83,17 @@ impl std::fmt::Display for FilterError {
 }
 
 impl Spec {
-    /// Checks both lists: every pattern compiles, within the bounds.
+    /// Checks both lists (every pattern compiles, within the bounds) and compiles them.
     pub fn check(include: &[String], exclude: &[String]) -> Result<Spec, FilterError> {
-        let spec = Spec { include: include.to_vec(), exclude: exclude.to_vec() };
-        compile(&spec.include, "include_lines").map_err(|e| e.into_include())?;
-        compile(&spec.exclude, "exclude_lines").map_err(|e| e.into_exclude())?;
-        Ok(spec)
+        let inc = compile(include, "include_lines").map_err(|e| e.into_include())?;
+        let exc = compile(exclude, "exclude_lines").map_err(|e| e.into_exclude())?;
+        let rule = (inc.is_some() || exc.is_some()).then(|| Arc::new(Rule { include: inc, exclude: exc }));
+        Ok(Spec { include: include.to_vec(), exclude: exclude.to_vec(), rule })
+    }
+
+    /// The compiled rule; None when nothing is filtered.
+    pub fn rule(&self) -> Option<Arc<Rule>> {
+        self.rule.clone()
     }
 
     /// Neither list is set: every event is kept.
@@ -101,31 +137,26 @@ fn compile(list: &[String], field: &'static str) -> Result<Option<RegexSet>, Lis
         if p.chars().count() > MAX_PATTERN_CHARS {
             return Err(ListError::At(i, format!("longer than {MAX_PATTERN_CHARS} characters")));
         }
-        // Each alone, so that the error names the pattern that is wrong.
+    }
+    let set_error = match RegexSetBuilder::new(list).size_limit(SIZE_LIMIT).build() {
+        Ok(set) => return Ok(Some(set)),
+        Err(e) => e,
+    };
+    // Each alone, so that the error names the pattern that is wrong (only when the list fails).
+    for (i, p) in list.iter().enumerate() {
         RegexSetBuilder::new([p]).size_limit(SIZE_LIMIT).build().map_err(|e| ListError::At(i, e.to_string()))?;
     }
-    let set = RegexSetBuilder::new(list).size_limit(SIZE_LIMIT).build();
-    set.map(Some).map_err(|e| ListError::At(0, format!("the list together: {e}")))
+    Err(ListError::At(0, format!("the list together: {set_error}")))
 }
 
 /// A `Spec` compiled, for the tail.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Rule {
     include: Option<RegexSet>,
     exclude: Option<RegexSet>,
 }
 
 impl Rule {
-    /// None when nothing is filtered. The spec was checked when it was resolved.
-    pub fn new(spec: &Spec) -> Option<Rule> {
-        if spec.is_empty() {
-            return None;
-        }
-        let include = compile(&spec.include, "include_lines").ok()?;
-        let exclude = compile(&spec.exclude, "exclude_lines").ok()?;
-        Some(Rule { include, exclude })
-    }
-
     /// Whether `event` (without its newline) goes to Kafka.
     pub fn keeps(&self, event: &[u8]) -> bool {
         self.include.as_ref().is_none_or(|s| s.is_match(event))
@@ -137,9 +168,9 @@ impl Rule {
 mod tests {
     use super::*;
 
-    fn rule(include: &[&str], exclude: &[&str]) -> Rule {
+    fn rule(include: &[&str], exclude: &[&str]) -> Arc<Rule> {
         let s = |l: &[&str]| l.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-        Rule::new(&Spec::check(&s(include), &s(exclude)).unwrap()).unwrap()
+        Spec::check(&s(include), &s(exclude)).unwrap().rule().unwrap()
     }
 
     #[test]
@@ -162,7 +193,8 @@ mod tests {
 
     #[test]
     fn nothing_set_is_no_rule() {
-        assert!(Rule::new(&Spec::default()).is_none());
+        assert!(Spec::check(&[], &[]).unwrap().rule().is_none());
+        assert_eq!(Spec::check(&[], &[]).unwrap(), Spec::default());
     }
 
     #[test]

@@ -48,9 +48,26 @@ pub struct Parsed {
     pub refused: Vec<String>,
 }
 
+/// How long checking one value's entries may take: compiling `include_lines`/`exclude_lines`
+/// costs up to ~10 ms an entry (a list near the size limit), so a value of 10,000 such entries
+/// took minutes of the watcher's thread and held every compiled list. Refused whole past it, as
+/// the scan of a value's globs is.
+pub const CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Parses and checks a value (`defaults`: this host's name, for `{host}` in a topic, and the
 /// top-level `fields`). `Err` names what is wrong; the caller keeps the key's old tails.
 pub fn parse(value: &[u8], allowed: &Allowlist, defaults: &crate::labels::Defaults) -> Result<Parsed, String> {
+    parse_within(value, allowed, defaults, CHECK_BUDGET)
+}
+
+/// `parse`, refusing a value whose entries take longer than `budget` to check.
+pub fn parse_within(
+    value: &[u8],
+    allowed: &Allowlist,
+    defaults: &crate::labels::Defaults,
+    budget: std::time::Duration,
+) -> Result<Parsed, String> {
+    let started = std::time::Instant::now();
     if value.len() > MAX_VALUE_BYTES {
         return Err(format!("value is {} bytes, more than the {MAX_VALUE_BYTES} accepted", value.len()));
     }
@@ -62,6 +79,9 @@ pub fn parse(value: &[u8], allowed: &Allowlist, defaults: &crate::labels::Defaul
     }
     let mut out = Parsed::default();
     for (i, e) in entries.iter().enumerate() {
+        if started.elapsed() > budget {
+            return Err(too_slow(budget, i, entries.len()));
+        }
         if !e.path.is_empty() && !e.path.starts_with('/') {
             return Err(format!("entry {i}: path {:?} is not absolute", e.path));
         }
@@ -99,6 +119,14 @@ pub fn parse(value: &[u8], allowed: &Allowlist, defaults: &crate::labels::Defaul
         }
     }
     Ok(out)
+}
+
+/// A value whose check passed its budget at entry `i` of `n`.
+fn too_slow(budget: std::time::Duration, i: usize, n: usize) -> String {
+    format!(
+        "checking the value took more than {budget:?} (at entry {i} of {n}: include_lines/exclude_lines patterns \
+         that take long to compile?); refused"
+    )
 }
 
 /// A selector's first problem, named as an etcd value's entry.
@@ -234,5 +262,25 @@ mod tests {
             let err = parse(v, &a, &defaults()).unwrap_err();
             assert!(err.contains(needle), "{:?}: {err}", String::from_utf8_lossy(v));
         }
+    }
+
+    /// Attack: a value of many entries whose filters each take milliseconds to compile (each
+    /// list within the size limit) is refused whole once its check passes the budget, named,
+    /// instead of holding the watcher's thread for minutes.
+    #[test]
+    fn a_value_of_slow_filters_is_refused_past_the_check_budget() {
+        use std::time::Duration;
+        let heavy = r#"["\\w{5}0","\\w{5}1","\\w{5}2","\\w{5}3"]"#;
+        let entry = |i: usize| {
+            format!(r#"{{"path":"/var/log/f{i}.log","topic":"t","include_lines":{heavy},"exclude_lines":{heavy}}}"#)
+        };
+        let value = format!("[{}]", (0..2000).map(entry).collect::<Vec<_>>().join(","));
+        let started = std::time::Instant::now();
+        let e =
+            parse_within(value.as_bytes(), &allow(&["/var/log"]), &defaults(), Duration::from_millis(100)).unwrap_err();
+        assert!(e.contains("checking the value took more than 100ms"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5), "refused soon after the budget: {:?}", started.elapsed());
+        // One such entry alone passes.
+        assert!(parse(format!("[{}]", entry(0)).as_bytes(), &allow(&["/var/log"]), &defaults()).is_ok());
     }
 }

@@ -528,7 +528,7 @@ impl TailState {
             key,
             format: spec.format,
             multiline,
-            filter: crate::filter::Rule::new(&h.filter),
+            filter: h.filter.rule(),
             fields: (!h.fields.is_empty()).then(|| Arc::new(h.fields.clone())),
             limiter,
             charset: h.charset,

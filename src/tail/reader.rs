@@ -44,8 +44,8 @@ pub(super) struct Lane {
     pub format: Format,
     /// `multiline`: the spec's rule, compiled once (the spec was checked when resolved).
     pub multiline: Option<multiline::Rule>,
-    /// `include_lines`, `exclude_lines`, compiled once.
-    pub filter: Option<filter::Rule>,
+    /// `include_lines`, `exclude_lines`, compiled once for the entry.
+    pub filter: Option<Arc<filter::Rule>>,
     /// `fields`, with every message.
     pub fields: Option<Arc<Fields>>,
     /// `rate_limit`: the source's bucket and the agent's.
