@@ -79,6 +79,15 @@ impl BatchAck {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Stopped;
 
+/// Why `submit_within` gave a batch back (nothing of it stays registered either way).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Held {
+    /// The caller's stop flag was raised while the outlet was full.
+    Stopped,
+    /// The outlet stayed full for the whole of the caller's patience.
+    Full,
+}
+
 /// Where a batch's acknowledgement goes: its file's tracker, the file offset just past its last
 /// line, and the fingerprint of the file's bytes just before that offset. The outlet registers
 /// the batch with the tracker as it takes it, and takes the registration back if it gives the
@@ -93,14 +102,19 @@ pub struct AckTo {
 /// in-memory outlet. `submit` blocks while the outlet is full and gives the batch back when
 /// `stop` is raised meanwhile; a batch is acknowledged on its tracker once delivered.
 pub trait Outlet: Send + Sync {
-    /// Takes `batch`, registered with `ack.tracker`; on `Stopped` nothing of it stays
-    /// registered.
-    fn submit(&self, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<(), Stopped>;
+    /// Takes `batch`, registered with `ack.tracker`, waiting at most `patience` for room; on
+    /// `Held` nothing of it stays registered.
+    fn submit_within(&self, batch: Batch, ack: AckTo, stop: &AtomicBool, patience: Duration) -> Result<(), Held>;
+
+    /// Takes `batch`, waiting for room as long as it takes (or until `stop`).
+    fn submit(&self, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<(), Stopped> {
+        self.submit_within(batch, ack, stop, Duration::MAX).map_err(|_| Stopped)
+    }
 }
 
 impl Outlet for Sink {
-    fn submit(&self, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<(), Stopped> {
-        Sink::submit(self, batch, ack, stop)
+    fn submit_within(&self, batch: Batch, ack: AckTo, stop: &AtomicBool, patience: Duration) -> Result<(), Held> {
+        Sink::submit_within(self, batch, ack, stop, patience)
     }
 }
 
@@ -307,18 +321,23 @@ impl Shared {
         }
     }
 
-    /// Waits while `topic` has `PARKED_PER_TOPIC` batches waiting; false when `stop` was raised
-    /// first. Woken by the sender as the topic's batches go (a held-back tail goes on at once),
-    /// and every `STOP_LOOK` to look at `stop`.
-    fn wait_for_room(&self, topic: &str, stop: &AtomicBool) -> bool {
+    /// Waits while `topic` has `PARKED_PER_TOPIC` batches waiting, until `stop` is raised or
+    /// `deadline` (None: no end). Woken by the sender as the topic's batches go (a held-back tail
+    /// goes on at once), and every `STOP_LOOK` to look at `stop`.
+    fn wait_for_room(&self, topic: &str, stop: &AtomicBool, deadline: Option<Instant>) -> Result<(), Held> {
         let mut m = self.parked_lock();
         while m.get(topic).copied().unwrap_or(0) >= PARKED_PER_TOPIC {
             if stop.load(Ordering::Relaxed) {
-                return false;
+                return Err(Held::Stopped);
             }
-            m = self.unparked.wait_timeout(m, STOP_LOOK).unwrap_or_else(|p| p.into_inner()).0;
+            let wait = match deadline {
+                Some(d) if Instant::now() >= d => return Err(Held::Full),
+                Some(d) => d.saturating_duration_since(Instant::now()).min(STOP_LOOK),
+                None => STOP_LOOK,
+            };
+            m = self.unparked.wait_timeout(m, wait).unwrap_or_else(|p| p.into_inner()).0;
         }
-        true
+        Ok(())
     }
 }
 
@@ -495,10 +514,10 @@ impl Sink {
     }
 
     /// Hands a batch to the sending thread, registered with `ack.tracker` as it is taken,
-    /// blocking while the channel is full or while its topic already has `PARKED_PER_TOPIC`
-    /// batches waiting. On `Stopped` (the caller's `stop` raised while waiting) nothing of the
-    /// batch stays registered.
-    pub fn submit(&self, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<(), Stopped> {
+    /// waiting (up to `patience`) while the channel is full or while its topic already has
+    /// `PARKED_PER_TOPIC` batches waiting. On `Held` (the caller's `stop` raised, or its patience
+    /// spent) nothing of the batch stays registered.
+    pub fn submit_within(&self, batch: Batch, ack: AckTo, stop: &AtomicBool, patience: Duration) -> Result<(), Held> {
         if batch.lines.is_empty() && !self.shared.transactional {
             // Every line filtered out: nothing to send, acknowledged at once (its tracker moves
             // past it once the batches before it are). In exactly_once it goes through the
@@ -507,9 +526,8 @@ impl Sink {
             token.tracker.ack(token.seq);
             return Ok(());
         }
-        if !self.shared.wait_for_room(&batch.topic, stop) {
-            return Err(Stopped);
-        }
+        let deadline = Instant::now().checked_add(patience);
+        self.shared.wait_for_room(&batch.topic, stop, deadline)?;
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
         let token = Arc::new(BatchAck::register(&batch, ack));
         let mut out = Outgoing { batch, next: 0, token };
@@ -517,12 +535,17 @@ impl Sink {
             match self.batches.send_timeout(out, Duration::from_millis(50)) {
                 Ok(()) => return Ok(()),
                 Err(SendTimeoutError::Timeout(o)) | Err(SendTimeoutError::Disconnected(o)) => {
-                    if stop.load(Ordering::Relaxed) {
-                        self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-                        o.token.cancel();
-                        return Err(Stopped);
-                    }
-                    out = o;
+                    let held = if stop.load(Ordering::Relaxed) {
+                        Held::Stopped
+                    } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                        Held::Full
+                    } else {
+                        out = o;
+                        continue;
+                    };
+                    self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                    o.token.cancel();
+                    return Err(held);
                 }
             }
         }
@@ -588,6 +611,12 @@ mod tests {
         let stop = AtomicBool::new(true);
         let ack = AckTo { tracker: tracker.clone(), end: 1000, near: Fingerprint::default() };
         assert_eq!(sink.submit(batch(b"late"), ack, &stop), Err(Stopped));
+        assert_eq!((tracker.in_flight(), tracker.sent()), (BATCHES_QUEUED, 2 * BATCHES_QUEUED as u64));
+        assert_eq!(sink.shared.queued.load(Ordering::SeqCst), BATCHES_QUEUED);
+        // A patience spent gives it back the same way, and says so.
+        let ack = AckTo { tracker: tracker.clone(), end: 1000, near: Fingerprint::default() };
+        let full = sink.submit_within(batch(b"late"), ack, &go, Duration::from_millis(60));
+        assert_eq!(full, Err(Held::Full));
         assert_eq!((tracker.in_flight(), tracker.sent()), (BATCHES_QUEUED, 2 * BATCHES_QUEUED as u64));
         assert_eq!(sink.shared.queued.load(Ordering::SeqCst), BATCHES_QUEUED);
     }
