@@ -48,6 +48,8 @@ pub struct Entry {
 
 /// The device number of the `wanted` markers: no file has it (`dev_t` is 32 bits on Linux).
 const WANTED_DEV: u64 = u64::MAX;
+/// The device number of retired entries: content whose inode another file took (`Entry::retired`).
+const RETIRED_DEV: u64 = u64::MAX - 1;
 
 impl Entry {
     /// The position `offset` of file `id`, first bytes `fp`, read under `path` for `topic`; `near`:
@@ -82,6 +84,17 @@ impl Entry {
     pub fn wanted(path: &str, topic: &str, now: u64) -> Entry {
         let id = FileId { dev: WANTED_DEV, ino: fnv1a(path.as_bytes()) };
         Entry::new(path, topic, id, Fingerprint::default(), 0, Fingerprint::default(), now)
+    }
+
+    /// The identity under which the reading of a file is kept once its inode was taken by
+    /// another file (logrotate's `compress` deleted it, and a file of another path was created
+    /// in its inode): no file has it, so the entry stays only as content read under its path,
+    /// which is what recognises a compressed copy of it (by its first bytes) after a restart. One
+    /// per file and content (its old identity, path and first bytes).
+    pub fn retired(id: FileId, path: &str, fp: Fingerprint) -> FileId {
+        let mut text = format!("{}:{}:{}:{}:", id.dev, id.ino, fp.len, fp.hash).into_bytes();
+        text.extend_from_slice(path.as_bytes());
+        FileId { dev: RETIRED_DEV, ino: fnv1a(&text) }
     }
 
     /// Whether this is a `wanted` marker, not a file's position.
