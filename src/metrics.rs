@@ -446,6 +446,7 @@ pub fn run_metrics(m: &Metrics, path: Option<&Path>, interval: Duration, stop: &
     let mut last_error: Option<String> = None;
     loop {
         let stopping = stop.sleep(interval);
+        crate::alloc::decay_freed_pages();
         let mut snap = m.snapshot();
         stalls.apply(&mut snap, Instant::now());
         if !stopping {
