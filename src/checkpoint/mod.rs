@@ -395,12 +395,16 @@ impl Checkpoints {
             .filter(|r| r.topic == topic && is_original(&r.path))
             .map(|r| (r.fp, r.offset, r.tracker.as_ref()));
         // The furthest reading of that content (a live one has sent more than was saved); its
-        // tracker goes on only when the copy holds all it sent.
+        // tracker goes on only when the copy holds all it sent. A live reading wins a tie: it
+        // says the original is open and being read (a file opened at its saved position has sent
+        // no more than was saved). The saved entry won it, the copy went without the tracker,
+        // and a `.gz` that logrotate made of the file the tail had just opened was read beside
+        // it (the exactly_once soak, seed 11: 45 lines twice).
         let (_, offset, tracker) = live
             .chain(saved)
             .chain(replaced)
             .filter(|(fp, _, _)| file.identified_by(fp))
-            .max_by_key(|(_, offset, _)| *offset)?;
+            .max_by_key(|(_, offset, tracker)| (*offset, tracker.is_some_and(|t| !t.is_closed())))?;
         let tracker = tracker.filter(|t| t.sent() <= size).cloned();
         Some((offset.min(size), tracker))
     }
@@ -1117,6 +1121,27 @@ mod tests {
         let h = cp.lineage(path, "t", None).past;
         assert_eq!((h.len(), h[0].id, h[0].offset), (1, id, 4));
         assert!(h[0].tracker.as_ref().is_some_and(|x| Arc::ptr_eq(x, &t)), "its tracker carries on");
+    }
+
+    #[test]
+    fn a_copy_of_a_file_open_at_its_saved_position_carries_the_live_tracker() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, f) = tracked(&cp, dir.path(), "app.log", b"first file's lines\n");
+        t.register(19);
+        t.ack(0);
+        t.close();
+        cp.save().unwrap();
+        // The next start opens app.log at its saved position; logrotate compresses it at once.
+        let again = Checkpoints::open(dir.path()).unwrap();
+        let a = dir.path().join("app.log");
+        let live = Arc::new(AckTracker::new(19));
+        again.track("t", id, a.to_str().unwrap(), Fingerprint::of_file(&f).unwrap(), live.clone());
+        let gz =
+            Row { size: u64::MAX, first: Fingerprint::of_bytes(b"first file's lines\n"), near: Fingerprint::default() };
+        let (offset, tracker) = again.copy_of("t", &a.with_file_name("app.log.1.gz"), &gz).expect("a copy");
+        assert_eq!(offset, 19);
+        assert!(tracker.is_some_and(|t| Arc::ptr_eq(&t, &live)), "the open reading, not the saved position");
     }
 
     #[test]
