@@ -153,6 +153,8 @@ pub struct ExactlyOnce {
     pub interval: Duration,
     /// `kafkaconfig.positions_topic`: the compacted topic the positions are committed to.
     pub positions_topic: String,
+    /// librdkafka's `transaction.timeout.ms`: a transaction open longer is aborted by the broker.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -1087,11 +1089,25 @@ fn resolve_delivery(
     props.insert("transactional.id".into(), transactional_id.clone());
     // A transaction left open by a long broker outage is aborted by the broker after this long;
     // the agent then aborts too and sends the same lines again in a new one.
-    props.entry("transaction.timeout.ms".into()).or_insert_with(|| "60000".into());
+    let timeout = props.entry("transaction.timeout.ms".into()).or_insert_with(|| "60000".into());
+    let timeout = match timeout.parse::<u64>() {
+        Ok(ms) if Duration::from_millis(ms) > interval => Duration::from_millis(ms),
+        Ok(_) => {
+            problems.push(format!(
+                "kafkaconfig.properties.transaction.timeout.ms: must be longer than transaction_interval ({interval:?}): \
+                 the broker would abort every transaction"
+            ));
+            Duration::from_secs(60)
+        }
+        Err(_) => {
+            problems.push(format!("kafkaconfig.properties.transaction.timeout.ms: {timeout:?} is not a number of ms"));
+            Duration::from_secs(60)
+        }
+    };
     if props.get("acks").is_some_and(|a| a != "all" && a != "-1") {
         problems.push("kafkaconfig.acks: exactly_once needs acks: all".into());
     }
-    kafka.exactly_once = Some(ExactlyOnce { transactional_id, interval, positions_topic });
+    kafka.exactly_once = Some(ExactlyOnce { transactional_id, interval, positions_topic, timeout });
 }
 
 /// `kafkaconfig.kafkaaddr`: a comma-separated list of host:port.
@@ -1494,6 +1510,7 @@ kafkaconfig:
         assert_eq!(eo.positions_topic, "logcatch-positions");
         assert_eq!(c.kafka.properties["transactional.id"], eo.transactional_id);
         assert_eq!(c.kafka.properties["transaction.timeout.ms"], "60000");
+        assert_eq!(eo.timeout, Duration::from_secs(60));
         // The id follows the data_dir: two agents of one host differ, a restarted one is the same.
         let other = parse(
             &format!("{base}delivery: exactly_once\ndata_dir: /srv/two\n").replace("data_dir: /var/lib/logcatch\n", ""),
@@ -1514,6 +1531,11 @@ kafkaconfig:
             (
                 "delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, transaction_interval: 5ms}\n",
                 "between 10ms and 60s",
+            ),
+            (
+                "delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, transaction_interval: 5s, \
+                 properties: {transaction.timeout.ms: \"5000\"}}\n",
+                "transaction.timeout.ms: must be longer than transaction_interval",
             ),
             (
                 "delivery: exactly_once\nkafkaconfig: {kafkaaddr: h:1, positions_topic: \"a b\"}\n",

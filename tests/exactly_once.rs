@@ -141,6 +141,46 @@ fn a_second_agent_with_the_same_id_fences_the_first() {
     assert_eq!(second.terminate(), Some(0));
 }
 
+/// Found by the soak (seed 11): a transaction left open past `transaction.timeout.ms` (there: a
+/// broker kill, a stalled network, then a 3 s pause of the agent) is aborted by the broker, which
+/// bumps the producer's epoch, and librdkafka reports that as a fence. The agent exited 7, and the
+/// shipped supervisor configs do not restart that code. It starts again in place (the same PID,
+/// a new producer) and goes on from the committed positions: every line once. Here a pause of
+/// 6 s inside a transaction of 2 s, with a timeout of 3 s (the test broker looks for timed-out
+/// transactions every second).
+#[test]
+fn a_transaction_aborted_by_the_broker_for_its_timeout_restarts_the_agent_in_place() {
+    let (dir, broker) = kafka();
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    let prom = dir.path().join("metrics.prom");
+    append(&a, &numbered("l", 0..10));
+    let extra = format!(
+        "start_position: beginning\ndelivery: exactly_once\nmetrics: {{path: \"{}\", interval: 200ms}}\n\
+         kafkaconfig: {{kafkaaddr: \"{}\", transaction_interval: 2s, properties: {{transaction.timeout.ms: \"3000\"}}}}\n",
+        prom.display(),
+        broker.addr()
+    );
+    let mut agent = Agent::start(&write_config(dir.path(), &broker.addr(), &[(&a, "t")], &extra));
+    assert_eq!(broker.lines("t", 10, T), numbered("l", 0..10));
+    let pid = agent.proc.pid();
+    append(&a, &numbered("l", 10..20));
+    wait_until(T, "the tail to hand the 20 lines over", || {
+        let text = std::fs::read_to_string(&prom).unwrap_or_default();
+        let lines = text.lines().filter(|l| l.starts_with("logcatch_source_lines_total{"));
+        lines.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).any(|n| n >= 20.0)
+    });
+    agent.proc.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(6)); // the pause itself: what the test is about
+    agent.proc.signal(libc::SIGCONT);
+    agent.wait_log("the broker aborted a transaction for its timeout; starting again in place", T);
+    agent.wait_log("restarting in place", T);
+    append(&a, &numbered("l", 20..30));
+    assert_eq!(broker.lines("t", 30, T), numbered("l", 0..30), "every line once, in order");
+    assert!(agent.proc.is_running() && agent.proc.pid() == pid, "the same process, started again in place");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 /// tansu has no transactions: the agent says so and exits 7 instead of retrying for ever.
 #[test]
 fn a_broker_without_transactions_is_named() {

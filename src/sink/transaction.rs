@@ -64,8 +64,21 @@ const RETRY_WAIT: Duration = Duration::from_secs(1);
 pub struct Transactions {
     pub settings: ExactlyOnce,
     pub checkpoints: Arc<Checkpoints>,
-    /// Called once when the producer is fenced or failed for good, with why.
-    pub fatal: Box<dyn Fn(String) + Send + Sync>,
+    /// Called once when the producer failed for good, with why.
+    pub fatal: Box<dyn Fn(Failed) + Send + Sync>,
+}
+
+/// Why the transactional producer can send no more: what the agent does about it differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    /// Fenced by another agent with the same transactional id, or the broker has no
+    /// transactions: the agent stops (exit 7; started again, it would fence the other).
+    ForGood(String),
+    /// Fenced while its transaction had been open past `transaction.timeout.ms`: the broker
+    /// aborted it and bumped the producer's epoch, which librdkafka reports as a fence (Apache
+    /// Kafka 4.1, in the soak: a broker kill, a stalled network, then a 3 s pause of the agent).
+    /// A new producer goes on: the agent starts again in place, from the committed positions.
+    TimedOut(String),
 }
 
 /// Where the transaction stands.
@@ -97,6 +110,11 @@ const GIVEN_UP_KEPT: usize = 1024;
 #[derive(Default)]
 pub struct TxnState {
     phase: Phase,
+    /// When the first transaction since the last commit began (None after a commit): a fence
+    /// that comes after nothing committed for longer than `transaction.timeout.ms` is the broker's
+    /// abort of one of them for its timeout (`Failed::TimedOut`), whichever call meets it (in the
+    /// soak: the `begin` after the agent's own abort of the timed-out one).
+    began: Option<Instant>,
     batches: Vec<Outgoing>,
     /// Topics set aside because they refused, with their batches in order.
     parked: BTreeMap<Arc<str>, Parked>,
@@ -368,6 +386,7 @@ fn commit(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Tr
             *lock_failures(shared) = Failures::default(); // of messages librdkafka sent again itself
             shared.stats.txn_committed.fetch_add(1, Ordering::Relaxed);
             st.phase = Phase::Ready;
+            st.began = None;
         }
         Err(_) if lock_failures(shared).failed => st.phase = Phase::MustAbort,
         Err(e) => fail(st, e, "commit", txn),
@@ -398,7 +417,21 @@ fn fail(st: &mut TxnState, e: KafkaError, what: &str, txn: &Transactions) {
         _ => (false, false),
     };
     let unsupported = e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature);
-    if fatal || unsupported {
+    let fenced = matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced));
+    let open_for = st.began.map(|b| b.elapsed());
+    if fatal && fenced && open_for.is_some_and(|d| d >= txn.settings.timeout) {
+        let why = format!(
+            "kafka: the transactional producer {} was fenced ({e}) after {:.0?} without a commit, past \
+             transaction.timeout.ms ({:?}): the broker aborted a transaction for its timeout; starting again \
+             in place, from the committed positions",
+            txn.settings.transactional_id,
+            open_for.unwrap_or_default(),
+            txn.settings.timeout
+        );
+        log::warn!("{why}");
+        st.phase = Phase::Dead;
+        (txn.fatal)(Failed::TimedOut(why));
+    } else if fatal || unsupported {
         let why = if unsupported {
             // tansu 0.6 answers InitProducerId but has no EndTxn (librdkafka: "EndTxnRequest
             // (KIP-98) not supported by broker"), and calls that retriable: it never passes.
@@ -416,7 +449,7 @@ fn fail(st: &mut TxnState, e: KafkaError, what: &str, txn: &Transactions) {
         };
         log::error!("{why}");
         st.phase = Phase::Dead;
-        (txn.fatal)(why);
+        (txn.fatal)(Failed::ForGood(why));
     } else if abortable {
         log::warn!("kafka: the transaction failed ({e}); aborting it and sending its lines again");
         st.phase = Phase::MustAbort;
@@ -466,6 +499,7 @@ fn begin_and_send(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, 
         return;
     }
     st.phase = Phase::Open { since: Instant::now() };
+    st.began.get_or_insert_with(Instant::now);
     for mut out in std::mem::take(&mut st.batches) {
         out.next = 0;
         send(producer, st, out, shared);
