@@ -1090,7 +1090,17 @@ fn resolve_delivery(
     // A transaction left open by a long broker outage is aborted by the broker after this long;
     // the agent then aborts too and sends the same lines again in a new one.
     let timeout = props.entry("transaction.timeout.ms".into()).or_insert_with(|| "60000".into());
-    let timeout = match timeout.parse::<u64>() {
+    let timeout = transaction_timeout(timeout, interval, problems);
+    if props.get("acks").is_some_and(|a| a != "all" && a != "-1") {
+        problems.push("kafkaconfig.acks: exactly_once needs acks: all".into());
+    }
+    kafka.exactly_once = Some(ExactlyOnce { transactional_id, interval, positions_topic, timeout });
+}
+
+/// librdkafka's `transaction.timeout.ms` (`text`), which must be longer than the transaction
+/// interval: the broker aborts a transaction open longer, and would abort every one.
+fn transaction_timeout(text: &str, interval: Duration, problems: &mut Vec<String>) -> Duration {
+    match text.parse::<u64>() {
         Ok(ms) if Duration::from_millis(ms) > interval => Duration::from_millis(ms),
         Ok(_) => {
             problems.push(format!(
@@ -1100,14 +1110,10 @@ fn resolve_delivery(
             Duration::from_secs(60)
         }
         Err(_) => {
-            problems.push(format!("kafkaconfig.properties.transaction.timeout.ms: {timeout:?} is not a number of ms"));
+            problems.push(format!("kafkaconfig.properties.transaction.timeout.ms: {text:?} is not a number of ms"));
             Duration::from_secs(60)
         }
-    };
-    if props.get("acks").is_some_and(|a| a != "all" && a != "-1") {
-        problems.push("kafkaconfig.acks: exactly_once needs acks: all".into());
     }
-    kafka.exactly_once = Some(ExactlyOnce { transactional_id, interval, positions_topic, timeout });
 }
 
 /// `kafkaconfig.kafkaaddr`: a comma-separated list of host:port.

@@ -198,12 +198,6 @@ impl Broker {
         }
     }
 
-    /// tansu (in memory) whatever `broker_kind` says: for a test that needs no other process to
-    /// create and delete files in its directory (Apache Kafka's store does, all the time).
-    pub fn start_tansu(dir: &Path) -> Broker {
-        Broker::start_with(dir, "memory://tansu/".into(), free_port())
-    }
-
     /// On-disk storage (survives a restart of the broker).
     pub fn start_on_disk(dir: &Path) -> Broker {
         match broker_kind() {
