@@ -397,9 +397,9 @@ impl Checkpoints {
         // The furthest reading of that content (a live one has sent more than was saved); its
         // tracker goes on only when the copy holds all it sent. A live reading wins a tie: it
         // says the original is open and being read (a file opened at its saved position has sent
-        // no more than was saved). The saved entry won it, the copy went without the tracker,
-        // and a `.gz` that logrotate made of the file the tail had just opened was read beside
-        // it (the exactly_once soak, seed 11: 45 lines twice).
+        // no more than was saved). Were the saved entry to win, the copy would go without the
+        // tracker, and a `.gz` that logrotate made of the file a tail has just opened would be
+        // read beside it (the exactly_once soak, seed 11: 45 lines twice).
         let (_, offset, tracker) = live
             .chain(saved)
             .chain(replaced)
@@ -500,9 +500,10 @@ impl Checkpoints {
     /// entry of the same identity under another path is another file whose inode was reused
     /// (another tail's file, say, deleted when logrotate compressed it): what it knew is kept as
     /// replaced content, and moved under a retired identity (`Entry::retired`), live tracker and
-    /// all, so that a copy of it (the `.gz`) is still known after a restart. Removed, it was
-    /// forgotten at the next start: the exactly_once soak (seed 11) read a whole `.gz` again,
-    /// 1,310 lines, after fast.log's new file took keyed.log's freed inode 0.1 s before a kill.
+    /// all, so that a copy of it (the `.gz`) is still known after a restart. Removed, it would
+    /// be forgotten by the next start, which would read the whole `.gz` again (the exactly_once
+    /// soak, seed 11: 1,310 lines, fast.log's new file having taken keyed.log's freed inode 0.1 s
+    /// before a kill).
     pub fn track(&self, topic: &str, id: FileId, path: &str, fp: Fingerprint, tracker: Arc<AckTracker>) {
         tracker.count_changes_in(&self.changes);
         tracker.reopen();

@@ -838,7 +838,7 @@ impl TailState {
     /// grows. After copytruncate the copy holds the lines not read yet, and the next rotation may
     /// rename over it (logrotate's `compress`; seen in the soak, 306 lines lost): opened now, it
     /// is read whatever becomes of its name; and it is known by the first bytes of the file,
-    /// which a file opened empty and not read since has not had taken.
+    /// which a file opened empty and not read since has none of yet.
     fn look_at_current(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<(), Stopped> {
         let Some(r) = self.current.reader_mut() else { return Ok(()) };
         let stamp = r.stamp();
