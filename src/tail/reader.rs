@@ -268,13 +268,13 @@ impl Reader {
     /// (when its stamp moved since the last look) other first bytes. A compressed generation is
     /// never cut (logrotate writes it once).
     pub fn is_cut(&self) -> bool {
-        if self.decoded.is_some() {
-            return false;
-        }
-        match self.file.metadata() {
-            Ok(m) => m.len() < self.read_offset || (Stamp::of(&m) != self.checked && !self.fp.matches(&self.file)),
-            Err(_) => false,
-        }
+        self.file.metadata().is_ok_and(|m| self.is_cut_at(Stamp::of(&m)))
+    }
+
+    /// `is_cut`, for a caller that has the file's stamp already (one `fstat`, not two).
+    pub fn is_cut_at(&self, stamp: Stamp) -> bool {
+        self.decoded.is_none()
+            && (stamp.size < self.read_offset || (stamp != self.checked && !self.fp.matches(&self.file)))
     }
 
     /// Reads up to `BUDGET` bytes and ships every complete line.
