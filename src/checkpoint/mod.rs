@@ -113,6 +113,10 @@ struct Replaced {
 
 /// Replaced contents remembered, at most (the newest; one per copytruncate).
 const REPLACED_KEPT: usize = 256;
+/// Retired entries kept per path and topic, at most (the newest): one per rotation that freed an
+/// inode another file took, or per copytruncate. Without a bound, a local user who writes a
+/// log file, lets it be read and cuts it, again and again, would grow the store for a day.
+const RETIRED_KEPT: usize = 16;
 
 struct State {
     /// Unix seconds when the store was loaded (entries count as seen then, for forgetting).
@@ -196,6 +200,24 @@ impl State {
         if let Some(mut l) = self.remove_live(key) {
             l.folded = None; // its entry is folded afresh under the retired key
             self.set_live(retired, l);
+        }
+        self.bound_retired(&key.0, &path);
+    }
+
+    /// Drops the oldest retired entries of `path` for `topic` beyond `RETIRED_KEPT` (those with
+    /// no live tracker: lines of them may still be in flight).
+    fn bound_retired(&mut self, topic: &str, path: &str) {
+        let mut retired: Vec<(u64, Key)> = self
+            .saved_paths
+            .keys(path)
+            .filter(|k| k.0 == topic && !self.live.contains_key(*k))
+            .filter_map(|k| self.saved.get(k).filter(|e| e.is_retired()).map(|e| (e.updated, k.clone())))
+            .collect();
+        if retired.len() > RETIRED_KEPT {
+            retired.sort();
+            for (_, key) in &retired[..retired.len() - RETIRED_KEPT] {
+                self.remove(key);
+            }
         }
     }
 
@@ -1122,6 +1144,33 @@ mod tests {
         let h = cp.lineage(path, "t", None).past;
         assert_eq!((h.len(), h[0].id, h[0].offset), (1, id, 4));
         assert!(h[0].tracker.as_ref().is_some_and(|x| Arc::ptr_eq(x, &t)), "its tracker carries on");
+    }
+
+    #[test]
+    fn a_file_cut_again_and_again_keeps_a_bounded_number_of_retired_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (t, id, _f) = tracked(&cp, dir.path(), "app.log", b"line 0\n");
+        t.register(7);
+        t.ack(0);
+        t.close();
+        cp.save().unwrap();
+        let path = dir.path().join("app.log");
+        for i in 1..=RETIRED_KEPT + 10 {
+            // Other first bytes each time: the content read before is retired.
+            let body = format!("line {i}\n");
+            let now = Row { size: 0, first: Fingerprint::of_bytes(body.as_bytes()), near: Fingerprint::default() };
+            assert!(matches!(cp.resolve("t", id, &now, 0), Known::Replaced { .. }));
+            let t = Arc::new(AckTracker::new(0));
+            cp.track("t", id, path.to_str().unwrap(), Fingerprint::of_bytes(body.as_bytes()), t.clone());
+            t.register(body.len() as u64);
+            t.ack(0);
+            t.close();
+            cp.save().unwrap();
+        }
+        let st = cp.lock();
+        let retired = st.saved.values().filter(|e| e.is_retired()).count();
+        assert_eq!(retired, RETIRED_KEPT, "the newest {RETIRED_KEPT}, not one per cut");
     }
 
     #[test]

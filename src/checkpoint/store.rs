@@ -97,6 +97,11 @@ impl Entry {
         FileId { dev: RETIRED_DEV, ino: fnv1a(&text) }
     }
 
+    /// Whether this is the reading of a file whose inode another file took (`retired`).
+    pub fn is_retired(&self) -> bool {
+        self.dev == RETIRED_DEV
+    }
+
     /// Whether this is a `wanted` marker, not a file's position.
     pub fn is_wanted(&self) -> bool {
         self.dev == WANTED_DEV
