@@ -45,8 +45,12 @@ enum Step {
     CopyTruncate,
     /// The file is removed once it has been read and delivered (the next write creates a new one).
     Delete,
-    /// The tail looks `n` times.
+    /// The tail looks `n` times (none while it is parked).
     Poll(u8),
+    /// The tail's thread parks it, if it may (`can_park`: nothing to drain, send or time out):
+    /// no look until the next change of its file or its directory rings it (the safety net's
+    /// look is minutes away), whatever is delivered, saved or jammed meanwhile.
+    Park,
     /// The current file had nothing new for `close_inactive`: it is closed (opened again when
     /// it changes). Only a tail that has read everything is idle that long: it settles first.
     CloseInactive,
@@ -71,6 +75,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::CopyTruncate),
         1 => Just(Step::Delete),
         5 => (1u8..4).prop_map(Step::Poll),
+        2 => Just(Step::Park),
         1 => Just(Step::CloseInactive),
         2 => Just(Step::Save),
         3 => Just(Step::Deliver),
@@ -209,6 +214,8 @@ struct Agent {
     state: TailState,
     owner: u64,
     killed: bool,
+    /// Parked: no thread, so no look until a change rings it.
+    parked: bool,
 }
 
 impl Agent {
@@ -246,7 +253,7 @@ impl Agent {
         };
         let spec = TailSpec::new(dir.join("app.log"), "t");
         let state = TailState::new(spec, owner, &ctx, false, Arc::new(TailStats::default()));
-        Agent { ctx, memory: memory.clone(), state, owner, killed: false }
+        Agent { ctx, memory: memory.clone(), state, owner, killed: false, parked: false }
     }
 
     fn poll(&mut self) -> bool {
@@ -267,8 +274,10 @@ impl Agent {
         panic!("the tail never settled");
     }
 
-    /// Stopped as the file server stops a tail, and a new one started over the same store.
+    /// Stopped as the file server stops a tail (a parked one is released the same way, by
+    /// `release_if_parked`), and a new one started over the same store.
     fn restart(&mut self) {
+        self.parked = false;
         self.state.release(&self.ctx, &AtomicBool::new(true));
         self.owner += 1;
         let spec = self.state.spec.clone();
@@ -298,7 +307,21 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         // again (`absent_since`), but a restart forgets that: see `look_if_unseen`.
         let restart_ahead = steps[i + 1..].iter().any(|s| matches!(s, Step::Restart | Step::Kill));
         if restart_ahead && matches!(step, Step::Rename { .. } | Step::CopyTruncate | Step::Delete) {
+            agent.parked = false; // the file's creation rang it
             look_if_unseen(&mut agent, &mut world);
+        }
+        // What changes the file or its directory rings a parked tail (its thread starts again);
+        // so does close_inactive falling due (the file server's look at parked tails).
+        if matches!(
+            step,
+            Step::Write(_)
+                | Step::WritePartial
+                | Step::Rename { .. }
+                | Step::CopyTruncate
+                | Step::Delete
+                | Step::CloseInactive
+        ) {
+            agent.parked = false;
         }
         match *step {
             Step::Write(n) => world.write(n),
@@ -338,11 +361,15 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     memory.deliver();
                 }
             }
+            Step::Poll(_) if agent.parked => {}
             Step::Poll(n) => {
                 for _ in 0..n {
                     agent.poll();
                 }
             }
+            // The thread arms its watch, looks once more (a write before the arming rang
+            // nothing), and parks if that look found nothing and it may.
+            Step::Park => agent.parked = !agent.poll() && agent.state.can_park(),
             Step::CloseInactive => {
                 agent.settle();
                 if agent.state.draining.is_empty() {
@@ -619,4 +646,16 @@ fn a_file_opened_empty_is_cut_while_its_tail_is_held() {
     // first bytes taken meanwhile, the copy was not known and its line lost.
     use Step::*;
     run(&[Jam, Write(1), Rename { create: true }, Restart, Write(1), CopyTruncate]).unwrap();
+}
+
+#[test]
+fn parked_tails_killed_rotated_and_written_as_they_park() {
+    // Issue 29's three cases: a kill while parked, a rotation while parked (the safety net's
+    // look minutes away: the rotation itself rings), a write just before the park.
+    use Step::*;
+    let _ = cases();
+    run(&[Write(2), Poll(1), Deliver, Save, Park, Poll(2), Kill, Write(1)]).unwrap();
+    run(&[Write(2), Poll(1), Deliver, Park, Rename { create: true }, Write(1), Park, Poll(1), Restart]).unwrap();
+    run(&[Write(1), Poll(1), Deliver, Write(2), Park, Poll(3), Deliver, Save, Kill]).unwrap();
+    run(&[Jam, Write(1), Poll(1), Park, Deliver, Park, CopyTruncate, Write(1), Park, Kill]).unwrap();
 }
