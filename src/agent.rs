@@ -245,11 +245,8 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
             let txn = crate::sink::transaction::Transactions {
                 settings: eo.clone(),
                 checkpoints: checkpoints.clone(),
-                fatal: Box::new(move |failed| {
-                    let _ = tx.send(match failed {
-                        crate::sink::transaction::Failed::ForGood(why) => AgentMsg::Fenced { why },
-                        crate::sink::transaction::Failed::TimedOut(why) => AgentMsg::Restart { why },
-                    });
+                fatal: Box::new(move |why| {
+                    let _ = tx.send(AgentMsg::Fenced { why });
                 }),
             };
             supervisor.spawn("kafka-sender", sink.transactional_worker(Arc::new(txn)))

@@ -17,9 +17,9 @@ use crate::waker::Doorbell;
 pub enum AgentMsg {
     /// SIGHUP, SIGINT or SIGTERM, forwarded by the supervised "signals" thread.
     Signal(i32),
-    /// A reload changed settings a running agent cannot take (`kafkaconfig`, `data_dir`...), or
-    /// the transactional producer needs replacing (`Failed::TimedOut`): stop in order, then exec
-    /// the same binary with the same arguments (same PID, so supervisord and systemd see no exit).
+    /// A reload changed settings a running agent cannot take (`kafkaconfig`, `data_dir`...): stop
+    /// in order, then exec the same binary with the same arguments (same PID, so supervisord and
+    /// systemd see no exit).
     Restart { why: String },
     /// The transactional producer was fenced: stop in order and exit 7.
     Fenced { why: String },

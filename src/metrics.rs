@@ -168,6 +168,7 @@ impl Metrics {
             json_replaced: s.json_replaced.load(Ordering::Relaxed),
             txn_committed: s.txn_committed.load(Ordering::Relaxed),
             txn_aborted: s.txn_aborted.load(Ordering::Relaxed),
+            txn_renewed: s.txn_renewed.load(Ordering::Relaxed),
             broker_up: !s.brokers_down.load(Ordering::Relaxed),
             error: lock(&s.last_error).clone(),
             topics_waiting: s.topics_waiting.load(Ordering::Relaxed),
@@ -212,9 +213,10 @@ pub struct SinkSnap {
     pub delivery_errors: u64,
     /// Lines in the JSON envelope whose invalid UTF-8 was replaced.
     pub json_replaced: u64,
-    /// `delivery: exactly_once`: transactions committed and aborted.
+    /// `delivery: exactly_once`: transactions committed and aborted, and producers made anew.
     pub txn_committed: u64,
     pub txn_aborted: u64,
+    pub txn_renewed: u64,
     pub broker_up: bool,
     /// The client's last error (TLS, authentication, connection), until a delivery succeeds.
     pub error: Option<String>,
@@ -319,7 +321,7 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
         }
     }
     if let Some(p) = &s.sink {
-        let rows: [(&str, &str, &str, i64); 11] = [
+        let rows: [(&str, &str, &str, i64); 12] = [
             ("logcatch_producer_queue_messages", "gauge", "Messages in flight.", p.queue),
             ("logcatch_producer_sent_total", "counter", "Messages handed to the producer.", p.sent as i64),
             ("logcatch_producer_acked_total", "counter", "Messages acknowledged by Kafka.", p.acked as i64),
@@ -349,6 +351,12 @@ pub fn render(s: &Snapshot, up: bool, now_unix: f64, interval: Duration) -> Stri
                 "counter",
                 "delivery: exactly_once: transactions aborted (their lines sent again).",
                 p.txn_aborted as i64,
+            ),
+            (
+                "logcatch_transactional_producers_renewed_total",
+                "counter",
+                "delivery: exactly_once: producers made anew after the broker aborted a transaction for its timeout.",
+                p.txn_renewed as i64,
             ),
             (
                 "logcatch_producer_topics_waiting",
@@ -579,6 +587,7 @@ mod tests {
                 json_replaced: 2,
                 txn_committed: 0,
                 txn_aborted: 0,
+                txn_renewed: 0,
                 broker_up: true,
                 error: None,
                 queue: 1,

@@ -161,6 +161,7 @@ mod tests {
                 json_replaced: 0,
                 txn_committed: 0,
                 txn_aborted: 0,
+                txn_renewed: 0,
                 error: None,
                 topics_waiting: 0,
                 queue: 0,

@@ -27,7 +27,7 @@ pub mod transaction;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::fingerprint::Fingerprint;
@@ -231,6 +231,9 @@ pub struct SinkStats {
     /// `delivery: exactly_once`: transactions committed, and aborted (their lines sent again).
     pub txn_committed: AtomicU64,
     pub txn_aborted: AtomicU64,
+    /// `delivery: exactly_once`: producers made anew after the broker aborted a transaction for
+    /// its timeout (and fenced the producer that had it open).
+    pub txn_renewed: AtomicU64,
     /// Set when librdkafka reports every broker down; cleared by the next delivery.
     pub brokers_down: AtomicBool,
     /// The client's last error (a TLS handshake, an authentication, a connection refused),
@@ -431,9 +434,54 @@ impl std::fmt::Display for SinkError {
 
 impl std::error::Error for SinkError {}
 
+/// The producer every thread of the sink uses, which can be made anew: librdkafka makes a
+/// transactional producer fenced by the broker's abort of a transaction left open past
+/// `transaction.timeout.ms` unusable for good, yet nothing else claimed its transactional id,
+/// and the batches of that transaction are still kept (`transaction`): a new producer with the
+/// same settings goes on with them. Threads take the current producer at each turn of their
+/// loop. Replacing it keeps the agent, and the files its tails hold open, running: a restart
+/// would let go of generations already deleted (soak seed 11: 1,569 lines of generations
+/// logrotate deleted while the agent was held back were lost across a restart).
+pub struct ProducerSlot {
+    current: RwLock<Arc<KafkaProducer>>,
+    config: ClientConfig,
+    shared: Arc<Shared>,
+    refused_tx: Sender<sender::Refused>,
+}
+
+impl ProducerSlot {
+    fn new(config: ClientConfig, shared: Arc<Shared>, refused_tx: Sender<sender::Refused>) -> Result<Self, SinkError> {
+        let first = Self::make(&config, &shared, &refused_tx)?;
+        Ok(ProducerSlot { current: RwLock::new(Arc::new(first)), config, shared, refused_tx })
+    }
+
+    fn make(
+        config: &ClientConfig,
+        shared: &Arc<Shared>,
+        refused_tx: &Sender<sender::Refused>,
+    ) -> Result<KafkaProducer, SinkError> {
+        let ctx = Context { shared: shared.clone(), refused_tx: refused_tx.clone() };
+        config.create_with_context(ctx).map_err(|e| SinkError::Settings(e.to_string()))
+    }
+
+    /// The producer to use now.
+    pub fn current(&self) -> Arc<KafkaProducer> {
+        // A swap of one Arc cannot be left half-made by a panic.
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes a new producer with the same settings and puts it in place of the current one, which
+    /// is dropped once the threads holding it let go (the polling thread within `POLL_WAIT`).
+    pub fn renew(&self) -> Result<Arc<KafkaProducer>, SinkError> {
+        let new = Arc::new(Self::make(&self.config, &self.shared, &self.refused_tx)?);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        Ok(new)
+    }
+}
+
 /// The shared producer.
 pub struct Sink {
-    producer: Arc<KafkaProducer>,
+    producer: Arc<ProducerSlot>,
     pub stats: Arc<SinkStats>,
     shared: Arc<Shared>,
     batches: Sender<Outgoing>,
@@ -463,8 +511,7 @@ impl Sink {
             ..Shared::default()
         });
         let (refused_tx, refused_rx) = unbounded();
-        let ctx = Context { shared: shared.clone(), refused_tx };
-        let producer: KafkaProducer = cc.create_with_context(ctx).map_err(|e| SinkError::Settings(e.to_string()))?;
+        let producer = ProducerSlot::new(cc, shared.clone(), refused_tx)?;
         let (batches, batches_rx) = bounded(BATCHES_QUEUED);
         Ok(Sink {
             producer: Arc::new(producer),
@@ -482,7 +529,7 @@ impl Sink {
     /// any earlier producer with the same id and aborts its open transaction. Done before the
     /// committed positions are read (what the fenced one left open is then settled).
     pub fn init_transactions(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.init_transactions(timeout)
+        self.producer.current().init_transactions(timeout)
     }
 
     /// The transactional sending thread's body, for the supervisor (`delivery: exactly_once`).
@@ -495,9 +542,9 @@ impl Sink {
     /// The polling thread's body, for the supervisor: serves delivery reports (and client
     /// errors) as they come.
     pub fn poll_worker(&self) -> crate::supervisor::WorkerFn {
-        let producer = self.producer.clone();
+        let slot = self.producer.clone();
         Arc::new(move || loop {
-            producer.poll(POLL_WAIT);
+            slot.current().poll(POLL_WAIT);
         })
     }
 
@@ -510,7 +557,8 @@ impl Sink {
             self.state.clone(),
             self.shared.clone(),
         );
-        Arc::new(move || sender::run_sender(&producer, &batches, &refused, &state, &shared))
+        // At-least-once never makes a new producer: the one current at the start is the one.
+        Arc::new(move || sender::run_sender(&producer.current(), &batches, &refused, &state, &shared))
     }
 
     /// Hands a batch to the sending thread, registered with `ack.tracker` as it is taken,
@@ -553,7 +601,7 @@ impl Sink {
 
     /// Messages handed to librdkafka and not yet reported on.
     pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
+        self.producer.current().in_flight_count()
     }
 
     /// What is still owed: messages in flight in librdkafka, plus batches (and failed messages
@@ -566,7 +614,7 @@ impl Sink {
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            let _ = self.producer.flush(Duration::from_millis(100));
+            let _ = self.producer.current().flush(Duration::from_millis(100));
             if self.pending() == 0 {
                 return true;
             }

@@ -14,8 +14,13 @@
 //!   same order, in a new transaction: the tails need not rewind, and the aborted copies are
 //!   never seen by `read_committed` consumers;
 //! - a retriable error (the broker did not answer in time) tries the commit again;
-//! - a fatal one (fenced: another agent took the transactional id) stops shipping and tells the
-//!   agent, which exits with code 7.
+//! - a fence after nothing committed for longer than `transaction.timeout.ms` is the broker's
+//!   abort of the open transaction for its timeout (Apache Kafka bumps the producer's epoch, and
+//!   librdkafka reports a fence, fatal to that producer): a new producer with the same
+//!   transactional id is made (`ProducerSlot::renew`), registered, and sends the same batches
+//!   again, as after any abort; the tails and the files they hold open go on untouched;
+//! - any other fatal error (fenced: another agent took the transactional id) stops shipping and
+//!   tells the agent, which exits with code 7.
 //!
 //! One refused message must not hold up every file, as in at-least-once (`sender`):
 //! - a line the broker can never take (too large) fails its transaction; at the abort it is taken
@@ -50,7 +55,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 
 use super::refusal::{self, Refusal, Waiting};
 use super::sender::{give_up, payload_of, produce_lines, send_when_room};
-use super::{positions, BatchAck, KafkaProducer, Outgoing, Shared};
+use super::{positions, BatchAck, KafkaProducer, Outgoing, ProducerSlot, Shared};
 use crate::ack::AckTracker;
 use crate::checkpoint::Checkpoints;
 use crate::config::ExactlyOnce;
@@ -64,21 +69,10 @@ const RETRY_WAIT: Duration = Duration::from_secs(1);
 pub struct Transactions {
     pub settings: ExactlyOnce,
     pub checkpoints: Arc<Checkpoints>,
-    /// Called once when the producer failed for good, with why.
-    pub fatal: Box<dyn Fn(Failed) + Send + Sync>,
-}
-
-/// Why the transactional producer can send no more: what the agent does about it differs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failed {
-    /// Fenced by another agent with the same transactional id, or the broker has no
-    /// transactions: the agent stops (exit 7; started again, it would fence the other).
-    ForGood(String),
-    /// Fenced while its transaction had been open past `transaction.timeout.ms`: the broker
-    /// aborted it and bumped the producer's epoch, which librdkafka reports as a fence (Apache
-    /// Kafka 4.1, in the soak: a broker kill, a stalled network, then a 3 s pause of the agent).
-    /// A new producer goes on: the agent starts again in place, from the committed positions.
-    TimedOut(String),
+    /// Called once when the producer failed for good (fenced by another agent with the same
+    /// transactional id, or a broker without transactions), with why: the agent stops (exit 7;
+    /// started again, it would fence the other).
+    pub fatal: Box<dyn Fn(String) + Send + Sync>,
 }
 
 /// Where the transaction stands.
@@ -95,6 +89,13 @@ enum Phase {
     Committing,
     /// The transaction failed for an abortable reason: abort it, then send its batches again.
     MustAbort,
+    /// The broker aborted the transaction for its timeout and fenced the producer (Apache Kafka
+    /// 4.1, in the soak: a broker kill, a stalled network, then a 3 s pause of the agent): a new
+    /// producer is to be made. The batches stay kept.
+    TimedOut,
+    /// The new producer registers the transactional id (`init_transactions`, which needs the
+    /// broker: tried again until it answers); then the kept batches go in a new transaction.
+    Registering,
     /// Fenced or failed for good: nothing more is sent.
     Dead,
 }
@@ -236,8 +237,10 @@ fn lock(state: &Mutex<TxnState>) -> MutexGuard<'_, TxnState> {
 }
 
 /// The transactional sending thread's loop.
+///
+/// Long on purpose: one arm per `Phase`, so that the thread's whole cycle reads in one place.
 pub fn run_transactional(
-    producer: &KafkaProducer,
+    slot: &ProducerSlot,
     batches: &Receiver<Outgoing>,
     state: &Mutex<TxnState>,
     shared: &Shared,
@@ -245,6 +248,8 @@ pub fn run_transactional(
 ) {
     let interval = txn.settings.interval;
     loop {
+        let current = slot.current();
+        let producer = &*current;
         let mut st = lock(state);
         match st.phase {
             Phase::Dead => {
@@ -290,6 +295,8 @@ pub fn run_transactional(
             Phase::MustAbort => {
                 abort_and_resend(producer, &mut st, shared, txn);
             }
+            Phase::TimedOut => renew(slot, &mut st, txn),
+            Phase::Registering => register(producer, &mut st, shared, txn),
         }
     }
 }
@@ -420,17 +427,18 @@ fn fail(st: &mut TxnState, e: KafkaError, what: &str, txn: &Transactions) {
     let fenced = matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced));
     let open_for = st.began.map(|b| b.elapsed());
     if fatal && fenced && open_for.is_some_and(|d| d >= txn.settings.timeout) {
-        let why = format!(
+        log::warn!(
             "kafka: the transactional producer {} was fenced ({e}) after {:.0?} without a commit, past \
-             transaction.timeout.ms ({:?}): the broker aborted a transaction for its timeout; starting again \
-             in place, from the committed positions",
+             transaction.timeout.ms ({:?}): the broker aborted a transaction for its timeout; a new producer \
+             sends its {} batches again",
             txn.settings.transactional_id,
             open_for.unwrap_or_default(),
-            txn.settings.timeout
+            txn.settings.timeout,
+            st.batches.len()
         );
-        log::warn!("{why}");
-        st.phase = Phase::Dead;
-        (txn.fatal)(Failed::TimedOut(why));
+        // A fence that comes again without a commit in between is another agent's.
+        st.began = None;
+        st.phase = Phase::TimedOut;
     } else if fatal || unsupported {
         let why = if unsupported {
             // tansu 0.6 answers InitProducerId but has no EndTxn (librdkafka: "EndTxnRequest
@@ -449,7 +457,7 @@ fn fail(st: &mut TxnState, e: KafkaError, what: &str, txn: &Transactions) {
         };
         log::error!("{why}");
         st.phase = Phase::Dead;
-        (txn.fatal)(Failed::ForGood(why));
+        (txn.fatal)(why);
     } else if abortable {
         log::warn!("kafka: the transaction failed ({e}); aborting it and sending its lines again");
         st.phase = Phase::MustAbort;
@@ -489,6 +497,39 @@ fn abort_and_resend(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared
     if !st.batches.is_empty() {
         begin_and_send(producer, st, shared, txn);
     }
+}
+
+/// Makes the new producer that goes on after a fence for a transaction's timeout.
+fn renew(slot: &ProducerSlot, st: &mut TxnState, txn: &Transactions) {
+    match slot.renew() {
+        Ok(_) => st.phase = Phase::Registering,
+        Err(e) => {
+            // The same settings made the first one: not expected to fail.
+            let why = format!("kafka: no new transactional producer could be made ({e}); nothing more is shipped");
+            log::error!("{why}");
+            st.phase = Phase::Dead;
+            (txn.fatal)(why);
+        }
+    }
+}
+
+/// Registers the new producer's transactional id; once done, the kept batches (and the
+/// set-aside topics' ones) go on as after an abort.
+fn register(producer: &KafkaProducer, st: &mut TxnState, shared: &Shared, txn: &Transactions) {
+    if let Err(e) = producer.init_transactions(CALL_TIMEOUT) {
+        fail(st, e, "register a new producer for", txn); // fatal stops; the broker away waits
+        return;
+    }
+    // The fenced producer's reports: purges, and the failure that fenced it.
+    *lock_failures(shared) = Failures::default();
+    st.refused.clear();
+    shared.stats.txn_renewed.fetch_add(1, Ordering::Relaxed);
+    log::info!(
+        "kafka: a new transactional producer {} is registered; the {} batches not committed are sent again",
+        txn.settings.transactional_id,
+        st.batches.len()
+    );
+    st.phase = Phase::Ready;
 }
 
 /// Begins a transaction and sends in it the batches kept (a new one, or those of an aborted
