@@ -102,9 +102,9 @@ Homepage: https://github.com/logcatch/logcatch
 Description: tails log files and ships every line to Kafka
  logcatch tails the log files named in its config.yaml and in etcd keys, and
  ships every line to Kafka, keeping its positions so that a restart neither
- loses nor repeats lines. One static binary (librdkafka, OpenSSL, zlib and zstd
- compiled in) with a hardened systemd unit, a SysV init script and a logrotate
- snippet for its own log.
+ loses nor repeats lines. One static binary (librdkafka, OpenSSL, zlib, zstd,
+ bzip2 and liblzma compiled in) with a hardened systemd unit, a SysV init script
+ and a logrotate snippet for its own log.
 CONTROL
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" "$root/DEBIAN/md5sums"

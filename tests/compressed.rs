@@ -103,6 +103,37 @@ fn a_generation_compressed_while_stopped_is_read_from_its_gz() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// logrotate's `compresscmd` with bzip2, then xz, then zstd, one rotation each while the agent
+/// is stopped: the generation it was reading goes on from its position in the `.bz2`, the two
+/// others are read whole, each to its end.
+#[test]
+fn generations_compressed_by_bzip2_xz_and_zstd_while_stopped_are_read() {
+    let (dir, broker, log) = setup(false);
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\n");
+    let mut want = numbered("a", 0..100);
+    ship_and_stop(&broker, &cfg, &log, &want);
+    let codecs = [("b", "bzip2", "bunzip2", ".bz2"), ("c", "xz", "unxz", ".xz"), ("d", "zstd", "unzstd", ".zst")];
+    append(&log, &numbered("a", 100..300));
+    want.extend(numbered("a", 100..300));
+    for (next, cmd, uncmd, ext) in codecs {
+        logrotate(
+            &log,
+            &format!("  compress\n  compresscmd /usr/bin/{cmd}\n  uncompresscmd /usr/bin/{uncmd}\n  compressext {ext}\n  compressoptions -6"),
+        );
+        assert!(dir.path().join(format!("app.log.1{ext}")).exists(), "{:?}", listing(&log));
+        append(&log, &numbered(next, 0..200));
+        want.extend(numbered(next, 0..200));
+    }
+    let mut agent = Agent::start(&cfg);
+    every_line_once_in_order(&broker.lines("t", want.len(), T), &want);
+    let text = agent.log_text();
+    for (_, _, _, ext) in codecs {
+        let gen = dir.path().join(format!("app.log.1{ext}"));
+        assert!(text.contains(&format!("finished reading {}", gen.display())), "{ext}: {text}");
+    }
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 /// Two rotations while stopped with `delaycompress` (Debian's packages' usual): the generation
 /// being read when the agent stopped is `.2.gz` by the time it starts, the next one `.1`.
 #[test]

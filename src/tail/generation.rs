@@ -10,9 +10,10 @@
 //! store's rules (`Checkpoints::position`: known by identity, or a copy of content read under the
 //! tail's path) apply unchanged.
 //!
-//! gzip (logrotate's default, `MultiGzDecoder`: members concatenated by `gzip` of appended files
-//! are read through) and zstd (`compresscmd zstd`) are read; bzip2 and xz are left as they are
-//! (not recognised: skipped like any file of another format).
+//! gzip (logrotate's default), bzip2, xz and zstd (`compresscmd bzip2`, `xz`, `zstd`) are read,
+//! each through concatenated members (what `gzip`, `bzip2` and `xz` make of files appended to one
+//! another); lz4 and zip are left as they are (not recognised: skipped like any file of another
+//! format).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,31 +22,72 @@ use std::sync::Arc;
 
 use crate::fingerprint::{Fingerprint, Probe, FP_BYTES};
 
-/// The magic numbers `Codec::sniff` knows (gzip's two bytes, zstd's four).
-const MAGICS: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
+/// The magic numbers `Codec::sniff` knows, whole: gzip's two bytes, xz's six, zstd's four, and
+/// bzip2's ten ("BZh", the block size, then the first block's magic, or the end-of-stream one of
+/// an empty stream), since a line of text may well begin with "BZh". `?` stands for a block size
+/// digit, '1' to '9'.
+const MAGICS: [(Codec, &[u8]); 5] = [
+    (Codec::Gzip, &[0x1f, 0x8b]),
+    (Codec::Bzip2, b"BZh?\x31\x41\x59\x26\x53\x59"),
+    (Codec::Bzip2, b"BZh?\x17\x72\x45\x38\x50\x90"),
+    (Codec::Xz, &[0xfd, b'7', b'z', b'X', b'Z', 0]),
+    (Codec::Zstd, &[0x28, 0xb5, 0x2f, 0xfd]),
+];
+/// The longest of `MAGICS`.
+const SNIFF_BYTES: usize = 10;
+
+/// What a file's first bytes say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sniffed {
+    Compressed(Codec),
+    /// Too short to tell: empty, or the start of a magic number.
+    Unsure,
+    Plain,
+}
+
+fn sniff_head(head: &[u8]) -> Sniffed {
+    let fits =
+        |m: &[u8]| m.iter().zip(head).all(|(&m, &b)| if m == b'?' { (b'1'..=b'9').contains(&b) } else { m == b });
+    if let Some((codec, _)) = MAGICS.iter().find(|(_, m)| head.len() >= m.len() && fits(m)) {
+        return Sniffed::Compressed(*codec);
+    }
+    if MAGICS.iter().any(|(_, m)| head.len() < m.len() && fits(m)) {
+        return Sniffed::Unsure;
+    }
+    Sniffed::Plain
+}
+
+/// The first `SNIFF_BYTES` of `file` (fewer when it is shorter); one `pread`.
+fn head_of(file: &File) -> Option<([u8; SNIFF_BYTES], usize)> {
+    let mut head = [0u8; SNIFF_BYTES];
+    let n = file.read_at(&mut head, 0).ok()?;
+    Some((head, n))
+}
 
 /// A compression logrotate may have applied, known by the first bytes of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
     Gzip,
+    Bzip2,
+    Xz,
     Zstd,
 }
 
 impl Codec {
-    /// The codec whose magic number `file` begins with, if any. One `pread` of 4 bytes.
+    /// The codec whose magic number `file` begins with, if any. One `pread` of 10 bytes.
     pub fn sniff(file: &File) -> Option<Codec> {
-        let mut magic = [0u8; 4];
-        let n = file.read_at(&mut magic, 0).ok()?;
-        match &magic[..n] {
-            [0x1f, 0x8b, ..] => Some(Codec::Gzip),
-            [0x28, 0xb5, 0x2f, 0xfd] => Some(Codec::Zstd),
-            _ => None,
+        let (head, n) = head_of(file)?;
+        match sniff_head(&head[..n]) {
+            Sniffed::Compressed(codec) => Some(codec),
+            Sniffed::Unsure | Sniffed::Plain => None,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Codec::Gzip => "gzip",
+            Codec::Bzip2 => "bzip2",
+            Codec::Xz => "xz",
             Codec::Zstd => "zstd",
         }
     }
@@ -55,6 +97,8 @@ impl Codec {
         let raw = Positional { file, at: 0 };
         Ok(match self {
             Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
+            Codec::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(raw)),
             Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
         })
     }
@@ -175,14 +219,11 @@ impl Generation {
     /// `.gz` empty and then writes it: read as plain, its compressed bytes would go out as
     /// lines).
     pub fn of(file: File) -> Option<Generation> {
-        let mut first = [0u8; 4];
-        let n = file.read_at(&mut first, 0).ok()?;
-        if n < first.len() && MAGICS.iter().any(|m| m.starts_with(&first[..n])) {
-            return None;
-        }
-        match Codec::sniff(&file) {
-            None => Some(Generation::Plain(file)),
-            Some(codec) => {
+        let (head, n) = head_of(&file)?;
+        match sniff_head(&head[..n]) {
+            Sniffed::Unsure => None,
+            Sniffed::Plain => Some(Generation::Plain(file)),
+            Sniffed::Compressed(codec) => {
                 let decoded = Decoded::open(&file, codec).ok()?;
                 Some(Generation::Compressed(file, decoded))
             }
@@ -228,14 +269,14 @@ impl Probe for Generation {
     }
 
     /// gzip's trailer holds the size of the original modulo 2^32: equal to the offset's, the file
-    /// was read to its end (a remainder of exactly a multiple of 4 GiB is taken for none). zstd
-    /// keeps no such size: the rest is decompressed to find out.
+    /// was read to its end (a remainder of exactly a multiple of 4 GiB is taken for none). The
+    /// others keep no such size: the rest is decompressed to find out.
     fn holds_more_than(&self, offset: u64) -> bool {
         match self {
             Generation::Plain(f) => f.size() > offset,
             Generation::Compressed(f, d) => match d.codec {
                 Codec::Gzip => gzip_size_mod32(f).is_none_or(|size| size != offset as u32),
-                Codec::Zstd => true,
+                Codec::Bzip2 | Codec::Xz | Codec::Zstd => true,
             },
         }
     }
@@ -289,12 +330,35 @@ mod tests {
         }
     }
 
+    fn bzip2(data: &[u8]) -> Vec<u8> {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn xz(data: &[u8]) -> Vec<u8> {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    type Compress = fn(&[u8]) -> Vec<u8>;
+
+    fn zst(data: &[u8]) -> Vec<u8> {
+        zstd::encode_all(data, 3).unwrap()
+    }
+
     #[test]
-    fn gzip_and_zstd_read_as_the_original_from_any_offset() {
+    fn every_codec_reads_as_the_original_from_any_offset() {
         let dir = tempfile::tempdir().unwrap();
         let original = lines(5000);
-        let z = zstd::encode_all(&original[..], 3).unwrap();
-        for (name, bytes, codec) in [("a.log.1.gz", gzip(&original), Codec::Gzip), ("a.log.1.zst", z, Codec::Zstd)] {
+        let all = [
+            ("a.log.1.gz", gzip(&original), Codec::Gzip),
+            ("a.log.1.bz2", bzip2(&original), Codec::Bzip2),
+            ("a.log.1.xz", xz(&original), Codec::Xz),
+            ("a.log.1.zst", zst(&original), Codec::Zstd),
+        ];
+        for (name, bytes, codec) in all {
             let f = file_of(&dir, name, &bytes);
             assert_eq!(Codec::sniff(&f), Some(codec));
             let mut d = Decoded::open(&f, codec).unwrap();
@@ -311,12 +375,31 @@ mod tests {
     }
 
     #[test]
-    fn concatenated_gzip_members_are_read_through() {
+    fn concatenated_members_are_read_through() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (lines(10), lines(20));
-        let f = file_of(&dir, "m.gz", &[gzip(&a), gzip(&b)].concat());
-        let mut d = Decoded::open(&f, Codec::Gzip).unwrap();
-        assert_eq!(read_all(&mut d, 0, 100), [a, b].concat());
+        let all: [(Codec, Compress); 4] =
+            [(Codec::Gzip, gzip), (Codec::Bzip2, bzip2), (Codec::Xz, xz), (Codec::Zstd, zst)];
+        for (codec, compress) in all {
+            let f = file_of(&dir, "m", &[compress(&a), compress(&b)].concat());
+            let mut d = Decoded::open(&f, codec).unwrap();
+            assert_eq!(read_all(&mut d, 0, 100), [a.clone(), b.clone()].concat(), "{codec:?}");
+        }
+    }
+
+    /// Text that begins like a magic number is text: bzip2's "BZh" is only taken with its block
+    /// magic after it.
+    #[test]
+    fn a_line_that_begins_like_a_magic_number_is_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in [&b"BZh9 is a log line\n"[..], b"BZh1 what a start\n", b"BZhx\n"] {
+            let g = Generation::of(file_of(&dir, "t.log", text)).unwrap();
+            assert!(!g.is_compressed(), "{:?}", String::from_utf8_lossy(text));
+        }
+        // Too short to tell: left until it grows.
+        assert!(Generation::of(file_of(&dir, "s.log", b"BZh9")).is_none());
+        assert_eq!(sniff_head(&bzip2(b"")), Sniffed::Compressed(Codec::Bzip2), "an empty stream");
+        assert_eq!(sniff_head(&xz(b"x")[..5]), Sniffed::Unsure);
     }
 
     #[test]
