@@ -147,7 +147,10 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     });
     let why = match &end {
         None => "signal received",
-        Some(Ok(_)) => "restarting in place",
+        Some(Ok(_)) => {
+            crate::inherit::prepare(); // the tails keep their deleted files for the next process
+            "restarting in place"
+        }
         Some(Err(_)) => "the transactional producer failed for good",
     };
     stop(running, why);
@@ -171,7 +174,12 @@ fn restart_in_place(why: &str) -> String {
         Ok(p) => p,
         Err(e) => return format!("cannot restart in place (the binary's path: {e}); start logcatch again"),
     };
-    let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+    let mut command = std::process::Command::new(&exe);
+    command.args(std::env::args_os().skip(1)).env_remove(crate::inherit::ENV);
+    if let Some(handed) = crate::inherit::exec_env() {
+        command.env(crate::inherit::ENV, handed);
+    }
+    let err = command.exec();
     format!("cannot restart in place ({} : {err}); start logcatch again", exe.display())
 }
 
@@ -182,6 +190,8 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     let instance = process::claim(&config.data_dir, config.pid_file.as_deref()).map_err(StartError::Claimed)?;
     log::info!("{} starting with {}", crate::version::short(), config.file.display());
     log::info!("log files are opened confined, with {}", crate::confine::method());
+    // Before any tail starts: the deleted files a restart in place handed over, for their tails.
+    let handed = std::env::var(crate::inherit::ENV).map_or(0, |v| crate::inherit::adopt(&v));
     for w in &config.warnings {
         log::warn!("{}: {w}", config.file.display());
     }
@@ -254,6 +264,15 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     };
     // Raised first at shutdown (config.yaml is no longer read), and last (after the final save).
     let (stopping, background) = (Stop::new(), Stop::new());
+    if handed > 0 {
+        let stop = background.clone();
+        let run = move || {
+            if !stop.sleep(crate::inherit::CLAIM_WITHIN) {
+                crate::inherit::close_unclaimed();
+            }
+        };
+        supervisor.spawn("inherited", Arc::new(run));
+    }
 
     let etcd = Box::new(EtcdWatchers::new(supervisor.clone(), events_tx.clone(), metrics.clone()));
     let fleet = Arc::new(crate::fleet::Fleet::new(

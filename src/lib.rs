@@ -13,7 +13,9 @@
 //! - `metrics`: writes the metrics file;
 //! - `sink`: the shared Kafka producer, its sending thread (transactional with
 //!   `delivery: exactly_once`) and its delivery-report thread;
-//! - `fleet`: keeps this agent's key in etcd.
+//! - `fleet`: keeps this agent's key in etcd;
+//! - `inherit`: after a restart in place that handed deleted files over, closes those no tail
+//!   took back in time.
 //!
 //! Pure pieces the threads use: `multiline` (lines -> events), `envelope` (the JSON payload),
 //! `selector`, `desired`, `tail::resume`.
@@ -45,6 +47,7 @@ pub mod fingerprint;
 pub mod fleet;
 pub mod globwalk;
 pub mod host;
+pub mod inherit;
 pub mod labels;
 pub mod logging;
 pub mod metrics;

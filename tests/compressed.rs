@@ -134,6 +134,50 @@ fn generations_compressed_by_bzip2_xz_and_zstd_while_stopped_are_read() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// Found reading the soak's logs: a restart in place (here `batch_wait` edited, then SIGHUP)
+/// while the broker is away stops every tail, and a rotated generation with lines not yet
+/// acknowledged that logrotate deleted meanwhile had no name left for the new process: its lines
+/// were lost. Its descriptor is now handed over across the `exec` (the same PID): every line
+/// arrives once, in order, once the broker is back.
+#[test]
+fn a_deleted_generation_is_handed_over_by_a_restart_in_place() {
+    let (dir, mut broker, log) = setup(true);
+    let prom = dir.path().join("metrics.prom");
+    let extra = |batch_wait: &str| {
+        format!(
+            "start_position: beginning\nbatch_wait: {batch_wait}\nmetrics: {{path: \"{}\", interval: 200ms}}\n",
+            prom.display()
+        )
+    };
+    append(&log, &numbered("a", 0..10));
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], &extra("5ms"));
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T).len(), 10);
+    let pid = agent.proc.pid();
+    broker.stop();
+    append(&log, &numbered("a", 10..20));
+    wait_until(T, "the tail to read the 20 lines", || {
+        let text = std::fs::read_to_string(&prom).unwrap_or_default();
+        let lines = text.lines().filter(|l| l.starts_with("logcatch_source_lines_total{"));
+        lines.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).any(|n| n >= 20.0)
+    });
+    // Rotated, and the generation deleted (logrotate's `rotate` count) while still held open.
+    let first = dir.path().join("app.log.1");
+    std::fs::rename(&log, &first).unwrap();
+    append(&log, &numbered("b", 0..5));
+    std::fs::remove_file(&first).unwrap();
+    write_config(dir.path(), &broker.addr(), &[(&log, "t")], &extra("7ms"));
+    agent.proc.signal(libc::SIGHUP);
+    agent.wait_log("restarting in place to apply: batch_wait", T);
+    agent.wait_log("app.log.1 (deleted) was handed over by the restart in place", T);
+    assert_eq!(agent.proc.pid(), pid, "restarted in place");
+    broker.restart();
+    let mut want = numbered("a", 0..20);
+    want.extend(numbered("b", 0..5));
+    every_line_once_in_order(&broker.lines("t", want.len(), T), &want);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 /// Two rotations while stopped with `delaycompress` (Debian's packages' usual): the generation
 /// being read when the agent stopped is `.2.gz` by the time it starts, the next one `.1`.
 #[test]

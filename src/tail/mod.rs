@@ -1035,6 +1035,8 @@ impl TailState {
     fn release(&mut self, ctx: &TailCtx, stop: &AtomicBool) {
         let readers: Vec<Reader> = self.enter(Current::Starting).into_iter().chain(self.draining.drain(..)).collect();
         for r in readers {
+            // Stopping for a restart in place: a file with no name left goes to the next process.
+            crate::inherit::keep(&r.file, &self.lane.path_text, &r.opened_as);
             let deleted = r.file.metadata().is_ok_and(|m| m.nlink() == 0);
             if deleted && r.has_unsent() {
                 // One it could not hand over is back in `draining`, dropped below.

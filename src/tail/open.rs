@@ -410,6 +410,14 @@ impl Opener<'_> {
                 if let Some((path, file)) = find_by_id(&self.spec.path, &self.spec.access, p.id) {
                     return Generation::of(file).map(|g| (path, g));
                 }
+                if let Some((name, file)) = crate::inherit::take(&self.lane.path_text, p.id) {
+                    log::info!(
+                        "{}: {} (deleted) was handed over by the restart in place; reading it on",
+                        self.lane.path_text,
+                        name.display()
+                    );
+                    return Generation::of(file).map(|g| (name, g));
+                }
                 if p.fp.len == 0 {
                     return None;
                 }
