@@ -7,9 +7,12 @@
 //! open it, and its unread lines would be lost. The soak's SIGHUP storms edit `batch_wait` while
 //! the broker is away, when tails hold such files longest. So their descriptors are handed over:
 //! - while the agent stops for a restart in place (`prepare`), each tail keeps (`keep`) a
-//!   descriptor of every file it had open that has no link left;
-//! - `exec_env` clears their close-on-exec flag and names them, with their identity and the
-//!   tail's path, in `LOGCATCH_INHERITED_FDS` for the new process;
+//!   descriptor of every file it had open (a `dup`, as its own is closed: no more descriptors
+//!   than before);
+//! - just before the `exec`, once in-flight lines were waited for (up to `flush_timeout`, during
+//!   which logrotate may delete more), `exec_env` picks those that have no link left, clears
+//!   their close-on-exec flag and names them, with their identity and the tail's path, in
+//!   `LOGCATCH_INHERITED_FDS` for the new process; the others close with the exec;
 //! - at its start, `adopt` takes back the descriptors whose identity still matches (close-on-exec
 //!   again), and a tail that finds no file under any name for a position of its path asks `take`;
 //! - those no tail asked for within `CLAIM_WITHIN` are closed (`close_unclaimed`), with a log line.
@@ -35,6 +38,8 @@ pub const ENV: &str = "LOGCATCH_INHERITED_FDS";
 pub const CLAIM_WITHIN: Duration = Duration::from_secs(600);
 /// Descriptors handed over at most (the rest are let go, logged): each is a file's inode kept.
 const MAX_HANDED: usize = 256;
+/// Descriptors kept while stopping at most (one per file the tails had open).
+const MAX_KEPT: usize = 16_384;
 
 /// Set once the agent stops for a restart in place: tails then keep their deleted files.
 static PREPARING: AtomicBool = AtomicBool::new(false);
@@ -66,19 +71,15 @@ pub fn preparing() -> bool {
     PREPARING.load(Ordering::SeqCst)
 }
 
-/// Keeps a descriptor of `file` (open by the tail of `path`, read as `name`) for the next
-/// process, if it has no link left. Nothing when not preparing a restart in place.
+/// Keeps a descriptor of `file` (open by the tail of `path`, read as `name`), in case it has no
+/// link left when the process is replaced. Nothing when not preparing a restart in place.
 pub fn keep(file: &File, path: &str, name: &Path) {
     if !preparing() {
         return;
     }
     let Ok(meta) = file.metadata() else { return };
-    if meta.nlink() != 0 {
-        return; // found again under its name
-    }
     let mut kept = handed();
-    if kept.len() >= MAX_HANDED {
-        log::warn!("{path}: more than {MAX_HANDED} deleted files held open; this one is not handed over");
+    if kept.len() >= MAX_KEPT {
         return;
     }
     match file.try_clone() {
@@ -87,12 +88,21 @@ pub fn keep(file: &File, path: &str, name: &Path) {
     }
 }
 
-/// Just before `exec`: leaves the kept descriptors open across it and says which they are (the
-/// value of `ENV`); None when there are none.
+/// Just before `exec`: leaves the kept descriptors of files with no link left open across it
+/// and says which they are (the value of `ENV`); None when there are none. A file still linked
+/// is found again by its name.
 pub fn exec_env() -> Option<String> {
     let kept = handed();
     let mut parts = Vec::new();
-    for h in kept.iter() {
+    for h in kept.iter().filter(|h| h.file.metadata().is_ok_and(|m| m.nlink() == 0)) {
+        if parts.len() >= MAX_HANDED {
+            log::warn!(
+                "{}: more than {MAX_HANDED} deleted files held open; {} is not handed over",
+                h.path,
+                h.name.display()
+            );
+            continue;
+        }
         let fd = h.file.as_raw_fd();
         // SAFETY: fcntl on a descriptor this process owns (held by `h.file` until the exec
         // replaces the process), changing only its close-on-exec flag.
@@ -206,16 +216,20 @@ mod tests {
         keep(&file, "/l/a.log", &p); // not preparing: nothing kept
         assert!(exec_env().is_none());
         prepare();
-        keep(&linked, "/l/a.log", &other); // still linked: found again by its name
-        std::fs::remove_file(&p).unwrap();
         keep(&file, "/l/a.log", &p);
-        let value = exec_env().expect("one kept");
+        keep(&linked, "/l/a.log", &other);
+        std::fs::remove_file(&p).unwrap(); // deleted after the tail let go, before the exec
+        let value = exec_env().expect("one handed over");
+        assert_eq!(value.split(',').count(), 1, "the file still linked is found by its name: {value}");
         let id = FileId::of(&file.metadata().unwrap());
         // What the new process does with it (here: the same descriptors, already ours).
         let kept: Vec<Handed> = handed().drain(..).collect();
-        let fds: Vec<i32> = kept.iter().map(|h| h.file.as_raw_fd()).collect();
-        kept.into_iter().for_each(|h| std::mem::forget(h.file)); // ownership passes to `adopt`
-        assert_eq!(adopt(&value), fds.len());
+        for h in kept {
+            if h.file.metadata().unwrap().nlink() == 0 {
+                std::mem::forget(h.file); // ownership passes to `adopt`
+            }
+        }
+        assert_eq!(adopt(&value), 1);
         assert!(take("/l/other.log", id).is_none(), "only its own path");
         let (name, mut back) = take("/l/a.log", id).expect("taken back");
         assert_eq!(name, p);

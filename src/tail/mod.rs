@@ -1035,7 +1035,7 @@ impl TailState {
     fn release(&mut self, ctx: &TailCtx, stop: &AtomicBool) {
         let readers: Vec<Reader> = self.enter(Current::Starting).into_iter().chain(self.draining.drain(..)).collect();
         for r in readers {
-            // Stopping for a restart in place: a file with no name left goes to the next process.
+            // Stopping for a restart in place: kept, in case it has no name left by the exec.
             crate::inherit::keep(&r.file, &self.lane.path_text, &r.opened_as);
             let deleted = r.file.metadata().is_ok_and(|m| m.nlink() == 0);
             if deleted && r.has_unsent() {
