@@ -239,6 +239,21 @@ struct Sample {
     store_bytes: u64,
 }
 
+/// The least-squares slope of `f` over `samples`, per hour of the run.
+fn slope_per_hour(samples: &[&Sample], f: fn(&Sample) -> f64) -> f64 {
+    let n = samples.len() as f64;
+    let xs: Vec<f64> = samples.iter().map(|s| s.at as f64 / 3_600_000.0).collect();
+    let ys: Vec<f64> = samples.iter().map(|s| f(s)).collect();
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    if sxx > 0.0 {
+        sxy / sxx
+    } else {
+        0.0
+    }
+}
+
 fn sample(pid: i32, data: &Path, at: u64) -> Option<Sample> {
     let fd_dir = format!("/proc/{pid}/fd");
     let links: Vec<String> = std::fs::read_dir(&fd_dir)
@@ -696,6 +711,24 @@ fn seeded_fault_soak_accounts_for_every_line() {
         }
         let store = last.iter().map(|s| s.store_bytes).max().unwrap_or(0);
         report.push(format!("leak agent store: {store} bytes at most in the last third"));
+        // The trend over the whole run (least squares, per hour): what BENCHMARKS reports.
+        let per_hour = |f: fn(&Sample) -> f64| slope_per_hour(&settled, f);
+        report.push(format!(
+            "leak agent slopes per hour: descriptors {:+.1}, on deleted files {:+.1}, threads {:+.1}, RSS {:+.0} KiB, \
+             store {:+.0} bytes",
+            per_hour(|s| s.fds as f64),
+            per_hour(|s| s.deleted as f64),
+            per_hour(|s| s.threads as f64),
+            per_hour(|s| s.rss_kib as f64),
+            per_hour(|s| s.store_bytes as f64),
+        ));
+        let csv: String =
+            std::iter::once("at_ms,fds,deleted,threads,rss_kib,store_bytes\n".to_string())
+                .chain(settled.iter().map(|s| {
+                    format!("{},{},{},{},{},{}\n", s.at, s.fds, s.deleted, s.threads, s.rss_kib, s.store_bytes)
+                }))
+                .collect();
+        let _ = std::fs::write(dir.join("leak-samples.csv"), csv);
     }
     report.push(format!("the agent exited by itself {restarts_by_itself} times (started again each time)"));
     failed.extend(stalled);
