@@ -84,7 +84,7 @@ pub fn keep(file: &File, path: &str, name: &Path) {
     }
     match file.try_clone() {
         Ok(file) => kept.push(Handed { file, id: FileId::of(&meta), path: path.to_string(), name: name.to_path_buf() }),
-        Err(e) => log::warn!("{path}: a deleted file held open cannot be handed over ({e})"),
+        Err(e) => log::warn!("{path}: {} cannot be kept for the restart in place ({e})", name.display()),
     }
 }
 
@@ -124,6 +124,10 @@ pub fn adopt(value: &str) -> usize {
             log::warn!("{ENV}: {part:?} is not a handed-over descriptor; ignored");
             continue;
         };
+        if adopted.iter().any(|h| h.file.as_raw_fd() == fd) {
+            log::warn!("{ENV}: descriptor {fd} is named twice; ignored the second time");
+            continue;
+        }
         // SAFETY: libc::stat is plain old data (all zeroes is a value of it), and fstat writes
         // into this one of our own; a number that is not an open descriptor fails.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
