@@ -179,6 +179,15 @@ fn restart_in_place(why: &str) -> String {
     if let Some(handed) = crate::inherit::exec_env() {
         command.env(crate::inherit::ENV, handed);
     }
+    // SIGHUP's default action is to end the process, and a handler does not survive the exec:
+    // one sent between the exec and the new process's handlers (a HUP storm, logrotate's
+    // postrotate) killed the agent (the 60-minute soak, twice). An ignored signal stays ignored
+    // across it, until the new process installs its handler; a reload is what the new process
+    // does anyway (it reads config.yaml as it starts).
+    // SAFETY: `signal` with SIG_IGN only sets the disposition, no handler code; it replaces
+    // signal-hook's handler for the few instructions before the exec (or the exit 6 when the
+    // exec fails), when no thread is waiting for a SIGHUP any more.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let err = command.exec();
     format!("cannot restart in place ({} : {err}); start logcatch again", exe.display())
 }

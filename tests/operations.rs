@@ -36,6 +36,45 @@ fn sighup_reloads_and_does_not_stop() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// Found by the 60-minute soak (seed 7): a config edit that needs a restart in place, then more
+/// SIGHUPs at once (the soak's HUP storm; an operator's script, or logrotate's postrotate, sending
+/// its own): one came between the `exec` and the new process's signal handlers, and SIGHUP's
+/// default action killed the agent, twice in that hour. SIGHUP is now ignored across the exec.
+#[test]
+fn a_sighup_storm_across_a_restart_in_place_does_not_kill_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\nbatch_wait: 5ms\n");
+    let mut agent = Agent::start(&cfg);
+    append(&a, &numbered("a", 0..3));
+    assert_eq!(broker.lines("t", 3, T), numbered("a", 0..3));
+    let pid = agent.proc.pid();
+    for (round, wait) in ["6ms", "7ms", "8ms"].iter().enumerate() {
+        write_config(
+            dir.path(),
+            &broker.addr(),
+            &[(&a, "t")],
+            &format!("start_position: beginning\nbatch_wait: {wait}\n"),
+        );
+        // A storm: one SIGHUP every millisecond for half a second, across the exec.
+        for _ in 0..500 {
+            agent.proc.signal(libc::SIGHUP);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(agent.proc.is_running(), "round {round}: the agent died in the storm:\n{}", agent.log_text());
+        wait_until(T, "the restart in place", || {
+            agent.log_text().matches("restarting in place to apply").count() > round
+        });
+    }
+    wait_until(T, "the last start", || agent.log_text().matches("starting with").count() >= 4);
+    assert!(agent.proc.is_running() && agent.proc.pid() == pid, "the same process");
+    append(&a, &numbered("a", 3..6));
+    assert_eq!(broker.lines("t", 6, T), numbered("a", 0..6));
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 #[test]
 fn a_second_instance_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
