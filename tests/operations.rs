@@ -75,6 +75,59 @@ fn a_sighup_storm_across_a_restart_in_place_does_not_kill_the_agent() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// A `data_dir` on a full disk (a 1 MiB tmpfs filled up): lines go on being shipped, the failed
+/// save is logged once (the soak saw it logged every 200 ms: each try's temporary file has a new
+/// random name, which was in the text compared), and once room is made the positions are saved
+/// again and said so. Needs a tmpfs (root); skipped with a note where mount is refused.
+#[test]
+fn a_full_data_dir_is_logged_once_and_saving_resumes_when_room_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here: the full data_dir is not tried");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    let broker = Broker::start(dir.path());
+    broker.create_topic("t");
+    let a = dir.path().join("a.log");
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    append(&a, &numbered("a", 0..3));
+    assert_eq!(broker.lines("t", 3, T), numbered("a", 0..3));
+    let filler = data.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 16 * 1024]).is_ok() {}
+    }
+    for i in 0..10 {
+        append(&a, &numbered(&format!("b{i}-"), 0..3));
+        std::thread::sleep(Duration::from_millis(300)); // spread over several checkpoint saves
+    }
+    agent.wait_log("cannot save checkpoints", T);
+    let want: Vec<String> = (0..10).flat_map(|i| numbered(&format!("b{i}-"), 0..3)).collect();
+    let got = broker.lines("t", 3 + want.len(), T);
+    assert_eq!(got[3..], want[..], "lines are shipped while the disk is full");
+    assert_eq!(agent.log_text().matches("cannot save checkpoints").count(), 1, "{}", agent.log_text());
+    std::fs::remove_file(&filler).unwrap();
+    agent.wait_log("checkpoints saved again", T);
+    assert!(agent.proc.is_running());
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 #[test]
 fn a_second_instance_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();

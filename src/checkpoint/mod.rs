@@ -797,12 +797,18 @@ pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &cra
     let mut last_error: Option<String> = None;
     while !stop.sleep(every) {
         match cp.save() {
-            Ok(_) => last_error = None,
+            Ok(_) => {
+                if let Some(cause) = last_error.take() {
+                    log::info!("checkpoints saved again (the last failure: {cause})");
+                }
+            }
             Err(e) => {
-                let text = e.to_string();
-                if last_error.as_ref() != Some(&text) {
-                    log::error!("cannot save checkpoints: {text}; retrying");
-                    last_error = Some(text);
+                let cause = e.cause();
+                if last_error.as_ref() != Some(&cause) {
+                    log::error!(
+                        "cannot save checkpoints: {e}; retrying every {every:?}, logged again if the cause changes"
+                    );
+                    last_error = Some(cause);
                 }
             }
         }

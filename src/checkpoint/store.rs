@@ -153,6 +153,20 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+impl StoreError {
+    /// What went wrong, without the parts that change from one try to the next (the random name
+    /// of a temporary file in an I/O error's text): the same cause is logged once, not at every
+    /// save (a full disk gave a line every 200 ms).
+    pub fn cause(&self) -> String {
+        match self {
+            StoreError::Corrupt { file, reason } => format!("{}: {reason}", file.display()),
+            StoreError::Io { file, error } => {
+                format!("{}: {:?} {:?}", file.display(), error.kind(), error.raw_os_error())
+            }
+        }
+    }
+}
+
 /// A file's key in the store: its topic and identity.
 pub(super) type Key = (String, FileId);
 
