@@ -4,11 +4,15 @@
 //! Exists so that an operator who changes an etcd key from a shell script can see which hosts
 //! applied the new revision, which rejected it (and why), and which agents are gone: a dead
 //! agent's key disappears with its lease, a stopped one revokes it. The value is JSON:
-//! `version`, `pid`, `started`, `keys` (each watched key: the `revision` applied, and `error`
+//! `version`, `pid`, `started`, `boot` (the kernel's boot id), `keys` (each watched key: the
+//! `revision` applied, and `error`
 //! with the `rejected` revision when its value was refused), `sources`, `files`,
 //! `lines_shipped`, `lag_bytes`, `broker_up`. It is rewritten when it changes, at most once a
 //! second (the loop's tick). Two agents with the same host name: the second is refused the key
-//! (a transaction creates it only if absent) and says so, naming the pid that holds it.
+//! (a transaction creates it only if absent) and says so, naming the pid that holds it. A key
+//! still held by this host's previous agent (the same boot id, its pid gone or this very process
+//! before a restart in place), whose lease has not run out yet after a crash, is no second agent:
+//! that is said once, at info level, and the key is taken when the lease ends.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -61,6 +65,34 @@ pub struct Fleet {
     pub started: String,
     /// `LOGCATCH_FLEET_TTL` (tests only: a kill shows in seconds, not 30 s).
     pub ttl: u64,
+    /// This boot of this machine (`/proc/sys/kernel/random/boot_id`), when the kernel says.
+    boot: Option<String>,
+}
+
+/// Who holds the key when this agent could not create it.
+struct Holder {
+    pid: Option<u64>,
+    started: String,
+    boot: Option<String>,
+}
+
+impl Holder {
+    /// This host's previous agent: the same boot, and its pid gone (or this process itself,
+    /// before a restart in place).
+    fn is_predecessor(&self, boot: Option<&str>) -> bool {
+        let same_boot = boot.is_some() && self.boot.as_deref() == boot;
+        let gone = self.pid.is_some_and(|pid| {
+            pid == u64::from(std::process::id()) || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        same_boot && gone
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pid = self.pid.map_or("?".to_string(), |p| p.to_string());
+        write!(f, "pid {pid}, started {}", self.started)
+    }
 }
 
 /// The key held: its lease, the value last written, when the lease was last kept alive.
@@ -72,7 +104,8 @@ struct Held {
 
 impl Fleet {
     pub fn new(config: &Config, metrics: std::sync::Arc<Metrics>, started: String, ttl: u64) -> Fleet {
-        Fleet { target: Mutex::new((0, Target::of(config))), metrics, started, ttl }
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|b| b.trim().to_string());
+        Fleet { target: Mutex::new((0, Target::of(config))), metrics, started, ttl, boot }
     }
 
     /// A reloaded config: when where or how the report goes changed, the thread revokes its
@@ -109,6 +142,7 @@ impl Fleet {
             "version": crate::version::short(),
             "pid": std::process::id(),
             "started": self.started,
+            "boot": self.boot,
             "keys": keys,
             "sources": snap.sources.len(),
             "files": snap.files.map_or(0, |f| f.0),
@@ -129,9 +163,9 @@ pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
     let mut held: Option<Held> = None;
     // Each distinct problem is logged once.
     let mut last_problem = String::new();
-    let mut problem = |text: String| {
+    let mut say = |level: log::Level, text: String| {
         if text != last_problem {
-            log::warn!("fleet: {text}");
+            log::log!(level, "fleet: {text}");
             last_problem = text;
         }
     };
@@ -151,17 +185,28 @@ pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
                     log::info!("fleet: reporting in etcd as {} (lease of {} s)", target.key, f.ttl);
                     held = Some(h);
                 }
-                Ok(Err(other)) => problem(format!(
-                    "{} is held by another agent ({other}): two agents use this host name; set hostname: apart",
-                    target.key
-                )),
-                Err(e) => problem(e.to_string()),
+                Ok(Err(other)) if other.is_predecessor(f.boot.as_deref()) => say(
+                    log::Level::Info,
+                    format!(
+                        "{} still holds the report of this host's previous agent ({other}, gone); it is taken when \
+                     that agent's lease ends (within {} s)",
+                        target.key, f.ttl
+                    ),
+                ),
+                Ok(Err(other)) => say(
+                    log::Level::Warn,
+                    format!(
+                        "{} is held by another agent ({other}): two agents use this host name; set hostname: apart",
+                        target.key
+                    ),
+                ),
+                Err(e) => say(log::Level::Warn, e.to_string()),
             },
             Some(h) => {
                 if value != h.value {
                     match client.put_leased(&target.key, &value, h.lease) {
                         Ok(()) => h.value = value,
-                        Err(e) => problem(e.to_string()),
+                        Err(e) => say(log::Level::Warn, e.to_string()),
                     }
                 }
                 if h.kept.elapsed() >= KEEPALIVE_EVERY {
@@ -169,7 +214,7 @@ pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
                         Ok(ttl) if ttl > 0 => h.kept = Instant::now(),
                         // Expired (etcd unreachable longer than the TTL): hold the key again.
                         Ok(_) => held = None,
-                        Err(e) => problem(e.to_string()),
+                        Err(e) => say(log::Level::Warn, e.to_string()),
                     }
                 }
             }
@@ -192,14 +237,18 @@ fn connect(target: Target) -> Option<(Target, EtcdClient)> {
 }
 
 /// Grants a lease and creates the key with it. Ok(Err(who)) when another agent holds the key.
-fn hold(client: &mut EtcdClient, key: &str, ttl: u64, value: &[u8]) -> Result<Result<Held, String>, Error> {
+fn hold(client: &mut EtcdClient, key: &str, ttl: u64, value: &[u8]) -> Result<Result<Held, Holder>, Error> {
     let lease = client.lease_grant(ttl)?;
     match client.create_leased(key, value, lease)? {
         None => Ok(Ok(Held { lease, value: value.to_vec(), kept: Instant::now() })),
         Some(existing) => {
             let _ = client.lease_revoke(lease);
             let v: serde_json::Value = serde_json::from_slice(&existing).unwrap_or_default();
-            Ok(Err(format!("pid {}, started {}", v["pid"], v["started"].as_str().unwrap_or("?"))))
+            Ok(Err(Holder {
+                pid: v["pid"].as_u64(),
+                started: v["started"].as_str().unwrap_or("?").to_string(),
+                boot: v["boot"].as_str().map(str::to_string),
+            }))
         }
     }
 }

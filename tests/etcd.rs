@@ -430,6 +430,35 @@ fn each_agent_reports_itself_in_etcd_and_a_dead_one_disappears() {
     wait_until(Duration::from_secs(3), "web-1's key to go", || env.etcd.get("logcatch/agents/web-1").is_none());
 }
 
+/// Found in the 60-minute soak's log: an agent killed and started again within its lease (30 s
+/// by default: supervisord restarts it in a second) found its own predecessor's report in its
+/// key and warned "two agents use this host name". The same boot id and a pid that is gone is
+/// this host's previous agent: said once at info level, and the key is taken when the lease ends.
+#[test]
+fn an_agent_started_again_within_its_lease_is_not_taken_for_a_second_agent() {
+    let env = setup(1, &["ta"]);
+    let logs = env.logs();
+    let extra = format!("hostname: web-9\n{}", etcd_yaml(&env.etcd.endpoints(), &["k"], &logs));
+    let root = env.root.join("web-9");
+    std::fs::create_dir_all(&root).unwrap();
+    let cfg = write_config(&root, &env.broker.addr(), &[], &extra);
+    let mut first = Agent::start_env(&cfg, &[("LOGCATCH_FLEET_TTL", "5")]);
+    first.wait_log("fleet: reporting in etcd as logcatch/agents/web-9", T);
+    first.proc.signal(libc::SIGKILL);
+    assert_eq!(first.proc.wait_exit(T), None, "killed");
+    let mut second = Agent::start_env(&cfg, &[("LOGCATCH_FLEET_TTL", "5")]);
+    second.wait_log("logcatch/agents/web-9 still holds the report of this host's previous agent", T);
+    // One log file for both: the second's report is the second line that says so.
+    wait_until(T, "the second agent to report", || {
+        second.log_text().matches("fleet: reporting in etcd as logcatch/agents/web-9").count() >= 2
+    });
+    let text = second.log_text();
+    assert!(!text.contains("two agents use this host name"), "{text}");
+    let report = env.etcd.get("logcatch/agents/web-9").unwrap_or_default();
+    assert!(report.contains(&format!("\"pid\":{}", second.proc.pid())), "{report}");
+    assert_eq!(second.terminate(), Some(0));
+}
+
 /// Issue 17 at fleet scale on one machine: 20 agents (each its own data_dir, hostname and log
 /// directory) with one config.yaml's etcd keys, `logcatch/all` and `logcatch/host/{host}`, on
 /// a 3-member etcd: a put to `logcatch/all` is reported applied by all 20 (`etcd-logconf put
