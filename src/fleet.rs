@@ -88,6 +88,22 @@ impl Holder {
     }
 }
 
+impl Holder {
+    /// What this agent says of the holder of `key` (`boot`: this agent's), and how loud.
+    fn said(&self, key: &str, boot: Option<&str>, ttl: u64) -> (log::Level, String) {
+        if self.is_predecessor(boot) {
+            let text = format!(
+                "{key} still holds the report of this host's previous agent ({self}, gone); it is taken when that \
+                 agent's lease ends (within {ttl} s)"
+            );
+            return (log::Level::Info, text);
+        }
+        let text =
+            format!("{key} is held by another agent ({self}): two agents use this host name; set hostname: apart");
+        (log::Level::Warn, text)
+    }
+}
+
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let pid = self.pid.map_or("?".to_string(), |p| p.to_string());
@@ -185,21 +201,10 @@ pub fn run_fleet(f: &Fleet, stop: &crate::control::Stop) {
                     log::info!("fleet: reporting in etcd as {} (lease of {} s)", target.key, f.ttl);
                     held = Some(h);
                 }
-                Ok(Err(other)) if other.is_predecessor(f.boot.as_deref()) => say(
-                    log::Level::Info,
-                    format!(
-                        "{} still holds the report of this host's previous agent ({other}, gone); it is taken when \
-                     that agent's lease ends (within {} s)",
-                        target.key, f.ttl
-                    ),
-                ),
-                Ok(Err(other)) => say(
-                    log::Level::Warn,
-                    format!(
-                        "{} is held by another agent ({other}): two agents use this host name; set hostname: apart",
-                        target.key
-                    ),
-                ),
+                Ok(Err(other)) => {
+                    let (level, text) = other.said(&target.key, f.boot.as_deref(), f.ttl);
+                    say(level, text);
+                }
                 Err(e) => say(log::Level::Warn, e.to_string()),
             },
             Some(h) => {
