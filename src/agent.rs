@@ -181,9 +181,9 @@ fn restart_in_place(why: &str) -> String {
     }
     // SIGHUP's default action is to end the process, and a handler does not survive the exec:
     // one sent between the exec and the new process's handlers (a HUP storm, logrotate's
-    // postrotate) killed the agent (the 60-minute soak, twice). An ignored signal stays ignored
-    // across it, until the new process installs its handler; a reload is what the new process
-    // does anyway (it reads config.yaml as it starts).
+    // postrotate) killed the agent (the 60-minute soak: after 8 of its 16 HUP storms). An
+    // ignored signal stays ignored across it, until the new process installs its handler; a
+    // reload is what the new process does anyway (it reads config.yaml as it starts).
     // SAFETY: `signal` with SIG_IGN only sets the disposition, no handler code; it replaces
     // signal-hook's handler for the few instructions before the exec (or the exit 6 when the
     // exec fails), when no thread is waiting for a SIGHUP any more.
