@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::fingerprint::{Fingerprint, Probe, FP_BYTES};
 
-/// The magic numbers `Codec::sniff` knows, whole: gzip's two bytes, xz's six, zstd's four, and
+/// The magic numbers `sniff_head` knows, whole: gzip's two bytes, xz's six, zstd's four, and
 /// bzip2's ten ("BZh", the block size, then the first block's magic, or the end-of-stream one of
 /// an empty stream), since a line of text may well begin with "BZh". `?` stands for a block size
 /// digit, '1' to '9'.
@@ -74,15 +74,6 @@ pub enum Codec {
 }
 
 impl Codec {
-    /// The codec whose magic number `file` begins with, if any. One `pread` of 10 bytes.
-    pub fn sniff(file: &File) -> Option<Codec> {
-        let (head, n) = head_of(file)?;
-        match sniff_head(&head[..n]) {
-            Sniffed::Compressed(codec) => Some(codec),
-            Sniffed::Unsure | Sniffed::Plain => None,
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Codec::Gzip => "gzip",
@@ -360,7 +351,8 @@ mod tests {
         ];
         for (name, bytes, codec) in all {
             let f = file_of(&dir, name, &bytes);
-            assert_eq!(Codec::sniff(&f), Some(codec));
+            let (head, n) = head_of(&f).unwrap();
+            assert_eq!(sniff_head(&head[..n]), Sniffed::Compressed(codec));
             let mut d = Decoded::open(&f, codec).unwrap();
             assert_eq!(d.fingerprint(), Fingerprint::of_bytes(&original[..256]));
             assert_eq!(read_all(&mut d, 0, 4096), original, "{name}");

@@ -841,7 +841,7 @@ impl TailState {
     /// which a file opened empty and not read since has none of yet.
     fn look_at_current(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<(), Stopped> {
         let Some(r) = self.current.reader_mut() else { return Ok(()) };
-        let Ok(stamp) = r.file.metadata().map(|m| Stamp::of(&m)) else { return Ok(()) };
+        let stamp = r.stamp();
         if r.is_cut_at(stamp) {
             self.check_current(ctx, stop, stamp)?;
         } else {

@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::generation::{head_begins_with, Codec, Generation};
+use super::generation::{head_begins_with, Generation};
 use super::reader::{Lane, Reader};
 use super::resume::{self, Resume};
 use super::TailCtx;
@@ -452,9 +452,10 @@ impl Opener<'_> {
             .into_iter()
             .filter_map(|path| {
                 let file = confine::open(&path, &self.spec.access).ok()?;
-                Codec::sniff(&file)?;
+                // One pread tells a plain sibling (most of them) apart; only a compressed one is
+                // decompressed and asked its identity.
+                let Generation::Compressed(file, decoded) = Generation::of(file)? else { return None };
                 let id = FileId::of(&file.metadata().ok()?);
-                let Generation::Compressed(_, decoded) = Generation::of(file)? else { return None };
                 Some(Compressed { path, id, head: decoded.head().to_vec() })
             })
             .collect()

@@ -268,7 +268,7 @@ impl Reader {
     /// (when its stamp moved since the last look) other first bytes. A compressed generation is
     /// never cut (logrotate writes it once).
     pub fn is_cut(&self) -> bool {
-        self.file.metadata().is_ok_and(|m| self.is_cut_at(Stamp::of(&m)))
+        self.decoded.is_none() && self.file.metadata().is_ok_and(|m| self.is_cut_at(Stamp::of(&m)))
     }
 
     /// `is_cut`, for a caller that has the file's stamp already (one `fstat`, not two).
