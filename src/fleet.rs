@@ -5,9 +5,8 @@
 //! applied the new revision, which rejected it (and why), and which agents are gone: a dead
 //! agent's key disappears with its lease, a stopped one revokes it. The value is JSON:
 //! `version`, `pid`, `started`, `boot` (the kernel's boot id), `keys` (each watched key: the
-//! `revision` applied, and `error`
-//! with the `rejected` revision when its value was refused), `sources`, `files`,
-//! `lines_shipped`, `lag_bytes`, `broker_up`. It is rewritten when it changes, at most once a
+//! `revision` applied, and `error` with the `rejected` revision when its value was refused),
+//! `sources`, `files`, `lines_shipped`, `lag_bytes`, `broker_up`. It is rewritten when it changes, at most once a
 //! second (the loop's tick). Two agents with the same host name: the second is refused the key
 //! (a transaction creates it only if absent) and says so, naming the pid that holds it. A key
 //! still held by this host's previous agent (the same boot id, its pid gone or this very process
@@ -69,14 +68,30 @@ pub struct Fleet {
     boot: Option<String>,
 }
 
-/// Who holds the key when this agent could not create it.
+/// Who holds the key when this agent could not create it, as its report says (anyone who can
+/// write in etcd can write that report: its text is logged escaped and cut short).
 struct Holder {
     pid: Option<u64>,
     started: String,
     boot: Option<String>,
 }
 
+/// The longest text of another agent's report that goes into this agent's log.
+const HOLDER_TEXT_MAX: usize = 64;
+
 impl Holder {
+    fn of(report: &serde_json::Value) -> Holder {
+        // Escaped (a newline in it would forge a line of this log) and cut short.
+        let text = |v: &serde_json::Value| {
+            v.as_str().map(|s| s.chars().take(HOLDER_TEXT_MAX).flat_map(char::escape_debug).collect::<String>())
+        };
+        Holder {
+            pid: report["pid"].as_u64(),
+            started: text(&report["started"]).unwrap_or_else(|| "?".into()),
+            boot: report["boot"].as_str().map(str::to_string),
+        }
+    }
+
     /// This host's previous agent: the same boot, and its pid gone (or this process itself,
     /// before a restart in place).
     fn is_predecessor(&self, boot: Option<&str>) -> bool {
@@ -86,9 +101,7 @@ impl Holder {
         });
         same_boot && gone
     }
-}
 
-impl Holder {
     /// What this agent says of the holder of `key` (`boot`: this agent's), and how loud.
     fn said(&self, key: &str, boot: Option<&str>, ttl: u64) -> (log::Level, String) {
         if self.is_predecessor(boot) {
@@ -249,11 +262,25 @@ fn hold(client: &mut EtcdClient, key: &str, ttl: u64, value: &[u8]) -> Result<Re
         Some(existing) => {
             let _ = client.lease_revoke(lease);
             let v: serde_json::Value = serde_json::from_slice(&existing).unwrap_or_default();
-            Ok(Err(Holder {
-                pid: v["pid"].as_u64(),
-                started: v["started"].as_str().unwrap_or("?").to_string(),
-                boot: v["boot"].as_str().map(str::to_string),
-            }))
+            Ok(Err(Holder::of(&v)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another agent's report is written by whoever can write in etcd: what of it this agent
+    /// logs cannot forge a line of its log, nor make it long.
+    #[test]
+    fn a_holders_report_is_logged_escaped_and_short() {
+        let forged = format!("2026\n2026-12-07T00:00:00Z [ERROR] forged{}", "x".repeat(10_000));
+        let h = Holder::of(&json!({"pid": 7, "started": forged, "boot": "b"}));
+        let (_, text) = h.said("logcatch/agents/web-1", Some("other boot"), 30);
+        assert!(!text.contains('\n') && text.contains("2026\\n2026-12-07"), "{text}");
+        assert!(text.len() < 300, "{} bytes", text.len());
+        let h = Holder::of(&json!({"pid": "not a number", "boot": 3}));
+        assert_eq!((h.pid, h.started.as_str(), h.boot), (None, "?", None));
     }
 }
