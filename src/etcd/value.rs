@@ -105,7 +105,7 @@ pub fn parse_within(
         let mut sel = Selector::build(&entry, Path::new("/")).map_err(|errors| entry_error(i, &errors[0]))?;
         // Checked on the text as written: `Selector::build` folds `..` away.
         if has_dot_component(Path::new(&e.path)) {
-            out.refused.push(format!("{}: has a '.' or '..' component; refused", e.path));
+            out.refused.push(format!("{}: has a '.' or '..' component; refused", e.path.escape_debug()));
             continue;
         }
         // A glob is checked by its fixed directory here, and each file it matches when found.
@@ -115,7 +115,8 @@ pub fn parse_within(
                 sel.access = access;
                 out.tails.insert(sel);
             }
-            Err(why) => out.refused.push(format!("{}: {why}", e.path)),
+            // Escaped: a path may hold a newline, which would forge a line of the agent's log.
+            Err(why) => out.refused.push(format!("{}: {why}", e.path.escape_debug())),
         }
     }
     Ok(out)
@@ -231,6 +232,23 @@ mod tests {
             "/etc/shadow: outside",
         ] {
             assert!(refused.contains(needle), "{needle}: {refused}");
+        }
+    }
+
+    /// A refused path is named in the log as its writer wrote it, but a newline in it cannot
+    /// start a line of the agent's own.
+    #[test]
+    fn a_refused_path_cannot_forge_a_log_line() {
+        let p = parse(
+            br#"[{"path":"/etc/x\n2026-12-07T00:00:00Z [INFO] forged","topic":"t"},
+                 {"path":"/var/log/../y\r\n[INFO] forged","topic":"t"}]"#,
+            &allow(&["/var/log"]),
+            &defaults(),
+        )
+        .unwrap();
+        assert_eq!(p.refused.len(), 2);
+        for r in &p.refused {
+            assert!(!r.contains('\n') && !r.contains('\r') && r.contains("\\n"), "{r}");
         }
     }
 
