@@ -463,6 +463,48 @@ fn planted_corrupt_and_endless_gz_files_hold_nothing_up() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// The same attack with the two codecs added later (bzip2, xz: two more parsers of bytes an
+/// attacker may write): a `.bz2` whose magic number is whole but whose blocks are garbage, and an
+/// `.xz` cut short. Neither holds up the log's own lines or the agent's stop, and no compressed
+/// byte goes out as a line.
+#[test]
+fn planted_corrupt_bzip2_and_xz_files_hold_nothing_up() {
+    let (dir, broker, log) = setup(false);
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\n");
+    let mut want = numbered("a", 0..10);
+    append(&log, &want);
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 10, T), want);
+    std::fs::write(dir.path().join("app.log.3.bz2"), b"BZh91AY&SYgarbage that decompresses to nothing").unwrap();
+    let planted: String = (0..5000).map(|i| format!("p-{i:08} planted\n")).collect();
+    let xz = std::process::Command::new("xz")
+        .args(["-c", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut xz.stdin.as_ref().unwrap(), planted.as_bytes()).unwrap();
+    let whole = xz.wait_with_output().unwrap().stdout;
+    std::fs::write(dir.path().join("app.log.2.xz"), &whole[..whole.len() / 2]).unwrap();
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, &numbered("b", 0..20));
+    want.extend(numbered("b", 0..20));
+    append(&log, &numbered("c", 0..20));
+    want.extend(numbered("c", 0..20));
+    let deadline = std::time::Instant::now() + T;
+    let (got, ours) = loop {
+        let got = broker.lines("t", want.len() + 5000, Duration::from_secs(3));
+        let ours: Vec<String> = got.iter().filter(|l| !l.starts_with("p-")).cloned().collect();
+        if ours.len() >= want.len() || std::time::Instant::now() > deadline {
+            break (got, ours);
+        }
+    };
+    every_line_once_in_order(&ours, &want);
+    // Binary bytes would come back as U+FFFD (the test's reader decodes lossily).
+    assert!(got.iter().all(|l| !l.starts_with("BZh") && !l.contains('\u{fffd}')), "no compressed bytes as lines");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 /// More unread generations than `max_open_files` allows (5 rotated by while the agent was
 /// stopped, a budget of 2 descriptors): they wait their turn, logged, and are read one after the
 /// other, oldest first by their last write (logrotate's numbering runs the other way), before the
