@@ -1,16 +1,23 @@
 //! The agent's own log: `catsyslog.logpath` (appended to) and stderr, at `catsyslog.loglevel`.
 //!
-//! Exists to keep simplelog's setup in one place. Loggers are built at `trace` and the level is
-//! applied with `log::set_max_level`, so a reload of config.yaml can change it live. The file is
-//! reopened by SIGHUP (`reopen`): logrotate renames it and signals the agent in `postrotate`,
-//! and a descriptor kept open went on writing into the renamed file.
+//! A logger of the agent's own rather than a general one, for one guarantee: a record is one
+//! line. Messages carry text from outside (a path from an etcd value, a broker's error, a file
+//! name a local user chose); a newline in it would forge a line that a reader of the log, or a
+//! tool grepping it, takes for the agent's own. So every control character of a message is
+//! written escaped (`\n`, `\u{1b}`), and the line goes out in one `write` (lines from threads
+//! never interleave). simplelog, used before, hands its writer a record in pieces, which left
+//! no place to do either.
+//!
+//! The level is applied with `log::set_max_level`, so a reload of config.yaml can change it
+//! live. The file is reopened by SIGHUP (`reopen`): logrotate renames it and signals the agent
+//! in `postrotate`, and a descriptor kept open went on writing into the renamed file.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-
-use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::LogSettings;
 
@@ -23,21 +30,102 @@ struct LogFile {
 /// Set once, by `init`, when `catsyslog.logpath` is.
 static LOG_FILE: OnceLock<Arc<LogFile>> = OnceLock::new();
 
+/// Targets whose records are dropped: the HTTP client's per-request debug lines drown the
+/// agent's own.
+const IGNORED_TARGETS: [&str; 2] = ["ureq", "rustls"];
+
 fn lock(file: &Mutex<File>) -> MutexGuard<'_, File> {
     // A write that panicked leaves at worst a partial line.
     file.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What simplelog writes to: whichever file `LogFile` holds now.
-struct Reopening(Arc<LogFile>);
+/// Writes each record to stderr and, when set, to the log file.
+struct Logger {
+    file: Option<Arc<LogFile>>,
+}
 
-impl Write for Reopening {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        lock(&self.0.file).write(buf)
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level() && !IGNORED_TARGETS.iter().any(|t| metadata.target().starts_with(t))
     }
-    fn flush(&mut self) -> io::Result<()> {
-        lock(&self.0.file).flush()
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let text = line(SystemTime::now(), record.level(), record.args());
+        // Nowhere to report a failed write of the log itself.
+        let _ = io::stderr().lock().write_all(text.as_bytes());
+        if let Some(log) = &self.file {
+            let _ = lock(&log.file).write_all(text.as_bytes());
+        }
     }
+
+    fn flush(&self) {
+        if let Some(log) = &self.file {
+            let _ = lock(&log.file).flush();
+        }
+    }
+}
+
+/// One record as written: `2026-12-07T09:27:21.314888705Z [INFO] message\n`, the message's
+/// control characters escaped.
+fn line(now: SystemTime, level: log::Level, args: &std::fmt::Arguments) -> String {
+    let mut out = String::with_capacity(96);
+    rfc3339(now, &mut out);
+    let _ = write!(out, " [{level}] ");
+    let mut escaping = Escaping(&mut out);
+    let _ = write!(escaping, "{args}");
+    out.push('\n');
+    out
+}
+
+/// A `fmt::Write` that escapes control characters as they are written.
+struct Escaping<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for c in s.chars() {
+            if c.is_control() && c != '\t' {
+                self.0.extend(c.escape_debug());
+            } else {
+                self.0.push(c);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `t` in UTC as RFC 3339 with nanoseconds. UTC rather than the host's zone: a local offset
+/// cannot be read soundly once threads run (the `time` crate refuses to), and a fleet's logs
+/// compare across zones.
+fn rfc3339(t: SystemTime, out: &mut String) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        since.subsec_nanos()
+    );
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Opens the log at `path` for appending (created if absent, never through a symlink).
@@ -57,27 +145,18 @@ pub fn reopen() -> Result<(), String> {
 }
 
 pub fn init(settings: &LogSettings) -> Result<(), String> {
-    let cfg = ConfigBuilder::new()
-        .set_time_format_rfc3339()
-        .set_thread_level(LevelFilter::Off)
-        .set_target_level(LevelFilter::Off)
-        .set_location_level(LevelFilter::Off)
-        // The HTTP client's per-request debug lines drown the agent's own.
-        .add_filter_ignore_str("ureq")
-        .add_filter_ignore_str("rustls")
-        .build();
-    let mut loggers: Vec<Box<dyn SharedLogger>> =
-        vec![WriteLogger::new(LevelFilter::Trace, cfg.clone(), std::io::stderr())];
+    let mut file = None;
     if let Some(path) = &settings.path {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("catsyslog.logpath: cannot create {}: {e}", dir.display()))?;
         }
         let log = Arc::new(LogFile { path: path.clone(), file: Mutex::new(open(path)?) });
-        loggers.push(WriteLogger::new(LevelFilter::Trace, cfg, Reopening(log.clone())));
-        let _ = LOG_FILE.set(log);
+        let _ = LOG_FILE.set(log.clone());
+        file = Some(log);
     }
-    CombinedLogger::init(loggers).map_err(|e| format!("cannot set up logging: {e}"))?;
+    // Set once per process; the logger lives as long as it.
+    log::set_logger(Box::leak(Box::new(Logger { file }))).map_err(|e| format!("cannot set up logging: {e}"))?;
     log::set_max_level(settings.level);
     Ok(())
 }
@@ -90,4 +169,41 @@ pub fn log_panics() {
         log::error!("thread {thread} panicked: {info}");
         default(info);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_message_cannot_forge_a_log_line() {
+        let path = "/var/log/app.log\n2026-12-07T00:00:00.000000000Z [INFO] all is well\r\u{1b}[2J";
+        let text = line(UNIX_EPOCH, log::Level::Warn, &format_args!("cannot open {path}: gone"));
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(
+            text,
+            "1970-01-01T00:00:00.000000000Z [WARN] cannot open /var/log/app.log\\n2026-12-07T00:00:00.000000000Z \
+             [INFO] all is well\\r\\u{1b}[2J: gone\n"
+        );
+    }
+
+    #[test]
+    fn tabs_and_non_ascii_text_are_kept() {
+        let text = line(UNIX_EPOCH, log::Level::Info, &format_args!("a\tb /var/log/日志.log"));
+        assert!(text.ends_with("[INFO] a\tb /var/log/日志.log\n"), "{text}");
+    }
+
+    #[test]
+    fn times_are_utc_rfc3339_with_nanoseconds() {
+        let at = |secs: u64, nanos: u32| {
+            let mut s = String::new();
+            rfc3339(UNIX_EPOCH + Duration::new(secs, nanos), &mut s);
+            s
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(at(1_796_635_641, 314_888_705), "2026-12-07T09:27:21.314888705Z");
+        assert_eq!(at(4_102_444_799, 999_999_999), "2099-12-31T23:59:59.999999999Z");
+    }
 }
