@@ -70,6 +70,10 @@ pub struct Found {
     pub dirs: BTreeSet<PathBuf>,
     /// `Rules::walk_limit` was reached: some globs were not walked (what was found is partial).
     pub cut: bool,
+    /// Directories the walks could not list: a running tail of a file in one is kept, not
+    /// retired (the agent runs on what it last knew, and a directory shut for a while loses
+    /// nothing).
+    pub unlisted: BTreeSet<PathBuf>,
 }
 
 /// Expands every input. `running` tells whether a tail has the file already (such a file is
@@ -165,6 +169,7 @@ fn matches(sel: &Selector, walk: &crate::globwalk::Walk, own_log: Option<&Path>,
     let problems = &mut found.problems;
     problems.extend(walk.problems.iter().cloned());
     found.dirs.extend(capped(walk.dirs.clone(), &sel.pattern, problems));
+    found.unlisted.extend(walk.unlisted.iter().cloned());
     let mut out = Vec::new();
     for path in walk.files.iter().cloned() {
         if compressed(&path) || excluded(sel, &path) {

@@ -40,6 +40,9 @@ pub struct Walk {
     /// Caps reached, directories that could not be read, symlinks left out; each names the
     /// pattern.
     pub problems: Vec<String>,
+    /// Directories that are there but could not be listed or looked in (a mode that shuts the
+    /// agent out, an I/O error): what they held is unknown, not gone.
+    pub unlisted: BTreeSet<PathBuf>,
 }
 
 enum Part {
@@ -179,7 +182,14 @@ fn go(st: &mut State, dir: PathBuf, parts: &[Part], depth: usize) {
     if let Part::Literal(name) = first {
         // No listing: a literal component is looked up by name.
         let path = dir.join(name);
-        let k = kind(&path, std::fs::symlink_metadata(&path).map(|m| m.file_type()), st.follow);
+        let meta = std::fs::symlink_metadata(&path);
+        if let Err(e) = &meta {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                st.out.problems.push(format!("{}: cannot look in {}: {e}", st.pattern.display(), dir.display()));
+                st.out.unlisted.insert(dir.clone());
+            }
+        }
+        let k = kind(&path, meta.map(|m| m.file_type()), st.follow);
         st.out.dirs.insert(dir);
         return step(st, path, k, rest, depth);
     }
@@ -188,6 +198,7 @@ fn go(st: &mut State, dir: PathBuf, parts: &[Part], depth: usize) {
         Err(e) => {
             if e.kind() != std::io::ErrorKind::NotFound {
                 st.out.problems.push(format!("{}: cannot read {}: {e}", st.pattern.display(), dir.display()));
+                st.out.unlisted.insert(dir);
             }
             return;
         }

@@ -272,9 +272,21 @@ impl ServerState {
         for spec in &found.old {
             self.skip_old(spec);
         }
+        let change = self.plan(&mut found);
+        if always_log || !change.is_empty() {
+            log::info!("{why}: {}", describe(&change));
+        }
+        self.apply(change, &found.appeared);
+        self.listen_to_glob_dirs(dirs);
+        Ok(())
+    }
+
+    /// What to start, stop and retire for what a scan found. A running tail of a file in a
+    /// directory the scan could not list is taken as still there.
+    fn plan(&self, found: &mut crate::discover::Found) -> Change {
         let running: BTreeMap<TailSpec, bool> = self.tails.iter().map(|(s, t)| (s.clone(), t.is_retiring())).collect();
         let (desired, format) = (&self.desired, self.config.format);
-        let change = plan(&running, &found.tails, |spec| {
+        let still_matched = |spec: &TailSpec| {
             desired.iter().any(|(_, sel)| {
                 sel.topic == spec.topic
                     && sel.format.unwrap_or(format) == spec.format
@@ -283,13 +295,16 @@ impl ServerState {
                     && sel.handling == spec.handling
                     && covers(sel, &spec.path)
             })
-        });
-        if always_log || !change.is_empty() {
-            log::info!("{why}: {}", describe(&change));
-        }
-        self.apply(change, &found.appeared);
-        self.listen_to_glob_dirs(dirs);
-        Ok(())
+        };
+        // A wanted file in a directory that could not be listed is taken as still there.
+        let unknown: Vec<TailSpec> = running
+            .iter()
+            .filter(|(spec, retiring)| !**retiring && found.unlisted.iter().any(|d| spec.path.starts_with(d)))
+            .map(|(spec, _)| spec.clone())
+            .filter(|spec| still_matched(spec))
+            .collect();
+        found.tails.extend(unknown);
+        plan(&running, &found.tails, still_matched)
     }
 
     /// Keeps the running tails of `found` and as many new ones as fit within `max_tails`.

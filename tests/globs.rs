@@ -309,3 +309,25 @@ fn a_file_closed_for_inactivity_then_rotated_loses_nothing() {
     assert_eq!(got.len(), 20);
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// A local user who can write in a log directory names a file with a newline and a forged line
+/// of the agent's own (`[ERROR]`, a terminal escape): the glob matches it and its lines ship,
+/// and wherever the agent's log names it the name is escaped, never a line of its own.
+#[test]
+fn a_file_name_with_a_newline_cannot_forge_a_line_of_the_agents_log() {
+    let (dir, broker, logs) = setup("t");
+    let forged = "2026-12-07T00:00:00.000000000Z [ERROR] forged by a file name";
+    let evil = logs.join(format!("x\n{forged}\r\u{1b}c.log"));
+    append(&evil, &numbered("e", 0..3));
+    let cfg = glob_config(dir.path(), &broker, &logs.join("*.log"), &[], "start_position: beginning\n");
+    let mut agent = Agent::start(&cfg);
+    assert_eq!(broker.lines("t", 3, T), numbered("e", 0..3), "the file is read all the same");
+    agent.wait_log("\\r\\u{1b}c.log", T);
+    let log = agent.log_text();
+    assert!(log.contains(&format!("x\\n{forged}")), "named escaped: {log}");
+    for line in log.lines() {
+        assert!(line.starts_with("20") && line.contains("Z ["), "a line of the agent's own: {line:?}\n{log}");
+        assert!(!line.starts_with(forged) && !line.contains(['\r', '\u{1b}']), "{line:?}");
+    }
+    assert_eq!(agent.terminate(), Some(0));
+}

@@ -450,6 +450,22 @@ impl Agent {
         Some(Agent::spawn(cmd, config, &[]))
     }
 
+    /// The agent as root without the capabilities that let root read past a file's mode
+    /// (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, dropped by util-linux's `setpriv` from the bounding
+    /// and inheritable sets, so a restart in place keeps them dropped): a directory made mode 000
+    /// stops it as it stops an unprivileged agent. None where `setpriv` is missing or refuses.
+    pub fn start_without_dac(config: &Path) -> Option<Agent> {
+        const DROP: &str = "-dac_override,-dac_read_search";
+        let args = [format!("--inh-caps={DROP}"), format!("--bounding-set={DROP}"), "--".into()];
+        let probe = Command::new("setpriv").args(&args).arg("true").stderr(Stdio::null()).status();
+        if !probe.is_ok_and(|s| s.success()) {
+            return None;
+        }
+        let mut cmd = Command::new("setpriv");
+        cmd.args(&args).arg(bin());
+        Some(Agent::spawn(cmd, config, &[]))
+    }
+
     fn spawn(mut cmd: Command, config: &Path, env: &[(&str, &str)]) -> Agent {
         let log = config.with_extension("stderr.log");
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
