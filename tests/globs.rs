@@ -310,6 +310,64 @@ fn a_file_closed_for_inactivity_then_rotated_loses_nothing() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// A log directory made unreadable (mode 000: a deploy script's chmod, a wrong umask) while the
+/// agent reads from it, as an agent without root's override of file modes sees it: what is open
+/// is read on, what cannot be opened is named in the log with the reason, and when the mode
+/// comes back everything written meanwhile arrives (a rotation inside the window, a file the
+/// glob had not seen yet), each line once, in order.
+#[test]
+fn a_log_directory_made_unreadable_is_named_and_read_again_when_it_opens() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, broker, logs) = setup("t");
+    let (app_dir, glob_dir) = (logs.join("app"), logs.join("g"));
+    for d in [&app_dir, &glob_dir] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let (a, g1, g2) = (app_dir.join("a.log"), glob_dir.join("g1.log"), glob_dir.join("g2.log"));
+    append(&a, &numbered("a", 0..3));
+    append(&g1, &numbered("g1", 0..3));
+    let cfg =
+        write_config(dir.path(), &broker.addr(), &[(&a, "t")], "start_position: beginning\nscan_frequency: 500ms\n");
+    let glob = format!("  - {{logpath: \"{}/*.log\", logtopic: t}}\n", glob_dir.display());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replacen("collectlogs:\n", &format!("collectlogs:\n{glob}"), 1);
+    std::fs::write(&cfg, text).unwrap();
+    let mut agent = Agent::start_without_dac(&cfg).expect("util-linux's setpriv (scripts/install-deps.sh)");
+    // Each file's lines, in the topic's order.
+    let by_prefix = |n: usize| {
+        let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for l in broker.lines("t", n, T) {
+            out.entry(l.split('-').next().unwrap().to_string()).or_default().push(l);
+        }
+        out
+    };
+    assert_eq!(by_prefix(6)["a"], numbered("a", 0..3));
+
+    let mode = |d: &Path, m: u32| std::fs::set_permissions(d, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(&app_dir, 0o000);
+    mode(&glob_dir, 0o000);
+    append(&a, &numbered("a", 3..6));
+    std::fs::rename(&a, app_dir.join("a.log.1")).unwrap();
+    append(&a, &numbered("a", 6..9));
+    append(&g1, &numbered("g1", 3..6));
+    append(&g2, &numbered("g2", 0..3));
+    agent.wait_log("Permission denied", T);
+    let log = agent.log_text();
+    assert!(log.contains(&a.display().to_string()), "the file that cannot be opened is named: {log}");
+    mode(&app_dir, 0o755);
+    mode(&glob_dir, 0o755);
+
+    let got = by_prefix(18);
+    assert_eq!(got["a"], numbered("a", 0..9), "{got:?}");
+    assert_eq!(got["g1"], numbered("g1", 0..6), "{got:?}");
+    assert_eq!(got["g2"], numbered("g2", 0..3), "{got:?}");
+    assert_eq!(broker.lines("t", 19, Duration::from_secs(3)).len(), 18, "each line once");
+    let log = agent.log_text();
+    assert!(log.contains("/g/*.log: cannot read"), "the glob's directory is named: {log}");
+    assert!(!log.contains("gone from its glob"), "a file in a shut directory is not taken as gone: {log}");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 /// A local user who can write in a log directory names a file with a newline and a forged line
 /// of the agent's own (`[ERROR]`, a terminal escape): the glob matches it and its lines ship,
 /// and wherever the agent's log names it the name is escaped, never a line of its own.
