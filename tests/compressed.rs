@@ -633,3 +633,45 @@ fn more_generations_than_descriptors_are_all_read() {
     assert_eq!(broker.lines("t", want.len(), Duration::from_secs(120)), want, "every generation, oldest first");
     assert_eq!(agent.terminate(), Some(0));
 }
+
+/// The soak's seed 2 (3 minutes): its log directory shut (mode 000) for 20 s while logrotate
+/// cut the file (copytruncate), then renamed and compressed it (`dateext`); 816 lines twice. The
+/// agent, without root's override of file modes, could not look at its path, and missed the cut
+/// of the file it had open: it read the file's new content neither then nor as the `.gz` it
+/// became (taken for a generation nobody read), then again from its open descriptor. Each line
+/// once, in order: the cut is seen through the open file whatever the path says.
+#[test]
+fn copytruncate_then_compress_while_the_directory_is_shut() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, broker, _) = setup(false);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("app.log");
+    let mut want = numbered("one", 0..50);
+    append(&log, &want);
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start_without_dac(&cfg).expect("util-linux's setpriv (scripts/install-deps.sh)");
+    assert_eq!(broker.lines("t", 50, T).len(), 50);
+    let mode = |m: u32| std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(m)).unwrap();
+
+    mode(0o000);
+    for (generation, options) in [("two", "  copytruncate"), ("three", "  compress\n  dateext\n  dateformat -%s")] {
+        let lines = numbered(generation, 0..50);
+        append(&log, &lines);
+        want.extend(lines);
+        // Read through the open descriptor (the path cannot be looked at), then rotated.
+        assert_eq!(broker.lines("t", want.len(), T).len(), want.len(), "{generation} read with the directory shut");
+        logrotate(&log, options);
+    }
+    let four = numbered("four", 0..50);
+    append(&log, &four);
+    want.extend(four);
+    agent.wait_log("cannot stat: permission denied", T);
+    mode(0o755);
+
+    let got = broker.lines("t", want.len(), T);
+    let extra = broker.lines("t", want.len() + 1, Duration::from_secs(3));
+    every_line_once_in_order(&extra, &want);
+    assert_eq!(got.len(), want.len(), "{:?}", listing(&log));
+    assert_eq!(agent.terminate(), Some(0));
+}

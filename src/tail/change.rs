@@ -43,11 +43,24 @@ pub enum Change {
 pub fn classify(o: Observed, same_start: impl FnOnce() -> bool) -> Change {
     match o.path {
         Err(io::ErrorKind::NotFound) => Change::Vanished,
-        Err(kind) => Change::Unreadable(kind),
+        // The file read is open: whether it was cut is known from it, whatever the path says. A
+        // directory shut (mode 000) while copytruncate cut the file must not leave the cut
+        // unseen: the file's new content would be read from the old offset, and once its rename
+        // and compression are seen, again from the start, as a generation nobody read.
+        Err(kind) => cut(&o, same_start).unwrap_or(Change::Unreadable(kind)),
         Ok(id) if id != o.reading => Change::Rotated,
-        Ok(_) if o.size < o.read_offset => Change::Truncated { rewritten: false },
-        Ok(_) if o.size_changed && !same_start() => Change::Truncated { rewritten: true },
-        Ok(_) => Change::Unchanged,
+        Ok(_) => cut(&o, same_start).unwrap_or(Change::Unchanged),
+    }
+}
+
+/// Whether the file read holds less than was read of it, or other first bytes.
+fn cut(o: &Observed, same_start: impl FnOnce() -> bool) -> Option<Change> {
+    if o.size < o.read_offset {
+        Some(Change::Truncated { rewritten: false })
+    } else if o.size_changed && !same_start() {
+        Some(Change::Truncated { rewritten: true })
+    } else {
+        None
     }
 }
 
@@ -64,7 +77,7 @@ mod tests {
 
     #[test]
     fn every_case_in_one_table() {
-        let cases: [(Observed, bool, Change); 9] = [
+        let cases: [(Observed, bool, Change); 11] = [
             (obs(Ok(A), 100, 100, false), true, Change::Unchanged),
             (obs(Ok(A), 150, 100, true), true, Change::Unchanged),
             (obs(Ok(B), 150, 100, true), true, Change::Rotated),
@@ -78,6 +91,9 @@ mod tests {
                 true,
                 Change::Unreadable(io::ErrorKind::PermissionDenied),
             ),
+            // Cut while its directory could not be looked in: the cut is seen through the file.
+            (obs(Err(io::ErrorKind::PermissionDenied), 10, 100, true), true, Change::Truncated { rewritten: false }),
+            (obs(Err(io::ErrorKind::PermissionDenied), 150, 100, true), false, Change::Truncated { rewritten: true }),
         ];
         for (o, same, want) in cases {
             assert_eq!(classify(o, || same), want, "{o:?}, same start {same}");
