@@ -4,11 +4,15 @@
 //! Writers at mixed rates (hundreds of lines a second to one every few seconds) on files named by
 //! config.yaml, by a glob (files created as it runs) and by an etcd key. Two schedules drawn from
 //! the seed run side by side: rotations (rename + create, copytruncate, `compress`,
-//! `delaycompress`, `dateext`), and faults (the agent SIGKILLed, SIGSTOPped, stopped and started;
-//! SIGHUP storms with config.yaml edits, some garbage; the broker stopped or kill -9ed and
-//! started again; the network to it stalled, slowed or cut, through a proxy of the tests' own
-//! (`common::proxy`) that the broker advertises; etcd restarted, its key rewritten, compacted;
-//! `data_dir` filled to ENOSPC).
+//! `delaycompress`, `dateext`, `maxage` deleting old generations), and faults (the agent
+//! SIGKILLed, SIGSTOPped, stopped and started; SIGHUP storms with config.yaml edits, some garbage;
+//! the broker stopped or kill -9ed and started again; the network to it stalled, slowed or cut,
+//! through a proxy of the tests' own (`common::proxy`) that the broker advertises; etcd
+//! restarted, its key rewritten, compacted; `data_dir` filled to ENOSPC; a log directory made
+//! mode 000).
+//! The agent under test runs as root without root's override of file modes (`setpriv`, see
+//! `Agent::start_without_dac`), so that a mode 000 directory shuts it out as it would an
+//! unprivileged agent.
 //! A second agent on files of its own is never killed: its descriptors, descriptors on deleted
 //! files, threads, RSS and store are sampled, and must stay flat; a file of it whose lines stop
 //! for a minute while the broker is up fails the soak ("silently stopped").
@@ -21,7 +25,9 @@
 //! loops beside it, the whole time): `scripts/soak.sh` sets them; `scripts/test.sh` runs the
 //! 3-minute default. The seed and both schedules are printed first, so a failure replays;
 //! `SOAK_UNTIL` (seconds) ends a replay early with the same schedules (they follow from the seed
-//! and the minutes), for a fault found at 70 s of an 8-minute soak.
+//! and the minutes), for a fault found at 70 s of an 8-minute soak. Schedules follow from the
+//! seed and this file's version: `maxage` and the unreadable directory (2026-12-07) changed every
+//! seed's draw, so a run reported before them replays with the soak of its own commit.
 
 mod common;
 
@@ -63,10 +69,14 @@ enum Style {
     Compress,
     DelayCompress,
     DateExt,
+    /// `compress` with `maxage 1`: the generations the agent finished long ago are made two days
+    /// old first (`backdate`), and logrotate deletes them.
+    MaxAge,
 }
 
 impl Style {
-    const ALL: [Style; 5] = [Style::Create, Style::CopyTruncate, Style::Compress, Style::DelayCompress, Style::DateExt];
+    const ALL: [Style; 6] =
+        [Style::Create, Style::CopyTruncate, Style::Compress, Style::DelayCompress, Style::DateExt, Style::MaxAge];
 
     fn options(self) -> &'static str {
         match self {
@@ -76,8 +86,35 @@ impl Style {
             Style::DelayCompress => "create\n  compress\n  delaycompress",
             // Seconds in the name: two rotations a day (and a soak) do not collide.
             Style::DateExt => "create\n  compress\n  dateext\n  dateformat -%s",
+            Style::MaxAge => "create\n  compress\n  maxage 1",
         }
     }
+}
+
+/// How long after its last write a generation may be aged for `maxage`: a day in the life of a
+/// host is two minutes here. A generation still unread two minutes after its last line means the
+/// agent lagged that long (the longest fault is 20 s), and maxage taking it is then a loss.
+const AGED_AFTER: Duration = Duration::from_secs(120);
+
+/// Sets the modification time of `log`'s rotated generations not written for `AGED_AFTER` two
+/// days back, so that `maxage 1` deletes them; how many.
+fn backdate(log: &Path) -> usize {
+    let (Some(dir), Some(name)) = (log.parent(), log.file_name()) else { return 0 };
+    let name = name.to_string_lossy();
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    let mut aged = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        let generation = other.len() > name.len() && other.starts_with(&*name);
+        let quiet = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+        if generation && quiet.is_some_and(|q| q > AGED_AFTER) {
+            let f = std::fs::File::options().write(true).open(entry.path());
+            if f.and_then(|f| f.set_modified(two_days_ago)).is_ok() {
+                aged += 1;
+            }
+        }
+    }
+    aged
 }
 
 /// A file the soak writes: lines `<prefix>-<seq>`, `batch` of them every `every`.
@@ -140,6 +177,12 @@ enum Fault {
     NetStall(u64),
     NetSlow(u64),
     NetReset,
+    /// A log directory (`logs/etcd`, `logs/glob`, or `logs` itself) made mode 000 for so many
+    /// seconds.
+    Unreadable {
+        dir: &'static str,
+        secs: u64,
+    },
 }
 
 /// When (ms from the start) each thing happens: rotations of file `i` in some style; faults.
@@ -159,7 +202,7 @@ fn schedules(rng: &mut Rng, millis: u64, rotated: &[usize]) -> (Vec<Rotation>, V
     let mut faults = Vec::new();
     let mut t = rng.between(4_000, 10_000);
     while t < millis {
-        let f = match rng.below(15) {
+        let f = match rng.below(16) {
             0 | 1 => Fault::KillAgent,
             2 => Fault::PauseAgent(rng.between(2, 8)),
             3 => Fault::StopAndStartAgent,
@@ -173,7 +216,8 @@ fn schedules(rng: &mut Rng, millis: u64, rotated: &[usize]) -> (Vec<Rotation>, V
             11 => Fault::FillDataDir(rng.between(3, 10)),
             12 => Fault::NetStall(rng.between(5, 20)),
             13 => Fault::NetSlow(rng.between(5, 20)),
-            _ => Fault::NetReset,
+            14 => Fault::NetReset,
+            _ => Fault::Unreadable { dir: ["etcd", "glob", ""][rng.below(3) as usize], secs: rng.between(3, 20) },
         };
         faults.push((t, f));
         t += rng.between(8_000, 25_000);
@@ -295,6 +339,15 @@ fn max_stalled(prom: &Path) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The agent under test: without root's override of file modes where `setpriv` allows (a
+/// mode 000 directory then shuts it out), as plain root otherwise.
+fn start_agent(cfg: &Path) -> Agent {
+    Agent::start_without_dac(cfg).unwrap_or_else(|| {
+        eprintln!("soak: setpriv cannot drop CAP_DAC_OVERRIDE here; a mode 000 directory will not stop the agent");
+        Agent::start(cfg)
+    })
+}
+
 /// Everything the fault thread acts on.
 struct World {
     dir: PathBuf,
@@ -316,7 +369,7 @@ impl World {
     fn restart_agent(&self) {
         let mut a = self.agent.lock().unwrap();
         a.proc.kill();
-        *a = Agent::start(&self.cfg);
+        *a = start_agent(&self.cfg);
     }
 
     /// Long on purpose: one arm per fault, what each does to the real processes.
@@ -333,7 +386,7 @@ impl World {
                 let mut a = self.agent.lock().unwrap();
                 a.proc.signal(libc::SIGTERM);
                 let _ = a.proc.wait_exit(Duration::from_secs(60));
-                *a = Agent::start(&self.cfg);
+                *a = start_agent(&self.cfg);
             }
             Fault::HupStorm { garbage } => {
                 let pid = self.agent.lock().unwrap().proc.pid();
@@ -382,6 +435,14 @@ impl World {
                 *self.broker_up_since.lock().unwrap() = Some(Instant::now());
             }
             Fault::NetReset => self.proxy.reset(),
+            Fault::Unreadable { dir, secs } => {
+                use std::os::unix::fs::PermissionsExt;
+                let path = self.dir.join("logs").join(dir);
+                let mode = |m: u32| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
+                mode(0o000);
+                std::thread::sleep(Duration::from_secs(*secs));
+                mode(0o755);
+            }
             Fault::FillDataDir(secs) => {
                 if !self.data_disk {
                     return;
@@ -502,7 +563,7 @@ fn seeded_fault_soak_accounts_for_every_line() {
     eprintln!("soak: rotations {rotations:?}");
     eprintln!("soak: faults {faults:?}");
 
-    let agent = Agent::start(&cfg);
+    let agent = start_agent(&cfg);
     let mut leak_agent = Agent::start(&leak_cfg);
     let world = Arc::new(World {
         dir: dir.clone(),
@@ -527,8 +588,10 @@ fn seeded_fault_soak_accounts_for_every_line() {
     let prefixes: Vec<String> = specs.iter().chain(&leak_specs).map(|s| s.prefix.clone()).collect();
     let rotate_dir = dir.join("logrotate");
     std::fs::create_dir_all(&rotate_dir).unwrap();
+    // Generations aged for maxage (and deleted by it).
+    let aged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let rotator = {
-        let (windows, stop) = (windows.clone(), stop.clone());
+        let (windows, stop, aged) = (windows.clone(), stop.clone(), aged.clone());
         std::thread::spawn(move || {
             for (at, i, style) in rotations {
                 while t0.elapsed() < Duration::from_millis(at) {
@@ -538,6 +601,9 @@ fn seeded_fault_soak_accounts_for_every_line() {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 let start = t0.elapsed().as_millis() as u64;
+                if style == Style::MaxAge {
+                    aged.fetch_add(backdate(&all_paths[i]), Ordering::SeqCst);
+                }
                 logrotate(&all_paths[i], &rotate_dir, style);
                 if style == Style::CopyTruncate {
                     windows.lock().unwrap().push((prefixes[i].clone(), start, t0.elapsed().as_millis() as u64));
@@ -588,7 +654,7 @@ fn seeded_fault_soak_accounts_for_every_line() {
                     exits_for_good.push(format!("at {:.0}s the agent exited with code {code:?}", at as f64 / 1e3));
                 }
                 restarts_by_itself += 1;
-                *a = Agent::start(&cfg);
+                *a = start_agent(&cfg);
             }
         }
         if let Some(s) = sample(leak_agent.proc.pid(), &leak_dir.join("data"), at) {
@@ -613,7 +679,7 @@ fn seeded_fault_soak_accounts_for_every_line() {
     {
         let mut a = world.agent.lock().unwrap();
         if !a.proc.is_running() {
-            *a = Agent::start(&cfg);
+            *a = start_agent(&cfg);
         }
         a.proc.signal(libc::SIGCONT);
     }
@@ -731,6 +797,7 @@ fn seeded_fault_soak_accounts_for_every_line() {
         let _ = std::fs::write(dir.join("leak-samples.csv"), csv);
     }
     report.push(format!("the agent exited by itself {restarts_by_itself} times (started again each time)"));
+    report.push(format!("maxage deleted {} generations", aged.load(Ordering::SeqCst)));
     failed.extend(stalled);
     failed.extend(exits_for_good);
     drop(broker);
