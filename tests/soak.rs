@@ -19,7 +19,9 @@
 //!
 //! At the end every line written is either arrived once, arrived more than once (counted; none
 //! with `exactly_once`), or lost: none, except lines written inside a copytruncate (between
-//! logrotate's copy and its truncate: lost by any tailer, counted apart).
+//! logrotate's copy and its truncate) and lines of a plain `.1` that a `compress` rotation
+//! renames over while no agent holds it open (the soak mixing styles on one file): lost by any
+//! tailer, each counted apart.
 //!
 //! `SOAK_MINUTES` (3), `SOAK_SEED` (1), `SOAK_DELIVERY` (`at_least_once`), `SOAK_HOG` (0 busy
 //! loops beside it, the whole time): `scripts/soak.sh` sets them; `scripts/test.sh` runs the
@@ -245,6 +247,30 @@ fn logrotate(log: &Path, state_dir: &Path, style: Style) -> bool {
         eprintln!("soak: logrotate {style:?} {}: {}", log.display(), String::from_utf8_lossy(&out.stderr).trim());
     }
     out.status.success()
+}
+
+/// The lines of `log`'s plain `.1` that a rotation in `style` is about to destroy, unless the
+/// agent `pid` holds that file open. logrotate's `compress` renames the file over `.1` and
+/// compresses it: a `.1` left plain by an earlier `delaycompress` or `copytruncate` rotation
+/// (the soak mixes styles, which no host does) is deleted, and what nobody holds open is lost by
+/// any tailer. Counted apart, like copytruncate's windows.
+fn about_to_be_destroyed(log: &Path, style: Style, pid: i32) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !matches!(style, Style::Compress | Style::MaxAge) {
+        return Vec::new();
+    }
+    let one = PathBuf::from(format!("{}.1", log.display()));
+    let Ok(meta) = std::fs::metadata(&one) else { return Vec::new() };
+    let held = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::metadata(e.path()).ok())
+        .any(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+    if held {
+        return Vec::new();
+    }
+    std::fs::read_to_string(&one).unwrap_or_default().lines().map(String::from).collect()
 }
 
 /// A tmpfs for the chaos agent's data_dir (filled to ENOSPC by a fault), when this host lets the
@@ -588,10 +614,15 @@ fn seeded_fault_soak_accounts_for_every_line() {
     let prefixes: Vec<String> = specs.iter().chain(&leak_specs).map(|s| s.prefix.clone()).collect();
     let rotate_dir = dir.join("logrotate");
     std::fs::create_dir_all(&rotate_dir).unwrap();
-    // Generations aged for maxage (and deleted by it).
+    // Generations aged for maxage (and deleted by it); lines of generations the soak's own style
+    // mixing destroyed while no agent held them.
     let aged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let destroyed: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let main_files = specs.len();
+    let leak_pid = leak_agent.proc.pid();
     let rotator = {
-        let (windows, stop, aged) = (windows.clone(), stop.clone(), aged.clone());
+        let (windows, stop, aged, destroyed, world) =
+            (windows.clone(), stop.clone(), aged.clone(), destroyed.clone(), world.clone());
         std::thread::spawn(move || {
             for (at, i, style) in rotations {
                 while t0.elapsed() < Duration::from_millis(at) {
@@ -604,6 +635,8 @@ fn seeded_fault_soak_accounts_for_every_line() {
                 if style == Style::MaxAge {
                     aged.fetch_add(backdate(&all_paths[i]), Ordering::SeqCst);
                 }
+                let pid = if i < main_files { world.agent.lock().unwrap().proc.pid() } else { leak_pid };
+                destroyed.lock().unwrap().extend(about_to_be_destroyed(&all_paths[i], style, pid));
                 logrotate(&all_paths[i], &rotate_dir, style);
                 if style == Style::CopyTruncate {
                     windows.lock().unwrap().push((prefixes[i].clone(), start, t0.elapsed().as_millis() as u64));
@@ -685,6 +718,7 @@ fn seeded_fault_soak_accounts_for_every_line() {
     }
     let broker = world.broker.lock().unwrap();
     let windows = windows.lock().unwrap().clone();
+    let destroyed = destroyed.lock().unwrap().clone();
     let mut report = Vec::new();
     let mut failed = Vec::new();
     for (topic, leak) in [(TOPIC, false), (LEAK_TOPIC, true)] {
@@ -698,7 +732,7 @@ fn seeded_fault_soak_accounts_for_every_line() {
             .iter()
             .flat_map(|w| w.times.iter().enumerate().map(move |(i, &t)| (w, i, t)))
             .zip(&want)
-            .filter(|((w, _, t), _)| !in_copytruncate(&w.prefix, *t))
+            .filter(|((w, _, t), line)| !in_copytruncate(&w.prefix, *t) && !destroyed.contains(*line))
             .map(|(_, line)| line)
             .collect();
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -713,14 +747,16 @@ fn seeded_fault_soak_accounts_for_every_line() {
                 break (counts, got.len());
             }
         };
-        let (mut once, mut more, mut lost, mut in_window) = (0, 0, 0, 0);
+        let (mut once, mut more, mut lost, mut in_window, mut unheld) = (0, 0, 0, 0, 0);
         let mut first_lost = None;
         for w in &ws {
             for (i, &t) in w.times.iter().enumerate() {
-                match counts.get(&format!("{}-{i:08}", w.prefix)) {
+                let line = format!("{}-{i:08}", w.prefix);
+                match counts.get(&line) {
                     Some(1) => once += 1,
                     Some(_) => more += 1,
                     None if in_copytruncate(&w.prefix, t) => in_window += 1,
+                    None if destroyed.contains(&line) => unheld += 1,
                     None => {
                         lost += 1;
                         first_lost.get_or_insert_with(|| format!("{}-{i:08} (written at {t} ms)", w.prefix));
@@ -741,7 +777,8 @@ fn seeded_fault_soak_accounts_for_every_line() {
         }
         report.push(format!(
             "{topic}: {} lines written; arrived once {once}, more than once {more}, lost {lost} (first {first_lost:?}), \
-             lost inside copytruncate {in_window}, never written {never_written}",
+             lost inside copytruncate {in_window}, lost with a generation the soak's own style mixing destroyed \
+             while no agent held it {unheld}, never written {never_written}",
             want.len()
         ));
         if lost > 0 {
