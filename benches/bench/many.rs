@@ -54,7 +54,13 @@ impl Bench {
                 "< 0.2 % (issue 29)",
                 Some(cpu_pct < 0.2),
             ),
-            row(s, "idle RSS, threads", format!("{rss_mib:.0} MiB, {threads}"), "< 64 MiB (issue 29)", Some(rss_mib < 64.0)),
+            row(
+                s,
+                "idle RSS, threads",
+                format!("{rss_mib:.0} MiB, {threads}"),
+                "< 64 MiB (issue 29)",
+                Some(rss_mib < 64.0),
+            ),
         ]
     }
 }
