@@ -65,6 +65,19 @@ fn every_line_once_in_order(got: &[String], want: &[String]) {
     }
 }
 
+/// Everything in topic `t` once the log's own lines (`want`) are there or `T` has passed, and
+/// those of them that are not the 5,000 planted ones (`p-...`).
+fn beside_planted_lines(broker: &Broker, want: &[String]) -> (Vec<String>, Vec<String>) {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let got = broker.lines("t", want.len() + 5000, Duration::from_secs(3));
+        let ours: Vec<String> = got.iter().filter(|l| !l.starts_with("p-")).cloned().collect();
+        if ours.len() >= want.len() || std::time::Instant::now() > deadline {
+            return (got, ours);
+        }
+    }
+}
+
 fn setup(on_disk: bool) -> (tempfile::TempDir, Broker, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let broker = if on_disk { Broker::start_on_disk(dir.path()) } else { Broker::start(dir.path()) };
@@ -450,14 +463,7 @@ fn planted_corrupt_and_endless_gz_files_hold_nothing_up() {
     want.extend(numbered("c", 0..20));
     // The planted lines decompressed before the cut come too (any file named as a generation is
     // read: README, "Threat model"); how many depends on where the cut falls.
-    let deadline = std::time::Instant::now() + T;
-    let (got, ours) = loop {
-        let got = broker.lines("t", want.len() + 5000, Duration::from_secs(3));
-        let ours: Vec<String> = got.iter().filter(|l| !l.starts_with("p-")).cloned().collect();
-        if ours.len() >= want.len() || std::time::Instant::now() > deadline {
-            break (got, ours);
-        }
-    };
+    let (got, ours) = beside_planted_lines(&broker, &want);
     every_line_once_in_order(&ours, &want);
     assert!(got.iter().all(|l| !l.starts_with('\u{1f}')), "no compressed bytes as lines");
     assert_eq!(agent.terminate(), Some(0));
@@ -491,14 +497,7 @@ fn planted_corrupt_bzip2_and_xz_files_hold_nothing_up() {
     want.extend(numbered("b", 0..20));
     append(&log, &numbered("c", 0..20));
     want.extend(numbered("c", 0..20));
-    let deadline = std::time::Instant::now() + T;
-    let (got, ours) = loop {
-        let got = broker.lines("t", want.len() + 5000, Duration::from_secs(3));
-        let ours: Vec<String> = got.iter().filter(|l| !l.starts_with("p-")).cloned().collect();
-        if ours.len() >= want.len() || std::time::Instant::now() > deadline {
-            break (got, ours);
-        }
-    };
+    let (got, ours) = beside_planted_lines(&broker, &want);
     every_line_once_in_order(&ours, &want);
     // Binary bytes would come back as U+FFFD (the test's reader decodes lossily).
     assert!(got.iter().all(|l| !l.starts_with("BZh") && !l.contains('\u{fffd}')), "no compressed bytes as lines");
