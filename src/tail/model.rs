@@ -659,3 +659,27 @@ fn parked_tails_killed_rotated_and_written_as_they_park() {
     run(&[Write(1), Poll(1), Deliver, Write(2), Park, Poll(3), Deliver, Save, Kill]).unwrap();
     run(&[Jam, Write(1), Poll(1), Park, Deliver, Park, CopyTruncate, Write(1), Park, Kill]).unwrap();
 }
+
+/// The exactly_once soak, seed 17: lines read while Kafka took nothing waited in the reader's
+/// buffer, and when their file was finished (rotated away, deleted, at a stop) what was left
+/// went out as one message, 20 lines joined. Finishing a file ships those lines one by one,
+/// then the unfinished last line.
+#[test]
+fn complete_lines_a_jammed_sink_left_go_out_as_lines_when_the_file_is_finished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let memory = Arc::new(Memory::default());
+    std::fs::write(dir.join("app.log"), "a-1\na-2\na-3\nunfinished").unwrap();
+    let mut agent = Agent::start(&dir, &memory, 1);
+    memory.jam(true);
+    for _ in 0..3 {
+        agent.poll();
+    }
+    assert!(memory.inner.lock().unwrap().waiting.is_empty(), "the jammed sink took nothing");
+    let state = &mut agent.state;
+    let reader = state.current.reader_mut().expect("the file is open");
+    assert!(reader.has_unsent());
+    reader.ship_rest(&agent.ctx, &state.lane, &AtomicBool::new(false)).unwrap();
+    memory.deliver();
+    assert_eq!(memory.inner.lock().unwrap().delivered, ["a-1", "a-2", "a-3", "unfinished"]);
+}
