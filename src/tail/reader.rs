@@ -13,7 +13,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::framer::{self, Framed};
 use super::generation::Decoded;
@@ -293,7 +293,7 @@ impl Reader {
         }
         loop {
             // Ship what is buffered first (there may be lines left from a stopped send).
-            if !self.ship_lines(ctx, lane, stop)? {
+            if !self.ship_lines(ctx, lane, stop, HOLD_LOOK)? {
                 look.held = true;
                 return Ok(look);
             }
@@ -377,8 +377,14 @@ impl Reader {
 
     /// Ships every complete line in the buffer (and pieces of over-long ones), in batches handed
     /// to the sink. The position moves only once a batch is handed over. False when the sink had
-    /// no room for `HOLD_LOOK` (what is left waits in the buffer).
-    fn ship_lines(&mut self, ctx: &TailCtx, lane: &Lane, stop: &AtomicBool) -> Result<bool, Stopped> {
+    /// no room for `patience` (what is left waits in the buffer).
+    fn ship_lines(
+        &mut self,
+        ctx: &TailCtx,
+        lane: &Lane,
+        stop: &AtomicBool,
+        patience: Duration,
+    ) -> Result<bool, Stopped> {
         if let Some(rule) = &lane.multiline {
             return self.ship_events(ctx, lane, rule, stop);
         }
@@ -412,7 +418,7 @@ impl Reader {
             }
             let (batch, dropped) = lane.batch(&self.buf[first..pos], lines, self.origin.clone(), self.offset_of(first));
             let n = batch.lines.len() as u64;
-            if !offer(ctx, batch, self.ack_to(end_offset, pos), stop)? {
+            if !offer(ctx, batch, self.ack_to(end_offset, pos), stop, patience)? {
                 return Ok(false);
             }
             lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
@@ -471,7 +477,7 @@ impl Reader {
             lane.batch(&self.buf[first..consumed], events, self.origin.clone(), self.offset_of(first));
         let n = batch.lines.len() as u64;
         let end_offset = self.offset_of(consumed);
-        if !offer(ctx, batch, self.ack_to(end_offset, consumed), stop)? {
+        if !offer(ctx, batch, self.ack_to(end_offset, consumed), stop, HOLD_LOOK)? {
             return Ok(false);
         }
         lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
@@ -486,53 +492,31 @@ impl Reader {
     }
 
     /// Ships what is left unsent as the last messages of the file: the complete lines a full
-    /// sink left in the buffer, each a message, then an unfinished last line (nothing more will
-    /// complete it); with `multiline`, the open event (its lines joined by `\n`).
+    /// sink left in the buffer, as a read ships them (the exactly_once soak, seed 17, had them go
+    /// out joined in one message), then an unfinished last line (nothing more will complete it);
+    /// with `multiline`, the open event (its lines joined by `\n`).
     pub fn ship_rest(&mut self, ctx: &TailCtx, lane: &Lane, stop: &AtomicBool) -> Result<(), Stopped> {
+        if lane.multiline.is_none() {
+            self.ship_lines(ctx, lane, stop, Duration::MAX)?;
+        }
         if !self.has_unsent() {
             return Ok(());
         }
         let rest = &self.buf[self.pos..];
-        let spans = if lane.multiline.is_some() {
-            vec![(0, rest.strip_suffix(b"\n").unwrap_or(rest).len())]
-        } else {
-            rest_spans(rest, |pos| lane.frame(rest, pos, pos, ctx.settings.max_line_bytes))
-        };
-        let n = spans.len() as u64;
-        let (batch, dropped) = lane.batch(rest, spans, self.origin.clone(), self.offset_of(self.pos));
+        let rest = if lane.multiline.is_some() { rest.strip_suffix(b"\n").unwrap_or(rest) } else { rest };
+        let (batch, dropped) = lane.batch(rest, vec![(0, rest.len())], self.origin.clone(), self.offset_of(self.pos));
         ctx.sink.submit(batch, self.ack_to(self.read_offset, self.buf.len()), stop)?;
-        lane.stats.lines.fetch_add(n - dropped, Ordering::Relaxed);
+        lane.stats.lines.fetch_add(1 - dropped, Ordering::Relaxed);
         lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
         self.pos = self.buf.len();
         Ok(())
     }
 }
 
-/// The lines of `rest`, what is left in a reader's buffer when its file is done: each complete
-/// line (`frame` at a position), then what follows the last newline. Sent as one message, the
-/// complete lines a full sink had left there went out joined (the exactly_once soak, seed 17: 20
-/// lines in one message, at a stop while the broker was unreachable).
-fn rest_spans(rest: &[u8], frame: impl Fn(usize) -> Framed) -> Vec<(usize, usize)> {
-    let (mut spans, mut pos) = (Vec::new(), 0);
-    while pos < rest.len() {
-        match frame(pos) {
-            Framed::Line { end, next, .. } => {
-                spans.push((pos, end));
-                pos = next;
-            }
-            Framed::Incomplete => {
-                spans.push((pos, rest.len()));
-                break;
-            }
-        }
-    }
-    spans
-}
-
-/// Offers a batch to the sink for `HOLD_LOOK`: false when it had no room (nothing of the batch
+/// Offers a batch to the sink for `patience`: false when it had no room (nothing of the batch
 /// stays in the sink).
-fn offer(ctx: &TailCtx, batch: Batch, ack: AckTo, stop: &AtomicBool) -> Result<bool, Stopped> {
-    match ctx.sink.submit_within(batch, ack, stop, HOLD_LOOK) {
+fn offer(ctx: &TailCtx, batch: Batch, ack: AckTo, stop: &AtomicBool, patience: Duration) -> Result<bool, Stopped> {
+    match ctx.sink.submit_within(batch, ack, stop, patience) {
         Ok(()) => Ok(true),
         Err(Held::Full) => Ok(false),
         Err(Held::Stopped) => Err(Stopped),
@@ -551,20 +535,5 @@ pub(super) struct Stamp {
 impl Stamp {
     pub fn of(m: &std::fs::Metadata) -> Stamp {
         Stamp { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()) }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rest_of_a_buffer_is_its_lines_then_the_unfinished_one() {
-        let spans = |rest: &[u8]| rest_spans(rest, |pos| framer::frame(rest, pos, pos, 1024));
-        assert_eq!(spans(b"fast-1\nfast-2\nfast-3\nfas"), [(0, 6), (7, 13), (14, 20), (21, 24)]);
-        assert_eq!(spans(b"a\r\nb\n"), [(0, 1), (3, 4)]);
-        assert_eq!(spans(b"unfinished"), [(0, 10)]);
-        let long = rest_spans(b"abcdefgh\nx", |pos| framer::frame(b"abcdefgh\nx", pos, pos, 4));
-        assert_eq!(long, [(0, 4), (4, 8), (9, 10)], "cut at max_line_bytes as a read would");
     }
 }
