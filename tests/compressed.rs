@@ -633,6 +633,51 @@ fn more_generations_than_descriptors_are_all_read() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// The exactly_once soak's seed 17 (60 minutes): logrotate's copytruncate ran while the agent,
+/// without root's override of file modes, could not look into its shut log directory. It saw the
+/// cut through its open file but could not look for the copy, and went on with the file's new
+/// content; stopped and started again, it took the copy for a generation nobody had read: 1,518
+/// lines twice. The 2 lines written between its last read and the copy came only then. What was
+/// read of a cut file is kept in the store until its copy is found, across a restart: the copy is
+/// read on from there, every line once.
+#[test]
+fn copytruncate_while_the_directory_is_shut_then_a_restart() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, broker, _) = setup(false);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("app.log");
+    let one = numbered("one", 0..50);
+    append(&log, &one);
+    let cfg = write_config(dir.path(), &broker.addr(), &[(&log, "t")], "start_position: beginning\n");
+    let mut agent = Agent::start_without_dac(&cfg).expect("util-linux's setpriv (scripts/install-deps.sh)");
+    assert_eq!(broker.lines("t", 50, T), one);
+    let mode = |m: u32| std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(m)).unwrap();
+
+    // Written while the agent cannot read (stopped), then cut into the copy it cannot find.
+    agent.proc.signal(libc::SIGSTOP);
+    let late = numbered("late", 0..2);
+    append(&log, &late);
+    mode(0o000);
+    logrotate(&log, "  copytruncate");
+    agent.proc.signal(libc::SIGCONT);
+    agent.wait_log("copytruncate?", T);
+    let two = numbered("two", 0..20);
+    append(&log, &two);
+    let first: Vec<String> = one.iter().chain(&two).cloned().collect();
+    assert_eq!(broker.lines("t", first.len(), T), first, "the new content read through the open file");
+    assert_eq!(agent.terminate(), Some(0));
+
+    mode(0o755);
+    let mut agent = Agent::start_without_dac(&cfg).unwrap();
+    let want: Vec<String> = first.iter().chain(&late).cloned().collect();
+    let got = broker.lines("t", want.len(), T);
+    let extra = broker.lines("t", want.len() + 1, Duration::from_secs(3));
+    assert_eq!(got, want, "the copy read on from where the reading got to: {:?}", listing(&log));
+    assert_eq!(extra.len(), want.len(), "nothing twice: {:?}", &extra[want.len().min(extra.len())..]);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 /// The soak's seed 2 (3 minutes): its log directory shut (mode 000) for 20 s while logrotate
 /// cut the file (copytruncate), then renamed and compressed it (`dateext`); 816 lines twice. The
 /// agent, without root's override of file modes, could not look at its path, and missed the cut
