@@ -1004,7 +1004,10 @@ impl TailState {
         let busy = self.busy();
         match self.opener(ctx).copy(old_fp, unsent, old.id, &busy, Some(old.tracker.clone())) {
             Some(copy) => self.draining.push(copy),
-            None => self.finish(ctx, old, stop)?,
+            None => {
+                ctx.checkpoints.keep_cut(&self.spec.topic, old.id);
+                self.finish(ctx, old, stop)?
+            }
         }
         let Ok(file) = file else { return Ok(None) };
         let tracker = Some(Arc::new(AckTracker::new(0)));
