@@ -51,6 +51,12 @@ pub struct Past {
     pub offset: u64,
     /// Its tracker, when lines of it may still be in flight.
     pub tracker: Option<Arc<AckTracker>>,
+    /// The same content read further under another identity, as (offset, fingerprint of the
+    /// bytes just before it): the file a copy was made of. With exactly_once, a copy's own
+    /// position is the one checkpoints.json saved, while its lines went on being committed under
+    /// the original's (the torture test: 100 lines twice after a kill). Whether the file holds
+    /// those bytes there is for the planner to check (`plan_start`).
+    pub further: Vec<(u64, Fingerprint)>,
     /// When it was last saved (a live one counts as newest).
     updated: u64,
 }
@@ -59,7 +65,7 @@ impl Past {
     /// A file read up to `offset`, known only from disk (no tracker): for planners' tests.
     #[cfg(test)]
     pub fn new(id: FileId, fp: Fingerprint, offset: u64) -> Past {
-        Past { id, fp, offset, tracker: None, updated: 0 }
+        Past { id, fp, offset, tracker: None, further: Vec::new(), updated: 0 }
     }
 }
 
@@ -281,6 +287,20 @@ impl State {
     }
 }
 
+/// `Past::further` of `e`: the positions beyond its own saved under the path for the same
+/// content (first bytes) under other identities, whatever file they name now.
+fn further(saved: &[&Entry], e: &Entry) -> Vec<(u64, Fingerprint)> {
+    let fp = e.fingerprint();
+    if fp.len == 0 {
+        return Vec::new();
+    }
+    saved
+        .iter()
+        .filter(|o| !o.is_wanted() && o.id() != e.id() && o.fingerprint() == fp && o.offset > e.offset)
+        .map(|o| (o.offset, o.near()))
+        .collect()
+}
+
 /// Whether `saved` is the position of another file than `committed`'s, one that took the inode
 /// after that position was committed: saved later, and of other first bytes. A file's
 /// fingerprint only grows as it is read, so a saved one as long or shorter that differs is of
@@ -485,7 +505,14 @@ impl Checkpoints {
             .iter()
             .filter(|e| !e.is_wanted())
             .filter(|e| e.path == path && Some(e.id()) != except && !st.live.contains_key(&(e.topic.clone(), e.id())))
-            .map(|e| Past { id: e.id(), fp: e.fingerprint(), offset: e.offset, tracker: None, updated: e.updated })
+            .map(|e| Past {
+                id: e.id(),
+                fp: e.fingerprint(),
+                offset: e.offset,
+                tracker: None,
+                further: further(&saved, e),
+                updated: e.updated,
+            })
             .chain(
                 live.iter().filter(|((_, id), l)| l.path == path && Some(*id) != except && l.tracker.is_closed()).map(
                     |((_, id), l)| Past {
@@ -493,6 +520,7 @@ impl Checkpoints {
                         fp: l.fp,
                         offset: l.tracker.sent(),
                         tracker: Some(l.tracker.clone()),
+                        further: Vec::new(),
                         updated: u64::MAX,
                     },
                 ),
@@ -1327,6 +1355,29 @@ mod tests {
         assert_eq!(retired, [900], "the old content still known, retired");
         // Committed after the store's entry was saved: the committed one is the newer file's.
         assert_eq!(adopted(at(fp(256, 2), 100, 40), at(fp(256, 1), 900, 50)).fp_hash, 1);
+    }
+
+    #[test]
+    fn a_copy_saved_behind_its_originals_committed_position_is_told_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let (old, near, banner) =
+            (Fingerprint { len: 8, hash: 1 }, Fingerprint { len: 8, hash: 5 }, Fingerprint { len: 8, hash: 6 });
+        let (original, copy, other) = (FileId { dev: 1, ino: 1 }, FileId { dev: 1, ino: 2 }, FileId { dev: 1, ino: 3 });
+        let entry = |id, fp, offset, near| Entry::new("/l/app.log", "t", id, fp, offset, near, 10);
+        {
+            let mut st = cp.lock();
+            // The original, cut and holding other bytes now: its committed position, adopted.
+            st.set(("t".into(), original), entry(original, old, 41_300, near));
+            // The copy, saved by checkpoints.json before that commit was acknowledged.
+            st.set(("t".into(), copy), entry(copy, old, 39_900, banner));
+            // Another generation, other first bytes.
+            st.set(("t".into(), other), entry(other, banner, 90_000, near));
+        }
+        let lineage = cp.lineage("/l/app.log", "t", Some(original));
+        let of = |id| lineage.past.iter().find(|p| p.id == id).unwrap();
+        assert_eq!(of(copy).further, [(41_300, near)]);
+        assert!(of(other).further.is_empty(), "other content");
     }
 
     #[test]

@@ -55,8 +55,14 @@ pub fn plan_start(
         .enumerate()
         .filter_map(|(i, (past, file))| {
             let file = (*file)?;
+            // The same bytes read further under the file it was copied from (checked where they
+            // end: a file that only begins the same, a banner, goes on from its own position).
+            let further = past.further.iter().filter(|(at, near)| {
+                past.tracker.is_none() && *at > past.offset && near.len > 0 && file.holds_before(*at, near)
+            });
+            let from = further.map(|(at, _)| *at).max().unwrap_or(past.offset);
             // A file recorded while empty is not told apart from an inode's next file: skipped.
-            (file.identified_by(&past.fp) && file.holds_more_than(past.offset)).then_some((i, past.offset))
+            (file.identified_by(&past.fp) && file.holds_more_than(from)).then_some((i, from))
         })
         .collect();
     let unknown = match (lineage.had_history || from_start, start) {
@@ -500,7 +506,7 @@ mod tests {
     fn every_case_of_a_start() {
         let (a, b, c) =
             (Fingerprint { len: 8, hash: 1 }, Fingerprint { len: 8, hash: 2 }, Fingerprint { len: 8, hash: 3 });
-        let lineage = Lineage {
+        let mut lineage = Lineage {
             had_history: true,
             last_update: Some(1000),
             past: vec![past(1, a, 50), past(2, b, 80), past(3, c, 10), past(4, Fingerprint::default(), 0)],
@@ -516,6 +522,19 @@ mod tests {
         let found: Vec<Option<&dyn Probe>> = rows.iter().map(|r| Some(r as &dyn Probe)).collect();
         let plan = plan_start(&lineage, &found, Some(500), false, StartPosition::End);
         assert_eq!(plan, StartPlan { drains: vec![(0, 50)], unknown: 0, adopt_since: Some(1000) });
+        // 1 again, a copy whose own position was saved behind its original's committed one: on
+        // from there if it holds the same bytes before it, from its own if not (a banner).
+        let (near, other) = (Fingerprint { len: 8, hash: 7 }, Fingerprint { len: 8, hash: 9 });
+        let mut copy = lineage.past.remove(0);
+        copy.further = vec![(70, near), (85, other)];
+        let copied = Lineage { past: vec![copy], ..lineage };
+        let holds = [Row { size: 90, matches: vec![a, near] }];
+        let found: Vec<Option<&dyn Probe>> = holds.iter().map(|r| Some(r as &dyn Probe)).collect();
+        assert_eq!(plan_start(&copied, &found, Some(500), false, StartPosition::End).drains, [(0, 70)]);
+        let banner = [Row { size: 90, matches: vec![a] }];
+        let found: Vec<Option<&dyn Probe>> = banner.iter().map(|r| Some(r as &dyn Probe)).collect();
+        assert_eq!(plan_start(&copied, &found, Some(500), false, StartPosition::End).drains, [(0, 50)]);
+        let lineage = Lineage { past: vec![past(1, a, 50), past(2, b, 80), past(3, c, 10)], ..copied };
         let gone: Vec<Option<&dyn Probe>> = vec![None; 4];
         assert!(plan_start(&lineage, &gone, None, false, StartPosition::End).drains.is_empty());
         // A path never seen: start_position decides, unless the file is new since its glob's
