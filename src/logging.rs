@@ -68,28 +68,53 @@ impl log::Log for Logger {
     }
 }
 
+/// The longest message written whole, in bytes as written (escaped). Messages carry text from
+/// outside, and most of it is bounded where it enters (a path by PATH_MAX, a list of files by
+/// "and N more"); this bounds the rest, whatever a broker's error or a future message holds:
+/// a line of the log is at most this and its prefix, and the end says how much was cut.
+const MESSAGE_MAX: usize = 4096;
+
 /// One record as written: `2026-12-07T09:27:21.314888705Z [INFO] message\n`, the message's
-/// control characters escaped.
+/// control characters escaped, cut at `MESSAGE_MAX`.
 fn line(now: SystemTime, level: log::Level, args: &std::fmt::Arguments) -> String {
     let mut out = String::with_capacity(96);
     rfc3339(now, &mut out);
     let _ = write!(out, " [{level}] ");
-    let mut escaping = Escaping(&mut out);
+    let mut escaping = Escaping { out: &mut out, room: MESSAGE_MAX, cut: 0 };
     let _ = write!(escaping, "{args}");
+    let cut = escaping.cut;
+    if cut > 0 {
+        let _ = write!(out, "... ({cut} more bytes of this message not logged)");
+    }
     out.push('\n');
     out
 }
 
-/// A `fmt::Write` that escapes control characters as they are written.
-struct Escaping<'a>(&'a mut String);
+/// A `fmt::Write` that escapes control characters as they are written, and writes at most
+/// `room` bytes; what does not fit is counted in `cut`.
+struct Escaping<'a> {
+    out: &'a mut String,
+    room: usize,
+    cut: usize,
+}
 
 impl std::fmt::Write for Escaping<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         for c in s.chars() {
+            let start = self.out.len();
             if c.is_control() && c != '\t' {
-                self.0.extend(c.escape_debug());
+                self.out.extend(c.escape_debug());
             } else {
-                self.0.push(c);
+                self.out.push(c);
+            }
+            let written = self.out.len() - start;
+            if written <= self.room {
+                self.room -= written;
+            } else {
+                // Nothing after a character that did not fit: the line keeps its order.
+                self.out.truncate(start);
+                self.room = 0;
+                self.cut += c.len_utf8();
             }
         }
         Ok(())
@@ -186,6 +211,19 @@ mod tests {
             "1970-01-01T00:00:00.000000000Z [WARN] cannot open /var/log/app.log\\n2026-12-07T00:00:00.000000000Z \
              [INFO] all is well\\r\\u{1b}[2J: gone\n"
         );
+    }
+
+    #[test]
+    fn a_message_is_cut_at_its_bound_and_says_so() {
+        let value = "x".repeat(MESSAGE_MAX - 3) + "日本\n" + &"y".repeat(1000);
+        let text = line(UNIX_EPOCH, log::Level::Warn, &format_args!("{value}"));
+        assert_eq!(text.lines().count(), 1);
+        let message = &text["1970-01-01T00:00:00.000000000Z [WARN] ".len()..];
+        // "日" (3 bytes) fits exactly; "本" does not, nor anything after it.
+        assert!(message.starts_with(&("x".repeat(MESSAGE_MAX - 3) + "日...")), "{message}");
+        assert!(message.ends_with("... (1004 more bytes of this message not logged)\n"), "{message}");
+        let short = line(UNIX_EPOCH, log::Level::Info, &format_args!("{}", "z".repeat(MESSAGE_MAX)));
+        assert!(!short.contains("not logged"), "a message of exactly the bound is whole");
     }
 
     #[test]

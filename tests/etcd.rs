@@ -157,6 +157,27 @@ fn paths_outside_the_allowlist_are_refused() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+/// An etcd writer's path of 3,000 escape characters, refused: its refusal is one line of the
+/// agent's log, cut at the logger's bound (18,000 bytes escaped), saying how much was cut; the
+/// allowed file beside it ships.
+#[test]
+fn a_refused_path_of_control_characters_makes_one_bounded_log_line() {
+    let env = setup(1, &["t"]);
+    let ok = env.logs().join("ok.log");
+    append(&ok, &numbered("ok", 0..3));
+    let hostile = format!("/{}", "\\u001b".repeat(3000));
+    let value = format!(r#"[{{"path": "{}", "topic": "t"}}, {{"path": "{hostile}", "topic": "t"}}]"#, ok.display());
+    env.etcd.put_raw("k", &value);
+    let mut agent = Agent::start(&env.config(&["k"]));
+    assert_eq!(env.broker.lines("t", 4, Duration::from_secs(5)), numbered("ok", 0..3), "the allowed file ships");
+    agent.wait_log("more bytes of this message not logged", T);
+    let log = agent.log_text();
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 4096 + 200, "a line of {longest} bytes");
+    assert!(log.lines().all(|l| l.starts_with("20")), "every line is a record of its own");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 #[test]
 fn killing_the_connected_member_and_changes_while_disconnected() {
     let mut env = setup(3, &["ta", "tb", "tc"]);
