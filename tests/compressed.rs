@@ -655,7 +655,7 @@ fn copytruncate_while_the_directory_is_shut_then_a_restart() {
     let mode = |m: u32| std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(m)).unwrap();
 
     // Written while the agent cannot read (stopped), then cut into the copy it cannot find.
-    agent.proc.signal(libc::SIGSTOP);
+    agent.proc.pause();
     let late = numbered("late", 0..2);
     append(&log, &late);
     mode(0o000);

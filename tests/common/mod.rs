@@ -85,6 +85,19 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    /// SIGSTOP, then waits until every thread of the process is stopped (`kill` returns before
+    /// they are: a thread may still read a line written just after it).
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.pid());
+        wait_until(Duration::from_secs(10), "every thread stopped", || {
+            std::fs::read_dir(&tasks).into_iter().flatten().flatten().all(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                // The state follows the command name, which ends with the last ')'.
+                stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+        });
+    }
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
