@@ -110,7 +110,9 @@ fn a_kill_in_the_middle_of_an_event_never_splits_it() {
     let cfg = config_with(dir.path(), &broker, &extra);
     append(&a, &["2026-11-29 01:00:00 INFO one".into(), "2026-11-29 01:00:01 ERROR two".into(), "\tat a".into()]);
     let mut agent = Agent::start(&cfg);
-    assert_eq!(broker.lines("t", 1, T), ["2026-11-29 01:00:00 INFO one"]);
+    // (The event after it may be out too, if its timeout passed before the read returned: on a
+    // loaded machine it did. Nothing below depends on which.)
+    assert_eq!(broker.lines("t", 1, T)[0], "2026-11-29 01:00:00 INFO one");
     agent.proc.signal(libc::SIGKILL);
     agent.proc.wait_exit(Duration::from_secs(10));
     append(&a, &["\tat b".into(), "2026-11-29 01:00:02 INFO three".into()]);
