@@ -636,8 +636,9 @@ fn more_generations_than_descriptors_are_all_read() {
 /// The exactly_once soak's seed 17 (60 minutes): logrotate's copytruncate ran while the agent,
 /// without root's override of file modes, could not look into its shut log directory. It saw the
 /// cut through its open file but could not look for the copy, and went on with the file's new
-/// content; stopped and started again, it took the copy for a generation nobody had read: 1,518
-/// lines twice. The 2 lines written between its last read and the copy came only then. What was
+/// content; stopped and started again, it took the copy for a generation nobody had read and read
+/// all 1,518 lines of it: 1,516 twice, and the 2 written between its last read and the copy only
+/// then. What was
 /// read of a cut file is kept in the store until its copy is found, across a restart: the copy is
 /// read on from there, every line once.
 #[test]

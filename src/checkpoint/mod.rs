@@ -426,7 +426,7 @@ impl Checkpoints {
     /// directory shut, say): what was read of it moves to its retired identity, which is saved,
     /// so that its copy, found at a later look or after a restart, is read on from there
     /// (`copy_of`). `note_replaced` alone is forgotten by a restart, which then read the whole
-    /// copy again (the exactly_once soak, seed 17: 1,518 lines twice).
+    /// copy again (the exactly_once soak, seed 17: 1,516 lines twice).
     pub fn keep_cut(&self, topic: &str, id: FileId) {
         self.lock().retire(&(topic.to_string(), id));
     }
