@@ -297,6 +297,10 @@ impl SmallDisk {
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         if let Some(p) = &self.0 {
+            // A kept soak keeps its agent's store too (the tmpfs goes with the unmount).
+            if std::env::var_os("SOAK_KEEP").is_some() {
+                let _ = std::process::Command::new("cp").arg("-a").arg(p).arg(p.with_extension("kept")).status();
+            }
             let _ = std::process::Command::new("umount").arg("-l").arg(p).status();
         }
     }
