@@ -638,9 +638,8 @@ fn more_generations_than_descriptors_are_all_read() {
 /// cut through its open file but could not look for the copy, and went on with the file's new
 /// content; stopped and started again, it took the copy for a generation nobody had read and read
 /// all 1,518 lines of it: 1,516 twice, and the 2 written between its last read and the copy only
-/// then. What was
-/// read of a cut file is kept in the store until its copy is found, across a restart: the copy is
-/// read on from there, every line once.
+/// then. What was read of a cut file is kept in the store until its copy is found, across a
+/// restart: the copy is read on from there, every line once.
 #[test]
 fn copytruncate_while_the_directory_is_shut_then_a_restart() {
     use std::os::unix::fs::PermissionsExt;
