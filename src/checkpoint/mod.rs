@@ -207,16 +207,21 @@ impl State {
             return;
         };
         let retired = (key.0.clone(), Entry::retired(key.1, &path, fp));
-        if let Some(mut e) = self.saved.get(key).cloned() {
+        if let Some(e) = self.saved.get(key).cloned() {
             self.remove(key);
-            (e.dev, e.ino) = (retired.1.dev, retired.1.ino);
-            self.set(retired.clone(), e);
+            self.set_retired(&retired, e);
         }
         if let Some(mut l) = self.remove_live(key) {
             l.folded = None; // its entry is folded afresh under the retired key
             self.set_live(retired, l);
         }
         self.bound_retired(&key.0, &path);
+    }
+
+    /// Saves `e`, a position read under another identity, under `retired` (`Entry::retired`).
+    fn set_retired(&mut self, retired: &Key, mut e: Entry) {
+        (e.dev, e.ino) = (retired.1.dev, retired.1.ino);
+        self.set(retired.clone(), e);
     }
 
     /// Drops the oldest retired entries of `path` for `topic` beyond `RETIRED_KEPT` (those with
@@ -661,9 +666,9 @@ impl Checkpoints {
                 Some(s) if taken_since(s, &e) => {
                     let retired = (key.0.clone(), Entry::retired(key.1, &e.path, e.fingerprint()));
                     if !st.saved.contains_key(&retired) {
-                        let mut old = e;
-                        (old.dev, old.ino) = (retired.1.dev, retired.1.ino);
-                        st.set(retired, old);
+                        let path = e.path.clone();
+                        st.set_retired(&retired, e);
+                        st.bound_retired(&key.0, &path);
                         changed += 1;
                     }
                 }
