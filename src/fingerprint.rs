@@ -34,7 +34,7 @@ impl FileId {
 }
 
 /// A hash of a file's first `len` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Fingerprint {
     pub len: u64,
     pub hash: u64,

@@ -292,17 +292,37 @@ impl State {
     }
 }
 
-/// `Past::further` of `e`: the positions beyond its own saved under the path for the same
-/// content (first bytes) under other identities, whatever file they name now.
-fn further(saved: &[&Entry], e: &Entry) -> Vec<(u64, Fingerprint)> {
-    let fp = e.fingerprint();
-    if fp.len == 0 {
-        return Vec::new();
+/// `Past::further` at most: the planner reads the bytes before each. A path whose every
+/// generation begins alike (a banner, or a local user's doing) would otherwise give each past
+/// file all the others' positions: a start in quadratic time and memory. Past the cap a copy
+/// whose original is not among the furthest goes on from its own position: lines may come
+/// twice, none is skipped.
+const FURTHER_KEPT: usize = 4;
+
+/// The positions saved under a path by first bytes, furthest first, with their identities:
+/// where `further` looks (one pass over the path's entries, not one per entry).
+type ByContent = std::collections::HashMap<Fingerprint, Vec<(u64, Fingerprint, FileId)>>;
+
+fn by_content(saved: &[&Entry]) -> ByContent {
+    let mut by: ByContent = Default::default();
+    for e in saved.iter().filter(|e| !e.is_wanted() && e.fp_len > 0) {
+        by.entry(e.fingerprint()).or_default().push((e.offset, e.near(), e.id()));
     }
-    saved
+    for positions in by.values_mut() {
+        positions.sort_by_key(|p| std::cmp::Reverse(p.0));
+    }
+    by
+}
+
+/// `Past::further` of `e`: the furthest positions beyond its own saved under the path for the
+/// same content (first bytes) under other identities, whatever file they name now.
+fn further(by: &ByContent, e: &Entry) -> Vec<(u64, Fingerprint)> {
+    let Some(positions) = by.get(&e.fingerprint()) else { return Vec::new() };
+    positions
         .iter()
-        .filter(|o| !o.is_wanted() && o.id() != e.id() && o.fingerprint() == fp && o.offset > e.offset)
-        .map(|o| (o.offset, o.near()))
+        .filter(|&&(offset, _, id)| id != e.id() && offset > e.offset)
+        .take(FURTHER_KEPT)
+        .map(|&(offset, near, _)| (offset, near))
         .collect()
 }
 
@@ -510,6 +530,7 @@ impl Checkpoints {
         // Other files read under the path that no tail has open: rotated-away files, oldest
         // first. Saved entries, and also live trackers whose file was closed (by
         // `close_inactive`, a moment ago: not folded into the saved entries yet), which carry on.
+        let by = by_content(&saved);
         let mut past: Vec<Past> = saved
             .iter()
             .filter(|e| !e.is_wanted())
@@ -519,7 +540,7 @@ impl Checkpoints {
                 fp: e.fingerprint(),
                 offset: e.offset,
                 tracker: None,
-                further: further(&saved, e),
+                further: further(&by, e),
                 updated: e.updated,
             })
             .chain(
@@ -1391,6 +1412,17 @@ mod tests {
         let of = |id| lineage.past.iter().find(|p| p.id == id).unwrap();
         assert_eq!(of(copy).further, [(41_300, near)]);
         assert!(of(other).further.is_empty(), "other content");
+        // A path of many generations that all begin alike: each is told of the furthest few.
+        {
+            let mut st = cp.lock();
+            for ino in 10..110 {
+                let id = FileId { dev: 1, ino };
+                st.set(("t".into(), id), entry(id, banner, ino * 10, near));
+            }
+        }
+        let lineage = cp.lineage("/l/app.log", "t", Some(original));
+        let first = lineage.past.iter().find(|p| p.id.ino == 10).unwrap();
+        assert_eq!(first.further.iter().map(|f| f.0).collect::<Vec<_>>(), [90_000, 1_090, 1_080, 1_070]);
     }
 
     #[test]
