@@ -54,15 +54,15 @@ pub fn plan_start(
         .zip(found)
         .enumerate()
         .filter_map(|(i, (past, file))| {
-            let file = (*file)?;
+            // A file recorded while empty is not told apart from an inode's next file: skipped.
+            let file = (*file).filter(|f| f.identified_by(&past.fp))?;
             // The same bytes read further under the file it was copied from (checked where they
             // end: a file that only begins the same, a banner, goes on from its own position).
             let further = past.further.iter().filter(|(at, near)| {
                 past.tracker.is_none() && *at > past.offset && near.len > 0 && file.holds_before(*at, near)
             });
             let from = further.map(|(at, _)| *at).max().unwrap_or(past.offset);
-            // A file recorded while empty is not told apart from an inode's next file: skipped.
-            (file.identified_by(&past.fp) && file.holds_more_than(from)).then_some((i, from))
+            file.holds_more_than(from).then_some((i, from))
         })
         .collect();
     let unknown = match (lineage.had_history || from_start, start) {
