@@ -244,8 +244,10 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
             let _ = tx.send(Event::Wake { spec: Box::new(spec.clone()), generation });
         })
     };
+    let (looks, looks_rx) = unbounded::<crate::tail::Look>();
     let ctx = Arc::new(TailCtx {
         wake,
+        looks,
         sink: sink.clone(),
         metrics: metrics.clone(),
         waker,
@@ -255,6 +257,10 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         rates: Arc::new(crate::rate::Rates::new(config.rate_limit)),
         settings: TailSettings::from_config(&config),
     });
+    {
+        let ctx = ctx.clone();
+        supervisor.spawn("looker", Arc::new(move || crate::tail::run_looker(&ctx, &looks_rx)));
+    }
     supervisor.spawn("kafka-poll", sink.poll_worker());
     match &config.kafka.exactly_once {
         None => supervisor.spawn("kafka-sender", sink.sender_worker()),

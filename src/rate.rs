@@ -45,6 +45,11 @@ impl Bucket {
         }
     }
 
+    /// Whether it limits at all (a rate set).
+    pub fn limits(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).rate != 0
+    }
+
     /// Takes `bytes` (read already) at `now`: how long the reader waits before it reads on.
     pub fn take_at(&self, bytes: usize, now: Instant) -> Duration {
         let mut b = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -108,6 +113,12 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// Whether a read may have to wait (the source's or the agent's rate is set): the looker of
+    /// parked tails, which must not wait, leaves such a tail to its own thread.
+    pub fn limits(&self) -> bool {
+        self.own.as_ref().is_some_and(|b| b.limits()) || self.agent.limits()
+    }
+
     /// Takes `bytes` from both buckets: the longer of their waits.
     pub fn take(&self, bytes: usize) -> Duration {
         let now = Instant::now();

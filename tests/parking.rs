@@ -1,13 +1,14 @@
-//! A thread per active file (issue 29): a tail quiet for `PARK_AFTER` (2 s), its file covered by
+//! A thread per active file (issue 29): a tail quiet for `2 x batch_wait`, its file covered by
 //! change notifications and nothing of it pending, ends its thread and keeps its state; the next
-//! write, rotation or stop starts a thread on it again. Against the real broker: the agent's
-//! threads fall when its files go quiet, and every line written to a parked file (after a write,
-//! a rotation, a kill, writes racing the park) arrives once, in order.
+//! write is read by the looker (one thread for every parked file), and a rotation, a cut or a
+//! busy file starts a thread on it again. Against the real broker: the agent's threads fall when
+//! its files go quiet and stay down while they are written slowly, and every line written to a
+//! parked file (after a write, a rotation, a kill, writes racing the park) arrives once, in order.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -29,6 +30,22 @@ fn files(dir: &Path, n: usize) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Waits for the agent's `n` tails to start (logged) and its thread count to settle (the same
+/// for half a second: the tails parked): that count.
+fn settled_threads(agent: &Agent, n: usize) -> usize {
+    let pid = agent.proc.pid();
+    wait_until(T, "the tails to start", || agent.log_text().matches("started at offset").count() >= n);
+    let mut last = (threads(pid), Instant::now());
+    wait_until(T, "the agent's threads to settle", || {
+        let now = threads(pid);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        last.1.elapsed() >= Duration::from_millis(500)
+    });
+    last.0
+}
+
 /// A broker with topic `park`, `n` empty files in `logs/`, and a config that tails them.
 fn setup(n: usize) -> (tempfile::TempDir, Broker, Vec<PathBuf>, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -48,10 +65,8 @@ fn quiet_files_give_their_threads_back_and_every_later_line_arrives() {
     let logs = dir.path().join("logs");
     let mut agent = Agent::start(&cfg);
     let pid = agent.proc.pid();
-    wait_until(T, "100 tails started", || threads(pid) >= 100);
-    let busy = threads(pid);
-    wait_until(T, "the quiet tails to park", || threads(pid) + 90 <= busy);
-    let parked = threads(pid);
+    let parked = settled_threads(&agent, 100);
+    assert!(parked < 40, "100 quiet tails hold no thread each: {parked} threads");
 
     // A write to each of 20 parked files: each is read (in order), and parks again.
     for (i, p) in paths.iter().take(20).enumerate() {
@@ -90,18 +105,13 @@ fn quiet_files_give_their_threads_back_and_every_later_line_arrives() {
 fn lines_written_around_the_park_and_across_a_kill_arrive_once() {
     let (_dir, broker, paths, cfg) = setup(10);
     let mut agent = Agent::start(&cfg);
-    // The threads with every tail parked: the most seen while they start, less the 10 tails.
     let pid = agent.proc.pid();
-    let mut most = 0;
-    wait_until(T, "the tails to start, then park", || {
-        most = most.max(threads(pid));
-        most >= 10 && threads(pid) + 10 <= most
-    });
-    let base = threads(pid);
-    // Writes 1.8 to 2.3 s apart: some land as a tail decides to park, some just after.
+    let base = settled_threads(&agent, 10);
+    // Writes 10 to 70 ms apart, around `2 x batch_wait` (40 ms): some land as a tail decides to
+    // park or the looker arms its watch, some just after, some while a thread gathers.
     let mut written = vec![0usize; paths.len()];
-    for round in 0..6u64 {
-        std::thread::sleep(Duration::from_millis(1800 + round * 100));
+    for round in 0..40u64 {
+        std::thread::sleep(Duration::from_millis(10 + (round * 37) % 61));
         for (i, p) in paths.iter().enumerate() {
             append(p, &numbered(&format!("r{i}"), written[i]..written[i] + 3));
             written[i] += 3;
@@ -127,5 +137,32 @@ fn lines_written_around_the_park_and_across_a_kill_arrive_once() {
         assert_eq!(lines, numbered(&format!("r{i}"), 0..written[i]), "{file}: every line once, in order");
     }
     assert_eq!(broker.read("park", total + 1, Duration::from_secs(2)).len(), total);
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn slow_writers_are_read_by_the_looker_without_a_thread_each() {
+    // Issue 29's many slow writers: a line to each of 20 files every 100 ms. Each line comes
+    // after a quiet spell and is read by the looker: the agent's thread count stays where it was
+    // with every tail parked (a thread per write would add up to 20).
+    let (_dir, broker, paths, cfg) = setup(20);
+    let mut agent = Agent::start(&cfg);
+    let pid = agent.proc.pid();
+    let base = settled_threads(&agent, 20);
+    let mut most = base;
+    for round in 0..30 {
+        std::thread::sleep(Duration::from_millis(100));
+        for (i, p) in paths.iter().enumerate() {
+            append(p, &numbered(&format!("s{i:02}"), round..round + 1));
+        }
+        most = most.max(threads(pid));
+    }
+    let got = broker.read("park", 600, T);
+    assert_eq!(got.len(), 600, "every line");
+    for (file, lines) in by_file(&got) {
+        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
+        assert_eq!(lines, numbered(&format!("s{i:02}"), 0..30), "{file}: in order");
+    }
+    assert!(most <= base + 3, "slow writes started threads: {base} parked, {most} at most while written");
     assert_eq!(agent.terminate(), Some(0));
 }

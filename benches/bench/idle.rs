@@ -17,8 +17,8 @@ impl Bench {
             .collect();
         let cfg = self.config(&d, &specs, "");
         let mut child = self.spawn_agent(&cfg);
-        // Let every tail start, then park (PARK_AFTER, issue 29).
-        std::thread::sleep(logcatch::tail::PARK_AFTER + Duration::from_secs(3));
+        // Let every tail start, then park (`tail::park_after`, 40 ms at the defaults: issue 29).
+        std::thread::sleep(Duration::from_secs(3));
         let (cpu0, _, _) = sample(child.id());
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs(secs));

@@ -26,9 +26,9 @@ impl Bench {
         let mut child = self.spawn_agent(&cfg);
         let (got, last) = reader.join();
         let shipped = last.duration_since(start).as_secs_f64();
-        // Settled: the tails park PARK_AFTER (2 s) after their last line (issue 29); what ending
-        // 10,000 threads costs is the change from busy to idle, not idleness.
-        std::thread::sleep(logcatch::tail::PARK_AFTER + Duration::from_secs(3));
+        // Settled: the tails park soon after their last line (`tail::park_after`, issue 29); what
+        // ending 10,000 threads costs is the change from busy to idle, not idleness.
+        std::thread::sleep(Duration::from_secs(3));
         let (cpu0, _, _) = sample(child.id());
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs(idle_secs));

@@ -580,7 +580,9 @@ impl Sink {
         let token = Arc::new(BatchAck::register(&batch, ack));
         let mut out = Outgoing { batch, next: 0, token };
         loop {
-            match self.batches.send_timeout(out, Duration::from_millis(50)) {
+            // A caller with no patience (the looker of parked tails) is not held for a full
+            // channel either: it hands the file to a thread of its own, which waits.
+            match self.batches.send_timeout(out, Duration::from_millis(50).min(patience)) {
                 Ok(()) => return Ok(()),
                 Err(SendTimeoutError::Timeout(o)) | Err(SendTimeoutError::Disconnected(o)) => {
                     let held = if stop.load(Ordering::Relaxed) {

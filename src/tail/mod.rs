@@ -24,6 +24,9 @@
 //!   once; a file with
 //!   nothing new for `close_inactive` is closed (its descriptor freed), opened again when it
 //!   changes;
+//! - a tail quiet for `2 x batch_wait` with nothing pending *parks*: its thread ends, its state
+//!   stays, and the next ring of its bell has the looker (`run_looker`, one thread for every
+//!   parked file) read what was appended, or start a thread on it when more happened;
 //! - a file is opened only with a permit of the open-file budget (`budget`), and only when no
 //!   other tail has it open (a claim in `claims`, released when its reader is dropped): a rotated
 //!   file that a glob also matches is read by one tail, never two;
@@ -56,7 +59,7 @@ mod resume;
 use change::{classify, Change, Observed};
 use generation::Generation;
 use open::{NotOpen, Opener};
-use reader::{Lane, Reader, Stamp, BUDGET};
+use reader::{Lane, Reader, Stamp, BUDGET, HOLD_LOOK};
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -87,18 +90,24 @@ const FIRST_IDLE: Duration = Duration::from_millis(5);
 /// round of 1,000 wakeups a minute, ~50 ms of CPU (0.08% of a core) against 0.095% for the
 /// rest of the agent.
 const NOTIFIED_IDLE: Duration = Duration::from_secs(300);
-/// A tail whose file is covered by change notifications, with nothing to send, to drain or to
-/// wait for, ends its thread after this long without a line (issue 29): its state stays, and
-/// the next ring of its bell (a write, a rotation, the file server's safety-net look every
-/// `NOTIFIED_IDLE`) starts a thread on it again. A thread costs ~32 KiB resident (stack, TLS)
-/// and a start ~50 us; 2 s keeps files written a few times a second on their thread.
-pub const PARK_AFTER: Duration = Duration::from_secs(2);
 /// How often a parked tail is looked at anyway (its safety net, as a sleeping one's), or sooner
 /// when its file is due to be closed by `close_inactive`.
 pub const PARKED_LOOK: Duration = NOTIFIED_IDLE;
 
-/// How a parked tail asks to be run again: the file server's, called with the tail's spec and
-/// generation from the ring of its doorbell.
+/// A tail whose file is covered by change notifications, with nothing to send, to drain or to
+/// wait for, ends its thread after this long without a line (issue 29): its state stays, and the
+/// next ring of its bell (a write, a rotation, a stop, the file server's safety-net look every
+/// `PARKED_LOOK`) has the looker (`look`) read what was appended, on the looker's thread, or
+/// start a thread on it again. A file quiet for `2 x batch_wait` is not busy (see `run_tail`):
+/// its next line is read at once either way, and the looker reads it for no thread wakeup
+/// (1,000 files written a line every 100 ms: a wakeup of a thread per line was ~40 us of CPU,
+/// most of it the scheduler's).
+pub fn park_after(settings: &TailSettings) -> Duration {
+    settings.batch_wait.saturating_mul(2)
+}
+
+/// How a parked tail asks for a thread again: the file server's, called with the tail's spec
+/// and generation (by the looker, when a look finds more than appended lines).
 pub type Wake = Arc<dyn Fn(&TailSpec, u64) + Send + Sync>;
 
 /// Settings every tail shares.
@@ -138,6 +147,8 @@ impl TailSettings {
 pub struct TailCtx {
     /// Asks the file server to start the thread of parked tail `generation` again.
     pub wake: Wake,
+    /// The looker's channel: the rings of parked tails.
+    pub looks: crossbeam_channel::Sender<Look>,
     /// Where batches go: the Kafka sink, or an in-memory outlet in the model tests.
     pub sink: Arc<dyn Outlet>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -200,6 +211,9 @@ pub struct TailState {
     unseen_left: Option<u64>,
     /// The last problem logged, so the same one is not logged on every poll.
     last_problem: Option<String>,
+    /// When a look last found lines, by a thread or the looker: a file is busy when it had more
+    /// within `2 x batch_wait`.
+    last_read: Option<Instant>,
 }
 
 /// The tail's states: what it has of the file its path names. Every change of state goes through
@@ -267,26 +281,49 @@ impl Current {
     }
 }
 
+/// What a tail's thread, the looker and the file server share.
+struct Shared {
+    state: Mutex<TailState>,
+    /// Raised to stop the thread (rings its bell).
+    stop: Stop,
+    /// End once nothing is left to read (the file vanished from a glob).
+    retire: AtomicBool,
+    bell: Arc<Doorbell>,
+    /// Change notifications cover this file (the poll can be rare).
+    notified: AtomicBool,
+    /// Threads running the tail, and the looker while it looks: 0 or 1, 2 for a moment when a
+    /// parked tail is woken as its last thread ends (the new one waits for the state's lock).
+    running: AtomicUsize,
+    /// Until when (Unix ms) the tail is parked: no thread, its state kept; then the file server
+    /// starts its thread for a look (the safety net, or `close_inactive` due). 0 when not.
+    /// Whoever swaps it to 0 (`Shared::unpark`) runs the tail next: a thread, or the looker.
+    parked: AtomicU64,
+}
+
+impl Shared {
+    /// Takes the tail out of its park: true when it was parked.
+    fn unpark(&self) -> bool {
+        self.parked.swap(0, Ordering::SeqCst) != 0
+    }
+}
+
+/// A parked tail whose bell rang, on its way to the looker. Weak: a tail dropped meanwhile is
+/// not looked at (and its bell's hook holds no cycle back to it).
+pub struct Parked(std::sync::Weak<Shared>);
+
+/// The looker's channel's messages.
+pub enum Look {
+    /// A parked tail's bell rang (a write, a name event, a stop).
+    Rung(Parked),
+}
+
 /// The coordinator's handle on a running tail.
 pub struct Tail {
     pub spec: TailSpec,
     pub name: String,
     /// Unique among the tails of this process.
     pub generation: u64,
-    /// Raised to stop the thread (rings its bell).
-    stop: Stop,
-    /// End once nothing is left to read (the file vanished from a glob).
-    retire: Arc<AtomicBool>,
-    bell: Arc<Doorbell>,
-    /// Change notifications cover this file (the poll can be rare).
-    notified: Arc<AtomicBool>,
-    state: Arc<Mutex<TailState>>,
-    /// Threads running the tail: 0 or 1, 2 for a moment when a parked tail is woken as its
-    /// last thread ends (the new one waits for the state's lock).
-    running: Arc<AtomicUsize>,
-    /// Until when (Unix ms) the tail is parked: no thread, its state kept; then the file server
-    /// starts its thread for a look (the safety net, or `close_inactive` due). 0 when not.
-    parked: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     pub stats: Arc<TailStats>,
     /// Restarts of its thread after a panic, across parks.
     pub restarts: Arc<AtomicU64>,
@@ -303,13 +340,15 @@ impl Tail {
             name: format!("tail#{generation}:{}", spec.path.display()),
             generation,
             spec,
-            stop: Stop::with_bell(bell.clone()),
-            retire: Arc::default(),
-            bell,
-            notified: Arc::default(),
-            state: Arc::new(Mutex::new(state)),
-            running: Arc::default(),
-            parked: Arc::default(),
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                stop: Stop::with_bell(bell.clone()),
+                retire: AtomicBool::new(false),
+                bell,
+                notified: AtomicBool::new(false),
+                running: AtomicUsize::new(0),
+                parked: AtomicU64::new(0),
+            }),
             stats,
             restarts: Arc::default(),
         }
@@ -317,68 +356,59 @@ impl Tail {
 
     /// The body the supervisor runs (again, after a panic).
     pub fn worker(&self, ctx: Arc<TailCtx>) -> crate::supervisor::WorkerFn {
-        let (state, stop, retire, bell, running, notified, parked) = (
-            self.state.clone(),
-            self.stop.clone(),
-            self.retire.clone(),
-            self.bell.clone(),
-            self.running.clone(),
-            self.notified.clone(),
-            self.parked.clone(),
-        );
+        let shared = self.shared.clone();
         Arc::new(move || {
-            running.fetch_add(1, Ordering::SeqCst);
-            let _flag = Running(&running);
-            let flags = Flags { stop: &stop, retire: &retire, notified: &notified, parked: &parked };
-            run_tail(&ctx, &state, &flags, &bell);
+            shared.running.fetch_add(1, Ordering::SeqCst);
+            let _flag = Running(&shared.running);
+            run_tail(&ctx, &shared);
         })
     }
 
     /// Asks the thread to end once its files are drained (or at once when none is open).
     pub fn retire(&self) {
-        self.retire.store(true, Ordering::SeqCst);
-        self.bell.ring();
+        self.shared.retire.store(true, Ordering::SeqCst);
+        self.shared.bell.ring();
     }
 
     /// Takes a retirement back (the file is found again).
     pub fn keep(&self) {
-        self.retire.store(false, Ordering::SeqCst);
+        self.shared.retire.store(false, Ordering::SeqCst);
     }
 
     pub fn is_retiring(&self) -> bool {
-        self.retire.load(Ordering::SeqCst)
+        self.shared.retire.load(Ordering::SeqCst)
     }
 
     /// Asks the thread to stop; it finishes the line it is sending and exits.
     pub fn stop(&self) {
-        self.stop.raise();
+        self.shared.stop.raise();
     }
 
     /// Registers the tail with the change notifications.
     pub fn watch(&self, waker: &crate::waker::Waker) {
-        let covered = waker.register(&self.spec.path, self.generation, self.bell.clone());
-        self.notified.store(covered, Ordering::SeqCst);
+        let covered = waker.register(&self.spec.path, self.generation, self.shared.bell.clone());
+        self.shared.notified.store(covered, Ordering::SeqCst);
     }
 
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::SeqCst) > 0
+        self.shared.running.load(Ordering::SeqCst) > 0
     }
 
     /// Parked: no thread, its state kept until the next ring.
     pub fn is_parked(&self) -> bool {
-        self.parked.load(Ordering::SeqCst) != 0
+        self.shared.parked.load(Ordering::SeqCst) != 0
     }
 
     /// When (Unix ms) a parked tail is due for a look; None when it is not parked.
     pub fn parked_until(&self) -> Option<u64> {
-        Some(self.parked.load(Ordering::SeqCst)).filter(|&t| t != 0)
+        Some(self.shared.parked.load(Ordering::SeqCst)).filter(|&t| t != 0)
     }
 
     /// A stopped tail that is parked: what its thread would do as it ends (files finished or
     /// closed, claims given back), done by the caller. Nothing when it is not parked.
     pub fn release_if_parked(&self, ctx: &TailCtx) {
         if self.unpark() {
-            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut st = self.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
             st.release(ctx, &AtomicBool::new(true));
         }
     }
@@ -386,7 +416,7 @@ impl Tail {
     /// Takes the tail out of its park: true when it was parked (the caller starts its thread,
     /// once: a second wake finds it unparked).
     pub fn unpark(&self) -> bool {
-        self.parked.swap(0, Ordering::SeqCst) != 0
+        self.shared.unpark()
     }
 }
 
@@ -398,34 +428,22 @@ impl Drop for Running<'_> {
     }
 }
 
-/// The flags the file server sets on a running tail.
-pub struct Flags<'a> {
-    pub stop: &'a Stop,
-    pub retire: &'a AtomicBool,
-    /// Change notifications cover this file (the poll can be rare).
-    pub notified: &'a AtomicBool,
-    /// Set when the thread parks the tail: until when (Unix ms).
-    pub parked: &'a AtomicU64,
-}
-
 /// The tail thread's loop: read what is new, send it, wait a little when there is nothing.
 /// Before it sleeps, the tail arms a one-shot watch on its file and looks once more.
 ///
 /// Long on purpose: a thread's loop is one function (house style).
-pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &Arc<Doorbell>) {
+fn run_tail(ctx: &TailCtx, sh: &Arc<Shared>) {
     crate::alloc::no_thread_cache(); // a thread per file: see src/alloc.rs
-    let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
-    let stop = flags.stop.flag();
+    let mut st = sh.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let (stop, bell) = (sh.stop.flag(), &sh.bell);
     let mut idle = FIRST_IDLE;
     // Armed since the last read; and whether the next write will ring the bell.
     let (mut armed, mut content_covered) = (false, false);
-    // When a look last found lines: a file is busy when it had more within `2 x batch_wait`.
-    let mut last_read: Option<Instant> = None;
     let started = Instant::now();
 
     while !stop.load(Ordering::SeqCst) {
         let no_file = matches!(st.current, Current::Absent { .. } | Current::Waiting { .. } | Current::Inactive { .. });
-        if flags.retire.load(Ordering::SeqCst) && no_file && st.draining.is_empty() {
+        if sh.retire.load(Ordering::SeqCst) && no_file && st.draining.is_empty() {
             log::info!("tail {}: its file is gone from the glob and drained", st.spec);
             break;
         }
@@ -438,10 +456,10 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
         // line after a quiet spell is read at once and the tail sleeps on its watch again: with
         // 1,000 files written a line every 100 ms, gathering after each one was a second wakeup
         // and two more looks per line, for nothing.
-        let busy = progress.any() && last_read.is_some_and(|t| t.elapsed() < ctx.settings.batch_wait.saturating_mul(2));
+        let busy = progress.any() && st.is_busy(ctx);
         if progress.any() {
             // Something was read or changed: back off from the start again, and arm afresh.
-            last_read = Some(Instant::now());
+            st.last_read = Some(Instant::now());
             idle = FIRST_IDLE;
             armed = false;
         }
@@ -468,7 +486,7 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
             Progress::CaughtUp | Progress::Nothing => {
                 // Rotated files being drained have names the waker does not know, and a file
                 // waiting for a claim or a descriptor changes without an event: poll them.
-                let covered = flags.notified.load(Ordering::Relaxed) && content_covered;
+                let covered = sh.notified.load(Ordering::Relaxed) && content_covered;
                 let covered = covered && st.draining.is_empty() && !matches!(st.current, Current::Waiting { .. });
                 let ceiling =
                     if covered { ctx.settings.poll_interval.max(NOTIFIED_IDLE) } else { ctx.settings.poll_interval };
@@ -476,25 +494,16 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
                 // close_inactive, are looked at again in time.
                 let ceiling = st.event_wait().map_or(ceiling, |w| ceiling.min(w));
                 let ceiling = st.inactive_wait(ctx).map_or(ceiling, |w| ceiling.min(w));
-                let quiet = last_read.unwrap_or(started).elapsed();
-                if covered && quiet >= PARK_AFTER && !flags.retire.load(Ordering::SeqCst) && st.can_park() {
-                    // Parked before the hook is set, so that a ring running it finds the tail
-                    // parked; taken back when a ring came first (there is something to look at).
-                    // Looked at again by `PARKED_LOOK`, or when close_inactive is due.
-                    let look = st.inactive_wait(ctx).map_or(PARKED_LOOK, |w| w.min(PARKED_LOOK));
-                    let until = crate::timestamp::now_millis() + look.as_millis() as u64;
-                    flags.parked.store(until.max(1), Ordering::SeqCst);
-                    let (wake, spec, generation) = (ctx.wake.clone(), st.spec.clone(), st.owner);
-                    if bell.on_next_ring(Box::new(move || wake(&spec, generation))) {
-                        log::debug!("tail {}: parked (quiet for {quiet:?})", st.spec);
-                        // Not released: its files, position and claims stay for the next thread.
-                        return;
-                    }
-                    flags.parked.store(0, Ordering::SeqCst);
+                let quiet = st.last_read.unwrap_or(started).elapsed();
+                let park_after = park_after(&ctx.settings);
+                if covered && quiet >= park_after && park(ctx, sh, &mut st) {
+                    // Not released: its files, position and claims stay for the looker, or the
+                    // next thread.
+                    return;
                 }
                 // A tail that may park sleeps only until it may.
                 let ceiling =
-                    if covered { ceiling.min(PARK_AFTER.saturating_sub(quiet).max(FIRST_IDLE)) } else { ceiling };
+                    if covered { ceiling.min(park_after.saturating_sub(quiet).max(FIRST_IDLE)) } else { ceiling };
                 // Notified of every change, the tail sleeps until one comes (or the safety-net
                 // poll); otherwise it backs off from FIRST_IDLE. Backing off when notified too
                 // cost a wakeup, a poll and an arming for nothing after each write of a file
@@ -509,6 +518,112 @@ pub fn run_tail(ctx: &TailCtx, state: &Mutex<TailState>, flags: &Flags, bell: &A
         }
     }
     st.release(ctx, stop);
+}
+
+/// Parks a tail whose file is covered by change notifications and whose watch is armed, if it
+/// may (`can_park`, not retiring): true when it is parked, and whoever holds its state (a thread
+/// or the looker) lets go of it without releasing anything. The next ring of its bell sends it to
+/// the looker; the file server looks at it by `PARKED_LOOK` anyway, or when close_inactive is due.
+fn park(ctx: &TailCtx, sh: &Arc<Shared>, st: &mut TailState) -> bool {
+    if sh.retire.load(Ordering::SeqCst) || !st.can_park() {
+        return false;
+    }
+    // Parked before the hook is set, so that a ring running it finds the tail parked; taken
+    // back when a ring came first (there is something to look at).
+    let look = st.inactive_wait(ctx).map_or(PARKED_LOOK, |w| w.min(PARKED_LOOK));
+    let until = crate::timestamp::now_millis() + look.as_millis() as u64;
+    sh.parked.store(until.max(1), Ordering::SeqCst);
+    let (looks, parked) = (ctx.looks.clone(), Arc::downgrade(sh));
+    if sh.bell.on_next_ring(Box::new(move || {
+        let _ = looks.send(Look::Rung(Parked(parked)));
+    })) {
+        log::trace!("tail {}: parked", st.spec);
+        return true;
+    }
+    sh.parked.store(0, Ordering::SeqCst);
+    false
+}
+
+/// The looker's loop: reads what was appended to parked files whose bells rang, on this one
+/// thread, and starts a thread for a file only when there is more to it (a rotation, a cut, a
+/// busy file, a sink without room, a read budget spent).
+///
+/// Why it exists (issue 29): with a thread per file, each line after a quiet spell woke that
+/// file's thread (1,000 files written a line every 100 ms: 10,000 wakeups a second, ~40 us of CPU
+/// a line, most of it the scheduler's). The event thread hands rings over in batches (it gathers
+/// its events for a millisecond), so this thread wakes once for many lines.
+pub fn run_looker(ctx: &TailCtx, looks: &crossbeam_channel::Receiver<Look>) {
+    crate::alloc::no_thread_cache();
+    for msg in looks.iter() {
+        match msg {
+            Look::Rung(Parked(weak)) => {
+                if let Some(sh) = weak.upgrade() {
+                    look(ctx, &sh);
+                }
+            }
+        }
+    }
+}
+
+/// What a look at a parked tail found, and what follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Looked {
+    /// Lines appended were read (`busy`: a thread gathers its next writes).
+    Read { busy: bool },
+    /// Nothing changed (a ring for writes read already, or for another name in the directory).
+    Nothing,
+    /// Something only a thread handles (or that a thread should check): hand the tail over.
+    Thread,
+}
+
+/// One look at a parked tail, on the looker's thread: read what was appended, arm the watch,
+/// park again; or hand the tail to a thread of its own.
+fn look(ctx: &TailCtx, sh: &Arc<Shared>) {
+    // Counted before it is unparked: the file server waits for a stopped tail that is neither
+    // parked nor running no longer than it takes.
+    sh.running.fetch_add(1, Ordering::SeqCst);
+    let _flag = Running(&sh.running);
+    if !sh.unpark() {
+        return; // a thread runs it, or a look did already
+    }
+    let mut st = sh.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let stop = sh.stop.flag();
+    if stop.load(Ordering::SeqCst) {
+        st.release(ctx, stop);
+        return;
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // A write between a read and the arming rings nothing: it is read by the look after
+        // the arming. Files written faster than that are busy and go to a thread: a few rounds.
+        for _ in 0..3 {
+            match st.quick_look(ctx, stop) {
+                Ok(Looked::Thread) | Ok(Looked::Read { busy: true }) | Err(Stopped) => return false,
+                Ok(Looked::Read { busy: false }) | Ok(Looked::Nothing) => {}
+            }
+            if !ctx.waker.arm(&st.spec.path, st.owner, &sh.bell) {
+                return false;
+            }
+            if matches!(st.quick_look(ctx, stop), Ok(Looked::Nothing)) {
+                return park(ctx, sh, &mut st);
+            }
+        }
+        false
+    }));
+    if let Err(panic) = &outcome {
+        let why = crate::supervisor::panic_message(&**panic);
+        log::error!("tail {}: a look on the looker's thread panicked ({why}); a thread takes over", st.spec);
+    }
+    if !matches!(outcome, Ok(true)) {
+        // Due at once: the file server starts its thread (at this wake, or its next sweep). A
+        // stop raised meanwhile finds it parked (`release_if_parked`), or is seen here: the file
+        // server starts no thread for a stopped tail, so whoever unparks it releases it.
+        sh.parked.store(1, Ordering::SeqCst);
+        if !stop.load(Ordering::SeqCst) {
+            (ctx.wake)(&st.spec, st.owner);
+        } else if sh.unpark() {
+            st.release(ctx, stop);
+        }
+    }
 }
 
 impl TailState {
@@ -547,7 +662,46 @@ impl TailState {
             draining: Vec::new(),
             unseen_left: None,
             last_problem: None,
+            last_read: None,
         }
+    }
+
+    /// Lines came within `2 x batch_wait` of the last ones: the next writes are let gather.
+    fn is_busy(&self, ctx: &TailCtx) -> bool {
+        self.last_read.is_some_and(|t| t.elapsed() < ctx.settings.batch_wait.saturating_mul(2))
+    }
+
+    /// The looker's look at a parked tail (`look`): reads what was appended to its open file,
+    /// when that is all that happened. Anything else (the path names another file, the file was
+    /// cut, the sink has no room, a read budget spent, an unfinished line, a rate limit or a
+    /// multiline rule to keep) is left to a thread, whose full look (`poll`) acts on it.
+    fn quick_look(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<Looked, Stopped> {
+        if self.lane.multiline.is_some() || self.lane.limiter.limits() || !self.can_park() {
+            return Ok(Looked::Thread);
+        }
+        let busy = self.is_busy(ctx);
+        let Current::Open(r) = &mut self.current else { return Ok(Looked::Thread) };
+        let look = r.read_some(ctx, &self.lane, stop, Duration::ZERO)?;
+        self.lane.stats.size.store(look.stamp.size, Ordering::Relaxed);
+        self.lane.stats.offset.store(r.read_offset, Ordering::Relaxed);
+        if look.held || look.more || look.error.is_some() {
+            return Ok(Looked::Thread);
+        }
+        if look.read > 0 {
+            r.idle_since = None;
+            self.last_read = Some(Instant::now());
+            return Ok(Looked::Read { busy });
+        }
+        // Nothing appended: a ring for writes read already, or for another name in the directory;
+        // or the file changed otherwise (rotated, cut, written over), which a thread sorts out.
+        let unchanged = look.stamp == r.checked
+            && look.stamp.size == r.read_offset
+            && std::fs::metadata(&self.spec.path).is_ok_and(|m| FileId::of(&m) == r.id);
+        if !unchanged {
+            return Ok(Looked::Thread);
+        }
+        r.idle_since.get_or_insert_with(Instant::now);
+        Ok(Looked::Nothing)
     }
 
     /// Whether the thread may end with the state kept (park): nothing to drain, to send, to
@@ -738,7 +892,7 @@ impl TailState {
                 progressed = Progress::More;
                 continue;
             }
-            let look = self.draining[i].read_some(ctx, &self.lane, stop)?;
+            let look = self.draining[i].read_some(ctx, &self.lane, stop, HOLD_LOOK)?;
             if look.held {
                 return self.held(ctx, stop);
             }
@@ -801,7 +955,7 @@ impl TailState {
             Current::Starting => unreachable!("a started tail is never Starting"),
         }
         let r = self.current.reader_mut().expect("current reader");
-        let look = r.read_some(ctx, &self.lane, stop)?;
+        let look = r.read_some(ctx, &self.lane, stop, HOLD_LOOK)?;
         self.lane.stats.size.store(look.stamp.size, Ordering::Relaxed);
         self.lane.stats.offset.store(r.read_offset, Ordering::Relaxed);
         let (n, stamp) = (look.read, look.stamp);

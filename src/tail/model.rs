@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::{TailCtx, TailSettings, TailState};
+use super::{Looked, TailCtx, TailSettings, TailState};
 use crate::ack::AckTracker;
 use crate::budget::FileBudget;
 use crate::checkpoint::Checkpoints;
@@ -233,6 +233,7 @@ impl Agent {
         };
         let ctx = TailCtx {
             wake: Arc::new(|_, _| {}),
+            looks: crossbeam_channel::unbounded().0,
             sink: memory.clone(),
             metrics: Arc::default(),
             waker: crate::waker::Waker::new(),
@@ -258,6 +259,31 @@ impl Agent {
 
     fn poll(&mut self) -> bool {
         self.state.poll(&self.ctx, &AtomicBool::new(false)).expect("an outlet that never refuses").any()
+    }
+
+    /// The looker's look at the parked tail a ring sent it (`super::look`, without the thread
+    /// and the watch): it stays parked only when it read an append or nothing changed, and then
+    /// a thread's full look must find nothing the looker missed (a rotation or a cut taken for
+    /// nothing would leave the tail parked until the safety net's look, minutes later).
+    fn look(&mut self) {
+        let stop = AtomicBool::new(false);
+        for _ in 0..3 {
+            match self.state.quick_look(&self.ctx, &stop) {
+                Ok(Looked::Read { busy: false } | Looked::Nothing) => {}
+                _ => {
+                    self.parked = false; // a thread takes it
+                    return;
+                }
+            }
+            if matches!(self.state.quick_look(&self.ctx, &stop), Ok(Looked::Nothing)) {
+                self.parked = self.state.can_park();
+                if self.parked {
+                    assert!(!self.poll(), "the looker parked a tail that had more to do");
+                }
+                return;
+            }
+        }
+        self.parked = false;
     }
 
     /// Polls until the tail has nothing left to do (bounded: a tail that never settles fails).
@@ -310,17 +336,13 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             agent.parked = false; // the file's creation rang it
             look_if_unseen(&mut agent, &mut world);
         }
-        // What changes the file or its directory rings a parked tail (its thread starts again);
-        // so does close_inactive falling due (the file server's look at parked tails).
-        if matches!(
-            step,
-            Step::Write(_)
-                | Step::WritePartial
-                | Step::Rename { .. }
-                | Step::CopyTruncate
-                | Step::Delete
-                | Step::CloseInactive
-        ) {
+        // What changes the file or its directory rings a parked tail: the looker looks at it
+        // after the change (`look`), and reads an append or starts its thread. A deletion and
+        // close_inactive falling due (the file server's look at parked tails) are modelled as its
+        // thread starting, as they settle the tail first.
+        let rung = agent.parked
+            && matches!(step, Step::Write(_) | Step::WritePartial | Step::Rename { .. } | Step::CopyTruncate);
+        if matches!(step, Step::Delete | Step::CloseInactive) {
             agent.parked = false;
         }
         match *step {
@@ -341,6 +363,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     // A file opened empty, written, copied and cut before the tail read a byte
                     // of it just grew, to the tail (and to any tailer): the copy goes unnoticed.
                     // A tail with the file open reads within milliseconds of a write.
+                    agent.parked = false;
                     agent.poll();
                 }
                 rotate(&mut agent, &memory, &mut world);
@@ -394,6 +417,9 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 agent.poll();
             }
         }
+        if rung && agent.parked {
+            agent.look();
+        }
     }
     // The end: the application writes once more (a path renamed away without a new file is
     // looked at again when it is written), everything is read and delivered.
@@ -410,6 +436,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
 /// generations shift to make room for `app.log.1`.
 fn rotate(agent: &mut Agent, memory: &Memory, world: &mut World) {
     if world.generations >= KEEP {
+        agent.parked = false;
         agent.settle();
         memory.deliver();
         world.unseen = false;

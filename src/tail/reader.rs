@@ -277,10 +277,18 @@ impl Reader {
             && (stamp.size < self.read_offset || (stamp != self.checked && !self.fp.matches(&self.file)))
     }
 
-    /// Reads up to `BUDGET` bytes and ships every complete line.
+    /// Reads up to `BUDGET` bytes and ships every complete line, waiting at most `patience` for
+    /// room in the sink (`HOLD_LOOK` on a tail's thread; none on the looker's, which must not
+    /// keep the other parked files waiting).
     ///
     /// Long on purpose: the read loop and its three ways out (budget spent, end of file, error).
-    pub fn read_some(&mut self, ctx: &TailCtx, lane: &Lane, stop: &AtomicBool) -> Result<Look, Stopped> {
+    pub fn read_some(
+        &mut self,
+        ctx: &TailCtx,
+        lane: &Lane,
+        stop: &AtomicBool,
+        patience: Duration,
+    ) -> Result<Look, Stopped> {
         let max = ctx.settings.max_line_bytes;
         // One `fstat` per look: the file is read up to the size it had then (what is written
         // meanwhile is the next look's, which a write's notification or `batch_wait` brings).
@@ -293,7 +301,7 @@ impl Reader {
         }
         loop {
             // Ship what is buffered first (there may be lines left from a stopped send).
-            if !self.ship_lines(ctx, lane, stop, HOLD_LOOK)? {
+            if !self.ship_lines(ctx, lane, stop, patience)? {
                 look.held = true;
                 return Ok(look);
             }
@@ -386,7 +394,7 @@ impl Reader {
         patience: Duration,
     ) -> Result<bool, Stopped> {
         if let Some(rule) = &lane.multiline {
-            return self.ship_events(ctx, lane, rule, stop);
+            return self.ship_events(ctx, lane, rule, stop, patience);
         }
         let max = ctx.settings.max_line_bytes;
         loop {
@@ -444,6 +452,7 @@ impl Reader {
         lane: &Lane,
         rule: &multiline::Rule,
         stop: &AtomicBool,
+        patience: Duration,
     ) -> Result<bool, Stopped> {
         let max = ctx.settings.max_line_bytes;
         // Every complete line buffered, as (start, end, next, split) spans.
@@ -477,7 +486,7 @@ impl Reader {
             lane.batch(&self.buf[first..consumed], events, self.origin.clone(), self.offset_of(first));
         let n = batch.lines.len() as u64;
         let end_offset = self.offset_of(consumed);
-        if !offer(ctx, batch, self.ack_to(end_offset, consumed), stop, HOLD_LOOK)? {
+        if !offer(ctx, batch, self.ack_to(end_offset, consumed), stop, patience)? {
             return Ok(false);
         }
         lane.stats.filtered.fetch_add(dropped, Ordering::Relaxed);
