@@ -244,10 +244,9 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
             let _ = tx.send(Event::Wake { spec: Box::new(spec.clone()), generation });
         })
     };
-    let (looks, looks_rx) = unbounded::<crate::tail::Look>();
     let ctx = Arc::new(TailCtx {
         wake,
-        looks,
+        looks: Arc::default(),
         sink: sink.clone(),
         metrics: metrics.clone(),
         waker,
@@ -259,7 +258,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     });
     {
         let ctx = ctx.clone();
-        supervisor.spawn("looker", Arc::new(move || crate::tail::run_looker(&ctx, &looks_rx)));
+        supervisor.spawn("looker", Arc::new(move || crate::tail::run_looker(&ctx)));
     }
     supervisor.spawn("kafka-poll", sink.poll_worker());
     match &config.kafka.exactly_once {

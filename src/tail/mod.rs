@@ -147,8 +147,8 @@ impl TailSettings {
 pub struct TailCtx {
     /// Asks the file server to start the thread of parked tail `generation` again.
     pub wake: Wake,
-    /// The looker's channel: the rings of parked tails.
-    pub looks: crossbeam_channel::Sender<Look>,
+    /// The looker's mailbox: the rings of parked tails.
+    pub looks: Arc<Looks>,
     /// Where batches go: the Kafka sink, or an in-memory outlet in the model tests.
     pub sink: Arc<dyn Outlet>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -311,10 +311,37 @@ impl Shared {
 /// not looked at (and its bell's hook holds no cycle back to it).
 pub struct Parked(std::sync::Weak<Shared>);
 
-/// The looker's channel's messages.
+/// The looker's messages.
 pub enum Look {
     /// A parked tail's bell rang (a write, a name event, a stop).
     Rung(Parked),
+}
+
+/// The looker's mailbox: messages gathered under a lock, and a doorbell its thread sleeps on.
+/// Not a channel: crossbeam's receive spins before it blocks (`waker::Doorbell`), and the
+/// looker takes everything waiting at once (the event thread rings parked tails in batches).
+#[derive(Default)]
+pub struct Looks {
+    waiting: Mutex<Vec<Look>>,
+    bell: Doorbell,
+}
+
+impl Looks {
+    fn send(&self, msg: Look) {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).push(msg);
+        self.bell.ring();
+    }
+
+    /// Everything waiting, after sleeping until something is.
+    fn take(&self) -> Vec<Look> {
+        loop {
+            let got = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+            if !got.is_empty() {
+                return got;
+            }
+            self.bell.wait(Duration::from_secs(3600));
+        }
+    }
 }
 
 /// The coordinator's handle on a running tail.
@@ -535,7 +562,7 @@ fn park(ctx: &TailCtx, sh: &Arc<Shared>, st: &mut TailState) -> bool {
     sh.parked.store(until.max(1), Ordering::SeqCst);
     let (looks, parked) = (ctx.looks.clone(), Arc::downgrade(sh));
     if sh.bell.on_next_ring(Box::new(move || {
-        let _ = looks.send(Look::Rung(Parked(parked)));
+        looks.send(Look::Rung(Parked(parked)));
     })) {
         log::trace!("tail {}: parked", st.spec);
         return true;
@@ -552,13 +579,15 @@ fn park(ctx: &TailCtx, sh: &Arc<Shared>, st: &mut TailState) -> bool {
 /// file's thread (1,000 files written a line every 100 ms: 10,000 wakeups a second, ~40 us of CPU
 /// a line, most of it the scheduler's). The event thread hands rings over in batches (it gathers
 /// its events for a millisecond), so this thread wakes once for many lines.
-pub fn run_looker(ctx: &TailCtx, looks: &crossbeam_channel::Receiver<Look>) {
+pub fn run_looker(ctx: &TailCtx) {
     crate::alloc::no_thread_cache();
-    for msg in looks.iter() {
-        match msg {
-            Look::Rung(Parked(weak)) => {
-                if let Some(sh) = weak.upgrade() {
-                    look(ctx, &sh);
+    loop {
+        for msg in ctx.looks.take() {
+            match msg {
+                Look::Rung(Parked(weak)) => {
+                    if let Some(sh) = weak.upgrade() {
+                        look(ctx, &sh);
+                    }
                 }
             }
         }
@@ -603,7 +632,7 @@ fn look(ctx: &TailCtx, sh: &Arc<Shared>) {
             if !ctx.waker.arm(&st.spec.path, st.owner, &sh.bell) {
                 return false;
             }
-            if matches!(st.quick_look(ctx, stop), Ok(Looked::Nothing)) {
+            if !st.grew() {
                 return park(ctx, sh, &mut st);
             }
         }
@@ -702,6 +731,12 @@ impl TailState {
         }
         r.idle_since.get_or_insert_with(Instant::now);
         Ok(Looked::Nothing)
+    }
+
+    /// Whether the open file holds more than was read (one `fstat`): the looker's look after
+    /// arming, for a write that came before the arming (its name is the directory watch's job).
+    fn grew(&self) -> bool {
+        self.current.reader().is_some_and(|r| r.stamp().size > r.read_offset)
     }
 
     /// Whether the thread may end with the state kept (park): nothing to drain, to send, to

@@ -233,7 +233,7 @@ impl Agent {
         };
         let ctx = TailCtx {
             wake: Arc::new(|_, _| {}),
-            looks: crossbeam_channel::unbounded().0,
+            looks: Arc::default(),
             sink: memory.clone(),
             metrics: Arc::default(),
             waker: crate::waker::Waker::new(),
@@ -275,7 +275,7 @@ impl Agent {
                     return;
                 }
             }
-            if matches!(self.state.quick_look(&self.ctx, &stop), Ok(Looked::Nothing)) {
+            if !self.state.grew() {
                 self.parked = self.state.can_park();
                 if self.parked {
                     assert!(!self.poll(), "the looker parked a tail that had more to do");
