@@ -73,6 +73,13 @@ impl Doorbell {
         true
     }
 
+    /// Takes a ring that came (true), as a wait would, without waiting: whoever acts on a ring
+    /// without sleeping on the bell (the looker of parked tails) takes it, or `on_next_ring`
+    /// would take it for a ring that came since.
+    pub fn take_ring(&self) -> bool {
+        self.rung.swap(false, Ordering::SeqCst)
+    }
+
     /// Sleeps until rung or `timeout`; true when rung. A ring before the wait is not lost.
     pub fn wait(&self, timeout: Duration) -> bool {
         if self.rung.swap(false, Ordering::SeqCst) {
