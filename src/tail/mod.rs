@@ -720,16 +720,20 @@ impl TailState {
         if look.held || look.more || look.error.is_some() {
             return Ok(Looked::Thread);
         }
+        // Whether the path still names the open file, asked after the read and after the ring
+        // was taken: a rename before it is seen here, one after it rings again (and `park`
+        // refuses). Asked when lines were read too: the ring taken may have been the directory's
+        // for the new file, and a look that only read the renamed file's last lines would park
+        // on it, deaf to the new one.
+        let same_path = std::fs::metadata(&self.spec.path).is_ok_and(|m| FileId::of(&m) == r.id);
         if look.read > 0 {
             r.idle_since = None;
             self.last_read = Some(Instant::now());
-            return Ok(Looked::Read { busy });
+            return Ok(if same_path { Looked::Read { busy } } else { Looked::Thread });
         }
         // Nothing appended: a ring for writes read already, or for another name in the directory;
         // or the file changed otherwise (rotated, cut, written over), which a thread sorts out.
-        let unchanged = look.stamp == r.checked
-            && look.stamp.size == r.read_offset
-            && std::fs::metadata(&self.spec.path).is_ok_and(|m| FileId::of(&m) == r.id);
+        let unchanged = look.stamp == r.checked && look.stamp.size == r.read_offset && same_path;
         if !unchanged {
             return Ok(Looked::Thread);
         }

@@ -41,6 +41,9 @@ enum Step {
     /// logrotate's rename: older generations shift (`app.log.1` -> `app.log.2`...), `app.log`
     /// becomes `app.log.1`, and (`create`) an empty `app.log` is made.
     Rename { create: bool },
+    /// A rename with `create`, and the application, not yet told to reopen, writes `n` more
+    /// lines to its open file (now `app.log.1`): both before the tail looks.
+    RenameThenLate(u8),
     /// logrotate's copytruncate: `app.log` is copied to `app.log.1` (after the shift) and cut to 0.
     CopyTruncate,
     /// The file is removed once it has been read and delivered (the next write creates a new one).
@@ -72,6 +75,7 @@ fn step() -> impl Strategy<Value = Step> {
         6 => (1u8..6).prop_map(Step::Write),
         2 => Just(Step::WritePartial),
         2 => any::<bool>().prop_map(|create| Step::Rename { create }),
+        1 => (1u8..3).prop_map(Step::RenameThenLate),
         2 => Just(Step::CopyTruncate),
         1 => Just(Step::Delete),
         5 => (1u8..4).prop_map(Step::Poll),
@@ -181,6 +185,19 @@ impl World {
         self.next += 1;
         self.append(&line.as_bytes()[..line.len() / 2]);
         self.partial = Some(line);
+    }
+
+    /// `n` lines written to the file just renamed to `app.log.1` (its epoch the one before).
+    fn write_late(&mut self, n: u8) {
+        let mut out = String::new();
+        for _ in 0..n {
+            let line = format!("L{:05}-late", self.next);
+            self.next += 1;
+            out.push_str(&line);
+            out.push('\n');
+            self.expected.push((line, self.epoch - 1));
+        }
+        OpenOptions::new().append(true).open(self.generation(1)).unwrap().write_all(out.as_bytes()).unwrap();
     }
 
     /// The file is done with: a half-written line stays half (the tail sends it as it is once
@@ -332,7 +349,9 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         // A file made and rotated away before the tail looked is read when the path is written
         // again (`absent_since`), but a restart forgets that: see `look_if_unseen`.
         let restart_ahead = steps[i + 1..].iter().any(|s| matches!(s, Step::Restart | Step::Kill));
-        if restart_ahead && matches!(step, Step::Rename { .. } | Step::CopyTruncate | Step::Delete) {
+        if restart_ahead
+            && matches!(step, Step::Rename { .. } | Step::RenameThenLate(_) | Step::CopyTruncate | Step::Delete)
+        {
             agent.parked = false; // the file's creation rang it
             look_if_unseen(&mut agent, &mut world);
         }
@@ -341,7 +360,14 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         // close_inactive falling due (the file server's look at parked tails) are modelled as its
         // thread starting, as they settle the tail first.
         let rung = agent.parked
-            && matches!(step, Step::Write(_) | Step::WritePartial | Step::Rename { .. } | Step::CopyTruncate);
+            && matches!(
+                step,
+                Step::Write(_)
+                    | Step::WritePartial
+                    | Step::Rename { .. }
+                    | Step::RenameThenLate(_)
+                    | Step::CopyTruncate
+            );
         if matches!(step, Step::Delete | Step::CloseInactive) {
             agent.parked = false;
         }
@@ -349,13 +375,24 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             Step::Write(n) => world.write(n),
             Step::WritePartial => world.write_partial(),
             // logrotate leaves a missing file alone (missingok).
-            Step::Rename { .. } | Step::CopyTruncate if !world.path.exists() => {}
+            Step::Rename { .. } | Step::RenameThenLate(_) | Step::CopyTruncate if !world.path.exists() => {}
             Step::Rename { create } => {
                 rotate(&mut agent, &memory, &mut world);
                 std::fs::rename(&world.path, world.generation(1)).unwrap();
                 if create {
                     File::create(&world.path).unwrap();
                     world.unseen = true;
+                }
+            }
+            Step::RenameThenLate(n) => {
+                // Late lines follow whole lines only (a half line would be finished by them).
+                let whole = world.partial.is_none();
+                rotate(&mut agent, &memory, &mut world);
+                std::fs::rename(&world.path, world.generation(1)).unwrap();
+                File::create(&world.path).unwrap();
+                world.unseen = true;
+                if whole {
+                    world.write_late(n);
                 }
             }
             Step::CopyTruncate => {
@@ -709,4 +746,11 @@ fn complete_lines_a_jammed_sink_left_go_out_as_lines_when_the_file_is_finished()
     reader.ship_rest(&agent.ctx, &state.lane, &AtomicBool::new(false)).unwrap();
     memory.deliver();
     assert_eq!(memory.inner.lock().unwrap().delivered, ["a-1", "a-2", "a-3", "unfinished"]);
+}
+
+#[test]
+fn a_parked_tail_reads_late_lines_of_its_renamed_file_and_sees_the_new_one() {
+    use Step::*;
+    let _ = cases();
+    run(&[Write(2), Poll(1), Deliver, Poll(2), Park, RenameThenLate(2), Write(1)]).unwrap();
 }
