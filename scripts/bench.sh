@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/logcatch/target}"
-bash scripts/install-deps.sh >/dev/null
+bash scripts/install-deps.sh --bench >/dev/null
 bash scripts/kafka.sh install 2>/dev/null
 mkdir -p run
 if [ -z "${LOGCATCH_STATIC_BIN+set}" ]; then

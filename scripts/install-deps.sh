@@ -7,9 +7,13 @@
 #   - logrotate from Debian (rotation and compression are tested with the real one);
 #   - openssl and perl (scripts/pki.sh makes the TLS tests' certificates; OpenSSL's own build,
 #     compiled into the binary by rdkafka's ssl-vendored, runs perl);
-#   - rpm, lintian, rpmlint and debootstrap from Debian (the packages are built and checked).
+#   - rpm, lintian, rpmlint and debootstrap from Debian (the packages are built and checked);
+#   - with --bench (scripts/bench.sh passes it): rsyslog and rsyslog-kafka from Debian, the live
+#     tail's same-run baseline (its service is disabled: the bench starts its own rsyslogd).
 # Safe to run again and again; prints what it skips.
 set -euo pipefail
+bench=false
+[ "${1:-}" = "--bench" ] && bench=true
 
 TANSU_VERSION=0.6.0
 
@@ -31,6 +35,11 @@ command -v rpmbuild >/dev/null 2>&1 || need_apt+=(rpm)
 command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
 command -v rpmlint >/dev/null 2>&1 || need_apt+=(rpmlint)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
+rsyslog_new=false
+if $bench && [ ! -e /usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so ]; then
+    need_apt+=(rsyslog rsyslog-kafka)
+    rsyslog_new=true
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -41,6 +50,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     pkill -x etcd >/dev/null 2>&1 || true
     # Likewise the package's own supervisord; tests start their own.
     if command -v systemctl >/dev/null 2>&1; then systemctl disable --now supervisor >/dev/null 2>&1 || true; fi
+    # And the system rsyslog the bench's package brings: the bench runs its own.
+    if $rsyslog_new && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now rsyslog >/dev/null 2>&1 || true
+    fi
 else
     echo "install-deps: etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}') already installed"
 fi

@@ -73,6 +73,8 @@ impl Bench {
         self.top_extra = "batch_wait: 0\n";
         let zero = self.live_agent(Path::new(env!("CARGO_BIN_EXE_logcatch")), "live0_", files, rate, secs);
         self.top_extra = "";
+        // rsyslog (imfile + omkafka) on the same files and broker, when installed.
+        let rsyslog = self.rsyslog_live("rsyslive", files, rate, secs);
         // The static build in 3 pairs with the glibc one, each pair back to back and the order
         // alternating (glibc first, then static first, then glibc first), so that the drift
         // between runs (seen here: the second of two runs of one binary costing 1.1-1.3x the
@@ -118,6 +120,13 @@ impl Bench {
                 Some(cpu_pct <= 20.0),
             ),
             row(s, "p99 (issue 15: rsyslog's latency)", format!("{p99:.1} ms"), "<= 35 ms", Some(p99 <= 35.0)),
+            row(
+                s,
+                "p99 / the raw producer's p99 (issue 29)",
+                format!("{:.2}x ({p99:.1} / {r99:.1} ms)", p99 / r99),
+                "<= 1.1x",
+                Some(p99 <= 1.1 * r99),
+            ),
             {
                 let (z50, z99, zmax) = quantiles(&zero.lat);
                 row(
@@ -139,6 +148,28 @@ impl Bench {
                 None,
             ),
         ];
+        if let Some(r) = &rsyslog {
+            let (y50, y99, ymax) = quantiles(&r.lat);
+            rows.push(row(
+                s,
+                "rsyslog 8 (imfile inotify + omkafka, defaults): lines, p50 / p99 / max, CPU, peak RSS",
+                format!(
+                    "{} of {total}, {y50:.1} / {y99:.1} / {ymax:.1} ms, {:.1} % of a core, {:.1} MiB",
+                    r.read_back,
+                    r.cpu_pct,
+                    r.peak_rss.max(r.rss) as f64 / 1024.0
+                ),
+                "report",
+                None,
+            ));
+            rows.push(row(
+                s,
+                "logcatch CPU / rsyslog's (issue 29)",
+                format!("{:.2}x ({cpu_pct:.1} / {:.1} %)", cpu_pct / r.cpu_pct, r.cpu_pct),
+                "<= 0.3x",
+                Some(cpu_pct <= 0.3 * r.cpu_pct),
+            ));
+        }
         if let Some((st, _)) = pairs.first() {
             let (s50, s99, _) = quantiles(&st.lat);
             let ratios: Vec<f64> =

@@ -26,6 +26,7 @@ mod many;
 mod multiline;
 mod rate_limit;
 mod reaction;
+mod rsyslog;
 mod slow;
 
 use std::io::Write;

@@ -47,6 +47,23 @@ impl Bench {
     /// One live run of the agent binary `bin` on `files` new files written at `rate` lines/s
     /// each for `secs`.
     pub(super) fn live_agent(&mut self, bin: &Path, name: &str, files: usize, rate: usize, secs: u64) -> LiveRun {
+        self.live_run(name, files, rate, secs, |b, d, paths, topic| {
+            let specs: Vec<(PathBuf, String)> = paths.iter().map(|p| (p.clone(), topic.to_string())).collect();
+            let cfg = b.config(d, &specs, "start_position: beginning\n");
+            b.spawn_bin(bin, &cfg)
+        })
+    }
+
+    /// One live run of a shipper that `start` spawns (in run directory `d`, to read `paths` into
+    /// `topic`) on `files` new files written at `rate` lines/s each for `secs`.
+    pub(super) fn live_run(
+        &mut self,
+        name: &str,
+        files: usize,
+        rate: usize,
+        secs: u64,
+        start: impl FnOnce(&Self, &Path, &[PathBuf], &str) -> std::process::Child,
+    ) -> LiveRun {
         let total = files * rate * secs as usize;
         // `files` files appended by this process.
         let topic = self.topic(name);
@@ -55,9 +72,7 @@ impl Bench {
         for p in &paths {
             std::fs::write(p, b"").unwrap();
         }
-        let specs: Vec<(PathBuf, String)> = paths.iter().map(|p| (p.clone(), topic.clone())).collect();
-        let cfg = self.config(&d, &specs, "start_position: beginning\n");
-        let mut child = self.spawn_bin(bin, &cfg);
+        let mut child = start(self, &d, &paths, &topic);
         std::thread::sleep(Duration::from_secs(1));
         let reader = self.latency_reader(&topic, total, secs);
         let (cpu0, _, _) = sample(child.id());
