@@ -188,6 +188,21 @@ pub fn find_by_id(path: &Path, access: &Access, id: FileId) -> Option<(PathBuf, 
     })
 }
 
+/// A file's size and modification time at a look: when neither moved, a file's first bytes are
+/// not read again. The time catches a file cut and written again to the same size, which the size
+/// alone misses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        Stamp { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

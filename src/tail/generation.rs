@@ -20,7 +20,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use crate::fingerprint::{Fingerprint, Probe, FP_BYTES};
+use crate::fingerprint::{Fingerprint, Probe, Stamp, FP_BYTES};
 
 /// The magic numbers `sniff_head` knows, whole: gzip's two bytes, xz's six, zstd's four, and
 /// bzip2's ten ("BZh", the block size, then the first block's magic, or the end-of-stream one of
@@ -123,6 +123,12 @@ pub struct Decoded {
     ended: bool,
     /// Its first decompressed bytes (`FP_BYTES` at most): its fingerprint.
     head: Vec<u8>,
+    /// The last error, and the compressed file's size and time when it came: the stream is not
+    /// started again until the file changed (one being compressed grows; a corrupt one would
+    /// otherwise be decompressed from its start again at every look for `rotate_wait`).
+    failed: Option<(Stamp, io::ErrorKind, String)>,
+    /// How many times the stream was started (for the tests).
+    starts: u32,
 }
 
 impl Decoded {
@@ -130,8 +136,16 @@ impl Decoded {
     /// bytes. Fails when they cannot be decompressed (a corrupt file, or one still being written
     /// that is too short yet).
     pub fn open(file: &File, codec: Codec) -> io::Result<Decoded> {
-        let mut d =
-            Decoded { codec, file: Arc::new(file.try_clone()?), stream: None, at: 0, ended: false, head: Vec::new() };
+        let mut d = Decoded {
+            codec,
+            file: Arc::new(file.try_clone()?),
+            stream: None,
+            at: 0,
+            ended: false,
+            head: Vec::new(),
+            failed: None,
+            starts: 0,
+        };
         let mut head = vec![0u8; FP_BYTES as usize];
         let mut len = 0;
         while len < head.len() {
@@ -168,14 +182,24 @@ impl Decoded {
     /// Reads decompressed bytes at `offset`. An error leaves the stream to be started again at
     /// the next read (a file still being compressed has grown by then; a corrupt one fails again).
     pub fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        if let Some((stamp, kind, text)) = &self.failed {
+            if Stamp::of(&self.file.metadata()?) == *stamp {
+                return Err(io::Error::new(*kind, text.clone()));
+            }
+            self.failed = None;
+        }
         if offset < self.at || self.stream.is_none() {
             self.stream = Some(self.codec.stream(self.file.clone())?);
+            self.starts += 1;
             self.at = 0;
             self.ended = false;
         }
         let result = self.read_from(buf, offset);
-        if result.is_err() {
+        if let Err(e) = &result {
             self.stream = None;
+            if let Ok(m) = self.file.metadata() {
+                self.failed = Some((Stamp::of(&m), e.kind(), e.to_string()));
+            }
         }
         result
     }
@@ -413,6 +437,12 @@ mod tests {
             }
         };
         assert!(!d.ended(), "{err}");
+        // Asked again unchanged: the same error, without decompressing it all again.
+        let starts = d.starts;
+        for _ in 0..3 {
+            assert_eq!(d.read_at(&mut buf, offset).unwrap_err().kind(), err.kind());
+        }
+        assert_eq!(d.starts, starts, "a failed stream is started again only once the file changed");
         // Finished by the compressor meanwhile: reading on at the same offset works.
         std::fs::write(&p, &whole).unwrap();
         assert_eq!(read_all(&mut d, offset, 1 << 16), &original[offset as usize..]);

@@ -59,7 +59,7 @@ mod resume;
 use change::{classify, Change, Observed};
 use generation::Generation;
 use open::{NotOpen, Opener};
-use reader::{Lane, Reader, Stamp, BUDGET, HOLD_LOOK};
+use reader::{Lane, Reader, BUDGET, HOLD_LOOK};
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -75,7 +75,7 @@ use crate::claims::Claims;
 use crate::config::{MessageKey, StartPosition};
 use crate::control::Stop;
 use crate::desired::TailSpec;
-use crate::fingerprint::{FileId, Probe};
+use crate::fingerprint::{FileId, Probe, Stamp};
 use crate::metrics::TailStats;
 use crate::multiline;
 use crate::sink::{Outlet, Stopped};

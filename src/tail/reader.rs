@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use crate::claims::Claim;
 use crate::envelope::Format;
 use crate::failpoint;
 use crate::filter;
-use crate::fingerprint::{FileId, Fingerprint, NEAR_BYTES};
+use crate::fingerprint::{FileId, Fingerprint, Stamp, NEAR_BYTES};
 use crate::labels::Fields;
 use crate::metrics::TailStats;
 use crate::multiline;
@@ -529,20 +529,5 @@ fn offer(ctx: &TailCtx, batch: Batch, ack: AckTo, stop: &AtomicBool, patience: D
         Ok(()) => Ok(true),
         Err(Held::Full) => Ok(false),
         Err(Held::Stopped) => Err(Stopped),
-    }
-}
-
-/// A file's size and modification time at a look: when neither moved, its first bytes are not
-/// read again. The time catches a file cut and written again to the same size, which the size
-/// alone misses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Stamp {
-    pub size: u64,
-    pub mtime: (i64, i64),
-}
-
-impl Stamp {
-    pub fn of(m: &std::fs::Metadata) -> Stamp {
-        Stamp { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()) }
     }
 }
