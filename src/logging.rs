@@ -8,6 +8,9 @@
 //! never interleave). simplelog, used before, hands its writer a record in pieces, which left
 //! no place to do either.
 //!
+//! Warnings and errors are written at most `flood::BURST` per call site in `flood::WINDOW`, the
+//! rest counted and said in one line (`flood`).
+//!
 //! The level is applied with `log::set_max_level`, so a reload of config.yaml can change it
 //! live. The file is reopened by SIGHUP (`reopen`): logrotate renames it and signals the agent
 //! in `postrotate`, and a descriptor kept open went on writing into the renamed file.
@@ -16,10 +19,13 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::LogSettings;
+
+mod flood;
 
 /// The log file and the path it is reopened from.
 struct LogFile {
@@ -34,14 +40,53 @@ static LOG_FILE: OnceLock<Arc<LogFile>> = OnceLock::new();
 /// agent's own.
 const IGNORED_TARGETS: [&str; 2] = ["ureq", "rustls"];
 
-fn lock(file: &Mutex<File>) -> MutexGuard<'_, File> {
-    // A write that panicked leaves at worst a partial line.
-    file.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A write that panicked leaves at worst a partial line; a count, one record too many.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Writes each record to stderr and, when set, to the log file.
 struct Logger {
     file: Option<Arc<LogFile>>,
+    flood: Mutex<flood::Flood>,
+    /// A window holds records back: any record asks whether its summary is due, and writes it
+    /// first (a flood is said with the next record after its window closed, of any level).
+    holding: AtomicBool,
+}
+
+impl Logger {
+    fn write(&self, text: &str) {
+        // Nowhere to report a failed write of the log itself.
+        let _ = io::stderr().lock().write_all(text.as_bytes());
+        if let Some(log) = &self.file {
+            let _ = lock(&log.file).write_all(text.as_bytes());
+        }
+    }
+
+    /// Whether `record` is written (a warning or an error over its call site's bound is not),
+    /// and the summaries due: written first, they come before it.
+    fn admit(&self, record: &log::Record) -> (bool, Vec<flood::Summary>) {
+        let limited = record.level() <= log::Level::Warn;
+        if !limited && !self.holding.load(Ordering::Relaxed) {
+            return (true, Vec::new());
+        }
+        let now = Instant::now();
+        let mut flood = lock(&self.flood);
+        let due = flood.closed(now);
+        let write = !limited || {
+            let site = (record.file().unwrap_or(record.target()).to_string(), record.line().unwrap_or(0));
+            flood.admit(site, now, || {
+                let mut last = record.args().to_string();
+                if last.len() > MESSAGE_MAX {
+                    let end = (0..=MESSAGE_MAX).rev().find(|&i| last.is_char_boundary(i)).unwrap_or(0);
+                    last.truncate(end);
+                }
+                last
+            })
+        };
+        self.holding.store(flood.holding(), Ordering::Relaxed);
+        (write, due)
+    }
 }
 
 impl log::Log for Logger {
@@ -53,11 +98,20 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let text = line(SystemTime::now(), record.level(), record.args());
-        // Nowhere to report a failed write of the log itself.
-        let _ = io::stderr().lock().write_all(text.as_bytes());
-        if let Some(log) = &self.file {
-            let _ = lock(&log.file).write_all(text.as_bytes());
+        let (write, due) = self.admit(record);
+        for s in due {
+            let (file, at) = &s.site;
+            let said = format_args!(
+                "{} more warnings and errors from {file}:{at} were not logged (at most {} in {:?}); the last: {}",
+                s.held,
+                flood::BURST,
+                flood::WINDOW,
+                s.last
+            );
+            self.write(&line(SystemTime::now(), log::Level::Warn, &said));
+        }
+        if write {
+            self.write(&line(SystemTime::now(), record.level(), record.args()));
         }
     }
 
@@ -181,7 +235,8 @@ pub fn init(settings: &LogSettings) -> Result<(), String> {
         file = Some(log);
     }
     // Set once per process; the logger lives as long as it.
-    log::set_logger(Box::leak(Box::new(Logger { file }))).map_err(|e| format!("cannot set up logging: {e}"))?;
+    let logger = Logger { file, flood: Mutex::default(), holding: AtomicBool::new(false) };
+    log::set_logger(Box::leak(Box::new(logger))).map_err(|e| format!("cannot set up logging: {e}"))?;
     log::set_max_level(settings.level);
     Ok(())
 }

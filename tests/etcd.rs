@@ -548,3 +548,37 @@ fn twenty_agents_one_config_and_the_fleet_in_etcd() {
         }
     }
 }
+
+/// One etcd value of 500 refused entries: 500 reasons, one call site of the agent's log. At most
+/// 20 of them are written in 10 s; the rest are counted in one line once the window closed (said
+/// with the next record); the allowed file beside them ships, and the agent goes on.
+#[test]
+fn a_value_of_many_refused_entries_does_not_flood_the_log() {
+    let env = setup(1, &["t"]);
+    let ok = env.logs().join("ok.log");
+    append(&ok, &numbered("ok", 0..3));
+    let outside = env.root.join("secret");
+    let mut entries: Vec<String> =
+        (0..500).map(|i| format!(r#"{{"path": "{}/f{i}.log", "topic": "t"}}"#, outside.display())).collect();
+    entries.push(format!(r#"{{"path": "{}", "topic": "t"}}"#, ok.display()));
+    env.etcd.put_raw("k", &format!("[{}]", entries.join(", ")));
+    let mut agent = Agent::start(&env.config(&["k"]));
+    assert_eq!(env.broker.lines("t", 4, Duration::from_secs(5)), numbered("ok", 0..3), "the allowed file ships");
+    agent.wait_log("outside etcd_allowed_paths", T);
+    // The window closes 10 s after the first refusal; the agent's debug records (a watch renewed,
+    // a checkpoint saved) carry the summary out soon after.
+    agent.wait_log("480 more warnings and errors from src/etcd/watcher.rs", Duration::from_secs(40));
+    let log = agent.log_text();
+    let refusals =
+        log.lines().filter(|l| l.contains("outside etcd_allowed_paths") && !l.contains("more warnings")).count();
+    assert_eq!(refusals, 20, "{log}");
+    let summary = log.lines().find(|l| l.contains("more warnings and errors")).unwrap();
+    assert!(
+        summary.contains("(at most 20 in 10s); the last: ") && summary.contains("f499.log: outside etcd_allowed_paths"),
+        "{summary}"
+    );
+    // The agent goes on: the file is still read.
+    append(&ok, &numbered("ok", 3..5));
+    assert_eq!(env.broker.lines("t", 5, T), numbered("ok", 0..5));
+    assert_eq!(agent.terminate(), Some(0));
+}
