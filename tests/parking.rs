@@ -3,7 +3,8 @@
 //! write is read by the looker (one thread for every parked file), and a rotation, a cut or a
 //! busy file starts a thread on it again. Against the real broker: the agent's threads fall when
 //! its files go quiet and stay down while they are written slowly, and every line written to a
-//! parked file (after a write, a rotation, a kill, writes racing the park) arrives once, in order.
+//! parked file (after a write, a rotation, a kill, writes racing the park, a line written in two
+//! calls) arrives once, in order.
 
 mod common;
 
@@ -48,6 +49,11 @@ fn settled_threads(agent: &Agent, n: usize) -> usize {
 
 /// A broker with topic `park`, `n` empty files in `logs/`, and a config that tails them.
 fn setup(n: usize) -> (tempfile::TempDir, Broker, Vec<PathBuf>, PathBuf) {
+    setup_with(n, "")
+}
+
+/// `setup`, with `extra` top-level keys in the config.
+fn setup_with(n: usize, extra: &str) -> (tempfile::TempDir, Broker, Vec<PathBuf>, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
     broker.create_topic("park");
@@ -55,7 +61,7 @@ fn setup(n: usize) -> (tempfile::TempDir, Broker, Vec<PathBuf>, PathBuf) {
     std::fs::create_dir_all(&logs).unwrap();
     let paths = files(&logs, n);
     let specs: Vec<(&Path, &str)> = paths.iter().map(|p| (p.as_path(), "park")).collect();
-    let cfg = write_config(dir.path(), &broker.addr(), &specs, "start_position: beginning\n");
+    let cfg = write_config(dir.path(), &broker.addr(), &specs, &format!("start_position: beginning\n{extra}"));
     (dir, broker, paths, cfg)
 }
 
@@ -103,7 +109,9 @@ fn quiet_files_give_their_threads_back_and_every_later_line_arrives() {
 
 #[test]
 fn lines_written_around_the_park_and_across_a_kill_arrive_once() {
-    let (_dir, broker, paths, cfg) = setup(10);
+    // `batch_wait: 20ms` (the default is 0): tails that park 40 ms after their last line, and
+    // files busy enough to keep a thread, so that writes race both the park and the gathering.
+    let (_dir, broker, paths, cfg) = setup_with(10, "batch_wait: 20ms\n");
     let mut agent = Agent::start(&cfg);
     let pid = agent.proc.pid();
     let base = settled_threads(&agent, 10);
@@ -165,4 +173,46 @@ fn slow_writers_are_read_by_the_looker_without_a_thread_each() {
     }
     assert!(most <= base + 3, "slow writes started threads: {base} parked, {most} at most while written");
     assert_eq!(agent.terminate(), Some(0));
+}
+
+#[test]
+fn lines_written_in_two_calls_are_read_by_the_looker_whole() {
+    // Many loggers write a line in two calls (the message, then its newline): the looker reads
+    // the first half, keeps it parked, and the second write ends it. 20 files, a line each every
+    // 100 ms, its halves 20 ms apart: no thread started per line, every line whole and in order.
+    let (_dir, broker, paths, cfg) = setup(20);
+    let mut agent = Agent::start(&cfg);
+    let pid = agent.proc.pid();
+    let base = settled_threads(&agent, 20);
+    let mut most = base;
+    let rounds = 30;
+    for round in 0..rounds {
+        std::thread::sleep(Duration::from_millis(80));
+        let lines: Vec<String> =
+            (0..paths.len()).map(|i| numbered(&format!("h{i:02}"), round..round + 1).remove(0)).collect();
+        for (p, l) in paths.iter().zip(&lines) {
+            write_raw(p, &l.as_bytes()[..5]);
+        }
+        most = most.max(threads(pid));
+        std::thread::sleep(Duration::from_millis(20));
+        for (p, l) in paths.iter().zip(&lines) {
+            write_raw(p, format!("{}\n", &l[5..]).as_bytes());
+        }
+        most = most.max(threads(pid));
+    }
+    let total = paths.len() * rounds;
+    let got = broker.read("park", total, T);
+    assert_eq!(got.len(), total, "every line");
+    for (file, lines) in by_file(&got) {
+        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
+        assert_eq!(lines, numbered(&format!("h{i:02}"), 0..rounds), "{file}: whole, in order");
+    }
+    assert!(most <= base + 3, "half-written lines started threads: {base} parked, {most} at most while written");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
+/// Appends `bytes` as they are (no newline added).
+fn write_raw(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
 }

@@ -706,8 +706,9 @@ impl TailState {
 
     /// The looker's look at a parked tail (`look`): reads what was appended to its open file,
     /// when that is all that happened. Anything else (the path names another file, the file was
-    /// cut, the sink has no room, a read budget spent, an unfinished line, a rate limit or a
-    /// multiline rule to keep) is left to a thread, whose full look (`poll`) acts on it.
+    /// cut, the sink has no room, a read budget spent, a rate limit or a multiline rule to
+    /// keep) is left to a thread, whose full look (`poll`) acts on it. An unfinished last line
+    /// is kept (`can_park`).
     fn quick_look(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<Looked, Stopped> {
         if self.lane.multiline.is_some() || self.lane.limiter.limits() || !self.can_park() {
             return Ok(Looked::Thread);
@@ -755,7 +756,9 @@ impl TailState {
             return false;
         }
         match &self.current {
-            Current::Open(r) => !r.has_unsent(),
+            // An unfinished last line is kept (writers that write a line in two calls would
+            // otherwise start a thread for each line); lines the sink did not take are not.
+            Current::Open(r) => !r.has_unsent() || (self.lane.multiline.is_none() && r.holds_only_a_partial_line()),
             Current::Inactive { .. } | Current::Absent { .. } => true,
             Current::Waiting { .. } | Current::Starting => false,
         }

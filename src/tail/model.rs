@@ -754,3 +754,22 @@ fn a_parked_tail_reads_late_lines_of_its_renamed_file_and_sees_the_new_one() {
     let _ = cases();
     run(&[Write(2), Poll(1), Deliver, Poll(2), Park, RenameThenLate(2), Write(1)]).unwrap();
 }
+
+#[test]
+fn a_tail_parks_holding_an_unfinished_line_and_the_next_write_ends_it() {
+    use Step::*;
+    let _ = cases();
+    run(&[
+        Write(1),
+        WritePartial,
+        Poll(2),
+        Deliver,
+        Park,
+        Write(2),
+        Poll(1),
+        WritePartial,
+        Park,
+        Rename { create: true },
+    ])
+    .unwrap();
+}

@@ -237,6 +237,13 @@ impl Reader {
         self.pos < self.buf.len()
     }
 
+    /// Whether what was read and not shipped is at most an unfinished last line (no newline in
+    /// it): nothing but the file's next write completes it, so a tail may park holding it (a
+    /// rotation, a cut or a deletion rings the tail, and a thread finishes the line then).
+    pub fn holds_only_a_partial_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.buf[self.pos..]).is_none()
+    }
+
     /// The file offset of the first byte not shipped.
     pub fn unsent_offset(&self) -> u64 {
         self.offset_of(self.pos)
