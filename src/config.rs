@@ -511,9 +511,10 @@ fn resolve(raw: RawConfig, file: &Path, base: &Path, problems: &mut Vec<String>,
     let poll_interval = duration_field("poll_interval", raw.poll_interval.as_deref(), "1s", problems);
     let checkpoint_interval =
         duration_field("checkpoint_interval", raw.checkpoint_interval.as_deref(), "200ms", problems);
-    // 20ms, measured (BENCHMARKS.md, issue 15): 100 files at 1,000 lines/s each, 17-20% of a core
-    // and p99 36-42 ms in 15 s runs, where 50ms was 13% and 67 ms and `0` 34-38% and 29-30 ms.
-    let batch_wait = duration_field("batch_wait", raw.batch_wait.as_deref(), "20ms", problems);
+    // 0, measured (BENCHMARKS.md, issue 29, one run beside a soak): with the looker reading
+    // parked files, 100 files at 1,000 lines/s each cost 28.7% of a core at a p99 of 1.00x the
+    // raw producer's, where 20ms cost 31.8% at 1.55x; 1,000 files at 10 lines/s 30.9% and 29.3%.
+    let batch_wait = duration_field("batch_wait", raw.batch_wait.as_deref(), "0", problems);
     if batch_wait > Duration::from_secs(1) {
         problems.push("batch_wait: at most 1s (it adds up to that much latency)".into());
     }
