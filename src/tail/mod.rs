@@ -699,9 +699,10 @@ impl TailState {
         }
     }
 
-    /// Lines came within `2 x batch_wait` of the last ones: the next writes are let gather.
+    /// Lines came within `park_after` (`2 x batch_wait`) of the last ones: the next writes are
+    /// let gather.
     fn is_busy(&self, ctx: &TailCtx) -> bool {
-        self.last_read.is_some_and(|t| t.elapsed() < ctx.settings.batch_wait.saturating_mul(2))
+        self.last_read.is_some_and(|t| t.elapsed() < park_after(&ctx.settings))
     }
 
     /// The looker's look at a parked tail (`look`): reads what was appended to its open file,
