@@ -76,11 +76,10 @@ impl Logger {
         let write = !limited || {
             let site = (record.file().unwrap_or(record.target()).to_string(), record.line().unwrap_or(0));
             flood.admit(site, now, || {
-                let mut last = record.args().to_string();
-                if last.len() > MESSAGE_MAX {
-                    let end = (0..=MESSAGE_MAX).rev().find(|&i| last.is_char_boundary(i)).unwrap_or(0);
-                    last.truncate(end);
-                }
+                // Kept as it would be written, escaped and cut at `MESSAGE_MAX`: never the
+                // whole of a message that may be any size.
+                let mut last = String::new();
+                let _ = write!(Escaping { out: &mut last, room: MESSAGE_MAX, cut: 0 }, "{}", record.args());
                 last
             })
         };
@@ -279,6 +278,30 @@ mod tests {
         assert!(message.ends_with("... (1004 more bytes of this message not logged)\n"), "{message}");
         let short = line(UNIX_EPOCH, log::Level::Info, &format_args!("{}", "z".repeat(MESSAGE_MAX)));
         assert!(!short.contains("not logged"), "a message of exactly the bound is whole");
+    }
+
+    /// A held message is kept for its summary bounded, whatever its size.
+    #[test]
+    fn a_held_message_is_kept_cut_at_its_bound() {
+        let logger = Logger { file: None, flood: Mutex::default(), holding: AtomicBool::new(false) };
+        let huge = "\u{1b}".repeat(1 << 20);
+        let record = |text: &str| {
+            let args = format_args!("refused {text}");
+            let r =
+                log::Record::builder().level(log::Level::Error).file(Some("src/x.rs")).line(Some(7)).args(args).build();
+            logger.admit(&r).0
+        };
+        for _ in 0..flood::BURST {
+            assert!(record(""));
+        }
+        assert!(!record(&huge), "over the bound: held");
+        let due = lock(&logger.flood).closed(Instant::now() + flood::WINDOW);
+        assert_eq!(due.len(), 1);
+        assert!(
+            due[0].last.len() <= MESSAGE_MAX && due[0].last.starts_with("refused \\u{1b}"),
+            "{}",
+            due[0].last.len()
+        );
     }
 
     #[test]
