@@ -773,3 +773,21 @@ fn a_tail_parks_holding_an_unfinished_line_and_the_next_write_ends_it() {
     ])
     .unwrap();
 }
+
+/// A tail that parks holding an unfinished last line keeps that line, not the read's room: a
+/// local user ending many files with a partial line must not make each parked tail hold 64 KiB.
+#[test]
+fn a_parked_unfinished_line_keeps_no_more_buffer_than_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let memory = Arc::new(Memory::default());
+    let mut agent = Agent::start(tmp.path(), &memory, 1);
+    let mut text = "x".repeat(99) + "\n";
+    text = text.repeat(2000); // 200 KB of lines: many reads (of 1 KiB + 1 here, 64 KiB at the defaults)
+    text.push_str("unfinished");
+    std::fs::write(tmp.path().join("app.log"), &text).unwrap();
+    agent.settle();
+    memory.deliver();
+    assert!(agent.state.can_park(), "it may park holding the unfinished line");
+    let r = agent.state.current.reader().expect("open");
+    assert!(r.buffer_capacity() <= 64, "a parked tail keeps {} bytes of buffer", r.buffer_capacity());
+}

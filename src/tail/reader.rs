@@ -237,6 +237,12 @@ impl Reader {
         self.pos < self.buf.len()
     }
 
+    /// The read buffer's room (the model test checks what a parked tail keeps).
+    #[cfg(test)]
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Whether what was read and not shipped is at most an unfinished last line (no newline in
     /// it): nothing but the file's next write completes it, so a tail may park holding it (a
     /// rotation, a cut or a deletion rings the tail, and a thread finishes the line then).
@@ -321,10 +327,14 @@ impl Reader {
                 look.more = true;
                 return Ok(look);
             }
-            // Read only what is there: a quiet file costs one fstat, and no buffer.
+            // Read only what is there: a quiet file costs one fstat, and no buffer beyond its
+            // unfinished last line (a tail parks holding one: without this, each kept the read's
+            // 64 KiB of room, which a local user could make a thousand files do).
             if size <= self.read_offset {
                 if self.buf.is_empty() && self.buf.capacity() > 0 {
                     self.buf = Vec::new();
+                } else {
+                    self.buf.shrink_to_fit();
                 }
                 return Ok(look);
             }
