@@ -47,6 +47,15 @@ fn settled_threads(agent: &Agent, n: usize) -> usize {
     last.0
 }
 
+/// Each file's lines in `got` (keyed by path, files named `fNNN.log`): `lines_of(NNN)`, every
+/// line once and in order.
+fn assert_each_file(got: &[Msg], lines_of: impl Fn(usize) -> Vec<String>) {
+    for (file, lines) in by_file(got) {
+        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
+        assert_eq!(lines, lines_of(i), "{file}: every line once, in order");
+    }
+}
+
 /// A broker with topic `park`, `n` empty files in `logs/`, and a config that tails them.
 fn setup(n: usize) -> (tempfile::TempDir, Broker, Vec<PathBuf>, PathBuf) {
     setup_with(n, "")
@@ -80,10 +89,7 @@ fn quiet_files_give_their_threads_back_and_every_later_line_arrives() {
     }
     let got = broker.read("park", 100, T);
     assert_eq!(got.len(), 100, "every line written to a parked file");
-    for (file, lines) in by_file(&got) {
-        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
-        assert_eq!(lines, numbered(&format!("w{i:02}"), 0..5), "{file}: in order");
-    }
+    assert_each_file(&got, |i| numbered(&format!("w{i:02}"), 0..5));
     wait_until(T, "the written tails to park again", || threads(pid) <= parked + 2);
 
     // Rotated while parked: the renamed file's last lines and the new file's arrive.
@@ -140,10 +146,7 @@ fn lines_written_around_the_park_and_across_a_kill_arrive_once() {
     let total: usize = written.iter().sum();
     let got = broker.read("park", total, T);
     assert_eq!(got.len(), total, "nothing lost, nothing twice");
-    for (file, lines) in by_file(&got) {
-        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
-        assert_eq!(lines, numbered(&format!("r{i}"), 0..written[i]), "{file}: every line once, in order");
-    }
+    assert_each_file(&got, |i| numbered(&format!("r{i}"), 0..written[i]));
     assert_eq!(broker.read("park", total + 1, Duration::from_secs(2)).len(), total);
     assert_eq!(agent.terminate(), Some(0));
 }
@@ -167,10 +170,7 @@ fn slow_writers_are_read_by_the_looker_without_a_thread_each() {
     }
     let got = broker.read("park", 600, T);
     assert_eq!(got.len(), 600, "every line");
-    for (file, lines) in by_file(&got) {
-        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
-        assert_eq!(lines, numbered(&format!("s{i:02}"), 0..30), "{file}: in order");
-    }
+    assert_each_file(&got, |i| numbered(&format!("s{i:02}"), 0..30));
     assert!(most <= base + 3, "slow writes started threads: {base} parked, {most} at most while written");
     assert_eq!(agent.terminate(), Some(0));
 }
@@ -203,10 +203,7 @@ fn lines_written_in_two_calls_are_read_by_the_looker_whole() {
     let total = paths.len() * rounds;
     let got = broker.read("park", total, T);
     assert_eq!(got.len(), total, "every line");
-    for (file, lines) in by_file(&got) {
-        let i: usize = file.rsplit('f').next().unwrap()[..3].parse().unwrap();
-        assert_eq!(lines, numbered(&format!("h{i:02}"), 0..rounds), "{file}: whole, in order");
-    }
+    assert_each_file(&got, |i| numbered(&format!("h{i:02}"), 0..rounds));
     assert!(most <= base + 3, "half-written lines started threads: {base} parked, {most} at most while written");
     assert_eq!(agent.terminate(), Some(0));
 }
