@@ -167,14 +167,19 @@ impl World {
             out.push('\n');
             self.expected.push((line, self.epoch));
         }
+        self.new_lines(n, self.epoch, &mut out);
+        self.append(out.as_bytes());
+    }
+
+    /// `n` new whole lines onto `out`, expected in the file of `epoch`.
+    fn new_lines(&mut self, n: u8, epoch: u32, out: &mut String) {
         for _ in 0..n {
             let line = format!("L{:05}-{}", self.next, "x".repeat((self.next % 7) as usize));
             self.next += 1;
             out.push_str(&line);
             out.push('\n');
-            self.expected.push((line, self.epoch));
+            self.expected.push((line, epoch));
         }
-        self.append(out.as_bytes());
     }
 
     fn write_partial(&mut self) {
@@ -190,13 +195,7 @@ impl World {
     /// `n` lines written to the file just renamed to `app.log.1` (its epoch the one before).
     fn write_late(&mut self, n: u8) {
         let mut out = String::new();
-        for _ in 0..n {
-            let line = format!("L{:05}-late", self.next);
-            self.next += 1;
-            out.push_str(&line);
-            out.push('\n');
-            self.expected.push((line, self.epoch - 1));
-        }
+        self.new_lines(n, self.epoch - 1, &mut out);
         OpenOptions::new().append(true).open(self.generation(1)).unwrap().write_all(out.as_bytes()).unwrap();
     }
 
@@ -376,21 +375,11 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             Step::WritePartial => world.write_partial(),
             // logrotate leaves a missing file alone (missingok).
             Step::Rename { .. } | Step::RenameThenLate(_) | Step::CopyTruncate if !world.path.exists() => {}
-            Step::Rename { create } => {
-                rotate(&mut agent, &memory, &mut world);
-                std::fs::rename(&world.path, world.generation(1)).unwrap();
-                if create {
-                    File::create(&world.path).unwrap();
-                    world.unseen = true;
-                }
-            }
+            Step::Rename { create } => rename(&mut agent, &memory, &mut world, create),
             Step::RenameThenLate(n) => {
                 // Late lines follow whole lines only (a half line would be finished by them).
                 let whole = world.partial.is_none();
-                rotate(&mut agent, &memory, &mut world);
-                std::fs::rename(&world.path, world.generation(1)).unwrap();
-                File::create(&world.path).unwrap();
-                world.unseen = true;
+                rename(&mut agent, &memory, &mut world, true);
                 if whole {
                     world.write_late(n);
                 }
@@ -481,6 +470,16 @@ fn rotate(agent: &mut Agent, memory: &Memory, world: &mut World) {
     world.end_partial();
     world.epoch += 1;
     world.shift();
+}
+
+/// logrotate's rename: `app.log` becomes `app.log.1`, and (`create`) an empty `app.log` is made.
+fn rename(agent: &mut Agent, memory: &Memory, world: &mut World, create: bool) {
+    rotate(agent, memory, world);
+    std::fs::rename(&world.path, world.generation(1)).unwrap();
+    if create {
+        File::create(&world.path).unwrap();
+        world.unseen = true;
+    }
 }
 
 /// A file that came and went unseen, at a path with no record, is out of reach of a tail that
