@@ -17,7 +17,8 @@ impl Bench {
             .collect();
         let cfg = self.config(&d, &specs, "");
         let mut child = self.spawn_agent(&cfg);
-        // Let every tail start, then park (`tail::park_after`, 40 ms at the defaults: issue 29).
+        // Let every tail start, then park (`tail::park_after`: at once at the default batch_wait 0,
+        // issue 29).
         std::thread::sleep(Duration::from_secs(3));
         let (cpu0, _, _) = sample(child.id());
         let t0 = Instant::now();
