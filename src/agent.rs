@@ -241,7 +241,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
     let wake: crate::tail::Wake = {
         let tx = events_tx.clone();
         Arc::new(move |spec, generation| {
-            let _ = tx.send(Event::Wake { spec: Box::new(spec.clone()), generation });
+            let _ = tx.send(Event::Wake { spec: spec.clone(), generation });
         })
     };
     let ctx = Arc::new(TailCtx {

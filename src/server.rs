@@ -41,7 +41,7 @@ pub enum Event {
     /// Stop every tail, then report on `done`.
     Shutdown { done: Sender<()> },
     /// The bell of the parked tail of `spec` (of `generation`) rang: start its thread again.
-    Wake { spec: Box<TailSpec>, generation: u64 },
+    Wake { spec: Arc<TailSpec>, generation: u64 },
 }
 
 /// Hooks the server calls when config.yaml's etcd settings change (the etcd module's watchers).
@@ -112,10 +112,9 @@ pub struct ServerState {
     agent: Sender<crate::control::AgentMsg>,
     config: Config,
     desired: Desired,
-    /// Running tails, retiring ones included. Boxed: the table keeps room for up to twice its tails,
-    /// and a `Tail` inline (392 bytes) made each empty slot cost that much too (1,000 tails:
-    /// 1.4 MB of table, heap-profiled; boxed, 0.6 MB and the tails themselves).
-    tails: HashMap<TailSpec, Box<Tail>>,
+    /// Running tails, retiring ones included. The key is the tail's own spec (one allocation,
+    /// shared): the table keeps room for up to twice its tails, so its slots stay small.
+    tails: HashMap<Arc<TailSpec>, Tail>,
     stopping: Vec<Tail>,
     generation: u64,
     etcd: Box<dyn EtcdControl>,
@@ -210,7 +209,7 @@ impl ServerState {
     /// Starts the thread of a parked tail again (nothing when it is not parked).
     fn run_again(&self, t: &Tail) {
         if t.unpark() {
-            self.supervisor.spawn_counted(t.name.clone(), t.worker(self.ctx.clone()), t.restarts.clone());
+            self.supervisor.spawn_counted(t.name(), t.worker(self.ctx.clone()), t.restarts.clone());
         }
     }
 
@@ -286,7 +285,8 @@ impl ServerState {
     /// What to start, stop and retire for what a scan found. A running tail of a file in a
     /// directory the scan could not list is taken as still there.
     fn plan(&self, found: &mut crate::discover::Found) -> Change {
-        let running: BTreeMap<TailSpec, bool> = self.tails.iter().map(|(s, t)| (s.clone(), t.is_retiring())).collect();
+        let running: BTreeMap<TailSpec, bool> =
+            self.tails.iter().map(|(s, t)| (TailSpec::clone(s), t.is_retiring())).collect();
         let (desired, format) = (&self.desired, self.config.format);
         let still_matched = |spec: &TailSpec| {
             desired.iter().any(|(_, sel)| {
@@ -420,17 +420,19 @@ impl ServerState {
                 // A parked tail has no thread to end: it is released here, before a successor
                 // of the same file starts.
                 tail.release_if_parked(&self.ctx);
-                self.stopping.push(*tail);
+                self.stopping.push(tail);
             }
         }
         for spec in change.start {
             // A tail of the same spec that is still finishing must be gone before its successor
             // reads the same file.
-            self.wait_stopped(|t| t.spec == spec, Duration::from_secs(2));
+            self.wait_stopped(|t| *t.spec == spec, Duration::from_secs(2));
             self.generation += 1;
-            let tail = Box::new(Tail::new(spec.clone(), self.generation, &self.ctx, appeared.contains(&spec)));
+            let from_start = appeared.contains(&spec);
+            let spec = Arc::new(spec);
+            let tail = Tail::new(spec.clone(), self.generation, &self.ctx, from_start);
             tail.watch(&self.ctx.waker);
-            self.supervisor.spawn_counted(tail.name.clone(), tail.worker(self.ctx.clone()), tail.restarts.clone());
+            self.supervisor.spawn_counted(tail.name(), tail.worker(self.ctx.clone()), tail.restarts.clone());
             self.ctx.metrics.add_source(&spec, tail.stats.clone(), tail.restarts.clone());
             self.tails.insert(spec, tail);
         }
@@ -443,7 +445,7 @@ impl ServerState {
             .tails
             .iter()
             .filter(|(_, t)| t.is_retiring() && !t.is_running() && !t.is_parked())
-            .map(|(s, _)| s.clone())
+            .map(|(s, _)| TailSpec::clone(s))
             .collect();
         for spec in done {
             self.forget(&spec);
@@ -451,11 +453,11 @@ impl ServerState {
     }
 
     /// Takes a tail out of the server's books: no more wakeups, metrics or restarts for it.
-    fn forget(&mut self, spec: &TailSpec) -> Option<Box<Tail>> {
+    fn forget(&mut self, spec: &TailSpec) -> Option<Tail> {
         let tail = self.tails.remove(spec)?;
         self.ctx.waker.unregister(&spec.path, tail.generation);
         self.ctx.metrics.remove_source(spec);
-        self.supervisor.retire(tail.name.clone());
+        self.supervisor.retire(tail.name());
         Some(tail)
     }
 
@@ -475,7 +477,7 @@ impl ServerState {
 
     /// Stops every tail and waits (bounded) for their threads to end.
     fn stop_all(&mut self) {
-        let all: Vec<TailSpec> = self.tails.keys().cloned().collect();
+        let all: Vec<TailSpec> = self.tails.keys().map(|s| TailSpec::clone(s)).collect();
         self.apply(Change { stop: all, ..Change::default() }, &BTreeSet::new());
         if !self.wait_stopped(|_| true, STOP_WAIT) {
             log::warn!("{} tails did not stop within {STOP_WAIT:?}", self.stopping.len());

@@ -108,7 +108,7 @@ pub fn park_after(settings: &TailSettings) -> Duration {
 
 /// How a parked tail asks for a thread again: the file server's, called with the tail's spec
 /// and generation (by the looker, when a look finds more than appended lines).
-pub type Wake = Arc<dyn Fn(&TailSpec, u64) + Send + Sync>;
+pub type Wake = Arc<dyn Fn(&Arc<TailSpec>, u64) + Send + Sync>;
 
 /// Settings every tail shares.
 #[derive(Debug, Clone)]
@@ -195,7 +195,8 @@ impl Progress {
 
 /// Everything a tail knows; survives a panic of its thread.
 pub struct TailState {
-    spec: TailSpec,
+    /// The file server's own: one allocation per tail, shared with its `Tail` and the metrics.
+    spec: Arc<TailSpec>,
     /// The tail's generation: whose claim a file is.
     owner: u64,
     /// The file appeared after its glob was first scanned: with no checkpoint, read it all.
@@ -345,9 +346,11 @@ impl Looks {
 }
 
 /// The coordinator's handle on a running tail.
+///
+/// Small (40 bytes): the file server's table keeps it inline, and everything a parked tail holds
+/// is behind `shared`.
 pub struct Tail {
-    pub spec: TailSpec,
-    pub name: String,
+    pub spec: Arc<TailSpec>,
     /// Unique among the tails of this process.
     pub generation: u64,
     shared: Arc<Shared>,
@@ -359,12 +362,11 @@ pub struct Tail {
 impl Tail {
     /// `from_start`: the file is new since its glob was first scanned (read all of it unless a
     /// checkpoint says otherwise).
-    pub fn new(spec: TailSpec, generation: u64, ctx: &TailCtx, from_start: bool) -> Tail {
+    pub fn new(spec: Arc<TailSpec>, generation: u64, ctx: &TailCtx, from_start: bool) -> Tail {
         let stats = Arc::new(TailStats::default());
         let state = TailState::new(spec.clone(), generation, ctx, from_start, stats.clone());
         let bell: Arc<Doorbell> = Arc::default();
         Tail {
-            name: format!("tail#{generation}:{}", spec.path.display()),
             generation,
             spec,
             shared: Arc::new(Shared {
@@ -379,6 +381,12 @@ impl Tail {
             stats,
             restarts: Arc::default(),
         }
+    }
+
+    /// Its worker's name with the supervisor (and its thread's, cut): made when a thread
+    /// starts, not kept by every parked tail.
+    pub fn name(&self) -> String {
+        format!("tail#{}:{}", self.generation, self.spec.path.display())
     }
 
     /// The body the supervisor runs (again, after a panic).
@@ -660,7 +668,7 @@ fn look(ctx: &TailCtx, sh: &Arc<Shared>) {
 }
 
 impl TailState {
-    fn new(spec: TailSpec, owner: u64, ctx: &TailCtx, from_start: bool, stats: Arc<TailStats>) -> TailState {
+    fn new(spec: Arc<TailSpec>, owner: u64, ctx: &TailCtx, from_start: bool, stats: Arc<TailStats>) -> TailState {
         let settings = &ctx.settings;
         let host = settings.hostname.as_bytes();
         // The spec was checked when resolved: its patterns compile.

@@ -269,7 +269,7 @@ impl Agent {
             settings,
         };
         let spec = TailSpec::new(dir.join("app.log"), "t");
-        let state = TailState::new(spec, owner, &ctx, false, Arc::new(TailStats::default()));
+        let state = TailState::new(Arc::new(spec), owner, &ctx, false, Arc::new(TailStats::default()));
         Agent { ctx, memory: memory.clone(), state, owner, killed: false, parked: false }
     }
 
