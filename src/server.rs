@@ -96,7 +96,8 @@ struct Scans {
     /// When the last scan ran.
     last: Instant,
     /// Selectors expanded at least once: files they find later are new (read from the start).
-    seen: HashSet<Selector>,
+    /// `desired`'s own, shared.
+    seen: HashSet<Arc<Selector>>,
     /// Problems of the last scan (a problem is logged when it first appears).
     problems: BTreeSet<String>,
     /// Directories whose changes trigger a scan.
@@ -168,7 +169,7 @@ impl ServerState {
                 }
                 let source = SourceId::EtcdKey(key.clone());
                 let before = self.desired.of(&source);
-                self.desired.set(source.clone(), tails);
+                self.desired.set(source.clone(), tails.into_iter().map(Arc::new).collect());
                 if let Err(refused) = self.scan(&format!("etcd key {key:?} at revision {revision}"), true, Cap::Refuse)
                 {
                     self.desired.set(source, before);
@@ -264,7 +265,7 @@ impl ServerState {
         }
         let dirs = std::mem::take(&mut found.dirs);
         self.scans.last = Instant::now();
-        self.scans.seen = self.desired.iter().map(|(_, s)| s.clone()).collect();
+        self.scans.seen = self.desired.selectors().cloned().collect();
         let problems: BTreeSet<String> = found.problems.iter().cloned().collect();
         for p in problems.difference(&self.scans.problems) {
             log::warn!("{p}");

@@ -672,7 +672,7 @@ impl TailState {
         let settings = &ctx.settings;
         let host = settings.hostname.as_bytes();
         // The spec was checked when resolved: its patterns compile.
-        let multiline = spec.multiline.as_ref().and_then(|m| multiline::Rule::new(m).ok());
+        let multiline = spec.multiline.as_ref().and_then(|m| multiline::Rule::new(m).ok()).map(Box::new);
         let h = &spec.handling;
         let limiter = ctx.rates.limiter(&h.source, h.rate_limit);
         let key: Option<Arc<[u8]>> = match settings.message_key {

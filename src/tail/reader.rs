@@ -49,8 +49,9 @@ pub(super) struct Lane {
     pub topic: Arc<str>,
     pub key: Option<Arc<[u8]>>,
     pub format: Format,
-    /// `multiline`: the spec's rule, compiled once (the spec was checked when resolved).
-    pub multiline: Option<multiline::Rule>,
+    /// `multiline`: the spec's rule, compiled once (the spec was checked when resolved). Boxed:
+    /// 104 bytes inline in every tail's state, parked ones included, and few entries have one.
+    pub multiline: Option<Box<multiline::Rule>>,
     /// `include_lines`, `exclude_lines`, compiled once for the entry.
     pub filter: Option<Arc<filter::Rule>>,
     /// `fields`, with every message.
