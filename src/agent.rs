@@ -296,7 +296,7 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         std::env::var("LOGCATCH_FLEET_TTL").ok().and_then(|v| v.parse().ok()).unwrap_or(crate::fleet::TTL),
     ));
     let server = Arc::new(Mutex::new(ServerState::new(
-        ctx,
+        ctx.clone(),
         supervisor.clone(),
         config.clone(),
         etcd,
@@ -308,10 +308,17 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
 
     let (reload_tx, reload_rx) = unbounded();
     {
-        let (file, last_good, events, stopping) =
-            (config.file.clone(), Arc::new(Mutex::new(config.clone())), events_tx.clone(), stopping.clone());
-        supervisor
-            .spawn("config", Arc::new(move || run_config_watcher(&file, &last_good, &events, &reload_rx, &stopping)));
+        let (file, last_good, events, stopping, ctx) = (
+            config.file.clone(),
+            Arc::new(Mutex::new(config.clone())),
+            events_tx.clone(),
+            stopping.clone(),
+            ctx.clone(),
+        );
+        supervisor.spawn(
+            "config",
+            Arc::new(move || run_config_watcher(&file, &last_good, &events, &reload_rx, &stopping, &ctx.waker)),
+        );
     }
     {
         let (cp, every, stop) = (checkpoints.clone(), config.checkpoint_interval, background.clone());

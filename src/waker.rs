@@ -183,7 +183,7 @@ impl Waker {
 
     /// A waker whose event thread runs unsupervised (unit tests).
     #[cfg(test)]
-    fn start() -> Waker {
+    pub(crate) fn start() -> Waker {
         let w = Waker::new();
         if let Some(run) = w.events_worker() {
             std::thread::spawn(move || run());
