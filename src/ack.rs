@@ -13,6 +13,53 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::fingerprint::Fingerprint;
+use crate::waker::Doorbell;
+
+/// A position store's count of its trackers' changes, and the bell of the thread that saves
+/// them: the checkpointer sleeps until something changed rather than waking every
+/// `checkpoint_interval` to find nothing (1,000 idle files: five wakeups a second, 4.9 ms of CPU
+/// in 30 s, the idle agent's largest share; schedstat).
+#[derive(Default)]
+pub struct Changes {
+    count: AtomicU64,
+    /// Shared with the checkpointer's stop, which rings it to end the thread at once.
+    bell: Arc<Doorbell>,
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes").field("count", &self.count()).finish_non_exhaustive()
+    }
+}
+
+impl Changes {
+    /// Changes counted so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// A tracker's progress may have moved: counted, and the saver woken. Counted before the
+    /// bell is looked at, both SeqCst: a saver that takes the ring after this count sees it.
+    fn note(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.bell.ring_once();
+    }
+
+    /// Something else is left to save (the store's own state changed, or a write failed).
+    pub fn wake(&self) {
+        self.bell.ring_once();
+    }
+
+    /// Sleeps until a change or `timeout`.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        self.bell.wait(timeout);
+    }
+
+    /// The saver's bell (a `control::Stop` made with it wakes the saver when raised).
+    pub fn bell(&self) -> Arc<Doorbell> {
+        self.bell.clone()
+    }
+}
 
 #[derive(Debug)]
 struct Inner {
@@ -44,7 +91,7 @@ pub struct AckTracker {
     /// the checkpointer walks its live trackers only when it moved. Idle, that walk was five
     /// passes a second over every tracker (1,000 files: 5,000 locks a second, the
     /// checkpointer's 0.04% of a core).
-    changes: OnceLock<Arc<AtomicU64>>,
+    changes: OnceLock<Arc<Changes>>,
 }
 
 impl AckTracker {
@@ -65,13 +112,13 @@ impl AckTracker {
 
     /// Counts this tracker's changes in `changes` from now on (the first counter given wins: a
     /// tracker belongs to one store).
-    pub fn count_changes_in(&self, changes: &Arc<AtomicU64>) {
+    pub fn count_changes_in(&self, changes: &Arc<Changes>) {
         let _ = self.changes.set(changes.clone());
     }
 
     fn touch(&self) {
         if let Some(c) = self.changes.get() {
-            c.fetch_add(1, Ordering::Release);
+            c.note();
         }
     }
 

@@ -277,7 +277,8 @@ fn start(config: Config, signals: Signals) -> Result<Running, StartError> {
         }
     };
     // Raised first at shutdown (config.yaml is no longer read), and last (after the final save).
-    let (stopping, background) = (Stop::new(), Stop::new());
+    // `background` rings the checkpointer's bell, which it sleeps on between saves.
+    let (stopping, background) = (Stop::new(), Stop::with_bell(checkpoints.saver_bell()));
     if handed > 0 {
         let stop = background.clone();
         let run = move || {

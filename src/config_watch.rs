@@ -187,16 +187,9 @@ mod tests {
         let (events, rx) = crossbeam_channel::unbounded();
         let (_requests_tx, requests) = crossbeam_channel::unbounded();
         let stop = crate::control::Stop::new();
-        // Raised however the scope ends: a failed assertion must not leave the thread running.
-        struct RaiseOnDrop<'a>(&'a crate::control::Stop);
-        impl Drop for RaiseOnDrop<'_> {
-            fn drop(&mut self) {
-                self.0.raise();
-            }
-        }
         std::thread::scope(|s| {
             s.spawn(|| watch(&file, &good, &events, &requests, &stop, &waker, Duration::from_secs(3600)));
-            let _stop = RaiseOnDrop(&stop);
+            let _stop = crate::control::RaiseOnDrop(&stop);
             // Neighbours: a busy log, a rotation, a new file.
             let log = dir.path().join("app.log");
             let t0 = Instant::now();

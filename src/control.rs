@@ -94,6 +94,18 @@ impl Stop {
     }
 }
 
+/// Raises a stop when dropped: a test whose assertion fails inside `thread::scope` must not
+/// leave the thread it started waiting for ever.
+#[cfg(test)]
+pub struct RaiseOnDrop<'a>(pub &'a Stop);
+
+#[cfg(test)]
+impl Drop for RaiseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.raise();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

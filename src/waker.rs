@@ -73,6 +73,14 @@ impl Doorbell {
         true
     }
 
+    /// Rings, unless a ring is already waiting to be taken (a load, where `ring` takes a lock for
+    /// its hook): for bells rung at every event of a busy path whose waiter uses no hook.
+    pub fn ring_once(&self) {
+        if !self.rung.load(Ordering::SeqCst) {
+            self.ring();
+        }
+    }
+
     /// Takes a ring that came (true), as a wait would, without waiting: whoever acts on a ring
     /// without sleeping on the bell (the looker of parked tails) takes it, or `on_next_ring`
     /// would take it for a ring that came since.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::ack::AckTracker;
+use crate::ack::{AckTracker, Changes};
 use crate::fingerprint::{files_by_id, is_rotated_name, FileId, Fingerprint, Probe};
 use crate::statefile::{self, Mode};
 
@@ -269,8 +269,38 @@ pub struct Checkpoints {
     state: Mutex<State>,
     /// Held for a whole save, so two savers (the thread, and shutdown) never share the temp file.
     writing: Mutex<()>,
-    /// Bumped by the live trackers whenever what they would save may have changed.
-    changes: Arc<std::sync::atomic::AtomicU64>,
+    /// Bumped by the live trackers whenever what they would save may have changed; its bell
+    /// wakes the checkpointer, rung by them and by every change to `state` (`Locked`).
+    changes: Arc<Changes>,
+}
+
+/// The store's state, locked by a caller other than the saver: let go with something left to
+/// write, it wakes the checkpointer. Every change goes through it, so none waits for the
+/// checkpointer's idle look.
+struct Locked<'a> {
+    st: MutexGuard<'a, State>,
+    changes: &'a Changes,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.st
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.st
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if self.st.dirty() {
+            self.changes.wake();
+        }
+    }
 }
 
 impl State {
@@ -389,7 +419,12 @@ impl Checkpoints {
         self
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> Locked<'_> {
+        Locked { st: self.lock_quietly(), changes: &self.changes }
+    }
+
+    /// The state, for the saver itself: what it leaves to write it knows of.
+    fn lock_quietly(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -715,8 +750,8 @@ impl Checkpoints {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_secs();
         let write = {
-            let mut st = self.lock();
-            st.fold(now, self.changes.load(std::sync::atomic::Ordering::Acquire));
+            let mut st = self.lock_quietly();
+            st.fold(now, self.changes.count());
             st.forget(now);
             if !st.dirty() {
                 return Ok(false);
@@ -731,7 +766,18 @@ impl Checkpoints {
                 append(&self.journal, lines).map_err(|error| StoreError::Io { file: self.journal.clone(), error })
             }
         };
-        self.lock().settle(result, write)
+        self.lock_quietly().settle(result, write)
+    }
+
+    /// Sleeps until something is left to save, or `timeout`.
+    pub fn wait_for_changes(&self, timeout: std::time::Duration) {
+        self.changes.wait(timeout);
+    }
+
+    /// The bell the checkpointer sleeps on: the stop that ends it must ring it
+    /// (`control::Stop::with_bell`), or the thread ends only at its next idle look.
+    pub fn saver_bell(&self) -> Arc<crate::waker::Doorbell> {
+        self.changes.bell()
     }
 }
 
@@ -897,10 +943,18 @@ enum Pending {
     Journal { lines: Vec<u8>, records: usize, changed: BTreeSet<Key>, removed: BTreeSet<Key> },
 }
 
-/// The checkpointer thread's loop: save every `every` until `stop` is disconnected.
+/// The checkpointer thread's loop: once something changed (an acknowledgement, a file tracked
+/// or rotated, a failed write to try again), let more changes gather for `every`, then save;
+/// until `stop` is raised.
 pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &crate::control::Stop) {
     let mut last_error: Option<String> = None;
-    while !stop.sleep(every) {
+    loop {
+        // Every change rings; the look after IDLE_LOOK is a safety net, and the clock of
+        // forgetting old entries. A stop made with `saver_bell` rings too.
+        cp.wait_for_changes(IDLE_LOOK);
+        if stop.sleep(every) {
+            return;
+        }
         match cp.save() {
             Ok(_) => {
                 if let Some(cause) = last_error.take() {
@@ -908,6 +962,7 @@ pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &cra
                 }
             }
             Err(e) => {
+                cp.changes.wake(); // tried again after `every`
                 let cause = e.cause();
                 if last_error.as_ref() != Some(&cause) {
                     log::error!(
@@ -919,6 +974,9 @@ pub fn run_checkpointer(cp: &Checkpoints, every: std::time::Duration, stop: &cra
         }
     }
 }
+
+/// How long the checkpointer sleeps with nothing changed before it looks anyway.
+const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {
@@ -952,6 +1010,45 @@ mod tests {
             _ => panic!("expected a saved entry"),
         }
         assert!(matches!(again.resolve("other", id, &f, 8), Known::Unknown));
+    }
+
+    /// The checkpointer sleeps until something changes, and a change wakes it: a file tracked,
+    /// an acknowledgement after a quiet spell, and a change of the store's own (a file left out
+    /// by `ignore_older`) are each saved well before its idle look (`IDLE_LOOK`, 5 s) would come.
+    #[test]
+    fn the_checkpointer_saves_as_soon_as_something_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let stop = crate::control::Stop::with_bell(cp.saver_bell());
+        let saved_at = |id: FileId, f: &File| match Checkpoints::open(dir.path()).unwrap().resolve("t", id, f, 8) {
+            Known::Saved(off) => Some(off),
+            _ => None,
+        };
+        let within = |limit: Duration, what: &str, ok: &dyn Fn() -> bool| {
+            let t0 = std::time::Instant::now();
+            while !ok() {
+                assert!(t0.elapsed() < limit, "{what} not saved within {limit:?}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| run_checkpointer(&cp, Duration::from_millis(20), &stop));
+            let _stop = crate::control::RaiseOnDrop(&stop);
+            let (t, id, f) = tracked(&cp, dir.path(), "a.log", b"one\ntwo\n");
+            within(Duration::from_secs(2), "a tracked file", &|| saved_at(id, &f).is_some());
+            std::thread::sleep(Duration::from_millis(300)); // quiet: the checkpointer sleeps
+            let s1 = t.register(4);
+            t.ack(s1);
+            within(Duration::from_secs(2), "an acknowledgement", &|| saved_at(id, &f) == Some(4));
+            // A change of the store's own, no tracker in it: a file left out for its age.
+            std::thread::sleep(Duration::from_millis(300));
+            let old = dir.path().join("old.log");
+            std::fs::write(&old, b"one\ntwo\n").unwrap();
+            let g = File::open(&old).unwrap();
+            let gid = FileId::of(&g.metadata().unwrap());
+            cp.skip_old("t", gid, old.to_str().unwrap(), Fingerprint::of_file(&g).unwrap(), 8);
+            within(Duration::from_secs(2), "a file left out for its age", &|| saved_at(gid, &g) == Some(8));
+        });
     }
 
     #[test]
