@@ -87,7 +87,7 @@ fn watch(
     if !listened {
         log::warn!("cannot watch {}; checking config.yaml every second instead", dir.display());
     }
-    let _unlisten = Unlisten { waker, dir: &dir };
+    let _unlisten = Unlisten { waker, dir: &dir, file };
     let bell = Arc::new(Doorbell::default());
     // Arms the watch on the file's next write (again after each change: the watch is one-shot,
     // and a file renamed over config.yaml is another inode); false when it cannot be watched.
@@ -151,15 +151,19 @@ fn watch(
     }
 }
 
-/// Takes the config thread's listener off its directory when the thread ends (a restart after a
-/// panic listens again).
+/// Takes the config thread's listener off its directory, and its armed watch off config.yaml,
+/// when the thread ends: a restart after a panic listens and arms again with its own bell (the
+/// waker keeps one waiter per id, so the dead thread's would have kept the new one's out until
+/// the next write).
 struct Unlisten<'a> {
     waker: &'a Waker,
     dir: &'a Path,
+    file: &'a Path,
 }
 
 impl Drop for Unlisten<'_> {
     fn drop(&mut self) {
+        self.waker.unregister(self.file, WAKER_ID);
         self.waker.unlisten_dir(self.dir, WAKER_ID);
     }
 }
@@ -180,6 +184,31 @@ mod tests {
             Ok(_) => panic!("only configs are sent"),
             Err(_) => None,
         }
+    }
+
+    /// A config thread started again (after a panic) hears of an edit in place at once: the
+    /// thread before it took its armed watch away when it ended.
+    #[test]
+    fn a_restarted_config_thread_hears_of_the_next_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, yaml("first")).unwrap();
+        let good = Mutex::new(Config::load(&file).unwrap());
+        let waker = Waker::start();
+        let (events, rx) = crossbeam_channel::unbounded();
+        let (_requests_tx, requests) = crossbeam_channel::unbounded();
+        let (first, second) = (crate::control::Stop::new(), crate::control::Stop::new());
+        std::thread::scope(|s| {
+            let ended = s.spawn(|| watch(&file, &good, &events, &requests, &first, &waker, Duration::from_secs(3600)));
+            std::thread::sleep(Duration::from_millis(200)); // listening and armed
+            first.raise();
+            ended.join().unwrap();
+            s.spawn(|| watch(&file, &good, &events, &requests, &second, &waker, Duration::from_secs(3600)));
+            let _stop = crate::control::RaiseOnDrop(&second);
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::write(&file, yaml("second")).unwrap();
+            assert_eq!(next_topic(&rx, Duration::from_secs(10)).as_deref(), Some("second"));
+        });
     }
 
     /// Edits in place and renames over config.yaml are each handed over once, by notifications
