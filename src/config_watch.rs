@@ -177,12 +177,43 @@ mod tests {
         format!("kafkaconfig: {{kafkaaddr: \"127.0.0.1:1\"}}\ncollectlogs: [{{logpath: /var/log/a.log, logtopic: {topic}}}]\n")
     }
 
-    /// The next config the thread hands over within `limit`, by its one entry's topic.
-    fn next_topic(rx: &Receiver<Event>, limit: Duration) -> Option<String> {
-        match rx.recv_timeout(limit) {
-            Ok(Event::Config(c)) => Some(c.sources[0].topic.clone()),
-            Ok(_) => panic!("only configs are sent"),
-            Err(_) => None,
+    /// A config thread's surroundings: config.yaml in a directory of its own, a real inotify
+    /// waker, the file server's channel.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        file: PathBuf,
+        good: Mutex<Config>,
+        waker: Waker,
+        events: Sender<Event>,
+        rx: Receiver<Event>,
+        _requests_tx: Sender<ConfigMsg>,
+        requests: Receiver<ConfigMsg>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("config.yaml");
+            std::fs::write(&file, yaml("first")).unwrap();
+            let good = Mutex::new(Config::load(&file).unwrap());
+            let (events, rx) = crossbeam_channel::unbounded();
+            let (_requests_tx, requests) = crossbeam_channel::unbounded();
+            Fixture { dir, file, good, waker: Waker::start(), events, rx, _requests_tx, requests }
+        }
+
+        /// The thread's loop until `stop`, by notifications alone (the fallback look is an hour
+        /// away).
+        fn watch(&self, stop: &crate::control::Stop) {
+            watch(&self.file, &self.good, &self.events, &self.requests, stop, &self.waker, Duration::from_secs(3600));
+        }
+
+        /// The next config the thread hands over within `limit`, by its one entry's topic.
+        fn next_topic(&self, limit: Duration) -> Option<String> {
+            match self.rx.recv_timeout(limit) {
+                Ok(Event::Config(c)) => Some(c.sources[0].topic.clone()),
+                Ok(_) => panic!("only configs are sent"),
+                Err(_) => None,
+            }
         }
     }
 
@@ -190,45 +221,33 @@ mod tests {
     /// thread before it took its armed watch away when it ended.
     #[test]
     fn a_restarted_config_thread_hears_of_the_next_edit() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("config.yaml");
-        std::fs::write(&file, yaml("first")).unwrap();
-        let good = Mutex::new(Config::load(&file).unwrap());
-        let waker = Waker::start();
-        let (events, rx) = crossbeam_channel::unbounded();
-        let (_requests_tx, requests) = crossbeam_channel::unbounded();
+        let fx = Fixture::new();
         let (first, second) = (crate::control::Stop::new(), crate::control::Stop::new());
         std::thread::scope(|s| {
-            let ended = s.spawn(|| watch(&file, &good, &events, &requests, &first, &waker, Duration::from_secs(3600)));
+            let ended = s.spawn(|| fx.watch(&first));
             std::thread::sleep(Duration::from_millis(200)); // listening and armed
             first.raise();
             ended.join().unwrap();
-            s.spawn(|| watch(&file, &good, &events, &requests, &second, &waker, Duration::from_secs(3600)));
+            s.spawn(|| fx.watch(&second));
             let _stop = crate::control::RaiseOnDrop(&second);
             std::thread::sleep(Duration::from_millis(200));
-            std::fs::write(&file, yaml("second")).unwrap();
-            assert_eq!(next_topic(&rx, Duration::from_secs(10)).as_deref(), Some("second"));
+            std::fs::write(&fx.file, yaml("second")).unwrap();
+            assert_eq!(fx.next_topic(Duration::from_secs(10)).as_deref(), Some("second"));
         });
     }
 
     /// Edits in place and renames over config.yaml are each handed over once, by notifications
-    /// alone (the fallback look is an hour away); writes, creations and renames of the log files
-    /// beside it hand over nothing.
+    /// alone; writes, creations and renames of the log files beside it hand over nothing.
     #[test]
     fn config_yaml_changes_are_seen_and_its_busy_neighbours_are_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("config.yaml");
-        std::fs::write(&file, yaml("first")).unwrap();
-        let good = Mutex::new(Config::load(&file).unwrap());
-        let waker = Waker::start();
-        let (events, rx) = crossbeam_channel::unbounded();
-        let (_requests_tx, requests) = crossbeam_channel::unbounded();
+        let fx = Fixture::new();
+        let (dir, file) = (fx.dir.path(), &fx.file);
         let stop = crate::control::Stop::new();
         std::thread::scope(|s| {
-            s.spawn(|| watch(&file, &good, &events, &requests, &stop, &waker, Duration::from_secs(3600)));
+            s.spawn(|| fx.watch(&stop));
             let _stop = crate::control::RaiseOnDrop(&stop);
             // Neighbours: a busy log, a rotation, a new file.
-            let log = dir.path().join("app.log");
+            let log = dir.join("app.log");
             let t0 = Instant::now();
             while t0.elapsed() < Duration::from_millis(1500) {
                 use std::io::Write;
@@ -236,22 +255,22 @@ mod tests {
                 writeln!(f, "a line").unwrap();
                 std::thread::sleep(Duration::from_millis(5));
             }
-            std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
-            std::fs::write(dir.path().join("other.yaml"), yaml("not-ours")).unwrap();
-            assert_eq!(next_topic(&rx, Duration::from_millis(1500)), None, "nothing of config.yaml changed");
+            std::fs::rename(&log, dir.join("app.log.1")).unwrap();
+            std::fs::write(dir.join("other.yaml"), yaml("not-ours")).unwrap();
+            assert_eq!(fx.next_topic(Duration::from_millis(1500)), None, "nothing of config.yaml changed");
 
             // Written in place (as `cp` does).
-            std::fs::write(&file, yaml("second")).unwrap();
-            assert_eq!(next_topic(&rx, Duration::from_secs(10)).as_deref(), Some("second"));
+            std::fs::write(file, yaml("second")).unwrap();
+            assert_eq!(fx.next_topic(Duration::from_secs(10)).as_deref(), Some("second"));
             // A new file renamed over it (as editors do).
-            let tmp = dir.path().join(".config.yaml.tmp");
+            let tmp = dir.join(".config.yaml.tmp");
             std::fs::write(&tmp, yaml("third")).unwrap();
-            std::fs::rename(&tmp, &file).unwrap();
-            assert_eq!(next_topic(&rx, Duration::from_secs(10)).as_deref(), Some("third"));
+            std::fs::rename(&tmp, file).unwrap();
+            assert_eq!(fx.next_topic(Duration::from_secs(10)).as_deref(), Some("third"));
             // And in place again: the watch was armed on the new file.
-            std::fs::write(&file, yaml("fourth")).unwrap();
-            assert_eq!(next_topic(&rx, Duration::from_secs(10)).as_deref(), Some("fourth"));
-            assert_eq!(next_topic(&rx, Duration::from_millis(1500)), None, "each change handed over once");
+            std::fs::write(file, yaml("fourth")).unwrap();
+            assert_eq!(fx.next_topic(Duration::from_secs(10)).as_deref(), Some("fourth"));
+            assert_eq!(fx.next_topic(Duration::from_millis(1500)), None, "each change handed over once");
         });
     }
 }
