@@ -438,18 +438,20 @@ impl Stalls {
     pub fn apply(&mut self, s: &mut Snapshot, now: Instant) {
         let mut seen = BTreeMap::new();
         for x in s.sources.iter_mut() {
+            if x.lag == 0 {
+                x.stalled_secs = 0; // caught up: neither stalled nor kept
+                continue;
+            }
             let key = (x.path.clone(), x.topic.clone());
             // Filtered lines and rate_limit waits are progress too: a file of dropped lines, or a
             // throttled catch-up, is not stuck.
             let progress = x.lines + x.filtered + x.throttled_us;
             let since = match self.last.get(&key) {
-                Some(&(before, since)) if before == progress && x.lag > 0 => since,
+                Some(&(before, since)) if before == progress => since,
                 _ => now,
             };
             x.stalled_secs = now.duration_since(since).as_secs();
-            if x.lag > 0 {
-                seen.insert(key, (progress, since));
-            }
+            seen.insert(key, (progress, since));
         }
         self.last = seen;
     }
