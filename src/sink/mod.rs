@@ -297,6 +297,10 @@ pub struct Shared {
     pub transactional: bool,
     /// `delivery: exactly_once`: what failed in the open transaction, for its abort.
     pub txn_failures: Mutex<transaction::Failures>,
+    /// Rung when the channel to the sending thread is half full: it stops letting batches
+    /// gather (`sender::SEND_GATHER`) and takes them, before a caller with no patience for a
+    /// full channel (the looker) has to hand its file to a thread.
+    pub half_full: crate::waker::Doorbell,
 }
 
 /// Batches of one waiting topic held by the sender before that topic's tails are held back:
@@ -583,7 +587,12 @@ impl Sink {
             // A caller with no patience (the looker of parked tails) is not held for a full
             // channel either: it hands the file to a thread of its own, which waits.
             match self.batches.send_timeout(out, Duration::from_millis(50).min(patience)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if self.batches.len() >= BATCHES_QUEUED / 2 {
+                        self.shared.half_full.ring_once();
+                    }
+                    return Ok(());
+                }
                 Err(SendTimeoutError::Timeout(o)) | Err(SendTimeoutError::Disconnected(o)) => {
                     let held = if stop.load(Ordering::Relaxed) {
                         Held::Stopped
