@@ -6,10 +6,12 @@
 //! - a *directory* watch per directory of tailed files, for name events only (created, deleted,
 //!   renamed): each wakes the tails of the names it mentions, and calls the directory's
 //!   listeners (the file server, which rescans its globs);
-//! - a *one-shot content* watch (`IN_MODIFY | IN_ONESHOT`) that a tail arms on its file just
-//!   before it goes to sleep: the next write wakes it, once. A busy file is read every
-//!   `batch_wait` and never arms, so its writes cost no event at all (with a watch per write, the
-//!   event thread took 27% of a core for 10,000 writes a second, measured with perf).
+//! - a *content* watch (`IN_MODIFY`) that a tail arms on its file just before it goes to sleep:
+//!   the next write wakes it, once. The kernel's watch outlives the ring, so the looker arms it
+//!   again after a look with no system call (`rearm`); the first write that finds nobody armed
+//!   removes it, so a busy file, read every `batch_wait` and never armed, costs one event and
+//!   then none (with a watch per write, the event thread took 27% of a core for 10,000 writes a
+//!   second, measured with perf).
 //!
 //! Where inotify cannot watch (not available, or out of watches), tails fall back to their
 //! backed-off stat poll (`poll_interval`), which always runs underneath. The `inotify` crate (the
@@ -37,6 +39,9 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 #[derive(Default)]
 pub struct Doorbell {
     rung: AtomicBool,
+    /// Rung for anything but a write to the armed file (a name event, a stop, a look due): the
+    /// path may name another file now. Kept until taken (`take_moved`).
+    moved: AtomicBool,
     /// The thread that waits (set by `wait`; a tail's thread changes when it is restarted).
     waiter: Mutex<Option<std::thread::Thread>>,
     /// What the next ring runs, once: set by a thread that ended until then.
@@ -44,7 +49,16 @@ pub struct Doorbell {
 }
 
 impl Doorbell {
+    /// Rings for a change that may concern the path's name too (`take_moved`).
     pub fn ring(&self) {
+        // Before the ring: whoever takes the ring sees it.
+        self.moved.store(true, Ordering::SeqCst);
+        self.ring_written();
+    }
+
+    /// Rings for a write to (or truncation of) the file armed (`Waker::arm`): its name is as
+    /// it was.
+    pub fn ring_written(&self) {
         if !self.rung.swap(true, Ordering::SeqCst) {
             // Unparking a thread that is not parked leaves it a token: its next park returns at
             // once, and it looks at the flag again.
@@ -88,6 +102,13 @@ impl Doorbell {
         self.rung.swap(false, Ordering::SeqCst)
     }
 
+    /// Whether a ring since the last call was for more than a write (`ring`): the looker asks
+    /// whether the path still names its file only then, taking this after `take_ring` (a `stat`
+    /// of the path per look was a tenth of the looker's time with 100 busy files, perf).
+    pub fn take_moved(&self) -> bool {
+        self.moved.swap(false, Ordering::SeqCst)
+    }
+
     /// Sleeps until rung or `timeout`; true when rung. A ring before the wait is not lost.
     pub fn wait(&self, timeout: Duration) -> bool {
         if self.rung.swap(false, Ordering::SeqCst) {
@@ -124,8 +145,11 @@ const DIR_EVENTS: WatchMask = WatchMask::CREATE
     .union(WatchMask::MOVED_TO)
     .union(WatchMask::DELETE_SELF)
     .union(WatchMask::MOVE_SELF);
-/// The next write to (or truncation of) a file, once.
-const NEXT_WRITE: WatchMask = WatchMask::MODIFY.union(WatchMask::ONESHOT);
+/// Writes to (or truncation of) a file. Not `IN_ONESHOT`: a one-shot watch is gone after its
+/// event (and says so in one more, `IN_IGNORED`), so every look at a file written every 10 ms
+/// armed it again: `inotify_add_watch`'s path walk and mark were an eighth of the looker's
+/// time with 100 such files (perf). Who waits is one-shot here, in `Registry::armed`.
+const WRITES: WatchMask = WatchMask::MODIFY;
 
 /// One watched directory.
 struct Dir {
@@ -145,8 +169,11 @@ struct Dir {
 struct Registry {
     dirs: HashMap<PathBuf, Dir>,
     dir_of: HashMap<WatchDescriptor, PathBuf>,
-    /// Armed one-shot content watches: the tails waiting for the next write.
+    /// Content watches and the tails waiting for their next write (rung once, then taken off):
+    /// a watch with nobody waiting stays until its next event, which removes it.
     armed: HashMap<WatchDescriptor, Vec<(u64, Arc<Doorbell>)>>,
+    /// The content watch each tail armed last (`rearm`).
+    armed_by: HashMap<u64, WatchDescriptor>,
 }
 
 impl Registry {
@@ -227,11 +254,17 @@ impl Waker {
     pub fn unregister(&self, path: &Path, id: u64) {
         let Some((dir, name)) = split(path) else { return };
         let mut reg = self.lock();
-        for waiters in reg.armed.values_mut() {
+        // The watch it armed last goes too when nobody else waits on it: a file never written
+        // again would keep it (and one of the host's inotify watches) otherwise.
+        let last = reg.armed_by.remove(&id);
+        let mut unused = Vec::new();
+        for (wd, waiters) in reg.armed.iter_mut() {
+            let before = waiters.len();
             waiters.retain(|(i, _)| *i != id);
+            if waiters.is_empty() && (before > 0 || last.as_ref() == Some(wd)) {
+                unused.push(wd.clone());
+            }
         }
-        let unused: Vec<WatchDescriptor> =
-            reg.armed.iter().filter(|(_, w)| w.is_empty()).map(|(wd, _)| wd.clone()).collect();
         for wd in unused {
             reg.armed.remove(&wd);
             self.unwatch(wd);
@@ -253,14 +286,30 @@ impl Waker {
     pub fn arm(&self, path: &Path, id: u64, bell: &Arc<Doorbell>) -> bool {
         let Some(watches) = &self.watches else { return false };
         let mut reg = self.lock();
-        let wd = match watches.lock().unwrap_or_else(|p| p.into_inner()).add(path, NEXT_WRITE) {
+        let wd = match watches.lock().unwrap_or_else(|p| p.into_inner()).add(path, WRITES) {
             Ok(wd) => wd,
             Err(e) => {
                 self.watch_failed(path, &e);
                 return false;
             }
         };
-        let waiters = reg.armed.entry(wd).or_default();
+        let waiters = reg.armed.entry(wd.clone()).or_default();
+        if !waiters.iter().any(|(i, _)| *i == id) {
+            waiters.push((id, bell.clone()));
+        }
+        reg.armed_by.insert(id, wd);
+        true
+    }
+
+    /// `arm` again, on the file the tail `id` armed last, without a system call: true when its
+    /// watch is still there, and then a write since it rang (whose event is not handled yet)
+    /// rings `bell`. False when that watch is gone (a write found nobody waiting, and removed
+    /// it): the caller arms the path (`arm`) and looks for a write before the arming.
+    /// The caller knows that the path still names that file (no name event since: `take_moved`).
+    pub fn rearm(&self, id: u64, bell: &Arc<Doorbell>) -> bool {
+        let mut reg = self.lock();
+        let Some(wd) = reg.armed_by.get(&id).cloned() else { return false };
+        let Some(waiters) = reg.armed.get_mut(&wd) else { return false };
         if !waiters.iter().any(|(i, _)| *i == id) {
             waiters.push((id, bell.clone()));
         }
@@ -386,7 +435,7 @@ fn run_events(inotify: &mut Inotify, reg: &Mutex<Registry>) {
         };
         // The bells of armed files are rung after the registry is unlocked: a ring can be a
         // `futex` wake, and tails arming their files wait for the lock (seen with strace).
-        let mut armed_rung: Vec<(u64, Arc<Doorbell>)> = Vec::new();
+        let mut armed_rung: Vec<(Arc<Doorbell>, bool)> = Vec::new();
         let mut reg = reg.lock().unwrap_or_else(|p| p.into_inner());
         for ev in events {
             if ev.mask.contains(EventMask::Q_OVERFLOW) {
@@ -394,8 +443,20 @@ fn run_events(inotify: &mut Inotify, reg: &Mutex<Registry>) {
                 reg.ring_all();
                 continue;
             }
-            if let Some(waiters) = reg.armed.remove(&ev.wd) {
-                armed_rung.extend(waiters);
+            if let Some(waiters) = reg.armed.get_mut(&ev.wd) {
+                // A write, or the watch gone (its file's inode freed, its filesystem unmounted).
+                let written = ev.mask.contains(EventMask::MODIFY) && !ev.mask.contains(EventMask::IGNORED);
+                if written && !waiters.is_empty() {
+                    armed_rung.extend(std::mem::take(waiters).into_iter().map(|(_, b)| (b, true)));
+                } else {
+                    // Nobody waits (a busy file read by its thread): its writes cost no more
+                    // events. Or the kernel dropped the watch.
+                    let waiters = reg.armed.remove(&ev.wd).unwrap_or_default();
+                    armed_rung.extend(waiters.into_iter().map(|(_, b)| (b, false)));
+                    if written {
+                        let _ = inotify.watches().remove(ev.wd.clone());
+                    }
+                }
                 continue;
             }
             let Some(dir) = reg.dir_of.get(&ev.wd).cloned() else { continue };
@@ -422,7 +483,13 @@ fn run_events(inotify: &mut Inotify, reg: &Mutex<Registry>) {
             }
         }
         drop(reg);
-        armed_rung.iter().for_each(|(_, b)| b.ring());
+        for (bell, written) in armed_rung {
+            if written {
+                bell.ring_written();
+            } else {
+                bell.ring();
+            }
+        }
         // Let events gather: one read for many. With 1,000 files written a line every 100 ms,
         // each read found one or two events (10,000 wakeups of this thread a second); at most
         // this much latency more.
@@ -511,11 +578,47 @@ mod tests {
         assert!(w.arm(&a, 1, &ba), "arming twice is one waiter");
         append(&a, b"y\n");
         assert!(ba.wait(Duration::from_secs(5)), "a woken");
+        assert!(!ba.take_moved(), "a write leaves the name as it was");
         assert!(!bb.wait(Duration::from_millis(200)), "b not woken");
         append(&a, b"z\n");
         assert!(!ba.wait(Duration::from_millis(200)), "one-shot: the second write rings nothing");
         w.unregister(&a, 1);
         w.unregister(&b, 2);
+    }
+
+    #[test]
+    fn a_watch_is_armed_again_without_a_system_call_until_a_write_finds_nobody_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        std::fs::write(&a, b"").unwrap();
+        std::fs::write(&b, b"").unwrap();
+        let w = Waker::start();
+        let (ba, bb) = (Arc::new(Doorbell::default()), Arc::new(Doorbell::default()));
+        assert!(!w.rearm(1, &ba), "nothing armed yet");
+        assert!(w.arm(&a, 1, &ba));
+        append(&a, b"x\n");
+        assert!(ba.wait(Duration::from_secs(5)), "the write rings");
+        for n in 0..3 {
+            assert!(w.rearm(1, &ba), "the watch is still there ({n})");
+            append(&a, b"y\n");
+            assert!(ba.wait(Duration::from_secs(5)), "armed again, the next write rings ({n})");
+        }
+        // A write with nobody waiting (a busy file read by its thread) removes the watch: the
+        // event thread handles events in order, so once b's write rang, a's was handled.
+        append(&a, b"z\n");
+        assert!(w.arm(&b, 2, &bb));
+        append(&b, b"x\n");
+        assert!(bb.wait(Duration::from_secs(5)), "b rings");
+        assert!(!ba.wait(Duration::from_millis(100)), "nobody was waiting on a");
+        assert!(!w.rearm(1, &ba), "a's watch is gone: the tail arms its path again");
+        append(&a, b"w\n");
+        assert!(!ba.wait(Duration::from_millis(200)), "and until then a write rings nothing");
+        assert!(w.arm(&a, 1, &ba));
+        append(&a, b"v\n");
+        assert!(ba.wait(Duration::from_secs(5)), "armed on its path again");
+        w.unregister(&a, 1);
+        w.unregister(&b, 2);
+        assert!(w.lock().armed.is_empty(), "unregistered tails leave no watch behind");
     }
 
     #[test]
@@ -536,8 +639,11 @@ mod tests {
         std::fs::write(&a, b"x\n").unwrap();
         assert!(bell.wait(Duration::from_secs(5)), "created");
         assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok(), "listener called");
+        assert!(bell.take_moved(), "a name event says the name may have moved");
         std::fs::rename(&a, dir.path().join("a.log.1")).unwrap();
         assert!(bell.wait(Duration::from_secs(5)), "renamed away");
+        assert!(bell.take_moved(), "renamed: the looker asks what the path names");
+        assert!(!bell.take_moved(), "taken once");
         w.unlisten_dir(dir.path(), 0);
         w.unregister(&a, 1);
         while rx.try_recv().is_ok() {}

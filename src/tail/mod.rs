@@ -637,9 +637,16 @@ fn look(ctx: &TailCtx, sh: &Arc<Shared>) {
         // A write between a read and the arming rings nothing: it is read by the look after
         // the arming. Files written faster than that are busy and go to a thread: a few rounds.
         for _ in 0..3 {
-            match st.quick_look(ctx, stop) {
+            // Taken after the ring: a name event rang both (`Doorbell::ring`).
+            let moved = sh.bell.take_moved();
+            match st.quick_look(ctx, stop, moved) {
                 Ok(Looked::Thread) | Ok(Looked::Read { busy: true }) | Err(Stopped) => return false,
                 Ok(Looked::Read { busy: false }) | Ok(Looked::Nothing) => {}
+            }
+            // The path names the file it armed last (no name event since): its watch, when
+            // still there, has every write since the read to come (`Waker::rearm`).
+            if !moved && ctx.waker.rearm(st.owner, &sh.bell) {
+                return park(ctx, sh, &mut st);
             }
             if !ctx.waker.arm(&st.spec.path, st.owner, &sh.bell) {
                 return false;
@@ -717,8 +724,9 @@ impl TailState {
     /// when that is all that happened. Anything else (the path names another file, the file was
     /// cut, the sink has no room, a read budget spent, a rate limit or a multiline rule to
     /// keep) is left to a thread, whose full look (`poll`) acts on it. An unfinished last line
-    /// is kept (`can_park`).
-    fn quick_look(&mut self, ctx: &TailCtx, stop: &AtomicBool) -> Result<Looked, Stopped> {
+    /// is kept (`can_park`). `moved`: a ring since the last look was for more than a write to
+    /// the open file (a name event in its directory, a stop, the safety net's look).
+    fn quick_look(&mut self, ctx: &TailCtx, stop: &AtomicBool, moved: bool) -> Result<Looked, Stopped> {
         if self.lane.multiline.is_some() || self.lane.limiter.limits() || !self.can_park() {
             return Ok(Looked::Thread);
         }
@@ -731,11 +739,12 @@ impl TailState {
             return Ok(Looked::Thread);
         }
         // Whether the path still names the open file, asked after the read and after the ring
-        // was taken: a rename before it is seen here, one after it rings again (and `park`
-        // refuses). Asked when lines were read too: the ring taken may have been the directory's
-        // for the new file, and a look that only read the renamed file's last lines would park
-        // on it, deaf to the new one.
-        let same_path = std::fs::metadata(&self.spec.path).is_ok_and(|m| FileId::of(&m) == r.id);
+        // was taken, when a ring since the last look was not a write's: a rename before it is
+        // seen here, one after it rings again (and `park` refuses). Asked when lines were read
+        // too: the ring taken may have been the directory's for the new file, and a look that
+        // only read the renamed file's last lines would park on it, deaf to the new one. Rings
+        // for writes alone leave the name as the last look (or the thread before it) found it.
+        let same_path = !moved || std::fs::metadata(&self.spec.path).is_ok_and(|m| FileId::of(&m) == r.id);
         if look.read > 0 {
             r.idle_since = None;
             self.last_read = Some(Instant::now());

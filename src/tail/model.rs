@@ -232,6 +232,9 @@ struct Agent {
     killed: bool,
     /// Parked: no thread, so no look until a change rings it.
     parked: bool,
+    /// A name event rang since the last look (`Doorbell::take_moved`): renames and deletions of
+    /// the path; writes and a copytruncate's cut ring as writes.
+    moved: bool,
 }
 
 impl Agent {
@@ -270,7 +273,7 @@ impl Agent {
         };
         let spec = TailSpec::new(dir.join("app.log"), "t");
         let state = TailState::new(Arc::new(spec), owner, &ctx, false, Arc::new(TailStats::default()));
-        Agent { ctx, memory: memory.clone(), state, owner, killed: false, parked: false }
+        Agent { ctx, memory: memory.clone(), state, owner, killed: false, parked: false, moved: false }
     }
 
     fn poll(&mut self) -> bool {
@@ -284,7 +287,8 @@ impl Agent {
     fn look(&mut self) {
         let stop = AtomicBool::new(false);
         for _ in 0..3 {
-            match self.state.quick_look(&self.ctx, &stop) {
+            let moved = std::mem::take(&mut self.moved);
+            match self.state.quick_look(&self.ctx, &stop, moved) {
                 Ok(Looked::Read { busy: false } | Looked::Nothing) => {}
                 _ => {
                     self.parked = false; // a thread takes it
@@ -370,6 +374,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         if matches!(step, Step::Delete | Step::CloseInactive) {
             agent.parked = false;
         }
+        agent.moved |= matches!(step, Step::Rename { .. } | Step::RenameThenLate(_) | Step::Delete);
         match *step {
             Step::Write(n) => world.write(n),
             Step::WritePartial => world.write_partial(),
