@@ -66,9 +66,18 @@ impl Bench {
                 None,
             ),
             row(s, "MB/s", format!("logcatch {:.1} / raw {:.1}", mb / ls, mb / bs), "", None),
-            row(s, "throughput ratio", format!("{ratio:.2}x"), ">= 0.9x", Some(ratio >= 0.9)),
+            // Issue 29's targets (the default headers on, as here; the raw producer sends none):
+            // at least the raw producer's throughput, at most 1.1x its CPU per line. They are
+            // stricter than issue 15's (0.9x, 1.5x), which they replace.
+            row(s, "throughput ratio", format!("{ratio:.2}x"), ">= 1.0x (issue 29)", Some(ratio >= 1.0)),
             row(s, "CPU s per million lines", format!("logcatch {:.2} / raw {:.2}", per_m(lcpu), per_m(bc)), "", None),
-            row(s, "CPU per line ratio", format!("{cpu_ratio:.2}x"), "<= 1.5x", Some(cpu_ratio <= 1.5)),
+            row(
+                s,
+                "CPU per line ratio (default headers)",
+                format!("{cpu_ratio:.2}x"),
+                "<= 1.1x (issue 29)",
+                Some(cpu_ratio <= 1.1),
+            ),
             row(s, "peak RSS", format!("logcatch {:.1} MiB / raw {:.1} MiB", lr / 1024.0, br / 1024.0), "", None),
         ];
         if !st.0.is_empty() {

@@ -41,6 +41,17 @@ impl Bench {
                 "report",
                 None,
             ),
+            // Issue 29: at most half the CPU of a thread per active file. That design (6880b5d)
+            // cost 15.8-18.6x the raw producer's CPU here (52.2-61.5 % against 3.1-3.5 %, three
+            // runs in sessions 7 and 8); half of its lowest ratio is the row's bound, so that the
+            // row needs no old build, only the baseline of the same run.
+            row(
+                s,
+                "CPU / the raw producer's (issue 29: half a thread per active file's 15.8x)",
+                format!("{:.1}x", lc.cpu_pct / raw_cpu_pct),
+                "<= 7.9x",
+                Some(lc.cpu_pct <= 7.9 * raw_cpu_pct),
+            ),
         ]
     }
 
