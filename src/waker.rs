@@ -255,19 +255,10 @@ impl Waker {
         let Some((dir, name)) = split(path) else { return };
         let mut reg = self.lock();
         // The watch it armed last goes too when nobody else waits on it: a file never written
-        // again would keep it (and one of the host's inotify watches) otherwise.
-        let last = reg.armed_by.remove(&id);
-        let mut unused = Vec::new();
-        for (wd, waiters) in reg.armed.iter_mut() {
-            let before = waiters.len();
-            waiters.retain(|(i, _)| *i != id);
-            if waiters.is_empty() && (before > 0 || last.as_ref() == Some(wd)) {
-                unused.push(wd.clone());
-            }
-        }
-        for wd in unused {
-            reg.armed.remove(&wd);
-            self.unwatch(wd);
+        // again would keep it (and one of the host's inotify watches) otherwise. A tail waits on
+        // that watch only (`arm` takes it off the one before).
+        if let Some(wd) = reg.armed_by.remove(&id) {
+            self.forget(&mut reg, wd, id);
         }
         if let Some(d) = reg.dirs.get_mut(&dir) {
             if let Some(list) = d.files.get_mut(&name) {
@@ -297,8 +288,24 @@ impl Waker {
         if !waiters.iter().any(|(i, _)| *i == id) {
             waiters.push((id, bell.clone()));
         }
-        reg.armed_by.insert(id, wd);
+        if let Some(old) = reg.armed_by.insert(id, wd.clone()).filter(|old| *old != wd) {
+            // The path names another file now (rotated): the old one's watch would stay until
+            // that file is written or freed, and logrotate keeps generations for weeks (one
+            // watch each, against the host's fs.inotify.max_user_watches).
+            self.forget(&mut reg, old, id);
+        }
         true
+    }
+
+    /// Takes tail `id` off watch `wd`, and the watch away when nobody else waits on it.
+    fn forget(&self, reg: &mut Registry, wd: WatchDescriptor, id: u64) {
+        if let Some(waiters) = reg.armed.get_mut(&wd) {
+            waiters.retain(|(i, _)| *i != id);
+            if waiters.is_empty() {
+                reg.armed.remove(&wd);
+                self.unwatch(wd);
+            }
+        }
     }
 
     /// `arm` again, on the file the tail `id` armed last, without a system call: true when its
@@ -619,6 +626,32 @@ mod tests {
         w.unregister(&a, 1);
         w.unregister(&b, 2);
         assert!(w.lock().armed.is_empty(), "unregistered tails leave no watch behind");
+    }
+
+    #[test]
+    fn a_tail_arming_its_path_after_a_rotation_leaves_no_watch_on_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.log");
+        let old = |n: u32| dir.path().join(format!("a.log.{n}"));
+        std::fs::write(&a, b"").unwrap();
+        let w = Waker::start();
+        let bell = Arc::new(Doorbell::default());
+        assert!(w.register(&a, 1, bell.clone()));
+        for round in 0..3 {
+            assert!(w.arm(&a, 1, &bell));
+            append(&a, b"x\n");
+            assert!(bell.wait(Duration::from_secs(5)), "a write rings ({round})");
+            // Rotated: the generation stays on disk, unwritten (logrotate keeps it for weeks).
+            std::fs::rename(&a, old(round)).unwrap();
+            std::fs::write(&a, b"").unwrap();
+        }
+        assert!(w.arm(&a, 1, &bell));
+        assert_eq!(w.lock().armed.len(), 1, "one watch: the file the path names");
+        append(&old(0), b"late\n");
+        append(&a, b"y\n");
+        assert!(bell.wait(Duration::from_secs(5)), "the current file rings");
+        w.unregister(&a, 1);
+        assert!(w.lock().armed.is_empty());
     }
 
     #[test]
