@@ -589,12 +589,14 @@ fn park(ctx: &TailCtx, sh: &Arc<Shared>, st: &mut TailState) -> bool {
 /// its events for a millisecond), so this thread wakes once for many lines.
 pub fn run_looker(ctx: &TailCtx) {
     crate::alloc::no_thread_cache();
+    // What every look reads into (`Reader::read_appended`): allocated and zeroed once, not per look.
+    let mut scratch = Vec::new();
     loop {
         for msg in ctx.looks.take() {
             match msg {
                 Look::Rung(Parked(weak)) => {
                     if let Some(sh) = weak.upgrade() {
-                        look(ctx, &sh);
+                        look(ctx, &sh, &mut scratch);
                     }
                 }
             }
@@ -615,7 +617,7 @@ enum Looked {
 
 /// One look at a parked tail, on the looker's thread: read what was appended, arm the watch,
 /// park again; or hand the tail to a thread of its own.
-fn look(ctx: &TailCtx, sh: &Arc<Shared>) {
+fn look(ctx: &TailCtx, sh: &Arc<Shared>, scratch: &mut Vec<u8>) {
     // Counted before it is unparked: the file server waits for a stopped tail that is neither
     // parked nor running no longer than it takes.
     sh.running.fetch_add(1, Ordering::SeqCst);
@@ -639,7 +641,7 @@ fn look(ctx: &TailCtx, sh: &Arc<Shared>) {
         for _ in 0..3 {
             // Taken after the ring: a name event rang both (`Doorbell::ring`).
             let moved = sh.bell.take_moved();
-            match st.quick_look(ctx, stop, moved) {
+            match st.quick_look(ctx, stop, moved, scratch) {
                 Ok(Looked::Thread) | Ok(Looked::Read { busy: true }) | Err(Stopped) => return false,
                 Ok(Looked::Read { busy: false }) | Ok(Looked::Nothing) => {}
             }
@@ -726,13 +728,23 @@ impl TailState {
     /// keep) is left to a thread, whose full look (`poll`) acts on it. An unfinished last line
     /// is kept (`can_park`). `moved`: a ring since the last look was for more than a write to
     /// the open file (a name event in its directory, a stop, the safety net's look).
-    fn quick_look(&mut self, ctx: &TailCtx, stop: &AtomicBool, moved: bool) -> Result<Looked, Stopped> {
+    /// `scratch`: the looker's read buffer.
+    fn quick_look(
+        &mut self,
+        ctx: &TailCtx,
+        stop: &AtomicBool,
+        moved: bool,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Looked, Stopped> {
         if self.lane.multiline.is_some() || self.lane.limiter.limits() || !self.can_park() {
             return Ok(Looked::Thread);
         }
         let busy = self.is_busy(ctx);
         let Current::Open(r) = &mut self.current else { return Ok(Looked::Thread) };
-        let look = r.read_some(ctx, &self.lane, stop, Duration::ZERO)?;
+        let look = match r.read_appended(ctx, &self.lane, stop, scratch)? {
+            Some(look) => look,
+            None => r.read_some(ctx, &self.lane, stop, Duration::ZERO)?,
+        };
         self.lane.stats.size.store(look.stamp.size, Ordering::Relaxed);
         self.lane.stats.offset.store(r.read_offset, Ordering::Relaxed);
         if look.held || look.more || look.error.is_some() {

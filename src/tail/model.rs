@@ -46,6 +46,9 @@ enum Step {
     RenameThenLate(u8),
     /// logrotate's copytruncate: `app.log` is copied to `app.log.1` (after the shift) and cut to 0.
     CopyTruncate,
+    /// A copytruncate, and the application writing past the old end of the file (then `n`
+    /// lines more) before the tail looks: only the file's bytes tell that it was cut.
+    CopyTruncateThenWrite(u8),
     /// The file is removed once it has been read and delivered (the next write creates a new one).
     Delete,
     /// The tail looks `n` times (none while it is parked).
@@ -77,6 +80,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => any::<bool>().prop_map(|create| Step::Rename { create }),
         1 => (1u8..3).prop_map(Step::RenameThenLate),
         2 => Just(Step::CopyTruncate),
+        1 => (1u8..4).prop_map(Step::CopyTruncateThenWrite),
         1 => Just(Step::Delete),
         5 => (1u8..4).prop_map(Step::Poll),
         2 => Just(Step::Park),
@@ -288,7 +292,7 @@ impl Agent {
         let stop = AtomicBool::new(false);
         for _ in 0..3 {
             let moved = std::mem::take(&mut self.moved);
-            match self.state.quick_look(&self.ctx, &stop, moved) {
+            match self.state.quick_look(&self.ctx, &stop, moved, &mut Vec::new()) {
                 Ok(Looked::Read { busy: false } | Looked::Nothing) => {}
                 _ => {
                     self.parked = false; // a thread takes it
@@ -353,7 +357,14 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         // again (`absent_since`), but a restart forgets that: see `look_if_unseen`.
         let restart_ahead = steps[i + 1..].iter().any(|s| matches!(s, Step::Restart | Step::Kill));
         if restart_ahead
-            && matches!(step, Step::Rename { .. } | Step::RenameThenLate(_) | Step::CopyTruncate | Step::Delete)
+            && matches!(
+                step,
+                Step::Rename { .. }
+                    | Step::RenameThenLate(_)
+                    | Step::CopyTruncate
+                    | Step::CopyTruncateThenWrite(_)
+                    | Step::Delete
+            )
         {
             agent.parked = false; // the file's creation rang it
             look_if_unseen(&mut agent, &mut world);
@@ -370,6 +381,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     | Step::Rename { .. }
                     | Step::RenameThenLate(_)
                     | Step::CopyTruncate
+                    | Step::CopyTruncateThenWrite(_)
             );
         if matches!(step, Step::Delete | Step::CloseInactive) {
             agent.parked = false;
@@ -379,7 +391,8 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
             Step::Write(n) => world.write(n),
             Step::WritePartial => world.write_partial(),
             // logrotate leaves a missing file alone (missingok).
-            Step::Rename { .. } | Step::RenameThenLate(_) | Step::CopyTruncate if !world.path.exists() => {}
+            Step::Rename { .. } | Step::RenameThenLate(_) | Step::CopyTruncate | Step::CopyTruncateThenWrite(_)
+                if !world.path.exists() => {}
             Step::Rename { create } => rename(&mut agent, &memory, &mut world, create),
             Step::RenameThenLate(n) => {
                 // Late lines follow whole lines only (a half line would be finished by them).
@@ -389,17 +402,14 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     world.write_late(n);
                 }
             }
-            Step::CopyTruncate => {
-                if agent.state.current.reader().is_some_and(|r| r.fp.len == 0) {
-                    // A file opened empty, written, copied and cut before the tail read a byte
-                    // of it just grew, to the tail (and to any tailer): the copy goes unnoticed.
-                    // A tail with the file open reads within milliseconds of a write.
-                    agent.parked = false;
-                    agent.poll();
+            Step::CopyTruncate => copytruncate(&mut agent, &memory, &mut world),
+            Step::CopyTruncateThenWrite(n) => {
+                let old_end = std::fs::metadata(&world.path).unwrap().len();
+                copytruncate(&mut agent, &memory, &mut world);
+                while std::fs::metadata(&world.path).unwrap().len() <= old_end {
+                    world.write(1);
                 }
-                rotate(&mut agent, &memory, &mut world);
-                std::fs::copy(&world.path, world.generation(1)).unwrap();
-                OpenOptions::new().write(true).open(&world.path).unwrap().set_len(0).unwrap();
+                world.write(n);
             }
             Step::Delete => {
                 agent.settle();
@@ -475,6 +485,20 @@ fn rotate(agent: &mut Agent, memory: &Memory, world: &mut World) {
     world.end_partial();
     world.epoch += 1;
     world.shift();
+}
+
+/// logrotate's copytruncate: `app.log` is copied to `app.log.1` and cut to 0.
+fn copytruncate(agent: &mut Agent, memory: &Memory, world: &mut World) {
+    if agent.state.current.reader().is_some_and(|r| r.fp.len == 0) {
+        // A file opened empty, written, copied and cut before the tail read a byte of it just
+        // grew, to the tail (and to any tailer): the copy goes unnoticed. A tail with the file
+        // open reads within milliseconds of a write.
+        agent.parked = false;
+        agent.poll();
+    }
+    rotate(agent, memory, world);
+    std::fs::copy(&world.path, world.generation(1)).unwrap();
+    OpenOptions::new().write(true).open(&world.path).unwrap().set_len(0).unwrap();
 }
 
 /// logrotate's rename: `app.log` becomes `app.log.1`, and (`create`) an empty `app.log` is made.
