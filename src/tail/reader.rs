@@ -303,8 +303,6 @@ impl Reader {
     /// Reads up to `BUDGET` bytes and ships every complete line, waiting at most `patience` for
     /// room in the sink (`HOLD_LOOK` on a tail's thread; none on the looker's, which must not
     /// keep the other parked files waiting).
-    ///
-    /// Long on purpose: the read loop and its three ways out (budget spent, end of file, error).
     pub fn read_some(
         &mut self,
         ctx: &TailCtx,
@@ -376,6 +374,8 @@ impl Reader {
     }
 
     /// `read_some`'s loop: ships what is buffered and reads on up to `size` (or the budget).
+    ///
+    /// Long on purpose: the read loop and its three ways out (budget spent, end of file, error).
     fn read_to(
         &mut self,
         ctx: &TailCtx,
