@@ -208,6 +208,36 @@ fn lines_written_in_two_calls_are_read_by_the_looker_whole() {
     assert_eq!(agent.terminate(), Some(0));
 }
 
+#[test]
+fn a_parked_file_cut_and_written_past_its_old_end_is_read_again_from_its_start() {
+    // The looker reads a parked file's appends in one `pread` that takes in the last bytes it
+    // read: a file cut and written again past its old end before the look (a `>` redirection, a
+    // copytruncate followed by a busy write) has other bytes there, and is read from its start
+    // (by a thread), not from the old offset mid-line.
+    let (_dir, broker, paths, cfg) = setup(10);
+    let mut agent = Agent::start(&cfg);
+    let pid = agent.proc.pid();
+    let parked = settled_threads(&agent, 10);
+    let first = |i: usize| numbered(&format!("c{i:02}"), 0..3);
+    let again = |i: usize| numbered(&format!("d{i:02}"), 0..20);
+    for (i, p) in paths.iter().enumerate() {
+        append(p, &first(i));
+    }
+    assert_eq!(broker.read("park", 30, T).len(), 30);
+    wait_until(T, "the tails to park again", || threads(pid) <= parked + 2);
+    for (i, p) in paths.iter().enumerate() {
+        // Cut and written in one `write`, more than the file held.
+        let body: String = again(i).iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(p, body).unwrap();
+    }
+    let got = broker.read("park", 230, T);
+    assert_eq!(got.len(), 230, "every line of both contents");
+    assert_each_file(&got, |i| [first(i), again(i)].concat());
+    assert_eq!(broker.read("park", 231, Duration::from_secs(2)).len(), 230, "nothing more");
+    assert!(agent.log_text().contains("truncated"), "the cut was seen as one");
+    assert_eq!(agent.terminate(), Some(0));
+}
+
 /// Appends `bytes` as they are (no newline added).
 fn write_raw(path: &Path, bytes: &[u8]) {
     use std::io::Write;
