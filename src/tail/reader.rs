@@ -205,6 +205,13 @@ pub(super) struct Look {
     pub held: bool,
 }
 
+impl Look {
+    /// A look that has read nothing yet, at a file of `stamp`.
+    fn at(stamp: Stamp) -> Look {
+        Look { read: 0, stamp, error: None, more: false, held: false }
+    }
+}
+
 impl Reader {
     /// A reader of `file` from `offset`, holding the file's claim and a permit.
     #[allow(clippy::too_many_arguments)] // each is a part the reader owns from here on
@@ -315,7 +322,7 @@ impl Reader {
         let stamp = self.stamp();
         // A compressed generation's decompressed size is known once its stream ends.
         let size = if self.decoded.is_some() { u64::MAX } else { stamp.size };
-        let look = Look { read: 0, stamp, error: None, more: false, held: false };
+        let look = Look::at(stamp);
         if !self.same_content_grew(stamp) {
             return Ok(look); // cut and written again since the last look: the tail decides
         }
@@ -352,17 +359,12 @@ impl Reader {
             Ok(n) if n >= k && scratch[..k] == *self.seen.bytes() => n - k,
             _ => return Ok(None),
         };
-        let appended = &scratch[k..k + n];
-        self.buf.extend_from_slice(appended);
-        self.read_offset += n as u64;
-        self.seen.push(appended);
-        let mut look =
-            Look { read: n, stamp: Stamp::by_content(self.read_offset), error: None, more: false, held: false };
-        if lane.pace(n, stop) {
-            look.more = true; // as `read_to`: what was read is shipped at the next look
+        let (len, end) = (self.buf.len(), from + (k + n) as u64);
+        self.buf.extend_from_slice(&scratch[k..k + n]);
+        let mut look = Look::at(Stamp::by_content(end));
+        if self.took(ctx, lane, stop, len, end, &mut look) {
             return Ok(Some(look));
         }
-        self.grow_fingerprint(ctx, lane, self.read_offset);
         if n == want {
             // There may be more: `read_some` reads on (and checks by `fstat`).
             let on = self.read_some(ctx, lane, stop, Duration::ZERO)?;
@@ -425,23 +427,29 @@ impl Reader {
                 }
             };
             self.buf.truncate(len + n);
-            self.read_offset += n as u64;
-            if self.decoded.is_none() {
-                self.seen.push(&self.buf[len..]);
-            }
-            look.read += n;
-            if lane.pace(n, stop) {
-                // Waited for `rate_limit`: the look ends here (what was read stays buffered, and
-                // is shipped first at the next), so that the tail updates its lag and sees its
-                // stop flag between two waits.
-                look.more = true;
-                return Ok(look);
-            }
-            self.grow_fingerprint(ctx, lane, size);
-            if n == 0 {
+            if self.took(ctx, lane, stop, len, size, &mut look) || n == 0 {
                 return Ok(look);
             }
         }
+    }
+
+    /// Counts the bytes just read into `buf[len..]`, from the file of `size` bytes: the offset
+    /// and the last bytes seen move together. True when `rate_limit` made it wait: the look ends
+    /// there (what was read stays buffered, and is shipped first at the next), so that the tail
+    /// updates its lag and sees its stop flag between two waits.
+    fn took(&mut self, ctx: &TailCtx, lane: &Lane, stop: &AtomicBool, len: usize, size: u64, look: &mut Look) -> bool {
+        let n = self.buf.len() - len;
+        self.read_offset += n as u64;
+        if self.decoded.is_none() {
+            self.seen.push(&self.buf[len..]);
+        }
+        look.read += n;
+        if lane.pace(n, stop) {
+            look.more = true;
+            return true;
+        }
+        self.grow_fingerprint(ctx, lane, size);
+        false
     }
 
     /// Gives back the buffer's room beyond what it holds (a parked tail keeps no more than its
